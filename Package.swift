@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "balancer",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "balancer", targets: ["balancer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // The datapath ABI: one header in bpf/include shared by the BPF programs and Swift.
+        .target(
+            name: "CBalancerABI",
+            path: "bpf",
+            exclude: ["programs"],
+            sources: ["abi_check.c"],
+            publicHeadersPath: "include"
+        ),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        .target(
+            name: "MapImage",
+            dependencies: [
+                "CBalancerABI",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Compiler",
+            dependencies: [
+                "MapImage", "CYAML", "CJansson",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "balancer",
+            dependencies: [
+                "Compiler", "MapImage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MapImageTests", dependencies: ["MapImage", "CBalancerABI"]),
+        .testTarget(name: "CompilerTests", dependencies: ["Compiler", "MapImage"]),
+        .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage"]),
+    ]
+)

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * balancer datapath ABI: the one definition of every table's key and value layout and every
+ * constant the compiler, the loader and the BPF programs share.
+ *
+ * Rules that keep the two sides in agreement:
+ *  - Every struct has explicit padding fields and a size asserted below; Swift imports this header
+ *    and fills the same structs by field name, and a test compares MemoryLayout with these sizes.
+ *  - Addresses are 16 bytes in network order. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), so a
+ *    v4-mapped destination on an IPv6 socket finds the IPv4 entries with no extra lookup.
+ *  - Ports that the datapath compares with or writes to `user_port` are network order (`_be`).
+ *  - Every other integer is little-endian (the image is little-endian; the targets are x86_64
+ *    and arm64).
+ *  - Bump BL_ABI_VERSION whenever a layout or a constant's meaning changes: a loader refuses an
+ *    image built for another ABI.
+ */
+#ifndef BALANCER_ABI_H
+#define BALANCER_ABI_H
+
+#ifdef __BPF__
+#include <linux/types.h>
+#else
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef uint16_t __be16;
+typedef uint32_t __be32;
+#endif
+
+#define BL_ABI_VERSION 1u
+
+/* ---- image tables (double-buffered by the loader; one generation = one whole image) ---------- */
+
+/* Table identifiers, also the section kinds of a map image (docs/image-format.md). */
+enum bl_table {
+	BL_TABLE_FRONTENDS = 1,  /* bl_frontend_key -> bl_frontend_value */
+	BL_TABLE_VIPS = 2,       /* bl_addr_key -> bl_vip_value */
+	BL_TABLE_NODE_ADDRS = 3, /* bl_addr_key -> bl_node_addr_value */
+	BL_TABLE_NODES = 4,      /* bl_id_key -> bl_node_value */
+	BL_TABLE_SETS = 5,       /* bl_set_key -> bl_set_value */
+	BL_TABLE_SLOTS = 6,      /* bl_slot_key -> bl_slot_value */
+	BL_TABLE_MEMBERS = 7,    /* bl_member_key -> bl_member_value */
+	BL_TABLE_BACKENDS = 8,   /* bl_id_key -> bl_backend_value */
+	BL_TABLE_COUNT = 8,
+};
+
+/* Protocols, as in the IP header. SCTP is not translated at the socket layer. */
+enum bl_proto {
+	BL_PROTO_TCP = 6,
+	BL_PROTO_UDP = 17,
+};
+
+/* Capacity of each table per generation: the loader sizes its maps with these. */
+#define BL_MAX_FRONTENDS 262144u
+#define BL_MAX_VIPS 65536u
+#define BL_MAX_NODE_ADDRS 65536u
+#define BL_MAX_NODES 16384u
+#define BL_MAX_SETS 524288u
+#define BL_MAX_SLOTS 1048576u
+#define BL_MAX_MEMBERS 1048576u
+#define BL_MAX_BACKENDS 524288u
+
+/* A frontend: destination address, port and protocol of a connect()/sendmsg().
+ * NodePort frontends use the family's wildcard address (BL_WILDCARD_*) and are consulted only when
+ * the destination is a node address (BL_TABLE_NODE_ADDRS). */
+struct bl_frontend_key {
+	__u8 addr[16];
+	__be16 port_be;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* Who wrote a rule. Higher priority first in a frontend's rule list (decided by the compiler). */
+enum bl_origin {
+	BL_ORIGIN_LOCAL_REDIRECT = 1, /* LocalRedirectPolicy */
+	BL_ORIGIN_BALANCING = 2,      /* BalancingPolicy */
+	BL_ORIGIN_SERVICE = 3,        /* Kubernetes Service */
+};
+
+/* What kind of address the frontend is. */
+enum bl_kind {
+	BL_KIND_CLUSTER_IP = 1,
+	BL_KIND_NODE_PORT = 2,
+	BL_KIND_LOAD_BALANCER = 3,
+	BL_KIND_EXTERNAL_IP = 4,
+	BL_KIND_POLICY_SERVICE = 5, /* a policy's serviceMatcher frontend */
+	BL_KIND_POLICY_ADDRESS = 6, /* a policy's addressMatcher frontend */
+};
+
+/* What the rule does when it applies. */
+enum bl_action {
+	BL_ACTION_TRANSLATE = 1, /* pick a backend from the rule's group */
+	BL_ACTION_REJECT = 2,    /* the service has no endpoint at all: ECONNREFUSED */
+};
+
+/* bl_rule.flags */
+enum bl_rule_flag {
+	/* Choose only from the node's own endpoints (BL_SCOPE_LOCAL, scope_id = node id). With none,
+	 * the connect is unreachable (EHOSTUNREACH) unless BL_RULE_FALLTHROUGH is set. */
+	BL_RULE_LOCAL_ONLY = 1u << 0,
+	/* Topology hints: try BL_SCOPE_NODE[node], then BL_SCOPE_ZONE[node's zone], then cluster. */
+	BL_RULE_TOPOLOGY = 1u << 1,
+	/* ClientIP session affinity; timeout in bl_rule.affinity_timeout. */
+	BL_RULE_AFFINITY = 1u << 2,
+	/* When this rule has no usable backend here (or is over its rate limit), try the next rule
+	 * in the same call instead of failing. */
+	BL_RULE_FALLTHROUGH = 1u << 3,
+	/* Recorded, not enforced for connects that start on a node: externalTrafficPolicy=Local. */
+	BL_RULE_EXTERNAL_LOCAL = 1u << 4,
+	/* Recorded: the service's internalTrafficPolicy=Local (enforced through LOCAL_ONLY on
+	 * ClusterIP frontends only). */
+	BL_RULE_INTERNAL_LOCAL = 1u << 5,
+	/* Connects from the network namespace of one of the rule's own backends are not redirected. */
+	BL_RULE_SKIP_FROM_BACKEND = 1u << 6,
+	/* The rule applies only on nodes that have a BL_SCOPE_GATE set for its group. */
+	BL_RULE_NODE_GATED = 1u << 7,
+	/* With NODE_GATED: the rule also applies on hosts that are not nodes (node id 0). */
+	BL_RULE_OUT_CLUSTER = 1u << 8,
+};
+
+/* One way to serve a frontend. A frontend holds up to BL_MAX_RULES, tried in order. */
+struct bl_rule {
+	__u32 group_id;         /* backend group (a service port of one IP family, or a policy port) */
+	__u32 owner_id;         /* service id or policy id */
+	__u32 affinity_timeout; /* seconds, with BL_RULE_AFFINITY */
+	__u32 rate_limit;       /* connects per second per node; 0 = unlimited (policies) */
+	__u8 origin;            /* enum bl_origin */
+	__u8 kind;              /* enum bl_kind */
+	__u8 action;            /* enum bl_action */
+	__u8 pad;
+	__u16 flags;            /* enum bl_rule_flag */
+	__be16 node_port_be;    /* the service port's nodePort, 0 if none (host mode nodeport) */
+};
+
+#define BL_MAX_RULES 3
+
+struct bl_frontend_value {
+	__u32 frontend_id; /* stable id: counters and reverse-translation entries refer to it */
+	__u8 rule_count;
+	__u8 pad[3];
+	struct bl_rule rules[BL_MAX_RULES];
+};
+
+/* An address key: VIPs and node addresses. */
+struct bl_addr_key {
+	__u8 addr[16];
+};
+
+/* bl_vip_value.flags */
+enum bl_vip_flag {
+	/* A connect to this address on a port no frontend has is refused (ClusterIPs, as kube-proxy). */
+	BL_VIP_REJECT_UNKNOWN_PORT = 1u << 0,
+};
+
+struct bl_vip_value {
+	__u32 service_id;
+	__u32 flags;
+};
+
+struct bl_node_addr_value {
+	__u32 node_id;
+	__u32 flags;
+};
+
+/* A 32-bit id key: nodes and backends. */
+struct bl_id_key {
+	__u32 id;
+};
+
+struct bl_node_value {
+	__u32 zone_id; /* 0 = no zone label */
+	__u32 flags;
+	__u8 addr4[4];  /* the node's primary IPv4 (InternalIP first), zero if none */
+	__u8 addr6[16]; /* the node's primary IPv6, zero if none */
+};
+
+/* Backend set scopes: which endpoints of a group a set holds. */
+enum bl_scope {
+	BL_SCOPE_CLUSTER = 0, /* scope_id 0: every usable endpoint (ready, else serving+terminating) */
+	BL_SCOPE_ZONE = 1,    /* scope_id zone id: ready endpoints hinted for that zone */
+	BL_SCOPE_NODE = 2,    /* scope_id node id: ready endpoints hinted for that node */
+	BL_SCOPE_LOCAL = 3,   /* scope_id node id: that node's own endpoints */
+	BL_SCOPE_GATE = 4,    /* scope_id node id: the group's rule applies on that node (count 0) */
+};
+
+struct bl_set_key {
+	__u32 group_id;
+	__u32 scope_id;
+	__u8 scope;
+	__u8 pad[3];
+};
+
+/* bl_set_value.flags */
+enum bl_set_flag {
+	BL_SET_TERMINATING = 1u << 0, /* no ready endpoint: the set holds serving+terminating ones */
+};
+
+struct bl_set_value {
+	__u32 count; /* slots 0..count-1 exist */
+	__u32 flags;
+};
+
+struct bl_slot_key {
+	__u32 group_id;
+	__u32 scope_id;
+	__u8 scope;
+	__u8 pad[3];
+	__u32 index;
+};
+
+struct bl_slot_value {
+	__u32 backend_id;
+};
+
+/* Membership of a backend in a set: lets runtime state (affinity) check in O(1) that its backend
+ * still belongs to the set in the live generation, whatever its slot index became. */
+struct bl_member_key {
+	__u32 group_id;
+	__u32 scope_id;
+	__u8 scope;
+	__u8 pad[3];
+	__u32 backend_id;
+};
+
+struct bl_member_value {
+	__u32 index;
+};
+
+/* bl_backend_value.flags */
+enum bl_backend_flag {
+	BL_BACKEND_TERMINATING = 1u << 0, /* serving but terminating (used only as a fallback) */
+};
+
+struct bl_backend_value {
+	__u8 addr[16];
+	__be16 port_be;
+	__u8 proto;
+	__u8 flags;
+	__u32 node_id; /* the endpoint's node, 0 if unknown */
+};
+
+/* ---- runtime state (not in the image; keyed by ids that are stable across images) ------------- */
+
+/* Host modes for machines that are not nodes (and for nodes: BL_HOST_MODE_POD). */
+enum bl_host_mode {
+	BL_HOST_MODE_POD = 0,      /* connect to backends as compiled */
+	BL_HOST_MODE_NODEPORT = 1, /* connect to the backend's node address and the service nodePort */
+};
+
+/* The single-entry config array the loader writes. `active_gen` is read once per call. */
+struct bl_config {
+	__u32 active_gen; /* 0 or 1: which generation of every image table is live */
+	__u32 node_id;    /* this host's node id, 0 on a host that is not a node */
+	__u32 host_mode;  /* enum bl_host_mode */
+	__u32 flags;
+};
+
+/* Per-CPU counters keyed by frontend id. */
+struct bl_counters {
+	__u64 translated;
+	__u64 rejected;
+	__u64 unreachable;
+	__u64 fallthrough;
+};
+
+struct bl_affinity_key {
+	__u64 netns_cookie;
+	__u32 group_id;
+	__u32 pad;
+};
+
+struct bl_affinity_value {
+	__u64 last_used_ns;
+	__u32 backend_id;
+	__u32 pad;
+};
+
+/* Reverse translation of a UDP socket, and the backend a UDP socket keeps across sendmsg calls. */
+struct bl_reverse_key {
+	__u64 socket_cookie;
+};
+
+struct bl_reverse_value {
+	__u8 vip[16];
+	__be16 vip_port_be;
+	__u8 proto;
+	__u8 pad;
+	__u32 frontend_id;
+	__u8 backend[16];
+	__be16 backend_port_be;
+	__u16 pad2;
+	__u32 backend_id;
+};
+
+/* Per-policy rate-limit window, per node (keyed by policy id). */
+struct bl_rate_key {
+	__u32 owner_id;
+	__u32 pad;
+};
+
+struct bl_rate_value {
+	__u64 window_start_ns;
+	__u64 count;
+};
+
+/* Record sizes; checked in C below and in Swift by a test. */
+#define BL_FRONTEND_KEY_SIZE 20
+#define BL_RULE_SIZE 24
+#define BL_FRONTEND_VALUE_SIZE (8 + BL_MAX_RULES * BL_RULE_SIZE)
+#define BL_ADDR_KEY_SIZE 16
+#define BL_VIP_VALUE_SIZE 8
+#define BL_NODE_ADDR_VALUE_SIZE 8
+#define BL_ID_KEY_SIZE 4
+#define BL_NODE_VALUE_SIZE 28
+#define BL_SET_KEY_SIZE 12
+#define BL_SET_VALUE_SIZE 8
+#define BL_SLOT_KEY_SIZE 16
+#define BL_SLOT_VALUE_SIZE 4
+#define BL_MEMBER_KEY_SIZE 16
+#define BL_MEMBER_VALUE_SIZE 4
+#define BL_BACKEND_VALUE_SIZE 24
+
+#define BL_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size")
+BL_ASSERT_SIZE(struct bl_frontend_key, BL_FRONTEND_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_rule, BL_RULE_SIZE);
+BL_ASSERT_SIZE(struct bl_frontend_value, BL_FRONTEND_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_addr_key, BL_ADDR_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_vip_value, BL_VIP_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_node_addr_value, BL_NODE_ADDR_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_id_key, BL_ID_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_node_value, BL_NODE_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_set_key, BL_SET_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_set_value, BL_SET_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_slot_key, BL_SLOT_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_slot_value, BL_SLOT_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_member_key, BL_MEMBER_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_member_value, BL_MEMBER_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_backend_value, BL_BACKEND_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_config, 16);
+BL_ASSERT_SIZE(struct bl_counters, 32);
+BL_ASSERT_SIZE(struct bl_affinity_key, 16);
+BL_ASSERT_SIZE(struct bl_affinity_value, 16);
+BL_ASSERT_SIZE(struct bl_reverse_value, 48);
+
+/* Swift-visible record sizes by table, so the image decoder needs no table of its own. */
+static inline unsigned bl_table_key_size(unsigned table)
+{
+	switch (table) {
+	case BL_TABLE_FRONTENDS: return BL_FRONTEND_KEY_SIZE;
+	case BL_TABLE_VIPS: return BL_ADDR_KEY_SIZE;
+	case BL_TABLE_NODE_ADDRS: return BL_ADDR_KEY_SIZE;
+	case BL_TABLE_NODES: return BL_ID_KEY_SIZE;
+	case BL_TABLE_SETS: return BL_SET_KEY_SIZE;
+	case BL_TABLE_SLOTS: return BL_SLOT_KEY_SIZE;
+	case BL_TABLE_MEMBERS: return BL_MEMBER_KEY_SIZE;
+	case BL_TABLE_BACKENDS: return BL_ID_KEY_SIZE;
+	default: return 0;
+	}
+}
+
+static inline unsigned bl_table_value_size(unsigned table)
+{
+	switch (table) {
+	case BL_TABLE_FRONTENDS: return BL_FRONTEND_VALUE_SIZE;
+	case BL_TABLE_VIPS: return BL_VIP_VALUE_SIZE;
+	case BL_TABLE_NODE_ADDRS: return BL_NODE_ADDR_VALUE_SIZE;
+	case BL_TABLE_NODES: return BL_NODE_VALUE_SIZE;
+	case BL_TABLE_SETS: return BL_SET_VALUE_SIZE;
+	case BL_TABLE_SLOTS: return BL_SLOT_VALUE_SIZE;
+	case BL_TABLE_MEMBERS: return BL_MEMBER_VALUE_SIZE;
+	case BL_TABLE_BACKENDS: return BL_BACKEND_VALUE_SIZE;
+	default: return 0;
+	}
+}
+
+static inline unsigned bl_table_max_entries(unsigned table)
+{
+	switch (table) {
+	case BL_TABLE_FRONTENDS: return BL_MAX_FRONTENDS;
+	case BL_TABLE_VIPS: return BL_MAX_VIPS;
+	case BL_TABLE_NODE_ADDRS: return BL_MAX_NODE_ADDRS;
+	case BL_TABLE_NODES: return BL_MAX_NODES;
+	case BL_TABLE_SETS: return BL_MAX_SETS;
+	case BL_TABLE_SLOTS: return BL_MAX_SLOTS;
+	case BL_TABLE_MEMBERS: return BL_MAX_MEMBERS;
+	case BL_TABLE_BACKENDS: return BL_MAX_BACKENDS;
+	default: return 0;
+	}
+}
+
+#ifndef __BPF__
+/* The ABI version this host build was compiled with (abi_check.c). */
+unsigned bl_abi_version(void);
+#endif
+
+#endif /* BALANCER_ABI_H */
