@@ -169,6 +169,11 @@ struct bl_id_key {
 	__u32 id;
 };
 
+/* bl_node_value.flags */
+enum bl_node_flag {
+	BL_NODE_FROM_OBJECT = 1u << 0, /* a Node object exists (not only a name an endpoint mentions) */
+};
+
 struct bl_node_value {
 	__u32 zone_id; /* 0 = no zone label */
 	__u32 flags;
@@ -228,16 +233,11 @@ struct bl_member_value {
 	__u32 index;
 };
 
-/* bl_backend_value.flags */
-enum bl_backend_flag {
-	BL_BACKEND_TERMINATING = 1u << 0, /* serving but terminating (used only as a fallback) */
-};
-
 struct bl_backend_value {
 	__u8 addr[16];
 	__be16 port_be;
 	__u8 proto;
-	__u8 flags;
+	__u8 reserved; /* zero */
 	__u32 node_id; /* the endpoint's node, 0 if unknown */
 };
 

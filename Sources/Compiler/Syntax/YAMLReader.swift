@@ -1,0 +1,168 @@
+import CYAML
+
+/// Entry points of the syntax layer.
+public enum ManifestReader {
+    /// Chooses by extension (.json → JSON; .yaml/.yml → YAML); for other extensions, JSON if the
+    /// first non-whitespace byte is `{` or `[`, else YAML.
+    public static func parse(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
+        let lower = file.lowercased()
+        if lower.hasSuffix(".json") { return try parseJSON(bytes, file: file) }
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return try parseYAML(bytes, file: file) }
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                return try parseJSON(bytes, file: file)
+            default:
+                return try parseYAML(bytes, file: file)
+            }
+        }
+        return try parseYAML(bytes, file: file)
+    }
+
+    /// Parses a YAML stream with libyaml's event API, which (unlike its document API) lets the
+    /// arena be filled directly and keeps every node's start mark.
+    public static func parseYAML(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
+        var builder = TreeBuilder(file: file, yamlSemantics: true, inputSize: bytes.count)
+        let failure: SyntaxError? = bytes.withUnsafeBufferPointer { buffer in
+            YAMLEventReader.run(buffer, &builder)
+        }
+        if let failure { throw failure }
+        return builder.finish()
+    }
+}
+
+private enum YAMLEventReader {
+    static let strTag = "tag:yaml.org,2002:str"
+
+    static func run(_ input: UnsafeBufferPointer<UInt8>, _ builder: inout TreeBuilder) -> SyntaxError? {
+        let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
+        defer { parser.deallocate() }
+        guard yaml_parser_initialize(parser) == 1 else {
+            return SyntaxError(file: builder.file, line: 0, column: 0, message: "cannot initialise the YAML parser")
+        }
+        defer { yaml_parser_delete(parser) }
+
+        // libyaml asserts on a NULL input even for length 0, so give it a valid empty buffer.
+        var empty: UInt8 = 0
+        let fallbackFailure: SyntaxError? = withUnsafeMutablePointer(to: &empty) { emptyPointer in
+            let base = input.baseAddress ?? UnsafePointer(emptyPointer)
+            yaml_parser_set_input_string(parser, base, input.count)
+            var state = State()
+            var event = yaml_event_t()
+            while true {
+                guard yaml_parser_parse(parser, &event) == 1 else {
+                    return parserError(parser, input, builder.file)
+                }
+                let type = event.type
+                do {
+                    try handle(&event, &builder, &state)
+                } catch {
+                    yaml_event_delete(&event)
+                    return error
+                }
+                yaml_event_delete(&event)
+                if type == YAML_STREAM_END_EVENT { return nil }
+            }
+        }
+        return fallbackFailure
+    }
+
+    struct State {
+        /// Anchors are scoped to their document.
+        var anchors: [String: Int32] = [:]
+    }
+
+    @inline(__always)
+    static func mark(_ m: yaml_mark_t) -> (UInt32, UInt32) {
+        (UInt32(truncatingIfNeeded: m.line + 1), UInt32(truncatingIfNeeded: m.column + 1))
+    }
+
+    static func handle(_ event: inout yaml_event_t, _ builder: inout TreeBuilder, _ state: inout State) throws(SyntaxError) {
+        let (line, column) = mark(event.start_mark)
+        switch event.type {
+        case YAML_SCALAR_EVENT:
+            let scalar = event.data.scalar
+            let start = builder.text.count
+            if let value = scalar.value, scalar.length > 0 {
+                builder.text.append(contentsOf: UnsafeBufferPointer(start: value, count: scalar.length))
+            }
+            var style = ScalarStyle.quoted
+            if scalar.style == YAML_PLAIN_SCALAR_STYLE {
+                style = .plain
+                if let tag = scalar.tag {
+                    // `!!str` and the non-specific `!` both force a string.
+                    let t = String(cString: tag)
+                    if t == strTag || t == "!" { style = .quoted }
+                }
+            }
+            let idx = try builder.addScalar(textStart: start, style: style, line: line, column: column)
+            if let anchor = scalar.anchor { state.anchors[String(cString: anchor)] = idx }
+
+        case YAML_SEQUENCE_START_EVENT:
+            let idx = try builder.beginContainer(.sequence, line: line, column: column)
+            if let anchor = event.data.sequence_start.anchor { state.anchors[String(cString: anchor)] = idx }
+
+        case YAML_MAPPING_START_EVENT:
+            let idx = try builder.beginContainer(.mapping, line: line, column: column)
+            if let anchor = event.data.mapping_start.anchor { state.anchors[String(cString: anchor)] = idx }
+
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            try builder.endContainer()
+
+        case YAML_ALIAS_EVENT:
+            let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
+            guard let target = state.anchors[name] else {
+                throw builder.error(line, column, "unknown anchor \"\(name)\"")
+            }
+            if builder.isOpen(target) {
+                throw builder.error(line, column, "alias \"\(name)\" refers to a node that contains it")
+            }
+            try builder.copySubtree(target, line: line, column: column)
+
+        case YAML_DOCUMENT_START_EVENT:
+            state.anchors.removeAll(keepingCapacity: true)
+
+        case YAML_DOCUMENT_END_EVENT:
+            builder.endDocument()
+
+        default:
+            break
+        }
+    }
+
+    static func parserError(_ parser: UnsafeMutablePointer<yaml_parser_t>, _ input: UnsafeBufferPointer<UInt8>, _ file: String) -> SyntaxError {
+        let p = parser.pointee
+        var message = p.problem.map { String(cString: $0) } ?? "invalid YAML"
+        switch p.error {
+        case YAML_MEMORY_ERROR:
+            return SyntaxError(file: file, line: 0, column: 0, message: "out of memory while parsing YAML")
+        case YAML_READER_ERROR:
+            // Reader (encoding) errors carry a byte offset rather than a mark.
+            if p.problem_value >= 0 { message += " (byte 0x\(String(p.problem_value, radix: 16)))" }
+            let (line, column) = lineAndColumn(of: min(p.problem_offset, input.count), in: input)
+            return SyntaxError(file: file, line: line, column: column, message: message)
+        default:
+            if let context = p.context {
+                message += " (\(String(cString: context)) at \(p.context_mark.line + 1):\(p.context_mark.column + 1))"
+            }
+            return SyntaxError(file: file, line: Int(p.problem_mark.line) + 1,
+                               column: Int(p.problem_mark.column) + 1, message: message)
+        }
+    }
+
+    static func lineAndColumn(of offset: Int, in input: UnsafeBufferPointer<UInt8>) -> (Int, Int) {
+        var line = 1, column = 1
+        for i in 0 ..< offset {
+            let b = input[i]
+            if b == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return (line, column)
+    }
+}

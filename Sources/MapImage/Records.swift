@@ -1,0 +1,277 @@
+import CBalancerABI
+
+// The image's tables as Swift values. Each type mirrors one struct of bpf/include/balancer_abi.h;
+// ABIRecords.swift turns them into exactly those structs' bytes.
+
+public struct FrontendKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+    public var proto: TransportProtocol
+
+    public init(address: IPAddress, port: UInt16, proto: TransportProtocol) {
+        self.address = address
+        self.port = port
+        self.proto = proto
+    }
+
+    public var isNodePortWildcard: Bool { address.isUnspecified }
+
+    /// Key-byte order: address bytes, port in network order, protocol.
+    public static func < (a: FrontendKey, b: FrontendKey) -> Bool {
+        (a.address, a.port, a.proto.rawValue) < (b.address, b.port, b.proto.rawValue)
+    }
+
+    public var description: String {
+        let host = isNodePortWildcard ? (address.isIPv4 ? "*" : "[*]") : (address.isIPv4 ? "\(address)" : "[\(address)]")
+        return "\(host):\(port)/\(proto)"
+    }
+}
+
+public enum RuleOrigin: UInt8, Sendable, Codable, CustomStringConvertible {
+    case localRedirect = 1
+    case balancing = 2
+    case service = 3
+
+    public var description: String {
+        switch self {
+        case .localRedirect: "local-redirect"
+        case .balancing: "balancing"
+        case .service: "service"
+        }
+    }
+}
+
+public enum FrontendKind: UInt8, Sendable, Codable, CustomStringConvertible {
+    case clusterIP = 1
+    case nodePort = 2
+    case loadBalancer = 3
+    case externalIP = 4
+    case policyService = 5
+    case policyAddress = 6
+
+    public var description: String {
+        switch self {
+        case .clusterIP: "ClusterIP"
+        case .nodePort: "NodePort"
+        case .loadBalancer: "LoadBalancer"
+        case .externalIP: "ExternalIP"
+        case .policyService: "PolicyService"
+        case .policyAddress: "PolicyAddress"
+        }
+    }
+}
+
+public enum RuleAction: UInt8, Sendable, Codable, CustomStringConvertible {
+    case translate = 1
+    case reject = 2
+
+    public var description: String { self == .translate ? "translate" : "reject" }
+}
+
+public struct RuleFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let localOnly = RuleFlags(rawValue: UInt16(BL_RULE_LOCAL_ONLY.rawValue))
+    public static let topology = RuleFlags(rawValue: UInt16(BL_RULE_TOPOLOGY.rawValue))
+    public static let affinity = RuleFlags(rawValue: UInt16(BL_RULE_AFFINITY.rawValue))
+    public static let fallThrough = RuleFlags(rawValue: UInt16(BL_RULE_FALLTHROUGH.rawValue))
+    public static let externalLocal = RuleFlags(rawValue: UInt16(BL_RULE_EXTERNAL_LOCAL.rawValue))
+    public static let internalLocal = RuleFlags(rawValue: UInt16(BL_RULE_INTERNAL_LOCAL.rawValue))
+    public static let skipFromBackend = RuleFlags(rawValue: UInt16(BL_RULE_SKIP_FROM_BACKEND.rawValue))
+    public static let nodeGated = RuleFlags(rawValue: UInt16(BL_RULE_NODE_GATED.rawValue))
+    public static let outCluster = RuleFlags(rawValue: UInt16(BL_RULE_OUT_CLUSTER.rawValue))
+
+    static let names: [(RuleFlags, String)] = [
+        (.localOnly, "local-only"), (.topology, "topology"), (.affinity, "affinity"),
+        (.fallThrough, "fallthrough"), (.externalLocal, "etp-local"), (.internalLocal, "itp-local"),
+        (.skipFromBackend, "skip-from-backend"), (.nodeGated, "node-gated"), (.outCluster, "out-cluster"),
+    ]
+    static let known: UInt16 = names.reduce(0) { $0 | $1.0.rawValue }
+
+    public var names: [String] { RuleFlags.names.filter { contains($0.0) }.map(\.1) }
+    public var description: String { names.isEmpty ? "-" : names.joined(separator: ",") }
+}
+
+public struct Rule: Hashable, Sendable {
+    public var groupID: UInt32
+    public var ownerID: UInt32
+    public var affinityTimeout: UInt32
+    public var rateLimit: UInt32
+    public var origin: RuleOrigin
+    public var kind: FrontendKind
+    public var action: RuleAction
+    public var flags: RuleFlags
+    public var nodePort: UInt16
+
+    public init(groupID: UInt32, ownerID: UInt32, affinityTimeout: UInt32 = 0, rateLimit: UInt32 = 0,
+                origin: RuleOrigin, kind: FrontendKind, action: RuleAction, flags: RuleFlags, nodePort: UInt16 = 0) {
+        self.groupID = groupID
+        self.ownerID = ownerID
+        self.affinityTimeout = affinityTimeout
+        self.rateLimit = rateLimit
+        self.origin = origin
+        self.kind = kind
+        self.action = action
+        self.flags = flags
+        self.nodePort = nodePort
+    }
+}
+
+public struct Frontend: Hashable, Sendable {
+    public var key: FrontendKey
+    public var id: UInt32
+    public var rules: [Rule]
+
+    public init(key: FrontendKey, id: UInt32, rules: [Rule]) {
+        self.key = key
+        self.id = id
+        self.rules = rules
+    }
+}
+
+public struct VIPFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let rejectUnknownPort = VIPFlags(rawValue: BL_VIP_REJECT_UNKNOWN_PORT.rawValue)
+}
+
+public struct VIP: Hashable, Sendable {
+    public var address: IPAddress
+    public var serviceID: UInt32
+    public var flags: VIPFlags
+
+    public init(address: IPAddress, serviceID: UInt32, flags: VIPFlags) {
+        self.address = address
+        self.serviceID = serviceID
+        self.flags = flags
+    }
+}
+
+public struct NodeAddress: Hashable, Sendable {
+    public var address: IPAddress
+    public var nodeID: UInt32
+
+    public init(address: IPAddress, nodeID: UInt32) {
+        self.address = address
+        self.nodeID = nodeID
+    }
+}
+
+public struct NodeFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// The node has a Node object in the snapshot (not only a name an endpoint mentions).
+    public static let fromObject = NodeFlags(rawValue: BL_NODE_FROM_OBJECT.rawValue)
+}
+
+public struct NodeRecord: Hashable, Sendable {
+    public var id: UInt32
+    public var zoneID: UInt32
+    public var flags: NodeFlags
+    /// Primary addresses used by the nodeport host mode; nil when the node has none of that family.
+    public var ipv4: IPAddress?
+    public var ipv6: IPAddress?
+
+    public init(id: UInt32, zoneID: UInt32, flags: NodeFlags, ipv4: IPAddress?, ipv6: IPAddress?) {
+        self.id = id
+        self.zoneID = zoneID
+        self.flags = flags
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
+}
+
+public enum SetScope: UInt8, Sendable, Codable, Comparable, CustomStringConvertible {
+    case cluster = 0
+    case zone = 1
+    case node = 2
+    case local = 3
+    case gate = 4
+
+    public var description: String {
+        switch self {
+        case .cluster: "cluster"
+        case .zone: "zone"
+        case .node: "node"
+        case .local: "local"
+        case .gate: "gate"
+        }
+    }
+
+    public static func < (a: SetScope, b: SetScope) -> Bool { a.rawValue < b.rawValue }
+}
+
+public struct SetKey: Hashable, Comparable, Sendable {
+    public var groupID: UInt32
+    public var scopeID: UInt32
+    public var scope: SetScope
+
+    public init(groupID: UInt32, scope: SetScope, scopeID: UInt32) {
+        self.groupID = groupID
+        self.scope = scope
+        self.scopeID = scopeID
+    }
+
+    /// Key-byte order: group id and scope id little-endian, then scope.
+    public static func < (a: SetKey, b: SetKey) -> Bool {
+        (a.groupID.byteSwapped, a.scopeID.byteSwapped, a.scope.rawValue) < (b.groupID.byteSwapped, b.scopeID.byteSwapped, b.scope.rawValue)
+    }
+}
+
+public struct SetFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let terminating = SetFlags(rawValue: BL_SET_TERMINATING.rawValue)
+}
+
+/// A backend set: the ordered backends one scope of a group may reach. Encoded as a SETS record
+/// plus one SLOTS and one MEMBERS record per backend.
+public struct BackendSet: Hashable, Sendable {
+    public var key: SetKey
+    public var flags: SetFlags
+    public var backends: [UInt32]
+
+    public init(key: SetKey, flags: SetFlags, backends: [UInt32]) {
+        self.key = key
+        self.flags = flags
+        self.backends = backends
+    }
+}
+
+public struct Backend: Hashable, Sendable {
+    public var id: UInt32
+    public var address: SocketAddress
+    public var proto: TransportProtocol
+    public var nodeID: UInt32
+
+    public init(id: UInt32, address: SocketAddress, proto: TransportProtocol, nodeID: UInt32) {
+        self.id = id
+        self.address = address
+        self.proto = proto
+        self.nodeID = nodeID
+    }
+}
+
+/// The compiled contents of every datapath table plus the metadata that names them.
+/// Arrays are kept sorted by key (the encoder sorts by key bytes; the decoder verifies it).
+public struct ImageContents: Hashable, Sendable {
+    public var frontends: [Frontend]
+    public var vips: [VIP]
+    public var nodeAddresses: [NodeAddress]
+    public var nodes: [NodeRecord]
+    public var sets: [BackendSet]
+    public var backends: [Backend]
+    public var metadata: ImageMetadata
+
+    public init(frontends: [Frontend] = [], vips: [VIP] = [], nodeAddresses: [NodeAddress] = [], nodes: [NodeRecord] = [],
+                sets: [BackendSet] = [], backends: [Backend] = [], metadata: ImageMetadata = ImageMetadata()) {
+        self.frontends = frontends
+        self.vips = vips
+        self.nodeAddresses = nodeAddresses
+        self.nodes = nodes
+        self.sets = sets
+        self.backends = backends
+        self.metadata = metadata
+    }
+}

@@ -1,0 +1,182 @@
+/// How a host that is not a node reaches backends (DESIGN.md decision 9).
+public enum HostMode: String, Sendable, CaseIterable, Codable {
+    /// Backends as compiled: the host can route to pod addresses.
+    case pod
+    /// The backend's node address and the service's NodePort: edge hosts without a pod network.
+    case nodeport
+}
+
+/// The Resolver's answer for one connect.
+public struct Resolution: Sendable, Equatable {
+    public enum Result: String, Sendable, Codable {
+        case translate, reject, unreachable, passthrough
+    }
+
+    public var result: Result
+    /// Every backend the connect may reach, sorted.
+    public var backends: [SocketAddress]
+    /// The frontend that matched (the wildcard one for a NodePort), if any.
+    public var frontend: FrontendKey?
+    /// The rule that decided, and its index in the frontend's rule list.
+    public var rule: Rule?
+    public var ruleIndex: Int?
+    /// The backend set chosen.
+    public var set: SetKey?
+    /// One line a person reads: why this answer.
+    public var reason: String
+
+    public init(result: Result, backends: [SocketAddress] = [], frontend: FrontendKey? = nil, rule: Rule? = nil,
+                ruleIndex: Int? = nil, set: SetKey? = nil, reason: String) {
+        self.result = result
+        self.backends = backends
+        self.frontend = frontend
+        self.rule = rule
+        self.ruleIndex = ruleIndex
+        self.set = set
+        self.reason = reason
+    }
+}
+
+public struct ResolverError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A Swift model of the datapath's decision over an image: "where would a connect from this
+/// client to this address go?". The kernel programs must agree with it; tests compare the two.
+///
+/// The steps are the datapath's, in its order: exact frontend; a ClusterIP's unknown port is
+/// refused; a node address consults the NodePort wildcard of its family; anything else passes.
+/// Within a frontend, rules are tried in order; a rule that cannot serve here and may fall
+/// through hands over to the next one.
+public struct Resolver: Sendable {
+    public let contents: ImageContents
+    private let frontends: [FrontendKey: Frontend]
+    private let vips: [IPAddress: VIP]
+    private let nodeAddresses: [IPAddress: UInt32]
+    private let nodes: [UInt32: NodeRecord]
+    private let sets: [SetKey: BackendSet]
+    private let backends: [UInt32: Backend]
+
+    public init(_ contents: ImageContents) {
+        self.contents = contents
+        frontends = Dictionary(contents.frontends.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        vips = Dictionary(contents.vips.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        nodeAddresses = Dictionary(contents.nodeAddresses.map { ($0.address, $0.nodeID) }, uniquingKeysWith: { a, _ in a })
+        nodes = Dictionary(contents.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        sets = Dictionary(contents.sets.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        backends = Dictionary(contents.backends.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The node id of a node name in this image, or an error naming the known nodes.
+    public func nodeID(named name: String) throws(ResolverError) -> UInt32 {
+        if let n = contents.metadata.node(named: name) { return n.id }
+        let known = contents.metadata.nodes.map(\.name).sorted()
+        let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
+        throw ResolverError(message: "node \"\(name)\" is not in this image (known: \(known.isEmpty ? "none" : list))")
+    }
+
+    /// Resolves a connect to `destination` over `proto` from node `nodeID` (0: a host that is not a node).
+    public func resolve(_ destination: SocketAddress, proto: TransportProtocol, nodeID: UInt32 = 0, hostMode: HostMode = .pod) -> Resolution {
+        let key = FrontendKey(address: destination.address, port: destination.port, proto: proto)
+        if let f = frontends[key] {
+            return evaluate(f, nodeID: nodeID, hostMode: hostMode)
+        }
+        if let vip = vips[destination.address], vip.flags.contains(.rejectUnknownPort) {
+            let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
+            return Resolution(result: .reject, reason: "\(destination.address) is the ClusterIP of \(owner), which has no port \(destination.port)/\(proto)")
+        }
+        if nodeAddresses[destination.address] != nil {
+            let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto)
+            if let f = frontends[wildcard] {
+                return evaluate(f, nodeID: nodeID, hostMode: hostMode)
+            }
+            return Resolution(result: .passthrough, reason: "\(destination.address) is a node address but no service has NodePort \(destination.port)/\(proto)")
+        }
+        return Resolution(result: .passthrough, reason: "\(destination) is not a service address")
+    }
+
+    private func evaluate(_ f: Frontend, nodeID: UInt32, hostMode: HostMode) -> Resolution {
+        var notes: [String] = []
+        for (i, rule) in f.rules.enumerated() {
+            let name = ownerName(rule)
+            if rule.flags.contains(.nodeGated) {
+                let applies = nodeID == 0 ? rule.flags.contains(.outCluster)
+                                          : sets[SetKey(groupID: rule.groupID, scope: .gate, scopeID: nodeID)] != nil
+                if !applies {
+                    notes.append("\(rule.origin) \(name) does not apply on this host")
+                    continue
+                }
+            }
+            if rule.action == .reject {
+                if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
+                return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
+                                  reason: prefix(notes) + "\(name) has no usable endpoint")
+            }
+            var chosen: BackendSet?
+            if rule.flags.contains(.localOnly) {
+                if nodeID != 0 { chosen = sets[SetKey(groupID: rule.groupID, scope: .local, scopeID: nodeID)] }
+                if chosen == nil {
+                    if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint on this host"); continue }
+                    return Resolution(result: .unreachable, frontend: f.key, rule: rule, ruleIndex: i,
+                                      reason: prefix(notes) + "\(name) has no endpoint on this \(nodeID == 0 ? "host (not a node)" : "node") and its traffic policy is Local")
+                }
+            } else {
+                if rule.flags.contains(.topology) && nodeID != 0 {
+                    chosen = sets[SetKey(groupID: rule.groupID, scope: .node, scopeID: nodeID)]
+                    if chosen == nil, let zone = nodes[nodeID]?.zoneID, zone != 0 {
+                        chosen = sets[SetKey(groupID: rule.groupID, scope: .zone, scopeID: zone)]
+                    }
+                }
+                if chosen == nil { chosen = sets[SetKey(groupID: rule.groupID, scope: .cluster, scopeID: 0)] }
+                guard chosen != nil else {
+                    if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
+                    return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, reason: prefix(notes) + "\(name) has no backend set")
+                }
+            }
+            guard let set = chosen else { continue }
+            var addresses: [SocketAddress] = []
+            for id in set.backends {
+                guard let b = backends[id] else { continue }
+                switch hostMode {
+                case .pod:
+                    addresses.append(b.address)
+                case .nodeport:
+                    guard rule.nodePort != 0 else {
+                        return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
+                                          reason: prefix(notes) + "\(name) has no NodePort, which host mode nodeport needs")
+                    }
+                    let node = nodes[b.nodeID]
+                    if let a = b.address.address.isIPv4 ? node?.ipv4 : node?.ipv6 {
+                        addresses.append(SocketAddress(address: a, port: rule.nodePort))
+                    }
+                }
+            }
+            addresses = Array(Set(addresses)).sorted()
+            if addresses.isEmpty {
+                return Resolution(result: .unreachable, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
+                                  reason: prefix(notes) + "no node address known for \(name)'s endpoints (host mode nodeport)")
+            }
+            let scope = set.key.scope == .cluster ? "cluster" : "\(set.key.scope) \(scopeName(set.key))"
+            let terminating = set.flags.contains(.terminating) ? ", terminating fallback" : ""
+            return Resolution(result: .translate, backends: addresses, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
+                              reason: prefix(notes) + "\(rule.origin) \(name) \(rule.kind), \(scope) set\(terminating)")
+        }
+        return Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
+    }
+
+    private func prefix(_ notes: [String]) -> String { notes.isEmpty ? "" : notes.joined(separator: "; ") + "; " }
+
+    public func ownerName(_ rule: Rule) -> String {
+        if let g = contents.metadata.groups.first(where: { $0.id == rule.groupID }) { return g.label }
+        return "group \(rule.groupID)"
+    }
+
+    func scopeName(_ key: SetKey) -> String {
+        switch key.scope {
+        case .zone: contents.metadata.zones.first { $0.id == key.scopeID }?.name ?? "\(key.scopeID)"
+        case .node, .local, .gate: contents.metadata.node(id: key.scopeID)?.name ?? "\(key.scopeID)"
+        case .cluster: ""
+        }
+    }
+}
