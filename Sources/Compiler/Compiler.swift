@@ -1,1 +1,138 @@
+import Crypto
 import MapImage
+
+/// What a compile produced: the image's contents, the diagnostics that did not stop it (warnings
+/// and notes), and where the time went.
+public struct CompileResult: Sendable {
+    public var contents: ImageContents
+    public var diagnostics: [Diagnostic]
+}
+
+/// Snapshot → image contents: a pure function. The same objects give the same contents whatever
+/// their order; ids are stable across unrelated changes.
+public enum Compiler {
+    public static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic] = []) -> CompileResult {
+        var sc = ServiceCompiler(snapshot: snapshot)
+
+        // Service ids: the seed system's annotation is honoured; otherwise derived from the name.
+        var serviceNames: [String] = []
+        var explicit: [String: UInt32] = [:]
+        var byName: [String: Service] = [:]
+        for s in snapshot.services {
+            let name = "\(s.meta.namespace)/\(s.meta.name)"
+            serviceNames.append(name)
+            byName[name] = s
+            if let a = s.meta.annotations["balancing.elf.io/serviceId"] {
+                if let v = UInt32(a), v != 0 {
+                    explicit[name] = v
+                } else {
+                    sc.diagnostics.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
+                                                     object: "Service \(name)", field: "metadata.annotations",
+                                                     message: "balancing.elf.io/serviceId \"\(a)\" is not a non-zero 32-bit number; a derived id is used"))
+                }
+            }
+        }
+        var idConflicts: [Diagnostic] = []
+        let serviceIDs = StableID.assign(serviceNames, explicit: explicit, hash: { StableID.hash("service/\($0)") }) { first, second, id in
+            let s = byName[second]
+            idConflicts.append(Diagnostic(.warning, file: s?.source.file, line: s?.source.line ?? 0, column: s?.source.column ?? 0,
+                                          object: "Service \(second)", field: "metadata.annotations",
+                                          message: "balancing.elf.io/serviceId \(id) is already the id of Service \(first); a derived id is used"))
+        }
+        sc.diagnostics += idConflicts
+        sc.compileServices(serviceIDs: serviceIDs)
+        return assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics)
+    }
+
+    static func assemble(_ sc: ServiceCompiler, snapshot: Snapshot, inputDiagnostics: [Diagnostic]) -> CompileResult {
+        let catalogue = sc.nodes
+        // Nodes and zones.
+        let nodeNames = Array(catalogue.entries.keys)
+        var explicitNodes: [String: UInt32] = [:]
+        for (name, e) in catalogue.entries { if let id = e.explicitID { explicitNodes[name] = id } }
+        var diagnostics = inputDiagnostics + sc.diagnostics
+        let nodeIDs = StableID.assign(nodeNames, explicit: explicitNodes, hash: { StableID.hash("node/\($0)") }) { first, second, id in
+            diagnostics.append(Diagnostic(.warning, file: nil, object: "Node \(second)", field: "metadata.annotations",
+                                          message: "balancing.elf.io/nodeId \(id) is already the id of Node \(first); a derived id is used"))
+        }
+        var zoneNames = catalogue.zoneNames
+        for s in sc.sets where s.scope == .zone { zoneNames.insert(s.scopeName) }
+        let zoneIDs = StableID.assign(Array(zoneNames), hash: { StableID.hash("zone/\($0)") })
+
+        var contents = ImageContents()
+        var nodeInfos: [NodeInfo] = []
+        for (name, e) in catalogue.entries {
+            guard let id = nodeIDs[name] else { continue }
+            let v4 = e.addresses.first { $0.type == "InternalIP" && $0.address.isIPv4 } ?? e.addresses.first { $0.address.isIPv4 }
+            let v6 = e.addresses.first { $0.type == "InternalIP" && !$0.address.isIPv4 } ?? e.addresses.first { !$0.address.isIPv4 }
+            contents.nodes.append(ImageNode(id: id, zoneID: e.zone.flatMap { zoneIDs[$0] } ?? 0, flags: e.fromObject ? .fromObject : [],
+                                             ipv4: v4?.address, ipv6: v6?.address))
+            nodeInfos.append(NodeInfo(id: id, name: name, zone: e.zone, addresses: e.addresses.map { "\($0.address)" }, object: e.fromObject))
+        }
+        for (addr, name) in catalogue.ownerOfAddress {
+            if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id)) }
+        }
+
+        // Backends.
+        var identities = Set<BackendIdentity>()
+        for s in sc.sets { identities.formUnion(s.backends) }
+        let backendIDs = StableID.assign(Array(identities), hash: { $0.stableHash })
+        for identity in identities {
+            guard let id = backendIDs[identity] else { continue }
+            let node = sc.backendNodes[identity].flatMap { nodeIDs[$0] } ?? 0
+            contents.backends.append(Backend(id: id, address: identity.address, proto: identity.proto, nodeID: node))
+        }
+
+        // Sets.
+        for s in sc.sets {
+            let scopeID: UInt32
+            switch s.scope {
+            case .cluster: scopeID = 0
+            case .zone: scopeID = zoneIDs[s.scopeName] ?? 0
+            case .node, .local, .gate: scopeID = nodeIDs[s.scopeName] ?? 0
+            }
+            contents.sets.append(BackendSet(key: SetKey(groupID: s.groupID, scope: s.scope, scopeID: scopeID), flags: s.flags,
+                                            backends: s.backends.compactMap { backendIDs[$0] }))
+        }
+
+        // Frontends: ids by the same collision rule.
+        let keys = Array(sc.frontends.keys)
+        let frontendIDs = StableID.assign(keys, hash: { StableID.hash("frontend/\($0)") })
+        for (key, entry) in sc.frontends {
+            var f = entry.0
+            f.id = frontendIDs[key] ?? f.id
+            contents.frontends.append(f)
+        }
+        contents.vips = sc.vips.values.map(\.0)
+
+        // Canonical order everywhere (the encoder sorts tables again by key bytes).
+        contents.frontends.sort { $0.key < $1.key }
+        contents.vips.sort { $0.address < $1.address }
+        contents.nodeAddresses.sort { $0.address < $1.address }
+        contents.nodes.sort { $0.id.byteSwapped < $1.id.byteSwapped }
+        contents.sets.sort { $0.key < $1.key }
+        contents.backends.sort { $0.id.byteSwapped < $1.id.byteSwapped }
+
+        diagnostics.sort(by: Diagnostic.order)
+        var digests = snapshot.objectDigests
+        digests.sort { $0.lexicographicallyPrecedes($1) }
+        var hasher = SHA256()
+        for d in digests { hasher.update(data: d) }
+        let inputDigest = hasher.finalize().map { hexByte2($0) }.joined()
+
+        contents.metadata = ImageMetadata(
+            inputs: InputSummary(objects: digests.count, digest: inputDigest),
+            counts: snapshot.counts,
+            nodes: nodeInfos.sorted { $0.name < $1.name },
+            zones: zoneIDs.map { ZoneInfo(id: $0.value, name: $0.key) }.sorted { $0.name < $1.name },
+            services: sc.services.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) },
+            groups: sc.groups.sorted { ($0.ownerName, $0.portName, $0.proto, $0.family, $0.id) < ($1.ownerName, $1.portName, $1.proto, $1.family, $1.id) },
+            diagnostics: diagnostics.map(\.info).sorted { ($0.object, $0.field, $0.severity, $0.message) < ($1.object, $1.field, $1.severity, $1.message) })
+        return CompileResult(contents: contents, diagnostics: diagnostics)
+    }
+}
+
+func hexByte2(_ b: UInt8) -> String {
+    let digits: [Character] = Array("0123456789abcdef")
+    return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
+}

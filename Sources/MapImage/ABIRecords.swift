@@ -127,7 +127,7 @@ enum RecordEncoder {
         appendRaw(c, to: &out)
     }
 
-    static func nodeValue(_ n: NodeRecord, _ out: inout [UInt8]) {
+    static func nodeValue(_ n: ImageNode, _ out: inout [UInt8]) {
         var c = bl_node_value()
         c.zone_id = n.zoneID.littleEndian
         c.flags = n.flags.rawValue.littleEndian

@@ -394,7 +394,7 @@ public enum ImageDecoder {
             let v6: IPAddress? = n.addr6 == IPAddress(high: 0, low: 0) ? nil : n.addr6
             if let v6, v6.isIPv4 { throw ImageError("nodes: IPv6 address field holds an IPv4 address", offset: v) }
             nodeIDs.insert(id)
-            contents.nodes.append(NodeRecord(id: id, zoneID: n.zoneID, flags: NodeFlags(rawValue: n.flags), ipv4: v4, ipv6: v6))
+            contents.nodes.append(ImageNode(id: id, zoneID: n.zoneID, flags: NodeFlags(rawValue: n.flags), ipv4: v4, ipv6: v6))
         }
 
         var backendIDs = Set<UInt32>()

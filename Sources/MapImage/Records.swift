@@ -165,7 +165,7 @@ public struct NodeFlags: OptionSet, Hashable, Sendable {
     public static let fromObject = NodeFlags(rawValue: BL_NODE_FROM_OBJECT.rawValue)
 }
 
-public struct NodeRecord: Hashable, Sendable {
+public struct ImageNode: Hashable, Sendable {
     public var id: UInt32
     public var zoneID: UInt32
     public var flags: NodeFlags
@@ -259,12 +259,12 @@ public struct ImageContents: Hashable, Sendable {
     public var frontends: [Frontend]
     public var vips: [VIP]
     public var nodeAddresses: [NodeAddress]
-    public var nodes: [NodeRecord]
+    public var nodes: [ImageNode]
     public var sets: [BackendSet]
     public var backends: [Backend]
     public var metadata: ImageMetadata
 
-    public init(frontends: [Frontend] = [], vips: [VIP] = [], nodeAddresses: [NodeAddress] = [], nodes: [NodeRecord] = [],
+    public init(frontends: [Frontend] = [], vips: [VIP] = [], nodeAddresses: [NodeAddress] = [], nodes: [ImageNode] = [],
                 sets: [BackendSet] = [], backends: [Backend] = [], metadata: ImageMetadata = ImageMetadata()) {
         self.frontends = frontends
         self.vips = vips

@@ -54,7 +54,7 @@ public struct Resolver: Sendable {
     private let frontends: [FrontendKey: Frontend]
     private let vips: [IPAddress: VIP]
     private let nodeAddresses: [IPAddress: UInt32]
-    private let nodes: [UInt32: NodeRecord]
+    private let nodes: [UInt32: ImageNode]
     private let sets: [SetKey: BackendSet]
     private let backends: [UInt32: Backend]
 

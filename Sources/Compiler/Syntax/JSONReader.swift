@@ -47,7 +47,7 @@ private enum JSONValueReader {
                 let errorColumn = error.line == 1 ? column + Int(error.column) - 1 : Int(error.column)
                 return SyntaxError(file: builder.file, line: errorLine, column: max(errorColumn, 1), message: text)
             }
-            do {
+            do throws(SyntaxError) {
                 try convert(root, &builder)
             } catch {
                 cjansson_decref(root)

@@ -56,7 +56,7 @@ private enum YAMLEventReader {
                     return parserError(parser, input, builder.file)
                 }
                 let type = event.type
-                do {
+                do throws(SyntaxError) {
                     try handle(&event, &builder, &state)
                 } catch {
                     yaml_event_delete(&event)

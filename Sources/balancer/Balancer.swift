@@ -1,0 +1,246 @@
+import ArgumentParser
+import Compiler
+import FoundationEssentials
+import MapImage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Balancer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "balancer",
+        abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
+        version: BalancerVersion.string,
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self]
+    )
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// Writes to standard error (Swift 6 forbids touching the C `stderr` global).
+func printError(_ s: String) {
+    let line = s.hasSuffix("\n") ? s : s + "\n"
+    var bytes = Array(line.utf8)
+    bytes.withUnsafeMutableBytes { raw in
+        var off = 0
+        while off < raw.count {
+            let n = write(2, raw.baseAddress.map { $0 + off }, raw.count - off)
+            if n <= 0 { break }
+            off += n
+        }
+    }
+}
+
+func loadImage(_ path: String) throws -> MapImage {
+    let bytes: [UInt8]
+    do {
+        bytes = try ImageFile.read(path)
+    } catch {
+        throw ValidationError("cannot read image \(error)")
+    }
+    do {
+        return try MapImage(bytes: bytes)
+    } catch {
+        throw CleanExit.message("\(path): \(error)")
+    }
+}
+
+/// An error already printed; exits with the given status and no further text.
+struct Exit: Error {
+    var code: Int32
+}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile Kubernetes objects into a map image.",
+        discussion: """
+        INPUT is a file or a directory (read recursively: *.yaml, *.yml, *.json) of objects as \
+        `kubectl get -o yaml|json` prints them, List wrappers included. Every error of every file \
+        is reported; on error no image is written.
+        """)
+
+    @Argument(help: "Manifest files or directories.")
+    var inputs: [String]
+
+    @Option(name: .shortAndLong, help: "Where to write the image.")
+    var output: String
+
+    @Flag(help: "Print notes (things skipped on purpose) as well as warnings.")
+    var verbose = false
+
+    @Flag(help: "Print one JSON line of timings and sizes to standard error.")
+    var timings = false
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let snapshot: Snapshot
+        let inputDiagnostics: [Diagnostic]
+        do {
+            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        let t1 = clock.now
+        let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics)
+        let t2 = clock.now
+        let bytes = ImageEncoder.encode(result.contents)
+        do {
+            try ImageFile.writeAtomically(bytes, to: output)
+        } catch {
+            printError("error: cannot write image: \(error)")
+            throw ExitCode(1)
+        }
+        let t3 = clock.now
+        for d in result.diagnostics where verbose || d.severity != .note {
+            printError(d.description)
+        }
+        let c = result.contents
+        let digest = (try? ImageDecoder.decodeHeader(bytes).digestHex) ?? "?"
+        if !timings {
+            print("wrote \(output): \(c.frontends.count) frontends, \(c.sets.count) backend sets, \(c.backends.count) backends, \(c.nodes.count) nodes; \(bytes.count) bytes, sha256 \(digest)")
+        }
+        if timings {
+            func s(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+            var usage = rusage()
+            getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+            let objects = snapshot.counts.filter { !$0.key.hasPrefix("skipped/") }.values.reduce(0, +)
+            let line = "{\"parse_seconds\":\(s(t1 - t0)),\"model_seconds\":\(s(t2 - t1)),\"image_seconds\":\(s(t3 - t2)),"
+                + "\"total_seconds\":\(s(t3 - t0)),\"peak_rss_bytes\":\(Int(usage.ru_maxrss) * 1024),\"image_bytes\":\(bytes.count),"
+                + "\"objects\":\(objects)}"
+            printError(line)
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print every table of an image, one line per record, with names next to ids.")
+
+    @Argument(help: "The image file.")
+    var image: String
+
+    @Option(name: .shortAndLong, help: "text (for reading and diffing) or json.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        let img = try loadImage(image)
+        print(output == .text ? TextRenderer.render(img) : JSONRenderer.render(img), terminator: "")
+    }
+}
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what changes between two images, per service and node.",
+        discussion: "Exit status: 0 when the images are identical, 1 when they differ, 2 on error.")
+
+    @Argument(help: "The old image.")
+    var old: String
+
+    @Argument(help: "The new image.")
+    var new: String
+
+    func run() throws {
+        let a: MapImage, b: MapImage
+        do {
+            a = try MapImage(bytes: try ImageFile.read(old))
+            b = try MapImage(bytes: try ImageFile.read(new))
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let diff = ImageDiff(old: a, new: b)
+        print(diff.render(), terminator: "")
+        if !diff.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Resolve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Where would a connect to ADDRESS:PORT go? The Resolver's answer over an image.",
+        discussion: """
+        Without --node the client is a host that is not a node of the cluster. IPv6 as [addr]:port.
+        Results: translate (with every backend it may reach), reject (ECONNREFUSED), \
+        unreachable (EHOSTUNREACH), passthrough (not a service address).
+        """)
+
+    @Argument(help: "The image file.")
+    var image: String
+
+    @Argument(help: "Destination, e.g. 10.96.0.10:53 or [fd00::10]:443.")
+    var destination: String
+
+    @Flag(help: "UDP instead of TCP.")
+    var udp = false
+
+    @Option(help: "The node the connect starts on.")
+    var node: String?
+
+    @Option(help: "For hosts that are not nodes: pod (reach backends directly) or nodeport (the backend's node address and NodePort).")
+    var hostMode: String = "pod"
+
+    @Option(name: .shortAndLong, help: "text or json.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        guard let dest = SocketAddress(destination) else {
+            throw ValidationError("\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)")
+        }
+        guard let mode = HostMode(rawValue: hostMode) else {
+            throw ValidationError("--host-mode must be pod or nodeport")
+        }
+        let img = try loadImage(image)
+        let resolver = Resolver(img.contents)
+        var nodeID: UInt32 = 0
+        if let node {
+            do { nodeID = try resolver.nodeID(named: node) } catch { throw ValidationError(error.description) }
+        }
+        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode)
+        let names = ImageNames(img.contents)
+        switch output {
+        case .json:
+            struct RuleView: Encodable {
+                var index: Int
+                var origin: String
+                var kind: String
+                var group: String
+                var flags: [String]
+            }
+            struct View: Encodable {
+                var result: String
+                var backends: [String]
+                var destination: String
+                var `protocol`: String
+                var node: String?
+                var hostMode: String
+                var frontend: String?
+                var rule: RuleView?
+                var reason: String
+            }
+            let view = View(result: r.result.rawValue, backends: r.backends.map(\.description), destination: dest.description,
+                            protocol: udp ? "UDP" : "TCP", node: node, hostMode: mode.rawValue, frontend: r.frontend?.description,
+                            rule: r.rule.map { RuleView(index: r.ruleIndex ?? 0, origin: $0.origin.description, kind: $0.kind.description,
+                                                         group: names.group($0.groupID), flags: $0.flags.names) },
+                            reason: r.reason)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = try encoder.encode(view)
+            print(String(decoding: data, as: UTF8.self))
+        case .text:
+            let from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
+            print("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
+            if let f = r.frontend, let rule = r.rule, let i = r.ruleIndex {
+                print("  frontend \(f), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)")
+            }
+            print("  \(r.reason)")
+            if !r.backends.isEmpty {
+                print("  backends: " + r.backends.map(\.description).joined(separator: " "))
+            }
+        }
+    }
+}

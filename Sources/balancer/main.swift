@@ -1,2 +1,0 @@
-import Compiler
-print("balancer")
