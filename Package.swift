@@ -43,7 +43,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "MapImageTests", dependencies: ["MapImage", "CBalancerABI"]),
+        .testTarget(name: "MapImageTests", dependencies: ["MapImage", "CBalancerABI", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "MapImage"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage"]),
     ]

@@ -23,9 +23,17 @@ Shape (defaults: --services 10000 --nodes 1000 --endpoints-per-service 15):
     5% internalTrafficPolicy Local; 5% externalTrafficPolicy Local (NodePort
     and LoadBalancer only); 5% sessionAffinity ClientIP with a timeout.
     1-3 ports each (http/https/metrics TCP, dns UDP); targetPort int or named.
-  * Every service has --endpoints-per-service pods.  One EndpointSlice
-    (addressType IPv4) per <=100 endpoints; dual-stack services get a second
-    slice set (addressType IPv6) listing the same pods.  So with defaults:
+  * Nodes: 3 control-plane nodes (tainted, no pods) + workers, zones spread
+    round-robin over 3 zones, InternalIP 172.16.x.y plus an IPv6 InternalIP
+    (dual-stack cluster), podCIDRs v4 /24 + v6 /64, all Ready.
+  * Every service has --endpoints-per-service pods on random worker nodes;
+    ~96% ready, ~2% terminating (half still serving), ~2% not ready.
+    20% of single-port services have an unnamed port (slice port name "").
+    10% of services carry a kubectl last-applied-configuration annotation
+    (a `|` block scalar in YAML).
+  * EndpointSlices: one (addressType IPv4) per <=100 endpoints of a service;
+    dual-stack services get a second slice set (addressType IPv6) listing the
+    same pods.  So with defaults:
     150,000 IPv4 endpoints + 15,000 IPv6 endpoints = 165,000 endpoint entries
     for 150,000 distinct pods.
   * NodePorts come from 30000-32767 and are unique cluster-wide (as the
@@ -38,6 +46,7 @@ Shape (defaults: --services 10000 --nodes 1000 --endpoints-per-service 15):
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import random
@@ -46,6 +55,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+GENERATOR_VERSION = 2  # bump when the output changes, so run.sh regenerates
 MAX_PER_SLICE = 100
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 
@@ -210,7 +220,8 @@ class Gen:
             zone = ZONES[i % 3]
             control = i < 3
             v4cidr = f"10.{64 + i // 256}.{i % 256}.0/24"
-            v6cidr = f"fd00:10:244:{i:x}::/64"
+            v6cidr = f"{ipaddress.IPv6Address(f'fd00:10:244:{i:x}::')}/64"
+            ip6 = str(ipaddress.IPv6Address(f"fd00:172:{a:x}:{b:x}::{c:x}"))
             itype = "m6i.2xlarge" if control else rng.choice(["m5.4xlarge", "m6i.4xlarge", "c6i.4xlarge", "r6i.4xlarge"])
             created, ctime = self.ts(max_days=200)
             hb, _ = self.ts(after=self.base_time + timedelta(days=320), max_days=0.01)
@@ -253,7 +264,7 @@ class Gen:
                 "kind": "Node",
                 "metadata": {
                     "annotations": {
-                        "alpha.kubernetes.io/provided-node-ip": ip,
+                        "alpha.kubernetes.io/provided-node-ip": f"{ip},{ip6}",
                         "node.alpha.kubernetes.io/ttl": "0",
                         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                     },
@@ -267,6 +278,7 @@ class Gen:
                 "status": {
                     "addresses": [
                         {"address": ip, "type": "InternalIP"},
+                        {"address": ip6, "type": "InternalIP"},
                         {"address": name, "type": "InternalDNS"},
                         {"address": name, "type": "Hostname"},
                     ],
@@ -301,7 +313,7 @@ class Gen:
             if n[4] < 250:
                 n[4] += 1
                 k = n[4]
-                return n[0], n[1], f"{n[2]}{k + 1}", f"{n[3]}{k + 1:x}"
+                return n[0], n[1], f"{n[2]}{k + 1}", str(ipaddress.IPv6Address(f"{n[3]}{k + 1:x}"))
 
     # -- services + endpointslices ---------------------------------------
     def make_services(self) -> tuple[list[dict], list[dict], dict]:
@@ -574,6 +586,24 @@ def write_yaml(path: str, items: list) -> None:
     os.replace(tmp, path)
 
 
+def is_fresh(out: str, params: dict, formats: list) -> bool:
+    try:
+        with open(os.path.join(out, "cluster.stats.json")) as f:
+            st = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if st.get("params") != params:
+        return False
+    for fmt in formats:
+        info = st.get("files", {}).get(fmt)
+        if not info:
+            return False
+        p = os.path.join(out, info["path"])
+        if not os.path.exists(p) or os.path.getsize(p) != info["bytes"]:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--services", type=int, default=10_000)
@@ -582,7 +612,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--format", choices=["json", "yaml", "both"], default="both")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    ap.add_argument("--if-stale", action="store_true",
+                    help="do nothing if OUT already holds files generated with the same parameters")
     a = ap.parse_args(argv)
+    params = {"services": a.services, "nodes": a.nodes, "endpoints_per_service": a.endpoints_per_service,
+              "seed": a.seed, "generator_version": GENERATOR_VERSION}
+    if a.if_stale and is_fresh(a.out, params, ["json", "yaml"] if a.format == "both" else [a.format]):
+        print(f"gen_cluster: {a.out} is up to date", file=sys.stderr)
+        return 0
     if a.nodes < 4:
         ap.error("--nodes must be >= 4 (3 are control-plane nodes without pods)")
     if a.services * a.endpoints_per_service > (a.nodes - 3) * 250:
@@ -612,8 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         files["yaml"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
 
     stats = {
-        "params": {"services": a.services, "nodes": a.nodes,
-                   "endpoints_per_service": a.endpoints_per_service, "seed": a.seed},
+        "params": params,
         "objects": len(items),
         "nodes": len(nodes),
         "services": len(services),

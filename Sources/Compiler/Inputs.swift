@@ -195,9 +195,29 @@ struct SnapshotBuilder {
         }
         if d.diagnostics.filter({ $0.severity == .error }).count == errorsBefore {
             snapshot.counts[kind, default: 0] += 1
-            snapshot.objectDigests.append(tree.canonicalDigest(root))
+            snapshot.objectDigests.append(objectDigest(tree, root, kind: kind, apiVersion: expectedAPI))
         }
         diagnostics += d.diagnostics
+    }
+
+    /// The digest of one object, the same whichever container it came in: a List item carries no
+    /// kind or apiVersion on the wire, so those are taken from the decoded object and the rest of
+    /// the top-level members are digested member by member in key order.
+    func objectDigest(_ tree: ManifestTree, _ root: NodeID, kind: String, apiVersion: String) -> [UInt8] {
+        var members: [(String, [UInt8])] = []
+        for (k, v) in tree.entries(root) {
+            let key = tree.text(k)
+            if key == "kind" || key == "apiVersion" { continue }
+            members.append((key, tree.canonicalDigest(v)))
+        }
+        members.sort { $0.0 < $1.0 }
+        var h = SHA256()
+        h.update(data: Array("\(kind)\u{0}\(apiVersion)\u{0}".utf8))
+        for (k, d) in members {
+            h.update(data: Array(k.utf8) + [0])
+            h.update(data: d)
+        }
+        return Array(h.finalize())
     }
 
     /// Fills in line:column of diagnostics in JSON files (jansson keeps no positions) by parsing

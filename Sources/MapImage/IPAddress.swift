@@ -235,7 +235,7 @@ public struct SocketAddress: Hashable, Comparable, Sendable, CustomStringConvert
             guard let close = text.firstIndex(of: "]") else { return nil }
             let addr = text[text.index(after: text.startIndex)..<close]
             let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), let ip = IPAddress(addr), !ip.isIPv4 else { return nil }
+            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), let ip = IPAddress(addr) else { return nil }
             self.init(address: ip, port: port)
         } else {
             guard let colon = text.lastIndex(of: ":") else { return nil }

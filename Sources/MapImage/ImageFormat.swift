@@ -416,6 +416,7 @@ public enum ImageDecoder {
         // Sets, then their slots and members, which must match one for one.
         var setCounts: [SetKey: (count: Int, flags: SetFlags)] = [:]
         var setOrder: [SetKey] = []
+        var totalSlots = 0
         try records(.sets) { (_, k, v) throws(ImageError) in
             let key = RecordDecoder.setKey(bytes, k)
             let value = RecordDecoder.setValue(bytes, v)
@@ -435,6 +436,10 @@ public enum ImageDecoder {
                 guard value.count == 0 else { throw ImageError("sets: a gate set holds no backends", offset: v) }
             } else {
                 guard value.count > 0 else { throw ImageError("sets: empty \(scope) set (an empty set is encoded by its absence)", offset: v) }
+            }
+            totalSlots += Int(value.count)
+            guard totalSlots <= section(.slots).count else {
+                throw ImageError("sets: counts add up to more than the \(section(.slots).count) slots", offset: v)
             }
             let sk = SetKey(groupID: key.groupID, scope: scope, scopeID: key.scopeID)
             setCounts[sk] = (Int(value.count), SetFlags(rawValue: value.flags))

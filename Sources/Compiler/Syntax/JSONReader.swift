@@ -19,19 +19,10 @@ private enum JSONValueReader {
     static func run(_ input: UnsafeBufferPointer<UInt8>, _ builder: inout TreeBuilder) -> SyntaxError? {
         guard let base = input.baseAddress else { return nil }
         var offset = 0
-        // Position of `offset` in the whole file, because jansson counts from each value's start.
-        var line = 1, column = 1
         while true {
             while offset < input.count {
                 let b = input[offset]
-                if b == UInt8(ascii: "\n") {
-                    line += 1
-                    column = 1
-                } else if b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\r") {
-                    column += 1
-                } else {
-                    break
-                }
+                guard b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r") else { break }
                 offset += 1
             }
             if offset >= input.count { return nil }
@@ -43,6 +34,9 @@ private enum JSONValueReader {
                 if error.line <= 0 {
                     return SyntaxError(file: builder.file, line: 0, column: 0, message: text)
                 }
+                // jansson counts from the start of the value it was given; errors are rare, so
+                // the value's own position in the file is only computed here.
+                let (line, column) = lineAndColumn(of: offset, in: input)
                 let errorLine = line + Int(error.line) - 1
                 let errorColumn = error.line == 1 ? column + Int(error.column) - 1 : Int(error.column)
                 return SyntaxError(file: builder.file, line: errorLine, column: max(errorColumn, 1), message: text)
@@ -58,19 +52,26 @@ private enum JSONValueReader {
 
             let consumed = Int(error.position)
             guard consumed > 0 else {
+                let (line, column) = lineAndColumn(of: offset, in: input)
                 return SyntaxError(file: builder.file, line: line, column: column, message: "JSON parser made no progress")
-            }
-            for i in offset ..< min(offset + consumed, input.count) {
-                let b = input[i]
-                if b == UInt8(ascii: "\n") {
-                    line += 1
-                    column = 1
-                } else if b & 0xC0 != 0x80 {
-                    column += 1
-                }
             }
             offset += consumed
         }
+    }
+
+    /// 1-based line and column (in characters, as jansson counts them) of a byte offset.
+    static func lineAndColumn(of offset: Int, in input: UnsafeBufferPointer<UInt8>) -> (Int, Int) {
+        var line = 1, column = 1
+        for i in 0 ..< min(offset, input.count) {
+            let b = input[i]
+            if b == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return (line, column)
     }
 
     /// Walks the jansson tree with an explicit stack; JSON nesting depth must not become call depth.

@@ -61,8 +61,8 @@ public struct SyntaxError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// One node of the flat arena. Kept small (24 bytes) because a large EndpointSlice dump
-/// produces millions of nodes and they all live until the compile finishes.
+/// One node of the flat arena. Kept at 20 bytes because a large EndpointSlice dump produces
+/// millions of nodes and they all live until the compile finishes.
 struct NodeRecord: Sendable {
     /// Scalar: byte offset into the text arena. Container: first slot in `children`.
     var start: UInt32
@@ -71,9 +71,29 @@ struct NodeRecord: Sendable {
     /// -1 for document roots (and for nodes orphaned by a YAML merge key).
     var parent: Int32
     var line: UInt32
-    var column: UInt32
-    var kind: NodeKind
-    var style: ScalarStyle
+    /// Bits 0-1 kind, 2-4 style, 8-31 column (saturated; only messages read it).
+    private var info: UInt32
+
+    init(start: UInt32, length: UInt32, parent: Int32, line: UInt32, column: UInt32, kind: NodeKind, style: ScalarStyle) {
+        self.start = start
+        self.length = length
+        self.parent = parent
+        self.line = line
+        self.info = UInt32(kind.rawValue) | UInt32(style.rawValue) << 2 | min(column, 0xFF_FFFF) << 8
+    }
+
+    var kind: NodeKind {
+        NodeKind(rawValue: UInt8(truncatingIfNeeded: info & 3)) ?? .scalar
+    }
+
+    var style: ScalarStyle {
+        ScalarStyle(rawValue: UInt8(truncatingIfNeeded: (info >> 2) & 7)) ?? .plain
+    }
+
+    var column: UInt32 {
+        get { info >> 8 }
+        set { info = (info & 0xFF) | min(newValue, 0xFF_FFFF) << 8 }
+    }
 }
 
 /// Parsed manifest file: every node of every document in a few flat arrays, so that a
@@ -266,6 +286,8 @@ public struct ManifestTree: Sendable {
             case key(Int32)
         }
         var stack: [Work] = [.node(n.index)]
+        /// Child slots of the current mapping's keys, reused to avoid an allocation per mapping.
+        var order: [Int] = []
         while let work = stack.popLast() {
             switch work {
             case .key(let k):
@@ -288,22 +310,43 @@ public struct ManifestTree: Sendable {
                     let count = Int(r.length) / 2
                     sink.header(CanonicalTag.mapping.rawValue, UInt64(count))
                     let base = Int(r.start)
-                    var order = Array(0 ..< count)
-                    order.sort { a, b in
-                        let ka = nodes[Int(children[base + 2 * a])]
-                        let kb = nodes[Int(children[base + 2 * b])]
-                        let sa = Int(ka.start), sb = Int(kb.start)
-                        return text[sa ..< sa + Int(ka.length)]
-                            .lexicographicallyPrecedes(text[sb ..< sb + Int(kb.length)])
+                    order.removeAll(keepingCapacity: true)
+                    var isSorted = true
+                    for e in 0 ..< count {
+                        if e > 0, !Self.keyLess(children[base + 2 * e - 2], children[base + 2 * e], nodes, text) {
+                            isSorted = false
+                        }
+                        order.append(base + 2 * e)
                     }
-                    for e in order.reversed() {
-                        stack.append(.node(children[base + 2 * e + 1]))
-                        stack.append(.key(children[base + 2 * e]))
+                    // kubectl sorts YAML keys, so the sort is usually skipped.
+                    if !isSorted {
+                        let nodes = self.nodes, text = self.text, children = self.children
+                        order.sort { Self.keyLess(children[$0], children[$1], nodes, text) }
+                    }
+                    for slot in order.reversed() {
+                        stack.append(.node(children[slot + 1]))
+                        stack.append(.key(children[slot]))
                     }
                 }
             }
         }
         return sink.finish()
+    }
+
+    /// Byte-wise order of two keys' text (a proper prefix sorts first).
+    @inline(__always)
+    private static func keyLess(_ a: Int32, _ b: Int32, _ nodes: [NodeRecord], _ text: [UInt8]) -> Bool {
+        let ra = nodes[Int(a)], rb = nodes[Int(b)]
+        let sa = Int(ra.start), sb = Int(rb.start)
+        let la = Int(ra.length), lb = Int(rb.length)
+        var i = 0
+        let n = min(la, lb)
+        while i < n {
+            let x = text[sa + i], y = text[sb + i]
+            if x != y { return x < y }
+            i += 1
+        }
+        return la < lb
     }
 
     private func emitScalar(_ r: NodeRecord, into sink: inout DigestSink) {
@@ -511,6 +554,9 @@ struct TreeBuilder {
     /// Child slots of all open containers, innermost last; moved to `children` on close.
     private var pending: [Int32] = []
     private var keyTable = KeyTable()
+    private static let keyCacheSize = 1024
+    /// start << 32 | length of recently seen keys; 0 = empty (keys of length 0 are not cached).
+    private var keyCache = [UInt64](repeating: 0, count: TreeBuilder.keyCacheSize)
     private var aliasCopies = 0
 
     init(file: String, yamlSemantics: Bool, inputSize: Int) {
@@ -518,12 +564,10 @@ struct TreeBuilder {
         self.yamlSemantics = yamlSemantics
         // Reserving from the input size avoids repeated doubling copies of the big arrays;
         // untouched reserved pages are not resident, so over-estimating costs little.
-        text.reserveCapacity(inputSize / 2 + 16)
-        nodes.reserveCapacity(inputSize / 16 + 16)
-        children.reserveCapacity(inputSize / 16 + 16)
+        text.reserveCapacity(inputSize + 16)
+        nodes.reserveCapacity(inputSize / 8 + 16)
+        children.reserveCapacity(inputSize / 8 + 16)
     }
-
-    var isInsideContainer: Bool { !frames.isEmpty }
 
     func error(_ line: UInt32, _ column: UInt32, _ message: String) -> SyntaxError {
         SyntaxError(file: file, line: Int(line), column: Int(column), message: message)
@@ -553,10 +597,41 @@ struct TreeBuilder {
     @discardableResult
     mutating func addScalar(textStart: Int, style: ScalarStyle, line: UInt32, column: UInt32) throws(SyntaxError) -> Int32 {
         guard text.count <= Int(UInt32.max) else { throw error(line, column, "file too large") }
+        var start = textStart
+        let length = text.count - textStart
+        if length > 0, length <= 40, let f = frames.last, f.kind == .mapping, (pending.count - f.pendingStart) & 1 == 0 {
+            start = internKey(start: textStart, length: length)
+        }
         return try attach(NodeRecord(
-            start: UInt32(truncatingIfNeeded: textStart),
-            length: UInt32(truncatingIfNeeded: text.count - textStart),
+            start: UInt32(truncatingIfNeeded: start),
+            length: UInt32(truncatingIfNeeded: length),
             parent: -1, line: line, column: column, kind: .scalar, style: style))
+    }
+
+    /// Mapping keys repeat endlessly in large lists ("addresses", "conditions", ...), so a small
+    /// direct-mapped cache lets equal keys share their bytes; this trims the text arena by
+    /// roughly a third on EndpointSlice dumps. Returns where the key's bytes now start.
+    private mutating func internKey(start: Int, length: Int) -> Int {
+        var h: UInt32 = 0x811c_9dc5
+        var i = start
+        let end = start + length
+        while i < end {
+            h = (h ^ UInt32(text[i])) &* 0x0100_0193
+            i += 1
+        }
+        let slot = Int(truncatingIfNeeded: (h ^ (h >> 15)) & UInt32(Self.keyCacheSize - 1))
+        let cached = keyCache[slot]
+        let cachedStart = Int(truncatingIfNeeded: cached >> 32)
+        if cached != 0, Int(truncatingIfNeeded: cached & 0xFFFF_FFFF) == length {
+            var j = 0
+            while j < length, text[cachedStart + j] == text[start + j] { j += 1 }
+            if j == length {
+                text.removeLast(length)
+                return cachedStart
+            }
+        }
+        keyCache[slot] = UInt64(start) << 32 | UInt64(length)
+        return start
     }
 
     @discardableResult
@@ -574,7 +649,16 @@ struct TreeBuilder {
         }
         if frame.kind == .mapping, validate, yamlSemantics {
             try checkDuplicateKeys(from: frame.pendingStart)
-            try applyMergeKeys(mapping: frame.node, from: frame.pendingStart)
+            // Scanned inline: merge keys are rare and this runs for every mapping.
+            var slot = frame.pendingStart
+            while slot < pending.count {
+                let k = nodes[Int(pending[slot])]
+                if k.length == 2, text[Int(k.start)] == UInt8(ascii: "<") {
+                    try applyMergeKeys(mapping: frame.node, from: frame.pendingStart)
+                    break
+                }
+                slot += 2
+            }
         }
         let slotCount = pending.count - frame.pendingStart
         guard children.count + slotCount <= Int(UInt32.max) else {
@@ -587,6 +671,7 @@ struct TreeBuilder {
         return frame.node
     }
 
+    @inline(__always)
     func isOpen(_ node: Int32) -> Bool {
         frames.contains { $0.node == node }
     }
@@ -664,6 +749,7 @@ struct TreeBuilder {
 
     // MARK: Key checks
 
+    @inline(__always)
     private func keyBytesEqual(_ a: Int32, _ b: Int32) -> Bool {
         let ra = nodes[Int(a)], rb = nodes[Int(b)]
         guard ra.length == rb.length else { return false }
@@ -676,6 +762,7 @@ struct TreeBuilder {
         return true
     }
 
+    @inline(__always)
     private func keyHash(_ k: Int32) -> Int {
         let r = nodes[Int(k)]
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -736,6 +823,7 @@ struct TreeBuilder {
         }
     }
 
+    @inline(__always)
     private func isMergeKey(_ k: Int32) -> Bool {
         let r = nodes[Int(k)]
         return r.kind == .scalar && r.style == .plain && r.length == 2

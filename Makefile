@@ -1,0 +1,55 @@
+# balancer — build, test and demo entry points. Every target installs what it needs first.
+SHELL := /bin/bash
+ifneq ($(wildcard /opt/swift/usr/bin),)
+export PATH := /opt/swift/usr/bin:$(PATH)
+endif
+
+APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time
+SWIFT ?= swift
+BALANCER := .build/debug/balancer
+RELEASE_BALANCER := .build/release/balancer
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build release test golden demo bench clean
+
+all: build
+
+# Installs the system packages the build and the tests use; does nothing when all are present.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected at /opt/swift/usr/bin)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/. Review the diff.
+golden: build
+	@mkdir -p golden
+	@for d in fixtures/*/; do \
+		n=$$(basename $$d); \
+		$(BALANCER) compile $$d -o golden/$$n.image >/dev/null || exit 1; \
+		$(BALANCER) inspect golden/$$n.image > golden/$$n.txt || exit 1; \
+		echo "golden/$$n"; \
+	done
+
+demo: build
+	@bash docs/demo.sh $(BALANCER)
+
+bench: deps
+	bash bench/run.sh
+
+clean:
+	rm -rf .build bench/out

@@ -1,0 +1,41 @@
+import Compiler
+import FoundationEssentials
+import MapImage
+import Testing
+
+/// Every fixture is compiled and checked twice: against its golden files (bytes and text, so an
+/// unreviewed change of output fails), and against its expect.txt, answers derived by hand from
+/// Kubernetes semantics (so the semantics themselves are tested, not just their stability).
+@Suite struct FixtureTests {
+    @Test(arguments: Repo.fixtureCases)
+    func goldenImage(_ name: String) throws {
+        let (bytes, _) = try compileImage([Repo.fixtures + "/" + name])
+        let image = try MapImage(bytes: bytes)
+        let text = TextRenderer.render(image)
+        let goldenText = readText(Repo.golden + "/\(name).txt")
+        let goldenBytes = try? ImageFile.read(Repo.golden + "/\(name).image")
+        #expect(goldenText != nil && goldenBytes != nil, "golden/\(name).{image,txt} missing: run `make golden`")
+        guard let goldenText, let goldenBytes else { return }
+        #expect(text == goldenText, "golden/\(name).txt differs (run `make golden` and review):\n\(lineDiff(expected: goldenText, actual: text))")
+        let sameBytes = bytes == goldenBytes
+        #expect(sameBytes, "golden/\(name).image differs from a fresh compile (\(bytes.count) vs \(goldenBytes.count) bytes)")
+    }
+
+    @Test(arguments: Repo.fixtureCases.filter { readText(Repo.fixtures + "/\($0)/expect.txt") != nil })
+    func expectations(_ name: String) throws {
+        let dir = Repo.fixtures + "/" + name
+        let probes = try Probe.parse(readText(dir + "/expect.txt") ?? "")
+        #expect(!probes.isEmpty)
+        let (bytes, _) = try compileImage([dir])
+        let image = try MapImage(bytes: bytes)
+        let resolver = Resolver(image.contents)
+        for p in probes {
+            let nodeID = try p.node.map { try resolver.nodeID(named: $0) } ?? 0
+            let r = resolver.resolve(p.destination, proto: p.proto, nodeID: nodeID)
+            #expect(r.result == p.result, "\(name) \(p): got \(r.result) (\(r.reason))")
+            if p.result == .translate {
+                #expect(r.backends == p.backends, "\(name) \(p): got \(r.backends.map(\.description).joined(separator: " "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Compiler
+import FoundationEssentials
+import MapImage
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths of the repository, found from this file's location.
+enum Repo {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)  // Tests/CompilerTests/Support.swift
+        return parts.joined(separator: "/")
+    }()
+
+    static var fixtures: String { root + "/fixtures" }
+    static var golden: String { root + "/golden" }
+
+    /// Every fixture case (a folder under fixtures/ with manifests).
+    static var fixtureCases: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures)) ?? []
+        return names.filter { name in
+            var st = stat()
+            return stat(fixtures + "/" + name, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        }.sorted()
+    }
+}
+
+/// Compiles a fixture folder (or any paths) into image bytes, failing the test on errors.
+func compileImage(_ paths: [String]) throws -> (bytes: [UInt8], result: CompileResult) {
+    let (snapshot, diags) = try InputLoader.load(paths: paths)
+    let result = Compiler.compile(snapshot, inputDiagnostics: diags)
+    return (ImageEncoder.encode(result.contents), result)
+}
+
+/// Compiles in-memory files.
+func compileContents(_ files: [(String, String)]) throws -> (bytes: [UInt8], result: CompileResult) {
+    let (snapshot, diags) = try InputLoader.load(contents: files.map { ($0.0, Array($0.1.utf8)) })
+    let result = Compiler.compile(snapshot, inputDiagnostics: diags)
+    return (ImageEncoder.encode(result.contents), result)
+}
+
+/// The diagnostics of a compile expected to fail.
+func compileErrors(_ files: [(String, String)]) -> [Diagnostic] {
+    do {
+        _ = try InputLoader.load(contents: files.map { ($0.0, Array($0.1.utf8)) })
+        return []
+    } catch {
+        return error.diagnostics
+    }
+}
+
+/// One probe of a fixture's expect.txt: `<node|-> <tcp|udp> <addr:port> => <result> [backends…]`.
+struct Probe: CustomStringConvertible, Sendable {
+    var line: Int
+    var node: String?
+    var proto: TransportProtocol
+    var destination: SocketAddress
+    var result: Resolution.Result
+    var backends: [SocketAddress]
+    var text: String
+
+    var description: String { "expect.txt:\(line): \(text)" }
+
+    static func parse(_ content: String) throws -> [Probe] {
+        var out: [Probe] = []
+        for (i, raw) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if words.isEmpty { continue }
+            guard words.count >= 5, words[3] == "=>", let dest = SocketAddress(words[2]),
+                  let result = Resolution.Result(rawValue: words[4]) else {
+                throw ProbeError(message: "expect.txt:\(i + 1): cannot parse \"\(raw)\"")
+            }
+            let proto: TransportProtocol
+            switch words[1] {
+            case "tcp": proto = .tcp
+            case "udp": proto = .udp
+            default: throw ProbeError(message: "expect.txt:\(i + 1): protocol must be tcp or udp")
+            }
+            var backends: [SocketAddress] = []
+            for w in words.dropFirst(5) {
+                guard let b = SocketAddress(w) else { throw ProbeError(message: "expect.txt:\(i + 1): bad backend \(w)") }
+                backends.append(b)
+            }
+            out.append(Probe(line: i + 1, node: words[0] == "-" ? nil : words[0], proto: proto, destination: dest,
+                             result: result, backends: backends.sorted(), text: String(raw)))
+        }
+        return out
+    }
+}
+
+struct ProbeError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A line diff of two texts, for readable golden failures.
+func lineDiff(expected: String, actual: String) -> String {
+    let a = expected.split(separator: "\n", omittingEmptySubsequences: false)
+    let b = actual.split(separator: "\n", omittingEmptySubsequences: false)
+    let sa = Set(a), sb = Set(b)
+    var out: [String] = []
+    for l in a where !sb.contains(l) { out.append("- \(l)") }
+    for l in b where !sa.contains(l) { out.append("+ \(l)") }
+    return out.isEmpty ? "(same lines, different order)" : out.prefix(80).joined(separator: "\n")
+}
+
+func readText(_ path: String) -> String? {
+    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+}
