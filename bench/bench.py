@@ -108,7 +108,7 @@ def main() -> int:
           f"({stats['endpoints_ipv4']} IPv4 + {stats['endpoints_ipv6']} IPv6) for {stats['pods']} pods; "
           f"seed {stats['params']['seed']}")
     print(f"binary:  {a.bin}")
-    print(f"runs:    balancer best of {a.runs}, peer best of {a.peer_runs}\n", flush=True)
+    print(f"runs:    balancer best of {a.runs}, " + ("no peer" if a.no_peer else f"peer best of {a.peer_runs}") + "\n", flush=True)
 
     results: dict = {"stats": {k: stats[k] for k in ("objects", "nodes", "services", "endpointslices",
                                                       "endpoints_total", "params")},

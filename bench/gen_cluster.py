@@ -55,8 +55,10 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-GENERATOR_VERSION = 2  # bump when the output changes, so run.sh regenerates
+GENERATOR_VERSION = 4  # bump when the output changes, so run.sh regenerates
 MAX_PER_SLICE = 100
+SVC_V6_BASE = int(ipaddress.IPv6Address("fd00:10:96::"))   # service CIDR fd00:10:96::/108
+LB_V6_BASE = int(ipaddress.IPv6Address("2001:db8:18::"))
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 
 REGION = "eu-west-1"
@@ -213,8 +215,8 @@ class Gen:
         nodes = []
         self.node_info = []  # (name, zone, pod v4 prefix, pod v6 prefix, schedulable)
         for i in range(self.n_nodes):
-            a, b = 16 + i // 62500, (i // 250) % 256
-            c = 10 + i % 250
+            a, b = 16 + i // 51200, (i // 200) % 256
+            c = 10 + i % 200
             ip = f"172.{a}.{b}.{c}"
             name = f"ip-172-{a}-{b}-{c}.{REGION}.compute.internal"
             zone = ZONES[i % 3]
@@ -438,7 +440,7 @@ class Gen:
             }
             st["internal_traffic_local"] += s in itp_local
             if is_dual:
-                v6 = f"fd00:10:96::{v6_ips[s]:x}"
+                v6 = str(ipaddress.IPv6Address(SVC_V6_BASE + v6_ips[s]))
                 spec["clusterIPs"] = [cip, v6]
                 spec["ipFamilies"] = ["IPv4", "IPv6"]
                 spec["ipFamilyPolicy"] = "RequireDualStack"
@@ -461,7 +463,7 @@ class Gen:
                 li = lb_ips[s]
                 ingress = [{"ip": f"198.{18 + (li >> 16)}.{(li >> 8) & 255}.{li & 255}", "ipMode": "VIP"}]
                 if is_dual:
-                    ingress.append({"ip": f"2001:db8:18::{li:x}", "ipMode": "VIP"})
+                    ingress.append({"ip": str(ipaddress.IPv6Address(LB_V6_BASE + li)), "ipMode": "VIP"})
                 status = {"loadBalancer": {"ingress": ingress}}
 
             created, ctime = self.ts()

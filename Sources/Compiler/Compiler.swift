@@ -73,17 +73,22 @@ public enum Compiler {
             if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id)) }
         }
 
-        // Backends.
-        var identities = Set<BackendIdentity>()
-        for s in sc.sets { identities.formUnion(s.backends) }
-        let backendIDs = StableID.assign(Array(identities), hash: { $0.stableHash })
-        for identity in identities {
-            guard let id = backendIDs[identity] else { continue }
-            let node = sc.backendNodes[identity].flatMap { nodeIDs[$0] } ?? 0
-            contents.backends.append(Backend(id: id, address: identity.address, proto: identity.proto, nodeID: node))
+        // Backends (interned by the service compiler; only those in some set are in the image).
+        var inSet = [Bool](repeating: false, count: sc.backendList.count)
+        for s in sc.sets { for b in s.backends { inSet[Int(b)] = true } }
+        let used = sc.backendList.indices.filter { inSet[$0] }
+        let usedIDs = StableID.assignDense(used.map { sc.backendList[$0] }, hash: { $0.stableHash })
+        var backendID = [UInt32](repeating: 0, count: sc.backendList.count)
+        contents.backends.reserveCapacity(used.count)
+        for (k, i) in used.enumerated() {
+            backendID[i] = usedIDs[k]
+            let identity = sc.backendList[i]
+            let node = sc.backendNode[i].flatMap { nodeIDs[$0] } ?? 0
+            contents.backends.append(Backend(id: usedIDs[k], address: identity.address, proto: identity.proto, nodeID: node))
         }
 
         // Sets.
+        contents.sets.reserveCapacity(sc.sets.count)
         for s in sc.sets {
             let scopeID: UInt32
             switch s.scope {
@@ -92,12 +97,12 @@ public enum Compiler {
             case .node, .local, .gate: scopeID = nodeIDs[s.scopeName] ?? 0
             }
             contents.sets.append(BackendSet(key: SetKey(groupID: s.groupID, scope: s.scope, scopeID: scopeID), flags: s.flags,
-                                            backends: s.backends.compactMap { backendIDs[$0] }))
+                                            backends: s.backends.map { backendID[Int($0)] }))
         }
 
         // Frontends: ids by the same collision rule.
         let keys = Array(sc.frontends.keys)
-        let frontendIDs = StableID.assign(keys, hash: { StableID.hash("frontend/\($0)") })
+        let frontendIDs = StableID.assign(keys, hash: { StableID.hash(words: $0.address.high, $0.address.low, UInt64($0.port) << 8 | UInt64($0.proto.rawValue)) })
         for (key, entry) in sc.frontends {
             var f = entry.0
             f.id = frontendIDs[key] ?? f.id

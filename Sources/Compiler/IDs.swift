@@ -18,6 +18,32 @@ enum StableID {
 
     static func hash(_ s: String) -> UInt32 { hash(s.utf8) }
 
+    /// FNV-1a over the big-endian bytes of the words, without building a byte array.
+    static func hash(words: UInt64...) -> UInt32 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for w in words {
+            for shift in stride(from: 56, through: 0, by: -8) {
+                h ^= (w >> UInt64(shift)) & 0xFF
+                h = h &* 0x0000_0100_0000_01b3
+            }
+        }
+        let folded = UInt32(truncatingIfNeeded: h) ^ UInt32(truncatingIfNeeded: h >> 32)
+        return folded == 0 ? 1 : folded
+    }
+
+    /// `assign` for identities already unique and in an array: ids by position, no dictionaries.
+    static func assignDense<Identity: Comparable>(_ identities: [Identity], hash: (Identity) -> UInt32) -> [UInt32] {
+        let order = identities.indices.sorted { identities[$0] < identities[$1] }
+        var used = Set<UInt32>(minimumCapacity: identities.count)
+        var ids = [UInt32](repeating: 0, count: identities.count)
+        for i in order {
+            var id = hash(identities[i])
+            while id == 0 || !used.insert(id).inserted { id = id &+ 1 }
+            ids[i] = id
+        }
+        return ids
+    }
+
     /// Assigns ids to `identities`. `explicit` ids are honoured first; two identities asking for
     /// the same explicit id are reported through `conflict` (the first in sorted order keeps it,
     /// the other gets a derived id).

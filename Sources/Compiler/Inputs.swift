@@ -1,6 +1,8 @@
 import Crypto
+import Dispatch
 import FoundationEssentials
 import MapImage
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -71,38 +73,89 @@ public struct InputLoader {
         return try load(contents: inputs)
     }
 
-    /// Loads in-memory files (path, bytes): what `load(paths:)` does after reading.
+    /// Loads in-memory files (path, bytes): what `load(paths:)` does after reading. Each file is
+    /// split into documents and List items (ManifestSplitter); the pieces are parsed and decoded
+    /// on every core, then merged in input order, so results never depend on scheduling.
     public static func load(contents: [(path: String, bytes: [UInt8])]) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        var builder = SnapshotBuilder()
-        for (path, bytes) in contents {
-            let tree: ManifestTree
-            do {
-                tree = try ManifestReader.parse(bytes, file: path)
-            } catch {
-                builder.diagnostics.append(Diagnostic(.error, file: error.file, line: error.line, column: error.column, message: error.message))
-                continue
+        var chunks: [(file: Int, chunk: ManifestChunk)] = []
+        for (i, (path, bytes)) in contents.enumerated() {
+            for c in ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) {
+                chunks.append((i, c))
             }
-            builder.add(tree: tree, bytes: bytes)
         }
+        let pieces = chunks
+        let results = parallelMap(pieces.count) { i -> ChunkDecoder in
+            let (f, chunk) = pieces[i]
+            var decoder = ChunkDecoder(chunk: chunk)
+            decoder.decode(Array(contents[f].bytes[chunk.range]))
+            return decoder
+        }
+        var builder = SnapshotBuilder()
+        for r in results { builder.merge(r) }
         return try builder.finish()
     }
 }
 
-struct SnapshotBuilder {
-    var snapshot = Snapshot()
-    var diagnostics: [Diagnostic] = []
-    var seen: [ObjectKey: ObjectSource] = [:]
-    /// JSON files with diagnostics that still need a line:column.
-    var jsonSources: [String: [UInt8]] = [:]
+/// Runs `body` for 0..<count on every core and returns the results in index order.
+func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (Int) -> T) -> [T] {
+    if count == 0 { return [] }
+    let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+    if workers == 1 || count < 4 { return (0..<count).map(body) }
+    let next = Atomic<Int>(0)
+    let slots = Mutex<[T?]>([T?](repeating: nil, count: count))
+    DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        var local: [(Int, T)] = []
+        while true {
+            let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            if i >= count { break }
+            local.append((i, body(i)))
+        }
+        slots.withLock { s in for (i, v) in local { s[i] = v } }
+    }
+    return slots.withLock { $0.compactMap { $0 } }
+}
 
-    mutating func add(tree: ManifestTree, bytes: [UInt8]) {
-        let before = diagnostics.count
+/// One decoded object of a chunk, before duplicates across the whole input are settled.
+struct DecodedObject: Sendable {
+    enum Value: Sendable {
+        case service(Service), endpointSlice(EndpointSlice), node(Node), pod(Pod)
+        case localRedirectPolicy(LocalRedirectPolicy), balancingPolicy(BalancingPolicy)
+    }
+
+    var key: ObjectKey
+    var source: ObjectSource
+    var value: Value?
+    var digest: [UInt8]
+    var treePath: [Int]?
+}
+
+/// Parses and decodes one chunk. Positions are converted to the file's on the way out.
+struct ChunkDecoder: Sendable {
+    let chunk: ManifestChunk
+    var objects: [DecodedObject] = []
+    var diagnostics: [Diagnostic] = []
+    var skipped: [String: Int] = [:]
+
+    init(chunk: ManifestChunk) { self.chunk = chunk }
+
+    mutating func decode(_ bytes: [UInt8]) {
+        let tree: ManifestTree
+        do {
+            tree = chunk.format == .json ? try ManifestReader.parseJSON(bytes, file: chunk.file)
+                                         : try ManifestReader.parseYAML(bytes, file: chunk.file)
+        } catch {
+            let (l, c) = chunk.filePosition(line: error.line, column: error.column)
+            diagnostics.append(Diagnostic(.error, file: chunk.file, line: l, column: c, message: error.message))
+            return
+        }
         for doc in tree.documents {
-            addDocument(tree, doc)
+            if chunk.isListItem {
+                addObject(tree, doc, defaultKind: chunk.listKind, defaultAPIVersion: chunk.listAPIVersion)
+            } else {
+                addDocument(tree, doc)
+            }
         }
-        if diagnostics[before...].contains(where: { $0.treePath != nil }) {
-            jsonSources[tree.file] = bytes
-        }
+        locate(bytes)
     }
 
     private mutating func addDocument(_ tree: ManifestTree, _ doc: NodeID) {
@@ -154,49 +207,43 @@ struct SnapshotBuilder {
         case "EndpointSlice": namespaced = true; expectedAPI = "discovery.k8s.io/v1"
         case "LocalRedirectPolicy", "BalancingPolicy": namespaced = false; expectedAPI = "balancing.elf.io/v1beta1"
         default:
-            snapshot.counts["skipped/\(kind)", default: 0] += 1
+            skipped[kind, default: 0] += 1
             diagnostics += d.diagnostics
             return
         }
         guard apiVersion == expectedAPI else {
-            let m = tree.mark(root)
-            diagnostics.append(Diagnostic(.warning, file: tree.file, line: m.line, column: m.column, object: kind, field: "apiVersion",
-                                          message: "\(kind) of apiVersion \(apiVersion ?? "(none)") is not read (expected \(expectedAPI)); skipped"))
-            snapshot.counts["skipped/\(kind)", default: 0] += 1
+            d.report(.warning, root, "\(kind) of apiVersion \(apiVersion ?? "(none)") is not read (expected \(expectedAPI)); skipped", field: "apiVersion")
+            d.diagnostics[d.diagnostics.count - 1].object = kind
+            diagnostics += d.diagnostics
+            skipped[kind, default: 0] += 1
             return
         }
         guard let meta = d.meta(namespaced: namespaced) else {
-            d.object = kind
+            for i in d.diagnostics.indices where d.diagnostics[i].object.isEmpty { d.diagnostics[i].object = kind }
             diagnostics += d.diagnostics
             return
         }
         let key = ObjectKey(kind: kind, namespace: meta.namespace, name: meta.name)
         d.object = key.description
         let m = tree.mark(root)
-        let source = ObjectSource(file: tree.file, line: m.line, column: m.column)
-        if let first = seen[key] {
-            var dup = Diagnostic(.error, file: tree.file, line: m.line, column: m.column, object: key.description,
-                                 message: "duplicate object: already defined at \(first.file)\(first.line > 0 ? ":\(first.line):\(first.column)" : "")")
-            if m.line == 0 { dup.treePath = tree.path(root) }
-            diagnostics.append(dup)
-            return
-        }
-        seen[key] = source
+        let (l, c) = chunk.filePosition(line: m.line, column: m.column)
+        let source = ObjectSource(file: tree.file, line: l, column: c)
 
         let errorsBefore = d.diagnostics.filter { $0.severity == .error }.count
+        var value: DecodedObject.Value?
         switch kind {
-        case "Service": if let s = d.service(meta, source) { snapshot.services.append(s) }
-        case "EndpointSlice": if let s = d.endpointSlice(meta, source) { snapshot.endpointSlices.append(s) }
-        case "Node": snapshot.nodes.append(d.node(meta, source))
-        case "Pod": snapshot.pods.append(d.pod(meta, source))
-        case "LocalRedirectPolicy": if let p = d.localRedirectPolicy(meta, source) { snapshot.localRedirectPolicies.append(p) }
-        case "BalancingPolicy": if let p = d.balancingPolicy(meta, source) { snapshot.balancingPolicies.append(p) }
+        case "Service": value = d.service(meta, source).map(DecodedObject.Value.service)
+        case "EndpointSlice": value = d.endpointSlice(meta, source).map(DecodedObject.Value.endpointSlice)
+        case "Node": value = .node(d.node(meta, source))
+        case "Pod": value = .pod(d.pod(meta, source))
+        case "LocalRedirectPolicy": value = d.localRedirectPolicy(meta, source).map(DecodedObject.Value.localRedirectPolicy)
+        case "BalancingPolicy": value = d.balancingPolicy(meta, source).map(DecodedObject.Value.balancingPolicy)
         default: break
         }
-        if d.diagnostics.filter({ $0.severity == .error }).count == errorsBefore {
-            snapshot.counts[kind, default: 0] += 1
-            snapshot.objectDigests.append(objectDigest(tree, root, kind: kind, apiVersion: expectedAPI))
-        }
+        if d.diagnostics.filter({ $0.severity == .error }).count != errorsBefore { value = nil }
+        objects.append(DecodedObject(key: key, source: source, value: value,
+                                     digest: value == nil ? [] : objectDigest(tree, root, kind: kind, apiVersion: expectedAPI),
+                                     treePath: m.line == 0 ? tree.path(root) : nil))
         diagnostics += d.diagnostics
     }
 
@@ -220,24 +267,64 @@ struct SnapshotBuilder {
         return Array(h.finalize())
     }
 
-    /// Fills in line:column of diagnostics in JSON files (jansson keeps no positions) by parsing
-    /// those files again with libyaml, which reads JSON, and finding the same node by its path.
-    mutating func locateJSONDiagnostics() {
-        var trees: [String: ManifestTree] = [:]
-        for (file, bytes) in jsonSources {
-            if let t = try? ManifestReader.parseYAML(bytes, file: file) { trees[file] = t }
+    /// Converts marks to file positions. JSON trees have no marks (jansson keeps none): the chunk
+    /// is parsed again with libyaml, which reads JSON, only when it has something to report, and
+    /// the node is found by its path.
+    mutating func locate(_ bytes: [UInt8]) {
+        let needsYAML = diagnostics.contains { $0.treePath != nil } || objects.contains { $0.treePath != nil }
+        let marked = needsYAML ? try? ManifestReader.parseYAML(bytes, file: chunk.file) : nil
+        func position(_ path: [Int]?) -> (Int, Int)? {
+            guard let path, let t = marked, let n = t.node(atPath: path) else { return nil }
+            let m = t.mark(n)
+            return chunk.filePosition(line: m.line, column: m.column)
         }
         for i in diagnostics.indices {
-            guard let path = diagnostics[i].treePath, let file = diagnostics[i].file, let t = trees[file],
-                  let n = t.node(atPath: path) else { continue }
-            let m = t.mark(n)
-            diagnostics[i].line = m.line
-            diagnostics[i].column = m.column
+            if let p = diagnostics[i].treePath {
+                if let (l, c) = position(p) { diagnostics[i].line = l; diagnostics[i].column = c }
+                diagnostics[i].treePath = nil
+            } else if diagnostics[i].line > 0 {
+                (diagnostics[i].line, diagnostics[i].column) = chunk.filePosition(line: diagnostics[i].line, column: diagnostics[i].column)
+            }
+        }
+        for i in objects.indices where objects[i].treePath != nil {
+            if let (l, c) = position(objects[i].treePath) { objects[i].source.line = l; objects[i].source.column = c }
+            objects[i].treePath = nil
+        }
+    }
+}
+
+/// Merges decoded chunks in input order: settles duplicates and builds the snapshot.
+struct SnapshotBuilder {
+    var snapshot = Snapshot()
+    var diagnostics: [Diagnostic] = []
+    var seen: [ObjectKey: ObjectSource] = [:]
+
+    mutating func merge(_ r: ChunkDecoder) {
+        diagnostics += r.diagnostics
+        for (k, n) in r.skipped { snapshot.counts["skipped/\(k)", default: 0] += n }
+        for o in r.objects {
+            if let first = seen[o.key] {
+                let at = first.line > 0 ? "\(first.file):\(first.line):\(first.column)" : first.file
+                diagnostics.append(Diagnostic(.error, file: o.source.file, line: o.source.line, column: o.source.column,
+                                              object: o.key.description, message: "duplicate object: already defined at \(at)"))
+                continue
+            }
+            seen[o.key] = o.source
+            guard let v = o.value else { continue }
+            switch v {
+            case .service(let x): snapshot.services.append(x)
+            case .endpointSlice(let x): snapshot.endpointSlices.append(x)
+            case .node(let x): snapshot.nodes.append(x)
+            case .pod(let x): snapshot.pods.append(x)
+            case .localRedirectPolicy(let x): snapshot.localRedirectPolicies.append(x)
+            case .balancingPolicy(let x): snapshot.balancingPolicies.append(x)
+            }
+            snapshot.counts[o.key.kind, default: 0] += 1
+            snapshot.objectDigests.append(o.digest)
         }
     }
 
     mutating func finish() throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        locateJSONDiagnostics()
         diagnostics.sort(by: Diagnostic.order)
         if diagnostics.contains(where: { $0.severity == .error }) {
             throw CompileFailure(diagnostics: diagnostics)

@@ -18,7 +18,19 @@ struct ServiceCompiler {
 
     // Node and zone catalogue
     let nodes: NodeCatalogue
-    var backendNodes: [BackendIdentity: String] = [:]
+    /// Backends interned once: index → identity and node, so later stages work on integers.
+    var backendIndex: [BackendIdentity: Int32] = [:]
+    var backendList: [BackendIdentity] = []
+    var backendNode: [String?] = []
+
+    mutating func intern(_ b: BackendIdentity) -> Int32 {
+        if let i = backendIndex[b] { return i }
+        let i = Int32(backendList.count)
+        backendIndex[b] = i
+        backendList.append(b)
+        backendNode.append(nil)
+        return i
+    }
 
     init(snapshot: Snapshot) {
         self.snapshot = snapshot
@@ -33,7 +45,8 @@ struct ServiceCompiler {
         var scope: SetScope
         var scopeName: String  // node or zone name; "" for cluster
         var flags: SetFlags
-        var backends: [BackendIdentity]
+        /// Interned backend indices, in backend-identity order.
+        var backends: [Int32]
     }
 
     /// Which service wins a frontend both claim: the older (creationTimestamp), then by name.
@@ -50,7 +63,7 @@ struct ServiceCompiler {
 
     /// A merged endpoint of one service port and family.
     struct MergedEndpoint {
-        var backend: BackendIdentity
+        var backend: Int32
         var ready: Bool
         var serving: Bool
         var terminating: Bool
@@ -266,12 +279,12 @@ struct ServiceCompiler {
     }
 
     mutating func claim(_ key: FrontendKey, _ rule: Rule, _ precedence: ServicePrecedence) {
-        let id = StableID.hash("frontend/\(key)")
-        claimFrontend(Frontend(key: key, id: id, rules: [rule]), precedence)
+        claimFrontend(Frontend(key: key, id: 0, rules: [rule]), precedence)
     }
 
     mutating func addSet(_ groupID: UInt32, _ scope: SetScope, _ scopeName: String, _ flags: SetFlags, _ eps: [MergedEndpoint]) {
-        let backends = eps.map(\.backend).sorted()
+        let list = backendList
+        let backends = eps.map(\.backend).sorted { list[Int($0)] < list[Int($1)] }
         sets.append(PendingSet(groupID: groupID, scope: scope, scopeName: scopeName, flags: flags, backends: backends))
     }
 
@@ -281,41 +294,40 @@ struct ServiceCompiler {
     /// unless the later one is terminating.
     mutating func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
                         slices: [EndpointSlice]) -> [MergedEndpoint] {
-        var merged: [BackendIdentity: MergedEndpoint] = [:]
-        var order: [BackendIdentity] = []
+        // Few endpoints per service port are the rule: a linear scan beats hashing there.
+        var out: [MergedEndpoint] = []
+        var position: [Int32: Int] = [:]
         let wanted: AddressType = family == .ipv4 ? .ipv4 : .ipv6
         for slice in slices where slice.addressType == wanted {
             guard let sp = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }), let number = sp.port else { continue }
             for e in slice.endpoints {
                 guard let address = e.address else { continue }
-                let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport)
+                let index = intern(BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport))
                 let terminating = e.terminating ?? false
                 let serving = e.serving ?? true
                 let ready = svc.publishNotReadyAddresses || (e.ready ?? true)
                 let node = e.nodeName ?? nodes.ownerOfAddress[address]
-                let m = MergedEndpoint(backend: identity, ready: ready, serving: serving, terminating: terminating, node: node,
+                let m = MergedEndpoint(backend: index, ready: ready, serving: serving, terminating: terminating, node: node,
                                        forZones: e.forZones, forNodes: e.forNodes)
-                if merged[identity] == nil {
-                    order.append(identity)
-                    merged[identity] = m
-                } else if !terminating {
-                    merged[identity] = m
+                var existing: Int?
+                if out.count <= 32 {
+                    existing = out.firstIndex { $0.backend == index }
+                } else {
+                    if position.isEmpty { for (k, o) in out.enumerated() { position[o.backend] = k } }
+                    existing = position[index]
+                }
+                if let k = existing {
+                    if !terminating { out[k] = m }
+                } else {
+                    if !position.isEmpty || out.count == 32 { position[index] = out.count }
+                    out.append(m)
                 }
             }
         }
-        var out: [MergedEndpoint] = []
-        out.reserveCapacity(order.count)
-        for identity in order {
-            guard let m = merged[identity] else { continue }
-            out.append(m)
-            if let n = m.node {
-                if let existing = backendNodes[identity] {
-                    if n < existing { backendNodes[identity] = n }
-                } else {
-                    backendNodes[identity] = n
-                }
-            } else if backendNodes[identity] == nil {
-                backendNodes[identity] = nil
+        for m in out {
+            // A backend listed under several nodes (inconsistent slices) takes the least name.
+            if let n = m.node, backendNode[Int(m.backend)].map({ n < $0 }) ?? true {
+                backendNode[Int(m.backend)] = n
             }
         }
         return out
@@ -327,16 +339,24 @@ struct BackendIdentity: Hashable, Comparable {
     var address: SocketAddress
     var proto: TransportProtocol
 
+    /// One word into the hasher instead of four: this type is hashed once per endpoint.
+    func hash(into h: inout Hasher) {
+        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        let low: UInt64 = address.address.low
+        let mixed: UInt64 = address.address.high ^ (low << 17 | low >> 47) ^ (tail << 41)
+        h.combine(mixed)
+    }
+
+    static func == (a: BackendIdentity, b: BackendIdentity) -> Bool {
+        a.address == b.address && a.proto == b.proto
+    }
+
     static func < (a: BackendIdentity, b: BackendIdentity) -> Bool {
         (a.address, a.proto) < (b.address, b.proto)
     }
 
     var stableHash: UInt32 {
-        var bytes = address.address.bytes
-        bytes.append(UInt8(address.port >> 8))
-        bytes.append(UInt8(address.port & 0xFF))
-        bytes.append(proto.rawValue)
-        return StableID.hash(bytes)
+        StableID.hash(words: address.address.high, address.address.low, UInt64(address.port) << 8 | UInt64(proto.rawValue))
     }
 }
 

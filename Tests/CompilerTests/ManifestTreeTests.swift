@@ -272,7 +272,8 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
 
             [1, 2] 42 "str"null
             """)
-        #expect(tree.documents.count == 6)
+        // The top-level null is not a document, as in YAML.
+        #expect(tree.documents.count == 5)
         let d0 = tree.documents[0]
         #expect(tree.entries(d0).map { tree.text($0.key) } == ["a", "z", "m"])
         #expect(tree.style(tree.entries(d0)[0].key) == .jsonString)
@@ -288,7 +289,6 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
         #expect(tree.kind(tree.documents[2]) == .sequence)
         #expect(tree.text(tree.documents[3]) == "42")
         #expect(tree.style(tree.documents[4]) == .jsonString)
-        #expect(tree.style(tree.documents[5]) == .jsonNull)
     }
 
     @Test func jsonDuplicateKeyIsRejected() throws {
@@ -333,6 +333,10 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
         #expect(sniffedJSON.mark(sniffedJSON.documents[0]).line == 0)
         let sniffedYAML = try ManifestReader.parse(Array("a: 1".utf8), file: "stdin")
         #expect(tree(sniffedYAML, "a", hasStyle: .plain))
+        #expect(ManifestReader.isJSON(Array("\n\t [1]".utf8), file: "-"))
+        #expect(!ManifestReader.isJSON(Array("[1]".utf8), file: "list.YAML"))
+        #expect(ManifestReader.isJSON(Array("a: 1".utf8), file: "x.Json"))
+        #expect(!ManifestReader.isJSON(Array("  ".utf8), file: "stdin"))
         // YAML flow syntax in a .yaml file stays YAML (keeps marks).
         let flowYAML = try ManifestReader.parse(Array("{a: 1}".utf8), file: "f.yaml")
         #expect(flowYAML.mark(flowYAML.documents[0]) == mark(1, 1))
@@ -380,6 +384,40 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
         #expect(first.node(atPath: [1, 99]) == nil)
         #expect(first.node(atPath: [0, 1, 0]) == nil)
         #expect(first.node(atPath: []) == nil)
+    }
+
+    /// JSON is valid YAML; a node found by jansson must be found again by its path in libyaml's
+    /// parse of the same bytes (that is how JSON diagnostics get line numbers).
+    @Test func jsonPathsAgreeWithYAMLParseOfSameBytes() throws {
+        let source = """
+            {
+              "kind": "EndpointSlice", "zeta": 1, "alpha": {"z": [1, {"b": null, "a": "0123"}], "y": true},
+              "metadata": {"name": "web", "labels": {"k2": "v", "k1": "w"}},
+              "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": false}}]
+            }
+            """
+        let j = try json(source)
+        let y = try yaml(source)
+        #expect(j.documents.count == 1 && y.documents.count == 1)
+        var stack = j.documents
+        var visited = 0
+        while let n = stack.popLast() {
+            visited += 1
+            let other = try #require(y.node(atPath: j.path(n)))
+            #expect(y.kind(other) == j.kind(n))
+            #expect(y.text(other) == j.text(n))
+            #expect(y.canonicalDigest(other) == j.canonicalDigest(n))
+            switch j.kind(n) {
+            case .scalar: break
+            case .sequence: stack.append(contentsOf: j.items(n))
+            case .mapping: for (k, v) in j.entries(n) { stack.append(k); stack.append(v) }
+            }
+        }
+        #expect(visited == 37)
+        let a = try #require(y.node(atPath: [0, 5, 1, 1, 3]))
+        #expect(y.text(a) == "0123")
+        #expect(y.mark(a) == mark(2, 75))
+        #expect(j.mark(try #require(j.node(atPath: [0, 5, 1, 1, 3]))) == mark(0, 0))
     }
 
     @Test func canonicalDigestMatchesAcrossFormats() throws {

@@ -14,6 +14,9 @@ extension ManifestReader {
 }
 
 private enum JSONValueReader {
+    /// EOF check off and `position` let several concatenated values be read one by one; any
+    /// top-level value is accepted so NDJSON of scalars still parses; NUL is allowed inside
+    /// strings because the arena keeps raw bytes (YAML's "\0" escape produces the same).
     static let flags = JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY | JSON_ALLOW_NUL
 
     static func run(_ input: UnsafeBufferPointer<UInt8>, _ builder: inout TreeBuilder) -> SyntaxError? {
@@ -48,7 +51,7 @@ private enum JSONValueReader {
                 return error
             }
             cjansson_decref(root)
-            builder.endJSONValue()
+            builder.endDocument()
 
             let consumed = Int(error.position)
             guard consumed > 0 else {

@@ -117,7 +117,8 @@ public struct ManifestTree: Sendable {
         self.roots = roots
     }
 
-    /// Root of each non-empty document, in order (YAML `---` documents, or each top-level JSON value).
+    /// Root of each non-empty document, in order: YAML `---` documents, or top-level JSON values;
+    /// empty documents and bare nulls are left out.
     public var documents: [NodeID] { roots }
 
     /// Total number of nodes in the arena (including unlisted null documents).
@@ -712,21 +713,18 @@ struct TreeBuilder {
         return root
     }
 
-    /// Ends a document: lists its root unless the document is empty or a bare null.
+    /// Ends a document (or a top-level JSON value): lists its root unless it is empty or a bare
+    /// null. JSON nulls are skipped too, so document indices — and hence `path` — agree when a
+    /// JSON file is parsed by jansson and again by libyaml to locate a node.
     mutating func endDocument() {
         defer { currentRoot = -1 }
         guard currentRoot >= 0 else { return }
         let r = nodes[Int(currentRoot)]
-        if r.kind == .scalar, r.style == .plain, ManifestTree.isNullText(text, Int(r.start), Int(r.length)) {
-            return
+        if r.kind == .scalar {
+            if r.style == .jsonNull { return }
+            if r.style == .plain, ManifestTree.isNullText(text, Int(r.start), Int(r.length)) { return }
         }
         roots.append(NodeID(index: currentRoot))
-    }
-
-    /// Lists the root of a top-level JSON value (every value counts, null included).
-    mutating func endJSONValue() {
-        if currentRoot >= 0 { roots.append(NodeID(index: currentRoot)) }
-        currentRoot = -1
     }
 
     func finish() -> ManifestTree {

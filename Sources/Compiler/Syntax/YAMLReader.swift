@@ -5,20 +5,27 @@ public enum ManifestReader {
     /// Chooses by extension (.json → JSON; .yaml/.yml → YAML); for other extensions, JSON if the
     /// first non-whitespace byte is `{` or `[`, else YAML.
     public static func parse(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
+        isJSON(bytes, file: file) ? try parseJSON(bytes, file: file) : try parseYAML(bytes, file: file)
+    }
+
+    /// The format decision of `parse`, exposed so callers that split a file before parsing agree
+    /// with it. Sniffing exists for stdin and extension-less files: kubectl's JSON always opens
+    /// with `{` or `[`, and its YAML never does.
+    public static func isJSON(_ bytes: [UInt8], file: String) -> Bool {
         let lower = file.lowercased()
-        if lower.hasSuffix(".json") { return try parseJSON(bytes, file: file) }
-        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return try parseYAML(bytes, file: file) }
+        if lower.hasSuffix(".json") { return true }
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return false }
         for b in bytes {
             switch b {
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
                 continue
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                return try parseJSON(bytes, file: file)
+                return true
             default:
-                return try parseYAML(bytes, file: file)
+                return false
             }
         }
-        return try parseYAML(bytes, file: file)
+        return false
     }
 
     /// Parses a YAML stream with libyaml's event API, which (unlike its document API) lets the

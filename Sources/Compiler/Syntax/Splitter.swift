@@ -1,0 +1,260 @@
+/// Splits a manifest file into independently parseable pieces — YAML documents, top-level JSON
+/// values, and the items of a JSON List — without parsing them.
+///
+/// Why: a cluster dump is one huge List. Parsing it whole builds a tree of the whole file (jansson
+/// needs ~4× the file size for it) and keeps one core busy. Split into items, each piece is
+/// parsed, decoded and dropped on its own, on every core, and memory stays near the file size.
+/// The split never decides validity: when anything looks unusual it returns the whole file as
+/// one piece, and the real parser reports the problem with its position.
+struct ManifestChunk: Sendable {
+    enum Format: Sendable { case yaml, json }
+
+    var file: String
+    var format: Format
+    var range: Range<Int>
+    /// 1-based line and column of `range.lowerBound` in the file.
+    var line: Int
+    var column: Int
+    /// For the items of a JSON List: the kind their container implies ("Service" for a
+    /// ServiceList, nil for `kind: List`) and its apiVersion.
+    var isListItem = false
+    var listKind: String?
+    var listAPIVersion: String?
+
+    /// Converts a position inside the chunk (1-based, as the parser reported it) to the file's.
+    func filePosition(line l: Int, column c: Int) -> (Int, Int) {
+        guard l > 0 else { return (0, 0) }
+        return (line + l - 1, l == 1 ? column + c - 1 : c)
+    }
+}
+
+enum ManifestSplitter {
+    static func split(_ bytes: [UInt8], file: String, format: ManifestChunk.Format) -> [ManifestChunk] {
+        let whole = [ManifestChunk(file: file, format: format, range: 0..<bytes.count, line: 1, column: 1)]
+        switch format {
+        case .yaml: return splitYAML(bytes, file: file) ?? whole
+        case .json: return splitJSON(bytes, file: file) ?? whole
+        }
+    }
+
+    // MARK: YAML
+
+    /// Splits at document markers: a line that is `---` or `...`, alone or followed by a space.
+    /// YAML forbids such a line inside any content, so this boundary is exact. Files with
+    /// directives (`%YAML`) stay whole.
+    static func splitYAML(_ b: [UInt8], file: String) -> [ManifestChunk]? {
+        var chunks: [ManifestChunk] = []
+        var start = 0, startLine = 1
+        var lineStart = 0, line = 1
+        var i = 0
+        let n = b.count
+        func isMarker(_ at: Int, _ c: UInt8) -> Bool {
+            at + 2 < n + 0 && b[at] == c && b[at + 1] == c && b[at + 2] == c
+                && (at + 3 == n || b[at + 3] == 0x0A || b[at + 3] == 0x20 || b[at + 3] == 0x0D || b[at + 3] == 0x09)
+        }
+        while lineStart < n {
+            if b[lineStart] == UInt8(ascii: "%") && chunks.isEmpty && start == 0 { return nil }
+            let dash = isMarker(lineStart, UInt8(ascii: "-"))
+            let dots = isMarker(lineStart, UInt8(ascii: "."))
+            if dash || dots {
+                if lineStart > start {
+                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<lineStart, line: startLine, column: 1))
+                }
+                start = lineStart
+                startLine = line
+            }
+            i = lineStart
+            while i < n && b[i] != 0x0A { i += 1 }
+            lineStart = i + 1
+            line += 1
+            if dots {
+                // An end marker closes the document; the next starts after it.
+                chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<min(lineStart, n), line: startLine, column: 1))
+                start = min(lineStart, n)
+                startLine = line
+            }
+        }
+        if start < n {
+            chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<n, line: startLine, column: 1))
+        }
+        return chunks.count > 1 ? chunks : nil
+    }
+
+    // MARK: JSON
+
+    /// Finds the top-level values and, in a top-level object whose `kind` is a List, the items
+    /// of its `items` array.
+    static func splitJSON(_ b: [UInt8], file: String) -> [ManifestChunk]? {
+        var scanner = JSONScanner(bytes: b)
+        var chunks: [ManifestChunk] = []
+        var splitAny = false
+        scanner.skipSpace()
+        while scanner.pos < b.count {
+            let valueStart = scanner.pos
+            let (line, col) = (scanner.line, scanner.pos - scanner.lineStart + 1)
+            if b[valueStart] == UInt8(ascii: "{") {
+                guard let object = scanner.scanObjectCollectingItems() else { return nil }
+                if let items = object.items, let kind = object.kind, kind == "List" || kind.hasSuffix("List") {
+                    splitAny = true
+                    for item in items {
+                        chunks.append(ManifestChunk(file: file, format: .json, range: item.range, line: item.line, column: item.column,
+                                                    isListItem: true, listKind: kind == "List" ? nil : String(kind.dropLast(4)),
+                                                    listAPIVersion: kind == "List" ? nil : object.apiVersion))
+                    }
+                } else {
+                    chunks.append(ManifestChunk(file: file, format: .json, range: valueStart..<scanner.pos, line: line, column: col))
+                }
+            } else {
+                guard scanner.skipValue() else { return nil }
+                chunks.append(ManifestChunk(file: file, format: .json, range: valueStart..<scanner.pos, line: line, column: col))
+            }
+            scanner.skipSpace()
+        }
+        return (splitAny || chunks.count > 1) ? chunks : nil
+    }
+}
+
+/// A byte scanner that knows JSON's lexical structure (strings, escapes, nesting) and nothing
+/// more. It tracks lines so pieces keep their position in the file.
+struct JSONScanner {
+    let bytes: [UInt8]
+    var pos = 0
+    var line = 1
+    var lineStart = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    struct Item {
+        var range: Range<Int>
+        var line: Int
+        var column: Int
+    }
+
+    struct ObjectScan {
+        var kind: String?
+        var apiVersion: String?
+        var items: [Item]?
+    }
+
+    mutating func skipSpace() {
+        while pos < bytes.count {
+            switch bytes[pos] {
+            case 0x20, 0x09, 0x0D: pos += 1
+            case 0x0A:
+                pos += 1
+                line += 1
+                lineStart = pos
+            default: return
+            }
+        }
+    }
+
+    /// Skips a string starting at `pos` (a quote); returns its raw contents when it has no escape.
+    mutating func scanString() -> (ok: Bool, simple: String?) {
+        guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { return (false, nil) }
+        pos += 1
+        let start = pos
+        var escaped = false
+        while pos < bytes.count {
+            let c = bytes[pos]
+            if c == UInt8(ascii: "\\") {
+                escaped = true
+                pos += 2
+                continue
+            }
+            if c == UInt8(ascii: "\"") {
+                let s = escaped ? nil : String(decoding: bytes[start..<pos], as: UTF8.self)
+                pos += 1
+                return (true, s)
+            }
+            if c == 0x0A { return (false, nil) }
+            pos += 1
+        }
+        return (false, nil)
+    }
+
+    /// Skips any JSON value (structurally; scalars are not validated).
+    mutating func skipValue() -> Bool {
+        guard pos < bytes.count else { return false }
+        var depth = 0
+        repeat {
+            skipSpace()
+            guard pos < bytes.count else { return false }
+            let c = bytes[pos]
+            switch c {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                pos += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                guard depth >= 0 else { return false }
+                pos += 1
+            case UInt8(ascii: "\""):
+                guard scanString().ok else { return false }
+            case UInt8(ascii: ","), UInt8(ascii: ":"):
+                guard depth > 0 else { return false }
+                pos += 1
+            default:
+                // A bare scalar: runs to a delimiter.
+                let start = pos
+                while pos < bytes.count {
+                    let d = bytes[pos]
+                    if d == UInt8(ascii: ",") || d == UInt8(ascii: "}") || d == UInt8(ascii: "]") || d == 0x20 || d == 0x0A || d == 0x09 || d == 0x0D { break }
+                    pos += 1
+                }
+                if pos == start { return false }
+            }
+        } while depth > 0
+        return true
+    }
+
+    /// Scans a top-level object, noting its `kind`, `apiVersion` and the item ranges of `items`.
+    mutating func scanObjectCollectingItems() -> ObjectScan? {
+        var result = ObjectScan()
+        pos += 1  // {
+        skipSpace()
+        if pos < bytes.count && bytes[pos] == UInt8(ascii: "}") { pos += 1; return result }
+        while true {
+            skipSpace()
+            let key = scanString()
+            guard key.ok else { return nil }
+            skipSpace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { return nil }
+            pos += 1
+            skipSpace()
+            guard pos < bytes.count else { return nil }
+            if key.simple == "items" && bytes[pos] == UInt8(ascii: "[") {
+                pos += 1
+                var items: [Item] = []
+                skipSpace()
+                if pos < bytes.count && bytes[pos] == UInt8(ascii: "]") {
+                    pos += 1
+                } else {
+                    while true {
+                        skipSpace()
+                        let start = pos, l = line, c = pos - lineStart + 1
+                        guard skipValue() else { return nil }
+                        items.append(Item(range: start..<pos, line: l, column: c))
+                        skipSpace()
+                        guard pos < bytes.count else { return nil }
+                        if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                        if bytes[pos] == UInt8(ascii: "]") { pos += 1; break }
+                        return nil
+                    }
+                }
+                result.items = items
+            } else if (key.simple == "kind" || key.simple == "apiVersion") && bytes[pos] == UInt8(ascii: "\"") {
+                let v = scanString()
+                guard v.ok, let s = v.simple else { return nil }
+                if key.simple == "kind" { result.kind = s } else { result.apiVersion = s }
+            } else {
+                guard skipValue() else { return nil }
+            }
+            skipSpace()
+            guard pos < bytes.count else { return nil }
+            if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return result }
+            return nil
+        }
+    }
+}
