@@ -46,10 +46,14 @@ public enum Compiler {
 
     static func assemble(_ sc: ServiceCompiler, snapshot: Snapshot, inputDiagnostics: [Diagnostic]) -> CompileResult {
         let catalogue = sc.nodes
-        // Nodes and zones.
-        let nodeNames = Array(catalogue.entries.keys)
+        // Nodes: Node objects, and names that only endpoints or hints mention.
+        var entries = catalogue.entries
+        for name in sc.nodeNames where entries[name] == nil {
+            entries[name] = NodeCatalogue.Entry(name: name, zone: nil, addresses: [], fromObject: false, explicitID: nil)
+        }
+        let nodeNames = Array(entries.keys)
         var explicitNodes: [String: UInt32] = [:]
-        for (name, e) in catalogue.entries { if let id = e.explicitID { explicitNodes[name] = id } }
+        for (name, e) in entries { if let id = e.explicitID { explicitNodes[name] = id } }
         var diagnostics = inputDiagnostics + sc.diagnostics
         let nodeIDs = StableID.assign(nodeNames, explicit: explicitNodes, hash: { StableID.hash("node/\($0)") }) { first, second, id in
             diagnostics.append(Diagnostic(.warning, file: nil, object: "Node \(second)", field: "metadata.annotations",
@@ -61,7 +65,7 @@ public enum Compiler {
 
         var contents = ImageContents()
         var nodeInfos: [NodeInfo] = []
-        for (name, e) in catalogue.entries {
+        for (name, e) in entries {
             guard let id = nodeIDs[name] else { continue }
             let v4 = e.addresses.first { $0.type == "InternalIP" && $0.address.isIPv4 } ?? e.addresses.first { $0.address.isIPv4 }
             let v6 = e.addresses.first { $0.type == "InternalIP" && !$0.address.isIPv4 } ?? e.addresses.first { !$0.address.isIPv4 }
@@ -69,6 +73,7 @@ public enum Compiler {
                                              ipv4: v4?.address, ipv6: v6?.address))
             nodeInfos.append(NodeInfo(id: id, name: name, zone: e.zone, addresses: e.addresses.map { "\($0.address)" }, object: e.fromObject))
         }
+        let nodeIDByIndex = sc.nodeNames.map { nodeIDs[$0] ?? 0 }
         for (addr, name) in catalogue.ownerOfAddress {
             if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id)) }
         }
@@ -83,7 +88,7 @@ public enum Compiler {
         for (k, i) in used.enumerated() {
             backendID[i] = usedIDs[k]
             let identity = sc.backendList[i]
-            let node = sc.backendNode[i].flatMap { nodeIDs[$0] } ?? 0
+            let node = sc.backendNode[i] >= 0 ? nodeIDByIndex[Int(sc.backendNode[i])] : 0
             contents.backends.append(Backend(id: usedIDs[k], address: identity.address, proto: identity.proto, nodeID: node))
         }
 

@@ -225,7 +225,11 @@ struct ChunkDecoder: Sendable {
         }
         let key = ObjectKey(kind: kind, namespace: meta.namespace, name: meta.name)
         d.object = key.description
-        let m = tree.mark(root)
+        var m = tree.mark(root)
+        if m.line == 0 && tree.parent(root) == nil {
+            // A JSON chunk whose root is the object: the chunk's own position.
+            m = SourceMark(line: 1, column: 1)
+        }
         let (l, c) = chunk.filePosition(line: m.line, column: m.column)
         let source = ObjectSource(file: tree.file, line: l, column: c)
 
@@ -244,6 +248,7 @@ struct ChunkDecoder: Sendable {
         objects.append(DecodedObject(key: key, source: source, value: value,
                                      digest: value == nil ? [] : objectDigest(tree, root, kind: kind, apiVersion: expectedAPI),
                                      treePath: m.line == 0 ? tree.path(root) : nil))
+        if m.line == 0 && d.diagnostics.isEmpty { objects[objects.count - 1].treePath = nil }
         diagnostics += d.diagnostics
     }
 

@@ -21,14 +21,25 @@ struct ServiceCompiler {
     /// Backends interned once: index → identity and node, so later stages work on integers.
     var backendIndex: [BackendIdentity: Int32] = [:]
     var backendList: [BackendIdentity] = []
-    var backendNode: [String?] = []
+    var backendNode: [Int32] = []
+    /// Node names interned: Node objects first (sorted), then names only endpoints mention.
+    var nodeNames: [String] = []
+    var nodeIndexByName: [String: Int32] = [:]
+
+    mutating func internNode(_ name: String) -> Int32 {
+        if let i = nodeIndexByName[name] { return i }
+        let i = Int32(nodeNames.count)
+        nodeIndexByName[name] = i
+        nodeNames.append(name)
+        return i
+    }
 
     mutating func intern(_ b: BackendIdentity) -> Int32 {
         if let i = backendIndex[b] { return i }
         let i = Int32(backendList.count)
         backendIndex[b] = i
         backendList.append(b)
-        backendNode.append(nil)
+        backendNode.append(-1)
         return i
     }
 
@@ -37,6 +48,7 @@ struct ServiceCompiler {
         var d: [Diagnostic] = []
         nodes = NodeCatalogue(snapshot: snapshot, diagnostics: &d)
         diagnostics = d
+        for name in nodes.entries.keys.sorted() { _ = internNode(name) }
     }
 
     /// A set before backend ids exist: backends by identity.
@@ -67,7 +79,7 @@ struct ServiceCompiler {
         var ready: Bool
         var serving: Bool
         var terminating: Bool
-        var node: String?
+        var node: Int32
         var forZones: [String]
         var forNodes: [String]
     }
@@ -214,9 +226,10 @@ struct ServiceCompiler {
         // serving+terminating ones. Never filtered by topology.
         let itpLocal = svc.internalTrafficPolicy == .local
         if itpLocal && hasEndpoints {
-            var byNode: [String: [MergedEndpoint]] = [:]
-            for e in endpoints { if let n = e.node { byNode[n, default: []].append(e) } }
-            for (node, eps) in byNode.sorted(by: { $0.key < $1.key }) {
+            var byNode: [Int32: [MergedEndpoint]] = [:]
+            for e in endpoints where e.node >= 0 { byNode[e.node, default: []].append(e) }
+            for (index, eps) in byNode.sorted(by: { nodeNames[Int($0.key)] < nodeNames[Int($1.key)] }) {
+                let node = nodeNames[Int(index)]
                 let r = eps.filter(\.ready)
                 if !r.isEmpty {
                     addSet(groupID, .local, node, [], r)
@@ -283,6 +296,7 @@ struct ServiceCompiler {
     }
 
     mutating func addSet(_ groupID: UInt32, _ scope: SetScope, _ scopeName: String, _ flags: SetFlags, _ eps: [MergedEndpoint]) {
+        if scope == .node || scope == .local || scope == .gate { _ = internNode(scopeName) }
         let list = backendList
         let backends = eps.map(\.backend).sorted { list[Int($0)] < list[Int($1)] }
         sets.append(PendingSet(groupID: groupID, scope: scope, scopeName: scopeName, flags: flags, backends: backends))
@@ -306,7 +320,12 @@ struct ServiceCompiler {
                 let terminating = e.terminating ?? false
                 let serving = e.serving ?? true
                 let ready = svc.publishNotReadyAddresses || (e.ready ?? true)
-                let node = e.nodeName ?? nodes.ownerOfAddress[address]
+                var node: Int32 = -1
+                if let n = e.nodeName {
+                    node = internNode(n)
+                } else if let owner = nodes.ownerOfAddress[address] {
+                    node = internNode(owner)
+                }
                 let m = MergedEndpoint(backend: index, ready: ready, serving: serving, terminating: terminating, node: node,
                                        forZones: e.forZones, forNodes: e.forNodes)
                 var existing: Int?
@@ -326,8 +345,9 @@ struct ServiceCompiler {
         }
         for m in out {
             // A backend listed under several nodes (inconsistent slices) takes the least name.
-            if let n = m.node, backendNode[Int(m.backend)].map({ n < $0 }) ?? true {
-                backendNode[Int(m.backend)] = n
+            let current = backendNode[Int(m.backend)]
+            if m.node >= 0 && m.node != current && (current < 0 || nodeNames[Int(m.node)] < nodeNames[Int(current)]) {
+                backendNode[Int(m.backend)] = m.node
             }
         }
         return out
@@ -345,6 +365,18 @@ struct BackendIdentity: Hashable, Comparable {
         let low: UInt64 = address.address.low
         let mixed: UInt64 = address.address.high ^ (low << 17 | low >> 47) ^ (tail << 41)
         h.combine(mixed)
+    }
+
+    /// Dictionaries call this instead of `hash(into:)`: a multiply-xorshift mix of the fields and
+    /// the seed, much cheaper than a full SipHash round for a type hashed once per endpoint.
+    func _rawHashValue(seed: Int) -> Int {
+        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        var x: UInt64 = address.address.high &* 0x9E37_79B9_7F4A_7C15
+        x ^= address.address.low &+ UInt64(bitPattern: Int64(seed))
+        x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9
+        x ^= tail &* 0x94D0_49BB_1331_11EB
+        x ^= x >> 32
+        return Int(bitPattern: UInt(truncatingIfNeeded: x))
     }
 
     static func == (a: BackendIdentity, b: BackendIdentity) -> Bool {
@@ -396,13 +428,6 @@ struct NodeCatalogue {
                     continue
                 }
                 ownerOfAddress[a.address] = n.meta.name
-            }
-        }
-        for s in snapshot.endpointSlices {
-            for e in s.endpoints {
-                for name in [e.nodeName].compactMap({ $0 }) + e.forNodes where entries[name] == nil {
-                    entries[name] = Entry(name: name, zone: nil, addresses: [], fromObject: false, explicitID: nil)
-                }
             }
         }
     }

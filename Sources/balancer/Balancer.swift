@@ -90,6 +90,7 @@ struct Compile: ParsableCommand {
         let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics)
         let t2 = clock.now
         let bytes = ImageEncoder.encode(result.contents)
+        let tEncoded = clock.now
         do {
             try ImageFile.writeAtomically(bytes, to: output)
         } catch {
@@ -110,8 +111,8 @@ struct Compile: ParsableCommand {
             var usage = rusage()
             getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
             let objects = snapshot.counts.filter { !$0.key.hasPrefix("skipped/") }.values.reduce(0, +)
-            let line = "{\"parse_seconds\":\(s(t1 - t0)),\"model_seconds\":\(s(t2 - t1)),\"image_seconds\":\(s(t3 - t2)),"
-                + "\"total_seconds\":\(s(t3 - t0)),\"peak_rss_bytes\":\(Int(usage.ru_maxrss) * 1024),\"image_bytes\":\(bytes.count),"
+            let line = "{\"parse_seconds\":\(s(t1 - t0)),\"model_seconds\":\(s(t2 - t1)),\"image_seconds\":\(s(tEncoded - t2)),"
+                + "\"write_seconds\":\(s(t3 - tEncoded)),\"total_seconds\":\(s(t3 - t0)),\"peak_rss_bytes\":\(Int(usage.ru_maxrss) * 1024),\"image_bytes\":\(bytes.count),"
                 + "\"objects\":\(objects)}"
             printError(line)
         }
