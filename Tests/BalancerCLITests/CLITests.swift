@@ -1,0 +1,130 @@
+import Foundation
+import MapImage
+import Testing
+
+/// The command line, run as a process: exit statuses, files written (or not), output shapes.
+@Suite(.serialized) struct CLITests {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }()
+
+    static var binary: String { root + "/.build/debug/balancer" }
+
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    func run(_ args: [String]) throws -> Run {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the balancer binary first (swift build)")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: Self.root)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func tempDir() throws -> String {
+        let dir = NSTemporaryDirectory() + "balancer-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func compileWritesAVerifiedImage() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try run(["compile", "fixtures/example", "-o", dir + "/x.image"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("wrote \(dir)/x.image: 13 frontends"))
+        let bytes = try ImageFile.read(dir + "/x.image")
+        #expect(throws: Never.self) { try MapImage(bytes: bytes) }
+        // Same bytes as the golden image.
+        let golden = try ImageFile.read(Self.root + "/golden/example.image")
+        let same = bytes == golden
+        #expect(same)
+    }
+
+    @Test func compileErrorWritesNothingAndKeepsTheOldImage() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bad = dir + "/bad.yaml"
+        try "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  clusterIP: 10.96.0.300\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {addresses: [{type: InternalIP, address: nope}]}\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try run(["compile", bad, "-o", dir + "/new.image"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("bad.yaml:5:14: error: Service default/x: spec.clusterIP: invalid IP address \"10.96.0.300\""))
+        #expect(r.stderr.contains("error: Node n: status.addresses[0].address: invalid IP address \"nope\""))
+        #expect(r.stderr.contains("2 errors; no image written"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["bad.yaml"])
+
+        // An existing image is left untouched by a failed compile.
+        let good = try run(["compile", "fixtures/clusterip-basic", "-o", dir + "/img"])
+        #expect(good.status == 0)
+        let before = try ImageFile.read(dir + "/img")
+        let again = try run(["compile", bad, "-o", dir + "/img"])
+        #expect(again.status == 1)
+        let after = try ImageFile.read(dir + "/img")
+        let same = before == after
+        #expect(same)
+    }
+
+    @Test func diffExitStatuses() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run(["compile", "fixtures/example", "-o", dir + "/a"]).status == 0)
+        #expect(try run(["compile", "fixtures/example", "-o", dir + "/b"]).status == 0)
+        #expect(try run(["compile", "fixtures/multiport", "-o", dir + "/c"]).status == 0)
+        let same = try run(["diff", dir + "/a", dir + "/b"])
+        #expect(same.status == 0)
+        #expect(same.stdout.hasPrefix("images are identical"))
+        let differ = try run(["diff", dir + "/a", dir + "/c"])
+        #expect(differ.status == 1)
+        #expect(differ.stdout.contains("- service kube-system/kube-dns"))
+        let missing = try run(["diff", dir + "/a", dir + "/nope"])
+        #expect(missing.status == 2)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/garbage"))
+        let garbage = try run(["diff", dir + "/a", dir + "/garbage"])
+        #expect(garbage.status == 2)
+        #expect(garbage.stderr.contains("invalid image"))
+    }
+
+    @Test func resolveJSON() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run(["compile", "fixtures/example", "-o", dir + "/a"]).status == 0)
+        let r = try run(["resolve", dir + "/a", "[fd00:10:96::6432]:80", "--node", "demo-worker", "-o", "json"])
+        #expect(r.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(object?["result"] as? String == "translate")
+        #expect(object?["backends"] as? [String] == ["[fd00:10:244:1::7]:8080", "[fd00:10:244:2::6]:8080"])
+        let refused = try run(["resolve", dir + "/a", "10.96.0.10:5353", "--udp", "-o", "json"])
+        #expect(refused.stdout.contains("\"result\":\"reject\""))
+        let unknownNode = try run(["resolve", dir + "/a", "10.96.0.10:53", "--node", "nope"])
+        #expect(unknownNode.status != 0)
+        #expect(unknownNode.stderr.contains("node \"nope\" is not in this image"))
+        let badAddress = try run(["resolve", dir + "/a", "10.96.0.10"])
+        #expect(badAddress.status != 0)
+    }
+
+    @Test func inspectTextAndJSON() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try run(["compile", "fixtures/example", "-o", dir + "/a"]).status == 0)
+        let text = try run(["inspect", dir + "/a"])
+        #expect(text.stdout == (try String(contentsOfFile: Self.root + "/golden/example.txt", encoding: .utf8)))
+        let json = try run(["inspect", dir + "/a", "-o", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["frontends"] as? [Any])?.count == 13)
+        #expect(object?["abi"] as? Int == Int(ABI.version))
+    }
+}
