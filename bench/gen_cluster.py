@@ -55,7 +55,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-GENERATOR_VERSION = 4  # bump when the output changes, so run.sh regenerates
+GENERATOR_VERSION = 5  # bump when the output changes, so run.sh regenerates
 MAX_PER_SLICE = 100
 SVC_V6_BASE = int(ipaddress.IPv6Address("fd00:10:96::"))   # service CIDR fd00:10:96::/108
 LB_V6_BASE = int(ipaddress.IPv6Address("2001:db8:18::"))
@@ -563,12 +563,16 @@ class Gen:
         return services, slices, st
 
 
-def write_json(path: str, items: list) -> None:
-    # kubectl prints a List with 4-space indent and sorted keys.
+def write_json(path: str, items: list, compact: bool = False) -> None:
+    # kubectl prints a List with 4-space indent and sorted keys; the API server itself (what a
+    # `kubectl get --raw` or a watcher sees) sends compact JSON.
     doc = {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="ascii") as f:
-        f.write(json.dumps(doc, indent=4, sort_keys=True))
+        if compact:
+            f.write(json.dumps(doc, separators=(",", ":"), sort_keys=True))
+        else:
+            f.write(json.dumps(doc, indent=4, sort_keys=True))
         f.write("\n")
     os.replace(tmp, path)
 
@@ -619,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     params = {"services": a.services, "nodes": a.nodes, "endpoints_per_service": a.endpoints_per_service,
               "seed": a.seed, "generator_version": GENERATOR_VERSION}
-    if a.if_stale and is_fresh(a.out, params, ["json", "yaml"] if a.format == "both" else [a.format]):
+    if a.if_stale and is_fresh(a.out, params, ["json", "json-compact", "yaml"] if a.format == "both" else [a.format]):
         print(f"gen_cluster: {a.out} is up to date", file=sys.stderr)
         return 0
     if a.nodes < 4:
@@ -643,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         write_json(p, items)
         timings["json_seconds"] = round(time.perf_counter() - t, 3)
         files["json"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
+        p = os.path.join(a.out, "cluster.compact.json")
+        write_json(p, items, compact=True)
+        files["json-compact"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
     if a.format in ("yaml", "both"):
         t = time.perf_counter()
         p = os.path.join(a.out, "cluster.yaml")

@@ -59,3 +59,18 @@ public enum ImageFile {
         }
     }
 }
+
+/// Standard error as a plain file descriptor: Swift 6 forbids the C `stderr` global, and the
+/// command line needs unbuffered diagnostics that never interleave with standard output.
+public enum StandardError {
+    public static func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress.map { $0 + offset }, bytes.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

@@ -23,16 +23,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 /// Writes to standard error (Swift 6 forbids touching the C `stderr` global).
 func printError(_ s: String) {
-    let line = s.hasSuffix("\n") ? s : s + "\n"
-    var bytes = Array(line.utf8)
-    bytes.withUnsafeMutableBytes { raw in
-        var off = 0
-        while off < raw.count {
-            let n = write(2, raw.baseAddress.map { $0 + off }, raw.count - off)
-            if n <= 0 { break }
-            off += n
-        }
-    }
+    StandardError.write(s.hasSuffix("\n") ? s : s + "\n")
 }
 
 func loadImage(_ path: String) throws -> MapImage {
