@@ -172,10 +172,13 @@ struct ObjectDecoder {
         case .jsonTrue: return true
         case .jsonFalse: return false
         case .plain:
+            // The common spellings first, without building a String.
+            if tree.textEquals(v, "true") { return true }
+            if tree.textEquals(v, "false") { return false }
             let t = tree.text(v)
             switch t {
-            case "true", "True", "TRUE": return true
-            case "false", "False", "FALSE": return false
+            case "True", "TRUE": return true
+            case "False", "FALSE": return false
             case "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N":
                 error(v, "ambiguous boolean \"\(t)\": YAML 1.1 reads it as a boolean, YAML 1.2 as a string; write true or false")
                 return nil
@@ -227,6 +230,18 @@ struct ObjectDecoder {
     }
 
     mutating func ip(_ node: NodeID, family: AddressType? = nil) -> IPAddress? {
+        if tree.kind(node) == .scalar, [.plain, .quoted, .jsonString].contains(tree.style(node)) {
+            var bytes = tree.bytes(node)
+            while bytes.first == 0x20 || bytes.first == 0x09 { bytes = bytes.dropFirst() }
+            while bytes.last == 0x20 || bytes.last == 0x09 { bytes = bytes.dropLast() }
+            if let ip = IPAddress(utf8: bytes) {
+                if let family, family != .fqdn, (family == .ipv4) != ip.isIPv4 {
+                    error(node, "\(tree.text(node)) is not an \(family.rawValue) address")
+                    return nil
+                }
+                return ip
+            }
+        }
         guard let s = stringValue(node) else { return nil }
         guard let ip = IPAddress(s.trimmingSpaces) else {
             error(node, "invalid IP address \"\(s)\"")

@@ -90,14 +90,18 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// zeros and are read as decimal ("010" is 10, not octal 8), so legacy objects keep meaning
     /// what the API server stored. IPv4-mapped IPv6 text ("::ffff:1.2.3.4") is the IPv4 address.
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
+        self.init(utf8: Array(text.utf8)[...])
+    }
+
+    /// Parses from UTF-8 bytes, so callers holding bytes need not build a String.
+    public init?(utf8: ArraySlice<UInt8>) {
         if utf8.isEmpty || utf8.count > 64 { return nil }
         if !utf8.contains(UInt8(ascii: ":")) {
-            guard let v = IPAddress.parseIPv4(utf8[...]) else { return nil }
+            guard let v = IPAddress.parseIPv4(utf8) else { return nil }
             self.init(ipv4Value: v)
             return
         }
-        guard let (h, l) = IPAddress.parseIPv6(utf8) else { return nil }
+        guard let (h, l) = IPAddress.parseIPv6(Array(utf8)) else { return nil }
         self.init(high: h, low: l)
     }
 

@@ -1,4 +1,6 @@
 import Crypto
+import Dispatch
+import Synchronization
 
 /// Section kinds: the datapath tables (the values of `enum bl_table`) and the metadata.
 public enum ImageTable: UInt32, CaseIterable, Sendable, CustomStringConvertible {
@@ -146,78 +148,100 @@ public enum ImageEncoder {
     /// Encodes contents into image bytes. Records are sorted by key bytes here, so callers may pass
     /// tables in any order; keys must be unique (the compiler guarantees it).
     public static func encode(_ c: ImageContents) -> [UInt8] {
-        var sections: [(kind: UInt32, keySize: Int, valueSize: Int, count: Int, data: [UInt8])] = []
+        typealias Section = (kind: UInt32, keySize: Int, valueSize: Int, count: Int, data: [UInt8])
 
-        func table(_ t: ImageTable, count: Int, _ fill: (inout [UInt8]) -> Void) {
+        @Sendable func table(_ t: ImageTable, count: Int, _ fill: (inout [UInt8]) -> Void) -> Section {
             var data: [UInt8] = []
             data.reserveCapacity(count * (ABI.keySize(t) + ABI.valueSize(t)))
             fill(&data)
-            sections.append((t.rawValue, ABI.keySize(t), ABI.valueSize(t), count, data))
+            return (t.rawValue, ABI.keySize(t), ABI.valueSize(t), count, data)
         }
 
-        let frontends = c.frontends.sorted { $0.key < $1.key }
-        table(.frontends, count: frontends.count) { out in
-            for f in frontends {
-                RecordEncoder.frontendKey(f.key, &out)
-                RecordEncoder.frontendValue(f, &out)
-            }
-        }
-        let vips = c.vips.sorted { $0.address < $1.address }
-        table(.vips, count: vips.count) { out in
-            for v in vips {
-                RecordEncoder.addrKey(v.address, &out)
-                RecordEncoder.vipValue(v, &out)
-            }
-        }
-        let nodeAddrs = c.nodeAddresses.sorted { $0.address < $1.address }
-        table(.nodeAddresses, count: nodeAddrs.count) { out in
-            for a in nodeAddrs {
-                RecordEncoder.addrKey(a.address, &out)
-                RecordEncoder.nodeAddrValue(a, &out)
-            }
-        }
-        let nodes = c.nodes.sorted { $0.id.byteSwapped < $1.id.byteSwapped }
-        table(.nodes, count: nodes.count) { out in
-            for n in nodes {
-                RecordEncoder.idKey(n.id, &out)
-                RecordEncoder.nodeValue(n, &out)
-            }
-        }
         let sets = c.sets.sorted { $0.key < $1.key }
-        table(.sets, count: sets.count) { out in
-            for s in sets {
-                RecordEncoder.setKey(s.key, &out)
-                RecordEncoder.setValue(s, &out)
-            }
-        }
         let slotCount = sets.reduce(0) { $0 + $1.backends.count }
-        table(.slots, count: slotCount) { out in
-            for s in sets {
-                // Slot keys end in a little-endian index: byte order is the byte-swapped order.
-                for i in (0..<UInt32(s.backends.count)).sorted(by: { $0.byteSwapped < $1.byteSwapped }) {
-                    RecordEncoder.slotKey(s.key, index: i, &out)
-                    RecordEncoder.slotValue(backendID: s.backends[Int(i)], &out)
+        // Each table is independent: they are encoded side by side, then laid out in order.
+        let jobs: [@Sendable () -> Section] = [
+            {
+                let frontends = c.frontends.sorted { $0.key < $1.key }
+                return table(.frontends, count: frontends.count) { out in
+                    for f in frontends {
+                        RecordEncoder.frontendKey(f.key, &out)
+                        RecordEncoder.frontendValue(f, &out)
+                    }
                 }
-            }
-        }
-        table(.members, count: slotCount) { out in
-            for s in sets {
-                let order = s.backends.enumerated().sorted { $0.element.byteSwapped < $1.element.byteSwapped }
-                for (i, b) in order {
-                    RecordEncoder.memberKey(s.key, backendID: b, &out)
-                    RecordEncoder.memberValue(index: UInt32(i), &out)
+            },
+            {
+                let vips = c.vips.sorted { $0.address < $1.address }
+                return table(.vips, count: vips.count) { out in
+                    for v in vips {
+                        RecordEncoder.addrKey(v.address, &out)
+                        RecordEncoder.vipValue(v, &out)
+                    }
                 }
-            }
-        }
-        let backends = c.backends.sorted { $0.id.byteSwapped < $1.id.byteSwapped }
-        table(.backends, count: backends.count) { out in
-            for b in backends {
-                RecordEncoder.idKey(b.id, &out)
-                RecordEncoder.backendValue(b, &out)
-            }
-        }
-        let meta = c.metadata.canonicalJSON()
-        sections.append((ImageLayout.metadataKind, 0, 0, meta.count, meta))
+            },
+            {
+                let nodeAddrs = c.nodeAddresses.sorted { $0.address < $1.address }
+                return table(.nodeAddresses, count: nodeAddrs.count) { out in
+                    for a in nodeAddrs {
+                        RecordEncoder.addrKey(a.address, &out)
+                        RecordEncoder.nodeAddrValue(a, &out)
+                    }
+                }
+            },
+            {
+                let nodes = c.nodes.sorted { $0.id.byteSwapped < $1.id.byteSwapped }
+                return table(.nodes, count: nodes.count) { out in
+                    for n in nodes {
+                        RecordEncoder.idKey(n.id, &out)
+                        RecordEncoder.nodeValue(n, &out)
+                    }
+                }
+            },
+            {
+                table(.sets, count: sets.count) { out in
+                    for s in sets {
+                        RecordEncoder.setKey(s.key, &out)
+                        RecordEncoder.setValue(s, &out)
+                    }
+                }
+            },
+            {
+                table(.slots, count: slotCount) { out in
+                    for s in sets {
+                        // Slot keys end in a little-endian index: byte order is the byte-swapped order.
+                        for i in (0..<UInt32(s.backends.count)).sorted(by: { $0.byteSwapped < $1.byteSwapped }) {
+                            RecordEncoder.slotKey(s.key, index: i, &out)
+                            RecordEncoder.slotValue(backendID: s.backends[Int(i)], &out)
+                        }
+                    }
+                }
+            },
+            {
+                table(.members, count: slotCount) { out in
+                    for s in sets {
+                        let order = s.backends.enumerated().sorted { $0.element.byteSwapped < $1.element.byteSwapped }
+                        for (i, b) in order {
+                            RecordEncoder.memberKey(s.key, backendID: b, &out)
+                            RecordEncoder.memberValue(index: UInt32(i), &out)
+                        }
+                    }
+                }
+            },
+            {
+                let backends = c.backends.sorted { $0.id.byteSwapped < $1.id.byteSwapped }
+                return table(.backends, count: backends.count) { out in
+                    for b in backends {
+                        RecordEncoder.idKey(b.id, &out)
+                        RecordEncoder.backendValue(b, &out)
+                    }
+                }
+            },
+            {
+                let meta = c.metadata.canonicalJSON()
+                return (ImageLayout.metadataKind, 0, 0, meta.count, meta)
+            },
+        ]
+        let sections = concurrentMap(jobs.count) { jobs[$0]() }
 
         // Lay out: header, section table, then each section 8-aligned.
         var offset = ImageLayout.headerSize + sections.count * ImageLayout.sectionEntrySize
@@ -555,4 +579,14 @@ public enum ImageDecoder {
         }
         return false
     }
+}
+
+/// Runs `body` for 0..<count on every core; results in index order.
+func concurrentMap<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
+    let slots = Mutex<[T?]>([T?](repeating: nil, count: count))
+    DispatchQueue.concurrentPerform(iterations: count) { i in
+        let v = body(i)
+        slots.withLock { $0[i] = v }
+    }
+    return slots.withLock { $0.compactMap { $0 } }
 }
