@@ -32,11 +32,11 @@ public struct ImageMetadata: Codable, Hashable, Sendable {
         self.diagnostics = diagnostics
     }
 
+    /// The canonical JSON bytes (CanonicalJSON.swift): keys sorted, no whitespace.
     public func canonicalJSON() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding plain value types with string keys cannot fail.
-        return (try? Array(encoder.encode(self))) ?? []
+        var w = CanonicalJSONWriter()
+        writeCanonical(&w)
+        return w.out
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> ImageMetadata {

@@ -220,3 +220,22 @@ func sorted(_ c: ImageContents) -> ImageContents {
         #expect(SocketAddress("10.0.0.1:70000") == nil)
     }
 }
+
+@Suite struct MetadataTests {
+    @Test func canonicalJSONRoundTripsAwkwardStrings() throws {
+        var m = ImageMetadata()
+        m.diagnostics = [DiagnosticInfo(severity: "warning", object: "Service a/\"b\"", field: "spec.x\\y",
+                                        message: "tab\there, newline\nhere, bell \u{07}, ünïcödé, emoji 🛰")]
+        m.counts = ["b": 2, "a": 1, "skipped/Z": 3]
+        m.nodes = [NodeInfo(id: 7, name: "n", zone: nil, addresses: [], object: false)]
+        m.services = [ServiceInfo(id: 1, namespace: "d", name: "s", type: "ClusterIP", internalTrafficPolicy: "Local",
+                                  externalTrafficPolicy: "Cluster", affinityTimeout: nil)]
+        let bytes = m.canonicalJSON()
+        #expect(try ImageMetadata.decode(bytes) == m)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("{\"compiler\":\"balancer "))
+        #expect(text.contains("\"counts\":{\"a\":1,\"b\":2,\"skipped/Z\":3}"))
+        #expect(text.contains("\\u0007"))
+        #expect(!text.contains("\"zone\""))
+    }
+}
