@@ -31,15 +31,43 @@ enum StableID {
         return folded == 0 ? 1 : folded
     }
 
-    /// `assign` for identities already unique and in an array: ids by position, no dictionaries.
+    /// `assign` for many identities already unique and in an array (backends): ids by position.
+    /// Identities are placed in order of hash, then identity, so only colliding identities are
+    /// ever compared; the result is as deterministic as `assign`'s, and an id still changes only
+    /// when a collision involves its identity.
     static func assignDense<Identity: Comparable>(_ identities: [Identity], hash: (Identity) -> UInt32) -> [UInt32] {
-        let order = identities.indices.sorted { identities[$0] < identities[$1] }
-        var used = Set<UInt32>(minimumCapacity: identities.count)
+        let hashes = identities.map(hash)
+        var order = [Int32](identities.indices.map { Int32($0) })
+        order.sort { a, b in
+            let ha = hashes[Int(a)], hb = hashes[Int(b)]
+            return ha != hb ? ha < hb : identities[Int(a)] < identities[Int(b)]
+        }
         var ids = [UInt32](repeating: 0, count: identities.count)
+        // In hash order every id handed out so far is ≤ `last`: an identity takes its hash when
+        // that is above `last`, else the value after `last`. Ids only grow, so no set of used
+        // values is needed — except after wrapping past UInt32.max, which then probes.
+        var last: UInt32 = 0
+        var wrapped: Set<UInt32>?
         for i in order {
-            var id = hash(identities[i])
-            while id == 0 || !used.insert(id).inserted { id = id &+ 1 }
-            ids[i] = id
+            let h = max(hashes[Int(i)], 1)
+            var id: UInt32
+            if let taken = wrapped {
+                id = h
+                while id == 0 || taken.contains(id) { id = id &+ 1 }
+                wrapped?.insert(id)
+            } else if h > last {
+                id = h
+            } else if last < UInt32.max {
+                id = last + 1
+            } else {
+                var taken = Set(ids.filter { $0 != 0 })
+                id = h
+                while id == 0 || taken.contains(id) { id = id &+ 1 }
+                taken.insert(id)
+                wrapped = taken
+            }
+            ids[Int(i)] = id
+            last = max(last, id)
         }
         return ids
     }

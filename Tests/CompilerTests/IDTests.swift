@@ -1,0 +1,31 @@
+@testable import Compiler
+import Testing
+
+@Suite struct IDTests {
+    @Test func denseCollisionsAreSettledByIdentity() {
+        // Everything hashes to 5: identities in order take 5, 6, 7.
+        #expect(StableID.assignDense([30, 10, 20], hash: { _ in 5 }) == [7, 5, 6])
+        // A collision's shifted id pushes the identity whose hash it lands on.
+        #expect(StableID.assignDense([1, 2, 3], hash: { [1: 9, 2: 9, 3: 10][$0] ?? 0 }) == [9, 10, 11])
+        // Hash 0 is reserved.
+        #expect(StableID.assignDense([1], hash: { _ in 0 }) == [1])
+        // Wrapping past the top probes from the hash for a free value.
+        let ids = StableID.assignDense([1, 2, 3], hash: { _ in UInt32.max })
+        #expect(ids[0] == UInt32.max)
+        #expect(Set(ids).count == 3 && !ids.contains(0))
+    }
+
+    @Test func explicitIDsWinAndConflictsAreReported() {
+        var conflicts: [(String, String, UInt32)] = []
+        let ids = StableID.assign(["a", "b", "c"], explicit: ["b": 42, "c": 42], hash: { _ in 42 }) { conflicts.append(($0, $1, $2)) }
+        #expect(ids["b"] == 42)
+        #expect(ids["a"] != 42 && ids["c"] != 42 && ids["a"] != ids["c"])
+        #expect(conflicts.count == 1 && conflicts[0].0 == "b" && conflicts[0].1 == "c")
+    }
+
+    @Test func hashIsFNV1aFolded() {
+        // FNV-1a-64 of "" is the offset basis; folded: low ^ high.
+        #expect(StableID.hash("") == (UInt32(0x8422_2325) ^ UInt32(0xcbf2_9ce4)))
+        #expect(StableID.hash(words: 0) == StableID.hash([UInt8](repeating: 0, count: 8)))
+    }
+}
