@@ -115,13 +115,8 @@ public enum Compiler {
         }
         contents.vips = sc.vips.values.map(\.0)
 
-        // Canonical order everywhere (the encoder sorts tables again by key bytes).
-        contents.frontends.sort { $0.key < $1.key }
+        // Table order is the encoder's business (it sorts every table by key bytes).
         contents.vips.sort { $0.address < $1.address }
-        contents.nodeAddresses.sort { $0.address < $1.address }
-        contents.nodes.sort { $0.id.byteSwapped < $1.id.byteSwapped }
-        contents.sets.sort { $0.key < $1.key }
-        contents.backends.sort { $0.id.byteSwapped < $1.id.byteSwapped }
 
         diagnostics.sort(by: Diagnostic.order)
         var digests = snapshot.objectDigests
@@ -135,8 +130,9 @@ public enum Compiler {
             counts: snapshot.counts,
             nodes: nodeInfos.sorted { $0.name < $1.name },
             zones: zoneIDs.map { ZoneInfo(id: $0.value, name: $0.key) }.sorted { $0.name < $1.name },
-            services: sc.services.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) },
-            groups: sc.groups.sorted { ($0.ownerName, $0.portName, $0.proto, $0.family, $0.id) < ($1.ownerName, $1.portName, $1.proto, $1.family, $1.id) },
+            // Both are produced in service-name order (ports in spec order, then family).
+            services: sc.services,
+            groups: sc.groups,
             diagnostics: diagnostics.map(\.info).sorted { ($0.object, $0.field, $0.severity, $0.message) < ($1.object, $1.field, $1.severity, $1.message) })
         return CompileResult(contents: contents, diagnostics: diagnostics)
     }

@@ -36,11 +36,20 @@ enum StableID {
     /// ever compared; the result is as deterministic as `assign`'s, and an id still changes only
     /// when a collision involves its identity.
     static func assignDense<Identity: Comparable>(_ identities: [Identity], hash: (Identity) -> UInt32) -> [UInt32] {
+        if identities.isEmpty { return [] }
         let hashes = identities.map(hash)
-        var order = [Int32](identities.indices.map { Int32($0) })
-        order.sort { a, b in
-            let ha = hashes[Int(a)], hb = hashes[Int(b)]
-            return ha != hb ? ha < hb : identities[Int(a)] < identities[Int(b)]
+        // Sort (hash, position) packed in one word; then order runs of equal hashes by identity.
+        var packed = hashes.enumerated().map { UInt64($0.element) << 32 | UInt64($0.offset) }
+        packed.sort()
+        var order = packed.map { Int32(truncatingIfNeeded: $0 & 0xFFFF_FFFF) }
+        var runStart = 0
+        for k in 1...order.count {
+            if k == order.count || packed[k] >> 32 != packed[runStart] >> 32 {
+                if k - runStart > 1 {
+                    order[runStart..<k].sort { identities[Int($0)] < identities[Int($1)] }
+                }
+                runStart = k
+            }
         }
         var ids = [UInt32](repeating: 0, count: identities.count)
         // In hash order every id handed out so far is ≤ `last`: an identity takes its hash when

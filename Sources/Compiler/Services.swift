@@ -62,7 +62,7 @@ struct ServiceCompiler {
     }
 
     /// Which service wins a frontend both claim: the older (creationTimestamp), then by name.
-    struct ServicePrecedence: Comparable {
+    struct ServicePrecedence: Comparable, Sendable {
         var timestamp: String
         var name: String
 
@@ -74,14 +74,41 @@ struct ServiceCompiler {
     }
 
     /// A merged endpoint of one service port and family.
-    struct MergedEndpoint {
-        var backend: Int32
+    struct MergedEndpoint: Sendable {
+        var backend: BackendIdentity
         var ready: Bool
         var serving: Bool
         var terminating: Bool
-        var node: Int32
+        var node: String?
         var forZones: [String]
         var forNodes: [String]
+    }
+
+    /// What one service compiles to, before anything shared (backend and node indices, frontend
+    /// and VIP claims) is touched: computed for all services in parallel, merged in name order.
+    struct ServicePlan: Sendable {
+        struct PlannedSet: Sendable {
+            var groupID: UInt32
+            var scope: SetScope
+            var scopeName: String
+            var flags: SetFlags
+            /// Indices into `endpoints`, in backend-identity order.
+            var members: [Int32]
+        }
+
+        var name: String
+        var precedence: ServicePrecedence
+        var info: ServiceInfo?
+        var vips: [VIP] = []
+        var groups: [GroupInfo] = []
+        var sets: [PlannedSet] = []
+        var frontends: [(FrontendKey, Rule)] = []
+        /// Every endpoint of the service's groups, once, with its node: an index into the node
+        /// catalogue when the name is known there, else -1 with the name in `otherNodes`.
+        var endpoints: [BackendIdentity] = []
+        var endpointNodes: [Int32] = []
+        var otherNodes: [Int32: String] = [:]
+        var diagnostics: [Diagnostic] = []
     }
 
     mutating func compileServices(serviceIDs: [String: UInt32]) {
@@ -97,68 +124,63 @@ struct ServiceCompiler {
         }
         for k in slicesByService.keys { slicesByService[k]?.sort { $0.meta.name < $1.meta.name } }
 
+        let ordered = snapshot.services.sorted { ($0.meta.namespace, $0.meta.name) < ($1.meta.namespace, $1.meta.name) }
+
         // Group ids: one per service port and family, with the stable-id collision rule.
         var groupIdentities: [String] = []
-        for svc in snapshot.services where skipReason(svc) == nil {
+        for svc in ordered where ServiceCompiler.skipReason(svc) == nil {
             let name = "\(svc.meta.namespace)/\(svc.meta.name)"
             for port in svc.ports where port.proto.transport != nil {
-                for ip in svc.clusterIPs { groupIdentities.append(groupIdentity(name, port, ip.family)) }
+                for ip in svc.clusterIPs { groupIdentities.append(ServiceCompiler.groupIdentity(name, port, ip.family)) }
             }
         }
-        groupIDs = StableID.assign(groupIdentities, hash: { StableID.hash($0) })
+        let groupIDs = StableID.assign(groupIdentities, hash: { StableID.hash($0) })
 
-        for svc in snapshot.services.sorted(by: { ($0.meta.namespace, $0.meta.name) < ($1.meta.namespace, $1.meta.name) }) {
-            let name = "\(svc.meta.namespace)/\(svc.meta.name)"
-            let object = "Service \(name)"
-            if let reason = skipReason(svc) {
-                note(svc, object, "", "not proxied: \(reason)")
-                continue
-            }
-            guard let serviceID = serviceIDs[name] else { continue }
-            services.append(ServiceInfo(id: serviceID, namespace: svc.meta.namespace, name: svc.meta.name, type: svc.type.rawValue,
-                                        internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
-                                        externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout))
-            let precedence = ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name)
-            for ip in svc.clusterIPs {
-                claimVIP(VIP(address: ip, serviceID: serviceID, flags: .rejectUnknownPort), precedence, object)
-            }
-            let slices = slicesByService[name] ?? []
-            for (index, port) in svc.ports.enumerated() {
-                guard let transport = port.proto.transport else {
-                    note(svc, object, "spec.ports[\(index)]", "port \(port.port)/SCTP skipped: SCTP is not translated at the socket layer")
-                    continue
-                }
-                for clusterIP in svc.clusterIPs {
-                    compileGroup(svc, name: name, object: object, serviceID: serviceID, precedence: precedence, port: port,
-                                 transport: transport, clusterIP: clusterIP, slices: slices)
-                }
-            }
-            // Addresses of a family the service has no cluster IP of are not served (kube-proxy
-            // does no family translation).
-            let families = Set(svc.clusterIPs.map(\.family))
-            for ip in svc.externalIPs where !families.contains(ip.family) {
-                note(svc, object, "spec.externalIPs", "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
-            }
-            if svc.type == .loadBalancer {
-                for (i, ing) in svc.ingress.enumerated() {
-                    let field = "status.loadBalancer.ingress[\(i)]"
-                    if ing.ip == nil {
-                        note(svc, object, field, "hostname-only ingress \(ing.hostname ?? "") skipped: no IP to match")
-                    } else if ing.ipMode == "Proxy" {
-                        note(svc, object, field, "ingress \(ing.ip.map { "\($0)" } ?? "") skipped: ipMode Proxy delivers to node or pod addresses")
-                    } else if let ip = ing.ip, !families.contains(ip.family) {
-                        note(svc, object, field, "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
-                    }
-                }
-            }
+        // Every service on every core, then the shared state in name order.
+        let owners = nodes.ownerOfAddress
+        let slices = slicesByService
+        let known = nodeIndexByName
+        let plans = parallelMap(ordered.count) { i in
+            ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs, slices: slices, ownerOfAddress: owners,
+                                 knownNodes: known)
         }
+        for plan in plans { apply(plan) }
     }
 
-    func groupIdentity(_ service: String, _ port: ServicePort, _ family: IPFamily) -> String {
+    /// Merges one service's plan into the shared state.
+    mutating func apply(_ plan: ServicePlan) {
+        diagnostics += plan.diagnostics
+        guard let info = plan.info else { return }
+        services.append(info)
+        let object = "Service \(plan.name)"
+        for vip in plan.vips { claimVIP(vip, plan.precedence, object) }
+        groups += plan.groups
+        // Intern each endpoint once; sets then map through plain arrays.
+        var global = [Int32](repeating: 0, count: plan.endpoints.count)
+        for (k, b) in plan.endpoints.enumerated() {
+            let index = intern(b)
+            global[k] = index
+            var n = plan.endpointNodes[k]
+            if n == -1, let name = plan.otherNodes[Int32(k)] { n = internNode(name) }
+            // A backend listed under several nodes (inconsistent slices) takes the least name.
+            let current = backendNode[Int(index)]
+            if n >= 0 && n != current && (current < 0 || nodeNames[Int(n)] < nodeNames[Int(current)]) {
+                backendNode[Int(index)] = n
+            }
+        }
+        for set in plan.sets {
+            if set.scope == .node || set.scope == .local || set.scope == .gate { _ = internNode(set.scopeName) }
+            sets.append(PendingSet(groupID: set.groupID, scope: set.scope, scopeName: set.scopeName, flags: set.flags,
+                                   backends: set.members.map { global[Int($0)] }))
+        }
+        for (key, rule) in plan.frontends { claimFrontend(Frontend(key: key, id: 0, rules: [rule]), plan.precedence) }
+    }
+
+    static func groupIdentity(_ service: String, _ port: ServicePort, _ family: IPFamily) -> String {
         "group/\(service)/\(port.name)/\(port.proto.rawValue)/\(family.rawValue)"
     }
 
-    func skipReason(_ svc: Service) -> String? {
+    static func skipReason(_ svc: Service) -> String? {
         if svc.type == .externalName { return "type ExternalName" }
         if let v = svc.meta.labels["service.kubernetes.io/service-proxy-name"] {
             return "label service.kubernetes.io/service-proxy-name=\(v) (another proxy serves it)"
@@ -166,16 +188,6 @@ struct ServiceCompiler {
         if svc.meta.labels["service.kubernetes.io/headless"] != nil { return "label service.kubernetes.io/headless" }
         if svc.headless { return "headless (no cluster IP)" }
         return nil
-    }
-
-    mutating func note(_ svc: Service, _ object: String, _ field: String, _ message: String) {
-        diagnostics.append(Diagnostic(.note, file: svc.source.file, line: svc.source.line, column: svc.source.column,
-                                      object: object, field: field, message: message))
-    }
-
-    mutating func warn(_ svc: Service, _ object: String, _ field: String, _ message: String) {
-        diagnostics.append(Diagnostic(.warning, file: svc.source.file, line: svc.source.line, column: svc.source.column,
-                                      object: object, field: field, message: message))
     }
 
     mutating func claimVIP(_ vip: VIP, _ precedence: ServicePrecedence, _ object: String) {
@@ -200,14 +212,93 @@ struct ServiceCompiler {
         frontends[f.key] = (f, precedence)
     }
 
-    mutating func compileGroup(_ svc: Service, name: String, object: String, serviceID: UInt32, precedence: ServicePrecedence,
-                               port: ServicePort, transport: TransportProtocol, clusterIP: IPAddress, slices: [EndpointSlice]) {
-        let family = clusterIP.family
-        guard let groupID = groupIDs[groupIdentity(name, port, family)] else { return }
-        groups.append(GroupInfo(id: groupID, owner: serviceID, ownerName: name, portName: port.name, port: port.port,
-                                proto: port.proto.rawValue, family: family.rawValue, nodePort: port.nodePort))
+    // MARK: - One service (pure: runs on any core)
 
-        let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices)
+    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: [String: UInt32], slices: [String: [EndpointSlice]],
+                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> ServicePlan {
+        let name = "\(svc.meta.namespace)/\(svc.meta.name)"
+        let object = "Service \(name)"
+        var plan = ServicePlan(name: name, precedence: ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name))
+        func note(_ field: String, _ message: String) {
+            plan.diagnostics.append(Diagnostic(.note, file: svc.source.file, line: svc.source.line, column: svc.source.column,
+                                               object: object, field: field, message: message))
+        }
+        if let reason = skipReason(svc) {
+            note("", "not proxied: \(reason)")
+            return plan
+        }
+        guard let serviceID = serviceIDs[name] else { return plan }
+        plan.info = ServiceInfo(id: serviceID, namespace: svc.meta.namespace, name: svc.meta.name, type: svc.type.rawValue,
+                                internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
+                                externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
+        plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
+        let mySlices = slices[name] ?? []
+        for (index, port) in svc.ports.enumerated() {
+            guard let transport = port.proto.transport else {
+                note("spec.ports[\(index)]", "port \(port.port)/SCTP skipped: SCTP is not translated at the socket layer")
+                continue
+            }
+            for clusterIP in svc.clusterIPs {
+                guard let groupID = groupIDs[groupIdentity(name, port, clusterIP.family)] else { continue }
+                planGroup(&plan, svc, name: name, serviceID: serviceID, groupID: groupID, port: port, transport: transport,
+                          clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes)
+            }
+        }
+        // Addresses of a family the service has no cluster IP of are not served (kube-proxy
+        // does no family translation).
+        let families = Set(svc.clusterIPs.map(\.family))
+        for ip in svc.externalIPs where !families.contains(ip.family) {
+            note("spec.externalIPs", "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
+        }
+        if svc.type == .loadBalancer {
+            for (i, ing) in svc.ingress.enumerated() {
+                let field = "status.loadBalancer.ingress[\(i)]"
+                if ing.ip == nil {
+                    note(field, "hostname-only ingress \(ing.hostname ?? "") skipped: no IP to match")
+                } else if ing.ipMode == "Proxy" {
+                    note(field, "ingress \(ing.ip.map { "\($0)" } ?? "") skipped: ipMode Proxy delivers to node or pod addresses")
+                } else if let ip = ing.ip, !families.contains(ip.family) {
+                    note(field, "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
+                }
+            }
+        }
+        return plan
+    }
+
+    static func planGroup(_ plan: inout ServicePlan, _ svc: Service, name: String, serviceID: UInt32, groupID: UInt32,
+                          port: ServicePort, transport: TransportProtocol, clusterIP: IPAddress, slices: [EndpointSlice],
+                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) {
+        let family = clusterIP.family
+        plan.groups.append(GroupInfo(id: groupID, owner: serviceID, ownerName: name, portName: port.name, port: port.port,
+                                     proto: port.proto.rawValue, family: family.rawValue, nodePort: port.nodePort))
+
+        let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices, ownerOfAddress: ownerOfAddress)
+        // This group's endpoints join the plan's list; sets refer to them by position.
+        let base32 = Int32(plan.endpoints.count)
+        var position: [BackendIdentity: Int32] = [:]
+        for (k, e) in endpoints.enumerated() {
+            plan.endpoints.append(e.backend)
+            if let n = e.node {
+                if let known = knownNodes[n] {
+                    plan.endpointNodes.append(known)
+                } else {
+                    plan.endpointNodes.append(-1)
+                    plan.otherNodes[base32 + Int32(k)] = n
+                }
+            } else {
+                plan.endpointNodes.append(-2)
+            }
+            if endpoints.count > 32 { position[e.backend] = base32 + Int32(k) }
+        }
+        func member(_ e: MergedEndpoint) -> Int32 {
+            if let p = position[e.backend] { return p }
+            return base32 + Int32(endpoints.firstIndex { $0.backend == e.backend } ?? 0)
+        }
+        func addSet(_ scope: SetScope, _ scopeName: String, _ flags: SetFlags, _ eps: [MergedEndpoint]) {
+            let sorted = eps.sorted { $0.backend < $1.backend }
+            plan.sets.append(ServicePlan.PlannedSet(groupID: groupID, scope: scope, scopeName: scopeName, flags: flags,
+                                                    members: sorted.map(member)))
+        }
 
         // Cluster set: ready endpoints, else serving+terminating ones (KEP-1669).
         let ready = endpoints.filter(\.ready)
@@ -218,24 +309,21 @@ struct ServiceCompiler {
             if !cluster.isEmpty { clusterFlags = .terminating }
         }
         let hasEndpoints = !cluster.isEmpty
-        if hasEndpoints {
-            addSet(groupID, .cluster, "", clusterFlags, cluster)
-        }
+        if hasEndpoints { addSet(.cluster, "", clusterFlags, cluster) }
 
         // Local sets (internalTrafficPolicy=Local): the node's ready endpoints, else its
         // serving+terminating ones. Never filtered by topology.
         let itpLocal = svc.internalTrafficPolicy == .local
         if itpLocal && hasEndpoints {
-            var byNode: [Int32: [MergedEndpoint]] = [:]
-            for e in endpoints where e.node >= 0 { byNode[e.node, default: []].append(e) }
-            for (index, eps) in byNode.sorted(by: { nodeNames[Int($0.key)] < nodeNames[Int($1.key)] }) {
-                let node = nodeNames[Int(index)]
+            var byNode: [String: [MergedEndpoint]] = [:]
+            for e in endpoints { if let n = e.node { byNode[n, default: []].append(e) } }
+            for (node, eps) in byNode.sorted(by: { $0.key < $1.key }) {
                 let r = eps.filter(\.ready)
                 if !r.isEmpty {
-                    addSet(groupID, .local, node, [], r)
+                    addSet(.local, node, [], r)
                 } else {
                     let t = eps.filter { $0.serving && $0.terminating }
-                    if !t.isEmpty { addSet(groupID, .local, node, .terminating, t) }
+                    if !t.isEmpty { addSet(.local, node, .terminating, t) }
                 }
             }
         }
@@ -246,14 +334,14 @@ struct ServiceCompiler {
             if ready.allSatisfy({ !$0.forNodes.isEmpty }) {
                 for node in Set(ready.flatMap(\.forNodes)).sorted() {
                     let eps = ready.filter { $0.forNodes.contains(node) }
-                    if eps.count != ready.count { addSet(groupID, .node, node, [], eps) }
+                    if eps.count != ready.count { addSet(.node, node, [], eps) }
                     topology = true
                 }
             }
             if ready.allSatisfy({ !$0.forZones.isEmpty }) {
                 for zone in Set(ready.flatMap(\.forZones)).sorted() {
                     let eps = ready.filter { $0.forZones.contains(zone) }
-                    if eps.count != ready.count { addSet(groupID, .zone, zone, [], eps) }
+                    if eps.count != ready.count { addSet(.zone, zone, [], eps) }
                     topology = true
                 }
             }
@@ -271,83 +359,58 @@ struct ServiceCompiler {
         let topo: RuleFlags = topology ? .topology : []
 
         // ClusterIP: the only frontend internalTrafficPolicy applies to.
-        let clusterFlags2: RuleFlags = itpLocal ? base.union(.localOnly) : base.union(topo)
-        claim(FrontendKey(address: clusterIP, port: port.port, proto: transport), rule(.clusterIP, clusterFlags2), precedence)
+        let clusterRuleFlags: RuleFlags = itpLocal ? base.union(.localOnly) : base.union(topo)
+        plan.frontends.append((FrontendKey(address: clusterIP, port: port.port, proto: transport), rule(.clusterIP, clusterRuleFlags)))
 
         // External frontends: externalTrafficPolicy is recorded; connects that start on a node or
         // host are short-circuited to all cluster endpoints, as kube-proxy does.
         let external = base.union(topo).union(etpLocal ? .externalLocal : [])
         if let np = port.nodePort, svc.type == .nodePort || svc.type == .loadBalancer {
-            claim(FrontendKey(address: .wildcard(family), port: np, proto: transport), rule(.nodePort, external), precedence)
+            plan.frontends.append((FrontendKey(address: .wildcard(family), port: np, proto: transport), rule(.nodePort, external)))
         }
         if svc.type == .loadBalancer {
             for ing in svc.ingress where ing.ipMode != "Proxy" {
                 guard let ip = ing.ip, ip.family == family else { continue }
-                claim(FrontendKey(address: ip, port: port.port, proto: transport), rule(.loadBalancer, external), precedence)
+                plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.loadBalancer, external)))
             }
         }
         for ip in svc.externalIPs where ip.family == family {
-            claim(FrontendKey(address: ip, port: port.port, proto: transport), rule(.externalIP, external), precedence)
+            plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.externalIP, external)))
         }
-    }
-
-    mutating func claim(_ key: FrontendKey, _ rule: Rule, _ precedence: ServicePrecedence) {
-        claimFrontend(Frontend(key: key, id: 0, rules: [rule]), precedence)
-    }
-
-    mutating func addSet(_ groupID: UInt32, _ scope: SetScope, _ scopeName: String, _ flags: SetFlags, _ eps: [MergedEndpoint]) {
-        if scope == .node || scope == .local || scope == .gate { _ = internNode(scopeName) }
-        let list = backendList
-        let backends = eps.map(\.backend).sorted { list[Int($0)] < list[Int($1)] }
-        sets.append(PendingSet(groupID: groupID, scope: scope, scopeName: scopeName, flags: flags, backends: backends))
     }
 
     /// The endpoints of one service port and family across its slices (kube-proxy's
     /// endpointslicecache): joined by port name and protocol, `addresses[0]` only, and for the
     /// same ip:port a later entry (slice name order, then list order) replaces an earlier one
     /// unless the later one is terminating.
-    mutating func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
-                        slices: [EndpointSlice]) -> [MergedEndpoint] {
+    static func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
+                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String]) -> [MergedEndpoint] {
         // Few endpoints per service port are the rule: a linear scan beats hashing there.
         var out: [MergedEndpoint] = []
-        var position: [Int32: Int] = [:]
+        var position: [BackendIdentity: Int] = [:]
         let wanted: AddressType = family == .ipv4 ? .ipv4 : .ipv6
         for slice in slices where slice.addressType == wanted {
             guard let sp = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }), let number = sp.port else { continue }
             for e in slice.endpoints {
                 guard let address = e.address else { continue }
-                let index = intern(BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport))
+                let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport)
                 let terminating = e.terminating ?? false
-                let serving = e.serving ?? true
-                let ready = svc.publishNotReadyAddresses || (e.ready ?? true)
-                var node: Int32 = -1
-                if let n = e.nodeName {
-                    node = internNode(n)
-                } else if let owner = nodes.ownerOfAddress[address] {
-                    node = internNode(owner)
-                }
-                let m = MergedEndpoint(backend: index, ready: ready, serving: serving, terminating: terminating, node: node,
-                                       forZones: e.forZones, forNodes: e.forNodes)
+                let m = MergedEndpoint(backend: identity, ready: svc.publishNotReadyAddresses || (e.ready ?? true),
+                                       serving: e.serving ?? true, terminating: terminating,
+                                       node: e.nodeName ?? ownerOfAddress[address], forZones: e.forZones, forNodes: e.forNodes)
                 var existing: Int?
                 if out.count <= 32 {
-                    existing = out.firstIndex { $0.backend == index }
+                    existing = out.firstIndex { $0.backend == identity }
                 } else {
                     if position.isEmpty { for (k, o) in out.enumerated() { position[o.backend] = k } }
-                    existing = position[index]
+                    existing = position[identity]
                 }
                 if let k = existing {
                     if !terminating { out[k] = m }
                 } else {
-                    if !position.isEmpty || out.count == 32 { position[index] = out.count }
+                    if !position.isEmpty { position[identity] = out.count }
                     out.append(m)
                 }
-            }
-        }
-        for m in out {
-            // A backend listed under several nodes (inconsistent slices) takes the least name.
-            let current = backendNode[Int(m.backend)]
-            if m.node >= 0 && m.node != current && (current < 0 || nodeNames[Int(m.node)] < nodeNames[Int(current)]) {
-                backendNode[Int(m.backend)] = m.node
             }
         }
         return out

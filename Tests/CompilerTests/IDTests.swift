@@ -29,3 +29,10 @@ import Testing
         #expect(StableID.hash(words: 0) == StableID.hash([UInt8](repeating: 0, count: 8)))
     }
 }
+
+@Suite struct IDEdgeTests {
+    @Test func emptyAndSingle() {
+        #expect(StableID.assignDense([Int](), hash: { _ in 1 }).isEmpty)
+        #expect(StableID.assignDense([7], hash: { _ in 3 }) == [3])
+    }
+}
