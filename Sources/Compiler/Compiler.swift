@@ -105,12 +105,15 @@ public enum Compiler {
                                             backends: s.backends.map { backendID[Int($0)] }))
         }
 
-        // Frontends: ids by the same collision rule.
-        let keys = Array(sc.frontends.keys)
-        let frontendIDs = StableID.assign(keys, hash: { StableID.hash(words: $0.address.high, $0.address.low, UInt64($0.port) << 8 | UInt64($0.proto.rawValue)) })
-        for (key, entry) in sc.frontends {
+        // Frontends: ids by the same collision rule (keys are unique: the dense path).
+        let frontendEntries = Array(sc.frontends.values)
+        let frontendIDs = StableID.assignDense(frontendEntries.map(\.0.key)) {
+            StableID.hash(words: $0.address.high, $0.address.low, UInt64($0.port) << 8 | UInt64($0.proto.rawValue))
+        }
+        contents.frontends.reserveCapacity(frontendEntries.count)
+        for (k, entry) in frontendEntries.enumerated() {
             var f = entry.0
-            f.id = frontendIDs[key] ?? f.id
+            f.id = frontendIDs[k]
             contents.frontends.append(f)
         }
         contents.vips = sc.vips.values.map(\.0)
@@ -119,8 +122,12 @@ public enum Compiler {
         contents.vips.sort { $0.address < $1.address }
 
         diagnostics.sort(by: Diagnostic.order)
-        var digests = snapshot.objectDigests
-        digests.sort { $0.lexicographicallyPrecedes($1) }
+        // Sorted by their first eight bytes (as a big-endian word), whole bytes on a tie.
+        let digestsIn = snapshot.objectDigests
+        let prefixes = digestsIn.map { d in d.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        let digests = digestsIn.indices.sorted { a, b in
+            prefixes[a] != prefixes[b] ? prefixes[a] < prefixes[b] : digestsIn[a].lexicographicallyPrecedes(digestsIn[b])
+        }.map { digestsIn[$0] }
         var hasher = SHA256()
         for d in digests { hasher.update(data: d) }
         let inputDigest = hasher.finalize().map { hexByte2($0) }.joined()

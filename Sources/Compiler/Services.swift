@@ -144,6 +144,11 @@ struct ServiceCompiler {
             ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs, slices: slices, ownerOfAddress: owners,
                                  knownNodes: known)
         }
+        // Reserve once: growing a 165,000-entry dictionary rehashes it a dozen times.
+        let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
+        backendIndex.reserveCapacity(endpointCount)
+        backendList.reserveCapacity(endpointCount)
+        backendNode.reserveCapacity(endpointCount)
         for plan in plans { apply(plan) }
     }
 
