@@ -141,8 +141,18 @@ struct ChunkDecoder: Sendable {
     mutating func decode(_ bytes: [UInt8]) {
         let tree: ManifestTree
         do {
-            tree = chunk.format == .json ? try ManifestReader.parseJSON(bytes, file: chunk.file)
-                                         : try ManifestReader.parseYAML(bytes, file: chunk.file)
+            if chunk.format == .json {
+                // kubectl indents JSON by four spaces: half of a dump is whitespace, which jansson
+                // reads a byte at a time. Parse a compacted copy; on a syntax error parse the
+                // original again so the position is the file's.
+                do {
+                    tree = try ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: chunk.file)
+                } catch {
+                    tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                }
+            } else {
+                tree = try ManifestReader.parseYAML(bytes, file: chunk.file)
+            }
         } catch {
             let (l, c) = chunk.filePosition(line: error.line, column: error.column)
             diagnostics.append(Diagnostic(.error, file: chunk.file, line: l, column: c, message: error.message))

@@ -36,3 +36,28 @@ import Testing
         #expect(StableID.assignDense([7], hash: { _ in 3 }) == [3])
     }
 }
+
+@Suite struct SplitterTests {
+    @Test func compactorKeepsStringsIntact() {
+        let json = "{ \"a\" : \"x y\\\\\" ,\n  \"b\\\"c\": [ 1 ,\t2 ] }"
+        let out = String(decoding: JSONCompactor.compact(Array(json.utf8)), as: UTF8.self)
+        #expect(out == "{\"a\":\"x y\\\\\",\"b\\\"c\":[1,2]}")
+    }
+
+    @Test func listItemsAreSplitWithPositions() {
+        let json = "{\n \"apiVersion\": \"v1\",\n \"items\": [\n  {\"metadata\": {\"name\": \"a\"}},\n  {\"metadata\": {\"name\": \"b\"}}\n ],\n \"kind\": \"ServiceList\"\n}\n"
+        let chunks = ManifestSplitter.split(Array(json.utf8), file: "x.json", format: .json)
+        #expect(chunks.count == 2)
+        #expect(chunks.allSatisfy { $0.isListItem && $0.listKind == "Service" && $0.listAPIVersion == "v1" })
+        #expect(chunks.map(\.line) == [4, 5])
+        #expect(chunks.map(\.column) == [3, 3])
+    }
+
+    @Test func yamlDocumentsSplitAtMarkersOnly() {
+        let yaml = "a: 1\n---\nb: |\n  --- not a marker inside\n  text\n...\n---\nc: 3\n"
+        let chunks = ManifestSplitter.split(Array(yaml.utf8), file: "x.yaml", format: .yaml)
+        #expect(chunks.map(\.line) == [1, 2, 7])
+        let bad = ManifestSplitter.split(Array("%YAML 1.2\n---\na: 1\n".utf8), file: "d.yaml", format: .yaml)
+        #expect(bad.count == 1)
+    }
+}

@@ -56,7 +56,7 @@ enum ManifestSplitter {
             if b[lineStart] == UInt8(ascii: "%") && chunks.isEmpty && start == 0 { return nil }
             let dash = isMarker(lineStart, UInt8(ascii: "-"))
             let dots = isMarker(lineStart, UInt8(ascii: "."))
-            if dash || dots {
+            if dash {
                 if lineStart > start {
                     chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<lineStart, line: startLine, column: 1))
                 }
@@ -68,8 +68,10 @@ enum ManifestSplitter {
             lineStart = i + 1
             line += 1
             if dots {
-                // An end marker closes the document; the next starts after it.
-                chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<min(lineStart, n), line: startLine, column: 1))
+                // An end marker closes the document (it stays in it); the next starts after it.
+                if min(lineStart, n) > start {
+                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<min(lineStart, n), line: startLine, column: 1))
+                }
                 start = min(lineStart, n)
                 startLine = line
             }
@@ -256,5 +258,36 @@ struct JSONScanner {
             if bytes[pos] == UInt8(ascii: "}") { pos += 1; return result }
             return nil
         }
+    }
+}
+
+/// Drops the whitespace between JSON tokens (never inside strings). The result parses to the
+/// same values; only positions differ, which is why callers keep the original for messages.
+enum JSONCompactor {
+    static func compact(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count / 2)
+        var inString = false
+        var escaped = false
+        for b in bytes {
+            if inString {
+                out.append(b)
+                if escaped {
+                    escaped = false
+                } else if b == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if b == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch b {
+            case 0x20, 0x0A, 0x0D, 0x09: continue
+            case UInt8(ascii: "\""): inString = true
+            default: break
+            }
+            out.append(b)
+        }
+        return out
     }
 }
