@@ -145,9 +145,13 @@ struct ChunkDecoder: Sendable {
                 // kubectl indents JSON by four spaces: half of a dump is whitespace, which jansson
                 // reads a byte at a time. Parse a compacted copy; on a syntax error parse the
                 // original again so the position is the file's.
-                do {
-                    tree = try ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: chunk.file)
-                } catch {
+                if JSONCompactor.isIndented(bytes) {
+                    do {
+                        tree = try ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: chunk.file)
+                    } catch {
+                        tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                    }
+                } else {
                     tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
                 }
             } else {

@@ -264,6 +264,15 @@ struct JSONScanner {
 /// Drops the whitespace between JSON tokens (never inside strings). The result parses to the
 /// same values; only positions differ, which is why callers keep the original for messages.
 enum JSONCompactor {
+    /// Pretty-printed JSON (kubectl's) has a line break right after the opening brace; compact
+    /// JSON (the API server's) does not, and compacting it would only cost a copy.
+    static func isIndented(_ bytes: [UInt8]) -> Bool {
+        guard let open = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }),
+              open + 1 < bytes.count else { return false }
+        let next = bytes[open + 1]
+        return next == 0x0A || next == 0x0D || next == 0x20 || next == 0x09
+    }
+
     static func compact(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count / 2)
