@@ -26,23 +26,23 @@ func printError(_ s: String) {
     StandardError.write(s.hasSuffix("\n") ? s : s + "\n")
 }
 
+/// A runtime failure (not a usage mistake): printed as `Error: …`, exit status 1.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+}
+
 func loadImage(_ path: String) throws -> MapImage {
     let bytes: [UInt8]
     do {
         bytes = try ImageFile.read(path)
     } catch {
-        throw ValidationError("cannot read image \(error)")
+        throw CommandError(description: "cannot read image \(error)")
     }
     do {
         return try MapImage(bytes: bytes)
     } catch {
-        throw CleanExit.message("\(path): \(error)")
+        throw CommandError(description: "\(path): \(error)")
     }
-}
-
-/// An error already printed; exits with the given status and no further text.
-struct Exit: Error {
-    var code: Int32
 }
 
 struct Compile: ParsableCommand {
@@ -190,7 +190,7 @@ struct Resolve: ParsableCommand {
         let resolver = Resolver(img.contents)
         var nodeID: UInt32 = 0
         if let node {
-            do { nodeID = try resolver.nodeID(named: node) } catch { throw ValidationError(error.description) }
+            do { nodeID = try resolver.nodeID(named: node) } catch { throw CommandError(description: error.description) }
         }
         let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode)
         let names = ImageNames(img.contents)

@@ -116,6 +116,18 @@ import Testing
         #expect(badAddress.status != 0)
     }
 
+    @Test func unreadableAndInvalidImagesFail() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let missing = try run(["inspect", dir + "/nope"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("cannot read image \(dir)/nope: No such file or directory"))
+        try Data([1, 2]).write(to: URL(fileURLWithPath: dir + "/bad"))
+        let bad = try run(["resolve", dir + "/bad", "10.0.0.1:80"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("invalid image: truncated: 2 bytes, a header needs 64"))
+    }
+
     @Test func inspectTextAndJSON() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
