@@ -19,8 +19,8 @@ struct ServiceCompiler {
     // Node and zone catalogue
     let nodes: NodeCatalogue
     /// Backends interned once: index → identity and node, so later stages work on integers.
-    var backendIndex: [BackendIdentity: Int32] = [:]
-    var backendList: [BackendIdentity] = []
+    var backendIndex = BackendInterner()
+    var backendList: [BackendIdentity] { backendIndex.list }
     var backendNode: [Int32] = []
     /// Node names interned: Node objects first (sorted), then names only endpoints mention.
     var nodeNames: [String] = []
@@ -35,11 +35,8 @@ struct ServiceCompiler {
     }
 
     mutating func intern(_ b: BackendIdentity) -> Int32 {
-        if let i = backendIndex[b] { return i }
-        let i = Int32(backendList.count)
-        backendIndex[b] = i
-        backendList.append(b)
-        backendNode.append(-1)
+        let (i, inserted) = backendIndex.intern(b)
+        if inserted { backendNode.append(-1) }
         return i
     }
 
@@ -146,8 +143,7 @@ struct ServiceCompiler {
         }
         // Reserve once: growing a 165,000-entry dictionary rehashes it a dozen times.
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
-        backendIndex.reserveCapacity(endpointCount)
-        backendList.reserveCapacity(endpointCount)
+        backendIndex.reserve(endpointCount)
         backendNode.reserveCapacity(endpointCount)
         for plan in plans { apply(plan) }
     }
@@ -419,6 +415,61 @@ struct ServiceCompiler {
             }
         }
         return out
+    }
+}
+
+/// An open-addressing table from backend identity to a dense index: one probe sequence and no
+/// generic hashing per lookup, for the one sequential step that touches every endpoint. Its hash
+/// is seeded per process: the result (dense indices in first-seen order) never depends on it.
+struct BackendInterner {
+    private(set) var list: [BackendIdentity] = []
+    private var slots: [Int32] = [Int32](repeating: -1, count: 1024)
+    private var mask = 1023
+    private let seed = UInt64.random(in: 1...UInt64.max)
+
+    mutating func reserve(_ n: Int) {
+        list.reserveCapacity(n)
+        var size = 1024
+        while size < 2 * n { size <<= 1 }
+        if size > slots.count { rehash(size) }
+    }
+
+    @inline(__always)
+    private func slot(_ b: BackendIdentity) -> Int {
+        let tail: UInt64 = UInt64(b.address.port) << 8 | UInt64(b.proto.rawValue)
+        var x: UInt64 = (b.address.address.high ^ seed) &* 0x9E37_79B9_7F4A_7C15
+        x ^= b.address.address.low &* 0xC2B2_AE3D_27D4_EB4F
+        x ^= tail &* 0x1656_67B1_9E37_79F9
+        x ^= x >> 29
+        x = x &* 0xBF58_476D_1CE4_E5B9
+        x ^= x >> 32
+        return Int(truncatingIfNeeded: x) & mask
+    }
+
+    mutating func intern(_ b: BackendIdentity) -> (Int32, Bool) {
+        var h = slot(b)
+        while true {
+            let s = slots[h]
+            if s < 0 {
+                let i = Int32(list.count)
+                slots[h] = i
+                list.append(b)
+                if list.count * 2 > slots.count { rehash(slots.count << 1) }
+                return (i, true)
+            }
+            if list[Int(s)] == b { return (s, false) }
+            h = (h + 1) & mask
+        }
+    }
+
+    private mutating func rehash(_ size: Int) {
+        slots = [Int32](repeating: -1, count: size)
+        mask = size - 1
+        for (i, b) in list.enumerated() {
+            var h = slot(b)
+            while slots[h] >= 0 { h = (h + 1) & mask }
+            slots[h] = Int32(i)
+        }
     }
 }
 
