@@ -123,23 +123,30 @@ struct ServiceCompiler {
 
         let ordered = snapshot.services.sorted { ($0.meta.namespace, $0.meta.name) < ($1.meta.namespace, $1.meta.name) }
 
-        // Group ids: one per service port and family, with the stable-id collision rule.
+        // Group ids: one per service port and family, with the stable-id collision rule. They
+        // are handed to each service's plan by position, in the order the plan walks its ports.
         var groupIdentities: [String] = []
-        for svc in ordered where ServiceCompiler.skipReason(svc) == nil {
+        var groupOffsets: [Int] = []
+        groupOffsets.reserveCapacity(ordered.count + 1)
+        for svc in ordered {
+            groupOffsets.append(groupIdentities.count)
+            guard ServiceCompiler.skipReason(svc) == nil else { continue }
             let name = "\(svc.meta.namespace)/\(svc.meta.name)"
             for port in svc.ports where port.proto.transport != nil {
                 for ip in svc.clusterIPs { groupIdentities.append(ServiceCompiler.groupIdentity(name, port, ip.family)) }
             }
         }
-        let groupIDs = StableID.assign(groupIdentities, hash: { StableID.hash($0) })
+        groupOffsets.append(groupIdentities.count)
+        let groupIDs = StableID.assignDense(groupIdentities, hash: { StableID.hash($0) })
+        let offsets = groupOffsets
 
         // Every service on every core, then the shared state in name order.
         let owners = nodes.ownerOfAddress
         let slices = slicesByService
         let known = nodeIndexByName
         let plans = parallelMap(ordered.count) { i in
-            ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs, slices: slices, ownerOfAddress: owners,
-                                 knownNodes: known)
+            ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs[offsets[i]..<offsets[i + 1]],
+                                 slices: slices, ownerOfAddress: owners, knownNodes: known)
         }
         // Reserve once: growing a 165,000-entry dictionary rehashes it a dozen times.
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
@@ -215,7 +222,7 @@ struct ServiceCompiler {
 
     // MARK: - One service (pure: runs on any core)
 
-    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: [String: UInt32], slices: [String: [EndpointSlice]],
+    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [String: [EndpointSlice]],
                      ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> ServicePlan {
         let name = "\(svc.meta.namespace)/\(svc.meta.name)"
         let object = "Service \(name)"
@@ -234,13 +241,16 @@ struct ServiceCompiler {
                                 externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
         plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
         let mySlices = slices[name] ?? []
+        var nextGroup = groupIDs.startIndex
         for (index, port) in svc.ports.enumerated() {
             guard let transport = port.proto.transport else {
                 note("spec.ports[\(index)]", "port \(port.port)/SCTP skipped: SCTP is not translated at the socket layer")
                 continue
             }
             for clusterIP in svc.clusterIPs {
-                guard let groupID = groupIDs[groupIdentity(name, port, clusterIP.family)] else { continue }
+                guard nextGroup < groupIDs.endIndex else { continue }
+                let groupID = groupIDs[nextGroup]
+                nextGroup += 1
                 planGroup(&plan, svc, name: name, serviceID: serviceID, groupID: groupID, port: port, transport: transport,
                           clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes)
             }
