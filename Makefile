@@ -10,7 +10,7 @@ BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release test golden demo bench clean
+.PHONY: all deps build release bpf test golden demo bench clean
 
 all: build
 
@@ -31,7 +31,18 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+# The datapath object (clang -target bpf, with BTF).
+bpf: deps
+	@mkdir -p .build/bpf
+	sh bpf/programs/build.sh .build/bpf/balancer.bpf.o
+
+test: deps bpf
+	# The datapath's decisions, compiled as host C against mock maps (ASan/UBSan).
+	sh bpf/programs/hosttest/run.sh
+	# The kernel verifier accepts every program (private bpffs in a private mount namespace;
+	# nothing is attached). Needs root.
+	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
+	else echo "verify.sh skipped: loading BPF programs needs root"; fi
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

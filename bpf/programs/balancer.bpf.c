@@ -571,7 +571,7 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 	__u64 socket_cookie = 0, now = 0;
 	__be16 port_be;
 	__u8 proto;
-	int vip_reject = 0, outcome, have = 0;
+	int vip_reject = 0, outcome, have = 0, reverse_current = 0;
 	__u32 type = ctx->type, protocol = ctx->protocol;
 
 	__builtin_memset(&t, 0, sizeof(t));
@@ -641,8 +641,13 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 			bl_addr_load(&vip, rv->vip);
 			if (bl_addr_eq(&vip, &dst) && rv->vip_port_be == port_be && rv->proto == proto &&
 			    rv->frontend_id == frontend_id && bl_is_member(&m, &ch.set, rv->backend_id) &&
-			    bl_backend_target(m.backends, m.nodes, rv->backend_id, &use, &t) == 0)
+			    bl_backend_target(m.backends, m.nodes, rv->backend_id, &use, &t) == 0) {
+				struct bl_addr stored;
+
 				have = 1;
+				bl_addr_load(&stored, rv->backend);
+				reverse_current = bl_addr_eq(&stored, &t.addr) && rv->backend_port_be == t.port_be;
+			}
 		}
 	}
 
@@ -701,7 +706,8 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 
 	bl_ctx_write(ctx, sock_v6, &t.addr, t.port_be);
 
-	if (proto == BL_PROTO_UDP) {
+	/* Record (or refresh) the UDP socket's translation, unless it is the one already recorded. */
+	if (proto == BL_PROTO_UDP && !reverse_current) {
 		struct bl_reverse_value nrv;
 		struct bl_reverse_key rk;
 

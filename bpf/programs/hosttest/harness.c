@@ -1,0 +1,350 @@
+/* Host-side test of the datapath decision: runs the programs of balancer.bpf.c as plain C over
+ * hand-built images (mock maps and helpers) and checks each answer against what Resolver.swift
+ * gives for the same image (worked out by hand). Not a kernel test: see ../verify.sh for that. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include "../balancer.bpf.c"
+
+/* ---- mock maps ---- */
+struct mmap {
+	int ks, vs, n;
+	unsigned char k[64][64] __attribute__((aligned(8)));
+	unsigned char v[64][96] __attribute__((aligned(8)));
+};
+static struct mmap inner[2][8]; /* [gen][table-1] */
+static int present[2][8];
+static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 };
+
+static struct mmap *resolve(void *map)
+{
+	if (map == &bl_config) return &cfgmap;
+	if (map == &bl_counters) return &counters;
+	if (map == &bl_affinity) return &affinity;
+	if (map == &bl_reverse) return &reverse;
+	return map;
+}
+static int outer_index(void *map)
+{
+	void *o[8] = { &bl_frontends, &bl_vips, &bl_node_addrs, &bl_nodes, &bl_sets, &bl_slots, &bl_members, &bl_backends };
+	for (int i = 0; i < 8; i++) if (o[i] == map) return i;
+	return -1;
+}
+void *bpf_map_lookup_elem(void *map, const void *key)
+{
+	int oi = outer_index(map);
+	if (oi >= 0) {
+		__u32 g = *(const __u32 *)key;
+		if (g > 1 || !present[g][oi]) return NULL;
+		return &inner[g][oi];
+	}
+	struct mmap *m = resolve(map);
+	for (int i = 0; i < m->n; i++) if (!memcmp(m->k[i], key, m->ks)) return m->v[i];
+	return NULL;
+}
+long bpf_map_update_elem(void *map, const void *key, const void *value, __u64 flags)
+{
+	struct mmap *m = resolve(map);
+	void *v = bpf_map_lookup_elem(map, key);
+	if (v) { if (flags == BPF_NOEXIST) return -17; memcpy(v, value, m->vs); return 0; }
+	if (flags == BPF_EXIST) return -2;
+	memcpy(m->k[m->n], key, m->ks); memcpy(m->v[m->n], value, m->vs); m->n++;
+	return 0;
+}
+long bpf_map_delete_elem(void *map, const void *key)
+{
+	struct mmap *m = resolve(map);
+	for (int i = 0; i < m->n; i++) if (!memcmp(m->k[i], key, m->ks)) {
+		m->n--; memcpy(m->k[i], m->k[m->n], 64); memcpy(m->v[i], m->v[m->n], 96); return 0; }
+	return -2;
+}
+static __u64 cookie = 1, netns = 77, now_ns = 1000000000ull;
+static __u32 rnd = 0;
+static int retval;
+__u64 bpf_get_socket_cookie(void *ctx) { return cookie; }
+__u64 bpf_get_netns_cookie(void *ctx) { return netns; }
+__u64 bpf_ktime_get_ns(void) { return now_ns; }
+__u32 bpf_get_prandom_u32(void) { return rnd; }
+long bpf_set_retval(int r) { retval = r; return 0; }
+long bpf_loop(__u32 n, void *cb, void *c, __u64 flags)
+{
+	long (*f)(__u32, void *) = cb;
+	for (__u32 i = 0; i < n; i++) if (f(i, c)) return i + 1;
+	return n;
+}
+
+/* ---- image building ---- */
+static void put(int gen, int table, const void *k, const void *v)
+{
+	struct mmap *m = &inner[gen][table - 1];
+	m->ks = bl_table_key_size(table); m->vs = bl_table_value_size(table);
+	present[gen][table - 1] = 1;
+	memcpy(m->k[m->n], k, m->ks); memcpy(m->v[m->n], v, m->vs); m->n++;
+}
+static void a4(__u8 *a, const char *s) { memset(a, 0, 16); a[10] = a[11] = 0xff; inet_pton(AF_INET, s, a + 12); }
+static void a6(__u8 *a, const char *s) { inet_pton(AF_INET6, s, a); }
+static void addr(__u8 *a, const char *s) { if (strchr(s, ':')) a6(a, s); else a4(a, s); }
+
+static struct bl_frontend_value *fe_new(int gen, const char *a, int port, int proto, __u32 id)
+{
+	struct bl_frontend_key k; struct bl_frontend_value v;
+	memset(&k, 0, sizeof k); memset(&v, 0, sizeof v);
+	addr(k.addr, a); k.port_be = htons(port); k.proto = proto; v.frontend_id = id;
+	put(gen, BL_TABLE_FRONTENDS, &k, &v);
+	return (struct bl_frontend_value *)inner[gen][0].v[inner[gen][0].n - 1];
+}
+static void rule(struct bl_frontend_value *f, __u32 group, int action, __u16 flags, int nodeport, __u32 aff)
+{
+	struct bl_rule *r = &f->rules[f->rule_count++];
+	r->group_id = group; r->action = action; r->flags = flags; r->node_port_be = htons(nodeport);
+	r->affinity_timeout = aff; r->origin = 3; r->kind = 1;
+}
+static void backend(int gen, __u32 id, const char *a, int port, int proto, __u32 node)
+{
+	struct bl_id_key k = { id }; struct bl_backend_value v;
+	memset(&v, 0, sizeof v); addr(v.addr, a); v.port_be = htons(port); v.proto = proto; v.node_id = node;
+	put(gen, BL_TABLE_BACKENDS, &k, &v);
+}
+/* A set with its slots and members. */
+static void set(int gen, __u32 group, __u8 scope, __u32 scope_id, int count, const __u32 *ids)
+{
+	struct bl_set_key k = { group, scope_id, scope }; struct bl_set_value v = { count, 0 };
+	put(gen, BL_TABLE_SETS, &k, &v);
+	for (int i = 0; i < count; i++) {
+		struct bl_slot_key sk = { group, scope_id, scope, {0}, i }; struct bl_slot_value sv = { ids[i] };
+		struct bl_member_key mk = { group, scope_id, scope, {0}, ids[i] }; struct bl_member_value mv = { i };
+		put(gen, BL_TABLE_SLOTS, &sk, &sv); put(gen, BL_TABLE_MEMBERS, &mk, &mv);
+	}
+}
+static void node(int gen, __u32 id, __u32 zone, const char *v4, const char *v6)
+{
+	struct bl_id_key k = { id }; struct bl_node_value v;
+	memset(&v, 0, sizeof v); v.zone_id = zone;
+	if (v4) inet_pton(AF_INET, v4, v.addr4);
+	if (v6) inet_pton(AF_INET6, v6, v.addr6);
+	put(gen, BL_TABLE_NODES, &k, &v);
+}
+static void nodeaddr(int gen, const char *a, __u32 id)
+{
+	struct bl_addr_key k; struct bl_node_addr_value v = { id, 0 };
+	addr(k.addr, a); put(gen, BL_TABLE_NODE_ADDRS, &k, &v);
+}
+static void vip(int gen, const char *a, __u32 flags)
+{
+	struct bl_addr_key k; struct bl_vip_value v = { 9, flags };
+	addr(k.addr, a); put(gen, BL_TABLE_VIPS, &k, &v);
+}
+static void config(__u32 gen, __u32 node_id, __u32 mode)
+{
+	struct bl_config c = { gen, node_id, mode, 0 }; __u32 z = 0;
+	bpf_map_update_elem(&bl_config, &z, &c, BPF_ANY);
+}
+
+/* ---- calls ---- */
+enum { TCP = 6, UDP = 17 };
+static int failures;
+typedef int (*prog_t)(struct bpf_sock_addr *);
+
+/* Calls prog with destination a:port; returns "pass", "refused", "unreachable" or the rewritten
+ * "addr:port". */
+static const char *call(prog_t prog, int v6sock, const char *a, int port, int proto)
+{
+	static char out[128];
+	struct bpf_sock_addr ctx; __u8 b[16];
+	memset(&ctx, 0, sizeof ctx);
+	ctx.type = proto == TCP ? 1 : 2; ctx.protocol = proto; ctx.user_port = htons(port);
+	ctx.user_family = v6sock ? AF_INET6 : AF_INET; ctx.family = ctx.user_family;
+	if (v6sock) { if (strchr(a, ':')) a6(b, a); else a4(b, a); memcpy(ctx.user_ip6, b, 16); }
+	else inet_pton(AF_INET, a, &ctx.user_ip4);
+	struct bpf_sock_addr before = ctx;
+	retval = 0;
+	int r = prog(&ctx);
+	if (r == 0) return retval == -111 ? "refused" : retval == -113 ? "unreachable" : "deny?";
+	if (!memcmp(&before, &ctx, sizeof ctx)) return "pass";
+	char s[64];
+	if (v6sock) inet_ntop(AF_INET6, ctx.user_ip6, s, sizeof s); else inet_ntop(AF_INET, &ctx.user_ip4, s, sizeof s);
+	snprintf(out, sizeof out, "%s:%d", s, ntohs(ctx.user_port));
+	return out;
+}
+static const char *rev(prog_t prog, int v6sock, const char *a, int port)
+{
+	static char out[128];
+	struct bpf_sock_addr ctx; __u8 b[16];
+	memset(&ctx, 0, sizeof ctx);
+	ctx.type = 2; ctx.protocol = UDP; ctx.user_port = htons(port);
+	ctx.user_family = v6sock ? AF_INET6 : AF_INET;
+	if (v6sock) { if (strchr(a, ':')) a6(b, a); else a4(b, a); memcpy(ctx.user_ip6, b, 16); }
+	else inet_pton(AF_INET, a, &ctx.user_ip4);
+	if (prog(&ctx) != 1) return "bad return";
+	char s[64];
+	if (v6sock) inet_ntop(AF_INET6, ctx.user_ip6, s, sizeof s); else inet_ntop(AF_INET, &ctx.user_ip4, s, sizeof s);
+	snprintf(out, sizeof out, "%s:%d", s, ntohs(ctx.user_port));
+	return out;
+}
+#define EXPECT(expr, want) do { const char *got = (expr); \
+	if (strcmp(got, want)) { printf("FAIL %s:%d %s: got %s want %s\n", __FILE__, __LINE__, #expr, got, want); failures++; } \
+	else printf("ok   %-60s -> %s\n", #expr, got); } while (0)
+
+static __u64 counter(__u32 fid, int which)
+{
+	__u64 *c = bpf_map_lookup_elem(&bl_counters, &fid);
+	return c ? c[which] : 0;
+}
+
+int main(void)
+{
+	const __u32 g1[] = { 101, 102 }, b1[] = { 101 }, b2[] = { 102 }, b3[] = { 103 }, b6[] = { 106 };
+	struct bl_frontend_value *f;
+
+	/* No config / no image: everything passes. */
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");
+	config(0, 1, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");
+
+	/* Image, generation 0. */
+	node(0, 1, 11, "192.168.0.1", "fd01::1");
+	node(0, 2, 12, "192.168.0.2", NULL);
+	nodeaddr(0, "192.168.0.1", 1);
+	nodeaddr(0, "fd01::1", 1);
+	backend(0, 101, "10.1.0.1", 8080, TCP, 1);
+	backend(0, 102, "10.1.0.2", 8080, TCP, 2);
+	backend(0, 103, "10.1.0.3", 5353, UDP, 2);
+	backend(0, 106, "fd00:1::6", 8080, TCP, 1);
+	set(0, 1, BL_SCOPE_CLUSTER, 0, 2, g1);
+	set(0, 1, BL_SCOPE_LOCAL, 1, 1, b1);
+	set(0, 1, BL_SCOPE_NODE, 1, 1, b1);
+	set(0, 1, BL_SCOPE_ZONE, 12, 1, b2);
+	set(0, 2, BL_SCOPE_CLUSTER, 0, 1, b3);
+	set(0, 3, BL_SCOPE_GATE, 2, 0, NULL);
+	set(0, 3, BL_SCOPE_CLUSTER, 0, 1, b3);
+	set(0, 6, BL_SCOPE_CLUSTER, 0, 1, b6);
+	vip(0, "10.0.0.1", BL_VIP_REJECT_UNKNOWN_PORT);
+	vip(0, "10.0.0.9", 0);
+	f = fe_new(0, "10.0.0.1", 80, TCP, 1001); rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
+	f = fe_new(0, "10.0.0.2", 53, UDP, 1002); rule(f, 2, BL_ACTION_TRANSLATE, 0, 0, 0);
+	f = fe_new(0, "10.0.0.3", 80, TCP, 1003);
+	rule(f, 1, BL_ACTION_TRANSLATE, BL_RULE_LOCAL_ONLY | BL_RULE_FALLTHROUGH, 0, 0);
+	rule(f, 2, BL_ACTION_TRANSLATE, 0, 0, 0);
+	f = fe_new(0, "10.0.0.4", 80, TCP, 1004); rule(f, 1, BL_ACTION_TRANSLATE, BL_RULE_LOCAL_ONLY, 0, 0);
+	f = fe_new(0, "10.0.0.5", 80, TCP, 1005); rule(f, 1, BL_ACTION_TRANSLATE, BL_RULE_TOPOLOGY, 0, 0);
+	f = fe_new(0, "10.0.0.6", 80, TCP, 1006);
+	rule(f, 3, BL_ACTION_TRANSLATE, BL_RULE_NODE_GATED, 0, 0);
+	rule(f, 1, BL_ACTION_REJECT, 0, 0, 0);
+	f = fe_new(0, "10.0.0.7", 80, TCP, 1007); rule(f, 1, BL_ACTION_REJECT, 0, 0, 0);
+	f = fe_new(0, "10.0.0.8", 80, TCP, 1008); rule(f, 1, BL_ACTION_TRANSLATE, BL_RULE_AFFINITY, 0, 10);
+	f = fe_new(0, "10.0.0.10", 80, TCP, 1010); rule(f, 77, BL_ACTION_TRANSLATE, BL_RULE_FALLTHROUGH, 0, 0);
+	f = fe_new(0, "10.0.0.11", 80, TCP, 1011); rule(f, 77, BL_ACTION_TRANSLATE, 0, 0, 0);
+	f = fe_new(0, "0.0.0.0", 30080, TCP, 1020); rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
+	f = fe_new(0, "fd00::1", 80, TCP, 1030); rule(f, 6, BL_ACTION_TRANSLATE, 0, 0, 0);
+	f = fe_new(0, "::", 30080, TCP, 1031); rule(f, 6, BL_ACTION_TRANSLATE, 0, 30080, 0);
+
+	/* gen 0 inactive until every table is present and the word says so. */
+	config(1, 1, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");
+	config(0, 1, BL_HOST_MODE_POD);
+
+	rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
+	rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.2:8080");
+	rnd = 0;
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, UDP), "refused");      /* unknown port/proto of a ClusterIP */
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 81, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.0.0.9", 81, TCP), "pass");          /* VIP without the flag */
+	EXPECT(call(bl_connect4, 0, "8.8.8.8", 80, TCP), "pass");
+	EXPECT(call(bl_connect6, 1, "10.0.0.1", 80, TCP), "::ffff:10.1.0.1:8080"); /* v4-mapped on a v6 socket */
+	EXPECT(call(bl_connect6, 1, "fd00::1", 80, TCP), "fd00:1::6:8080");
+	EXPECT(call(bl_connect4, 0, "192.168.0.1", 30080, TCP), "10.1.0.1:8080"); /* NodePort wildcard */
+	EXPECT(call(bl_connect4, 0, "192.168.0.1", 30081, TCP), "pass");
+	EXPECT(call(bl_connect4, 0, "192.168.0.2", 30080, TCP), "pass");          /* not in node_addrs */
+	EXPECT(call(bl_connect6, 1, "fd01::1", 30080, TCP), "fd00:1::6:8080");
+	EXPECT(call(bl_connect6, 1, "::ffff:192.168.0.1", 30080, TCP), "::ffff:10.1.0.1:8080");
+	/* local-only with fallthrough: node 1 has a local endpoint, node 2 falls to rule 2 */
+	EXPECT(call(bl_connect4, 0, "10.0.0.3", 80, TCP), "10.1.0.1:8080");
+	config(0, 2, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.3", 80, TCP), "10.1.0.3:5353");
+	EXPECT(call(bl_connect4, 0, "10.0.0.4", 80, TCP), "unreachable");
+	/* topology: node 2 has no node set, zone 12 does */
+	rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.5", 80, TCP), "10.1.0.2:8080");
+	/* gated: applies on node 2 (gate set), not on node 1 (next rule rejects) nor on a non-node */
+	EXPECT(call(bl_connect4, 0, "10.0.0.6", 80, TCP), "10.1.0.3:5353");
+	config(0, 1, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.5", 80, TCP), "10.1.0.1:8080");
+	EXPECT(call(bl_connect4, 0, "10.0.0.6", 80, TCP), "refused");
+	config(0, 0, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.6", 80, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.0.0.3", 80, TCP), "10.1.0.3:5353"); /* not a node: local-only falls through */
+	EXPECT(call(bl_connect4, 0, "10.0.0.4", 80, TCP), "unreachable");
+	rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.5", 80, TCP), "10.1.0.2:8080"); /* topology off the cluster: cluster set */
+	rnd = 0;
+	EXPECT(call(bl_connect4, 0, "10.0.0.7", 80, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.0.0.10", 80, TCP), "pass");         /* no set, falls through, nothing left */
+	EXPECT(call(bl_connect4, 0, "10.0.0.11", 80, TCP), "refused");      /* no set, no fallthrough */
+	/* affinity */
+	config(0, 1, BL_HOST_MODE_POD);
+	rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.2:8080");
+	rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.2:8080");
+	now_ns += 9000000000ull; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.2:8080");
+	now_ns += 11000000000ull; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.1:8080"); /* expired */
+	netns = 78; rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.2:8080"); /* another netns */
+	netns = 77; rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.8", 80, TCP), "10.1.0.1:8080");
+	/* UDP: a socket keeps its backend; recvmsg/getpeername report the VIP */
+	cookie = 500; rnd = 0;
+	EXPECT(call(bl_sendmsg4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080"); /* (TCP type on sendmsg: translated too) */
+	EXPECT(call(bl_sendmsg4, 0, "10.0.0.2", 53, UDP), "10.1.0.3:5353");
+	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.0.0.2:53");
+	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5354), "10.1.0.3:5354");      /* another peer: untouched */
+	EXPECT(rev(bl_getpeername6, 1, "10.1.0.3", 5353), "::ffff:10.0.0.2:53");
+	{
+		struct bpf_sock sk; memset(&sk, 0, sizeof sk); sk.protocol = UDP;
+		bl_sock_release(&sk);
+		EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353"); /* released: entry gone */
+	}
+	/* reuse: UDP frontend over the 2-backend group */
+	f = fe_new(0, "10.0.0.12", 53, UDP, 1012); rule(f, 1, BL_ACTION_TRANSLATE, 0, 0, 0);
+	cookie = 600; rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.12", 53, UDP), "10.1.0.2:8080");
+	rnd = 0; EXPECT(call(bl_sendmsg4, 0, "10.0.0.12", 53, UDP), "10.1.0.2:8080"); /* kept */
+	cookie = 601; EXPECT(call(bl_sendmsg4, 0, "10.0.0.12", 53, UDP), "10.1.0.1:8080"); /* another socket */
+	/* host mode nodeport */
+	config(0, 0, BL_HOST_MODE_NODEPORT);
+	rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "192.168.0.1:30080");
+	rnd = 1; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "192.168.0.2:30080");
+	EXPECT(call(bl_connect4, 0, "10.0.0.11", 80, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.0.0.2", 53, UDP), "refused");        /* no nodePort */
+	EXPECT(call(bl_connect6, 1, "fd00::1", 80, TCP), "refused");         /* no nodePort */
+	EXPECT(call(bl_connect6, 1, "fd01::1", 30080, TCP), "pass"); /* rewritten to itself: the node's own NodePort */
+	f = fe_new(0, "fd00::2", 80, TCP, 1032); rule(f, 6, BL_ACTION_TRANSLATE, 0, 30080, 0);
+	EXPECT(call(bl_connect6, 1, "fd00::2", 80, TCP), "fd01::1:30080");
+	/* node 2 has no IPv6: a v6 backend on node 2 is unusable; only one there -> unreachable */
+	backend(0, 107, "fd00:1::7", 8080, TCP, 2);
+	{ const __u32 b7[] = { 107 }; set(0, 7, BL_SCOPE_CLUSTER, 0, 1, b7); }
+	f = fe_new(0, "fd00::7", 80, TCP, 1040); rule(f, 7, BL_ACTION_TRANSLATE, 0, 30090, 0);
+	EXPECT(call(bl_connect6, 1, "fd00::7", 80, TCP), "unreachable");
+	/* a set whose random pick is unusable but another slot is: the scan finds it */
+	{ const __u32 b8[] = { 107, 107, 106 }; set(0, 8, BL_SCOPE_CLUSTER, 0, 3, b8); }
+	f = fe_new(0, "fd00::8", 80, TCP, 1041); rule(f, 8, BL_ACTION_TRANSLATE, 0, 30090, 0);
+	rnd = 0; EXPECT(call(bl_connect6, 1, "fd00::8", 80, TCP), "fd01::1:30090");
+	rnd = 1; EXPECT(call(bl_connect6, 1, "fd00::8", 80, TCP), "fd01::1:30090");
+
+	/* generation flip: gen 1 without the frontend; reverse of a stale frontend dropped */
+	config(0, 0, BL_HOST_MODE_POD);
+	cookie = 700; rnd = 0;
+	EXPECT(call(bl_sendmsg4, 0, "10.0.0.2", 53, UDP), "10.1.0.3:5353");
+	for (int t = 1; t <= 8; t++) present[1][t - 1] = 1, inner[1][t - 1].ks = bl_table_key_size(t), inner[1][t - 1].vs = bl_table_value_size(t);
+	config(1, 0, BL_HOST_MODE_POD);
+	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353");
+	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");
+	config(0, 0, BL_HOST_MODE_POD);
+	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353"); /* the entry was dropped */
+
+	/* non-TCP/UDP sockets pass */
+	{
+		struct bpf_sock_addr ctx; memset(&ctx, 0, sizeof ctx);
+		ctx.type = 2; ctx.protocol = 1; ctx.user_family = AF_INET; inet_pton(AF_INET, "10.0.0.1", &ctx.user_ip4); ctx.user_port = htons(80);
+		EXPECT(bl_connect4(&ctx) == 1 && ctx.user_ip4 == inet_addr("10.0.0.1") ? "pass" : "touched", "pass");
+	}
+	printf("counters 1001: translated %llu rejected %llu; 0: rejected %llu; 1004 unreachable %llu; 1003 fallthrough %llu\n",
+	       (unsigned long long)counter(1001, 0), (unsigned long long)counter(1001, 1), (unsigned long long)counter(0, 1),
+	       (unsigned long long)counter(1004, 2), (unsigned long long)counter(1003, 3));
+	printf("%s (%d failures)\n", failures ? "FAILED" : "PASSED", failures);
+	return failures != 0;
+}
