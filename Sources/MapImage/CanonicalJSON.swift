@@ -38,80 +38,82 @@ struct CanonicalJSONWriter {
     mutating func bool(_ v: Bool) {
         if v { raw("true") } else { raw("false") }
     }
-
-    /// Writes an object whose members are given already in key order; nil values are omitted.
-    mutating func object(_ members: [(StaticString, ((inout CanonicalJSONWriter) -> Void)?)]) {
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        for (key, write) in members {
-            guard let write else { continue }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            raw(key)
-            raw("\":")
-            write(&self)
-        }
-        out.append(UInt8(ascii: "}"))
-    }
-
-    mutating func array<T>(_ items: [T], _ write: (inout CanonicalJSONWriter, T) -> Void) {
-        out.append(UInt8(ascii: "["))
-        for (i, item) in items.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            write(&self, item)
-        }
-        out.append(UInt8(ascii: "]"))
-    }
 }
 
 extension ImageMetadata {
+    /// Members are written in byte order of their keys, by hand: this runs once per service and
+    /// group of a large cluster, so no per-object allocation.
     func writeCanonical(_ w: inout CanonicalJSONWriter) {
-        w.object([
-            ("compiler", { $0.string(compiler) }),
-            ("counts", { w in
-                w.out.append(UInt8(ascii: "{"))
-                for (i, (k, v)) in counts.sorted(by: { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }).enumerated() {
-                    if i > 0 { w.out.append(UInt8(ascii: ",")) }
-                    w.string(k)
-                    w.out.append(UInt8(ascii: ":"))
-                    w.int(v)
-                }
-                w.out.append(UInt8(ascii: "}"))
-            }),
-            ("diagnostics", { w in
-                w.array(diagnostics) { w, d in
-                    w.object([("field", { $0.string(d.field) }), ("message", { $0.string(d.message) }),
-                              ("object", { $0.string(d.object) }), ("severity", { $0.string(d.severity) })])
-                }
-            }),
-            ("groups", { w in
-                w.array(groups) { w, g in
-                    w.object([("family", { $0.string(g.family) }), ("id", { $0.int(g.id) }),
-                              ("nodePort", g.nodePort.map { p in { $0.int(p) } }), ("owner", { $0.int(g.owner) }),
-                              ("ownerName", { $0.string(g.ownerName) }), ("port", { $0.int(g.port) }),
-                              ("portName", { $0.string(g.portName) }), ("protocol", { $0.string(g.proto) })])
-                }
-            }),
-            ("inputs", { w in w.object([("digest", { $0.string(inputs.digest) }), ("objects", { $0.int(inputs.objects) })]) }),
-            ("nodes", { w in
-                w.array(nodes) { w, n in
-                    w.object([("addresses", { w in w.array(n.addresses) { $0.string($1) } }), ("id", { $0.int(n.id) }),
-                              ("name", { $0.string(n.name) }), ("object", { $0.bool(n.object) }),
-                              ("zone", n.zone.map { z in { $0.string(z) } })])
-                }
-            }),
-            ("services", { w in
-                w.array(services) { w, s in
-                    w.object([("affinityTimeout", s.affinityTimeout.map { t in { $0.int(t) } }),
-                              ("externalTrafficPolicy", { $0.string(s.externalTrafficPolicy) }), ("id", { $0.int(s.id) }),
-                              ("internalTrafficPolicy", { $0.string(s.internalTrafficPolicy) }), ("name", { $0.string(s.name) }),
-                              ("namespace", { $0.string(s.namespace) }), ("type", { $0.string(s.type) })])
-                }
-            }),
-            ("zones", { w in
-                w.array(zones) { w, z in w.object([("id", { $0.int(z.id) }), ("name", { $0.string(z.name) })]) }
-            }),
-        ])
+        w.out.reserveCapacity(256 * (services.count + groups.count) + 4096)
+        w.raw("{\"compiler\":")
+        w.string(compiler)
+        w.raw(",\"counts\":{")
+        for (i, (k, v)) in counts.sorted(by: { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }).enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(k)
+            w.raw(":")
+            w.int(v)
+        }
+        w.raw("},\"diagnostics\":[")
+        for (i, d) in diagnostics.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"field\":"); w.string(d.field)
+            w.raw(",\"message\":"); w.string(d.message)
+            w.raw(",\"object\":"); w.string(d.object)
+            w.raw(",\"severity\":"); w.string(d.severity)
+            w.raw("}")
+        }
+        w.raw("],\"groups\":[")
+        for (i, g) in groups.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"family\":"); w.string(g.family)
+            w.raw(",\"id\":"); w.int(g.id)
+            if let p = g.nodePort { w.raw(",\"nodePort\":"); w.int(p) }
+            w.raw(",\"owner\":"); w.int(g.owner)
+            w.raw(",\"ownerName\":"); w.string(g.ownerName)
+            w.raw(",\"port\":"); w.int(g.port)
+            w.raw(",\"portName\":"); w.string(g.portName)
+            w.raw(",\"protocol\":"); w.string(g.proto)
+            w.raw("}")
+        }
+        w.raw("],\"inputs\":{\"digest\":")
+        w.string(inputs.digest)
+        w.raw(",\"objects\":")
+        w.int(inputs.objects)
+        w.raw("},\"nodes\":[")
+        for (i, n) in nodes.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"addresses\":[")
+            for (j, a) in n.addresses.enumerated() {
+                if j > 0 { w.raw(",") }
+                w.string(a)
+            }
+            w.raw("],\"id\":"); w.int(n.id)
+            w.raw(",\"name\":"); w.string(n.name)
+            w.raw(",\"object\":"); w.bool(n.object)
+            if let z = n.zone { w.raw(",\"zone\":"); w.string(z) }
+            w.raw("}")
+        }
+        w.raw("],\"services\":[")
+        for (i, sv) in services.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{")
+            if let t = sv.affinityTimeout { w.raw("\"affinityTimeout\":"); w.int(t); w.raw(",") }
+            w.raw("\"externalTrafficPolicy\":"); w.string(sv.externalTrafficPolicy)
+            w.raw(",\"id\":"); w.int(sv.id)
+            w.raw(",\"internalTrafficPolicy\":"); w.string(sv.internalTrafficPolicy)
+            w.raw(",\"name\":"); w.string(sv.name)
+            w.raw(",\"namespace\":"); w.string(sv.namespace)
+            w.raw(",\"type\":"); w.string(sv.type)
+            w.raw("}")
+        }
+        w.raw("],\"zones\":[")
+        for (i, z) in zones.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"id\":"); w.int(z.id)
+            w.raw(",\"name\":"); w.string(z.name)
+            w.raw("}")
+        }
+        w.raw("]}")
     }
 }

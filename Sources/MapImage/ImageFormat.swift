@@ -228,9 +228,13 @@ public enum ImageEncoder {
                 }
             },
             {
-                let backends = c.backends.sorted { $0.id.byteSwapped < $1.id.byteSwapped }
-                return table(.backends, count: backends.count) { out in
-                    for b in backends {
+                // Key-byte order of a little-endian id is the byte-swapped order; sorting packed
+                // words is far cheaper than sorting the records.
+                var order = c.backends.enumerated().map { UInt64($0.element.id.byteSwapped) << 32 | UInt64($0.offset) }
+                order.sort()
+                return table(.backends, count: order.count) { out in
+                    for k in order {
+                        let b = c.backends[Int(k & 0xFFFF_FFFF)]
                         RecordEncoder.idKey(b.id, &out)
                         RecordEncoder.backendValue(b, &out)
                     }
