@@ -20,6 +20,8 @@ let package = Package(
             sources: ["abi_check.c"],
             publicHeadersPath: "include"
         ),
+        // The splitter's byte loops (Sources/Compiler/Syntax/Splitter.swift).
+        .target(name: "CManifestScan"),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
         .target(
@@ -32,7 +34,7 @@ let package = Package(
         .target(
             name: "Compiler",
             dependencies: [
-                "MapImage", "CYAML", "CJansson",
+                "MapImage", "CYAML", "CJansson", "CManifestScan",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -43,36 +43,32 @@ enum ManifestSplitter {
     /// YAML forbids such a line inside any content, so this boundary is exact. Files with
     /// directives (`%YAML`) stay whole.
     static func splitYAML(_ b: [UInt8], file: String) -> [ManifestChunk]? {
+        if ScanBridge.hasYAMLDirective(b) { return nil }
+        let n = b.count
         var chunks: [ManifestChunk] = []
         var start = 0, startLine = 1
-        var lineStart = 0, line = 1
-        var i = 0
-        let n = b.count
-        func isMarker(_ at: Int, _ c: UInt8) -> Bool {
-            at + 2 < n + 0 && b[at] == c && b[at + 1] == c && b[at + 2] == c
-                && (at + 3 == n || b[at + 3] == 0x0A || b[at + 3] == 0x20 || b[at + 3] == 0x0D || b[at + 3] == 0x09)
-        }
-        while lineStart < n {
-            if b[lineStart] == UInt8(ascii: "%") && chunks.isEmpty && start == 0 { return nil }
-            let dash = isMarker(lineStart, UInt8(ascii: "-"))
-            let dots = isMarker(lineStart, UInt8(ascii: "."))
-            if dash {
-                if lineStart > start {
-                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<lineStart, line: startLine, column: 1))
+        var pos = 0, line = 1
+        while pos < n {
+            let m = ScanBridge.nextYAMLMarker(b, from: pos, line: &line)
+            if m >= n { break }
+            let dots = b[m] == UInt8(ascii: ".")
+            if !dots {
+                if m > start {
+                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<m, line: startLine, column: 1))
                 }
-                start = lineStart
+                start = m
                 startLine = line
             }
-            i = lineStart
-            while i < n && b[i] != 0x0A { i += 1 }
-            lineStart = i + 1
+            var eol = m
+            while eol < n && b[eol] != 0x0A { eol += 1 }
+            pos = min(eol + 1, n)
             line += 1
             if dots {
                 // An end marker closes the document (it stays in it); the next starts after it.
-                if min(lineStart, n) > start {
-                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<min(lineStart, n), line: startLine, column: 1))
+                if pos > start {
+                    chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<pos, line: startLine, column: 1))
                 }
-                start = min(lineStart, n)
+                start = pos
                 startLine = line
             }
         }
@@ -175,38 +171,11 @@ struct JSONScanner {
         return (false, nil)
     }
 
-    /// Skips any JSON value (structurally; scalars are not validated).
+    /// Skips any JSON value (structurally; scalars are not validated), in C: this touches
+    /// nearly every byte of a dump.
     mutating func skipValue() -> Bool {
-        guard pos < bytes.count else { return false }
-        var depth = 0
-        repeat {
-            skipSpace()
-            guard pos < bytes.count else { return false }
-            let c = bytes[pos]
-            switch c {
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                pos += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
-                guard depth >= 0 else { return false }
-                pos += 1
-            case UInt8(ascii: "\""):
-                guard scanString().ok else { return false }
-            case UInt8(ascii: ","), UInt8(ascii: ":"):
-                guard depth > 0 else { return false }
-                pos += 1
-            default:
-                // A bare scalar: runs to a delimiter.
-                let start = pos
-                while pos < bytes.count {
-                    let d = bytes[pos]
-                    if d == UInt8(ascii: ",") || d == UInt8(ascii: "}") || d == UInt8(ascii: "]") || d == 0x20 || d == 0x0A || d == 0x09 || d == 0x0D { break }
-                    pos += 1
-                }
-                if pos == start { return false }
-            }
-        } while depth > 0
+        guard let end = ScanBridge.skipJSONValue(bytes, from: pos, line: &line, lineStart: &lineStart) else { return false }
+        pos = end
         return true
     }
 

@@ -1,0 +1,119 @@
+#include "manifest_scan.h"
+
+#include <string.h>
+
+static inline int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+long bl_json_skip_value(const uint8_t *buf, size_t len, size_t pos, size_t *line, size_t *line_start)
+{
+	long depth = 0;
+	size_t i = pos;
+	do {
+		while (i < len && is_space(buf[i])) {
+			if (buf[i] == '\n') {
+				(*line)++;
+				*line_start = i + 1;
+			}
+			i++;
+		}
+		if (i >= len)
+			return -1;
+		uint8_t c = buf[i];
+		switch (c) {
+		case '{':
+		case '[':
+			depth++;
+			i++;
+			break;
+		case '}':
+		case ']':
+			if (--depth < 0)
+				return -1;
+			i++;
+			break;
+		case '"':
+			i++;
+			for (;;) {
+				/* Jump to the next quote or backslash. */
+				const uint8_t *q = memchr(buf + i, '"', len - i);
+				if (!q)
+					return -1;
+				size_t end = (size_t)(q - buf);
+				const uint8_t *nl = memchr(buf + i, '\n', end - i);
+				if (nl)
+					return -1;
+				/* Count the backslashes just before the quote: odd means escaped. */
+				size_t k = end, slashes = 0;
+				while (k > i && buf[k - 1] == '\\') {
+					k--;
+					slashes++;
+				}
+				i = end + 1;
+				if ((slashes & 1) == 0)
+					break;
+			}
+			break;
+		case ',':
+		case ':':
+			if (depth == 0)
+				return -1;
+			i++;
+			break;
+		default: {
+			size_t start = i;
+			while (i < len) {
+				uint8_t d = buf[i];
+				if (d == ',' || d == '}' || d == ']' || is_space(d))
+					break;
+				i++;
+			}
+			if (i == start)
+				return -1;
+		}
+		}
+	} while (depth > 0);
+	return (long)i;
+}
+
+static inline int is_marker(const uint8_t *buf, size_t len, size_t at)
+{
+	if (at + 3 > len)
+		return 0;
+	uint8_t c = buf[at];
+	if ((c != '-' && c != '.') || buf[at + 1] != c || buf[at + 2] != c)
+		return 0;
+	if (at + 3 == len)
+		return 1;
+	uint8_t n = buf[at + 3];
+	return n == '\n' || n == ' ' || n == '\r' || n == '\t';
+}
+
+size_t bl_yaml_next_marker(const uint8_t *buf, size_t len, size_t pos, size_t *line)
+{
+	size_t i = pos;
+	while (i < len) {
+		if (is_marker(buf, len, i))
+			return i;
+		const uint8_t *nl = memchr(buf + i, '\n', len - i);
+		if (!nl)
+			return len;
+		i = (size_t)(nl - buf) + 1;
+		(*line)++;
+	}
+	return len;
+}
+
+int bl_yaml_has_directive(const uint8_t *buf, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		const uint8_t *p = memchr(buf + i, '%', len - i);
+		if (!p)
+			return 0;
+		size_t at = (size_t)(p - buf);
+		if (at == 0 || buf[at - 1] == '\n')
+			return 1;
+		i = at + 1;
+	}
+	return 0;
+}
