@@ -93,6 +93,12 @@ public enum TextRenderer {
                 out.append("  SLOT \(i) \(names.backend(b)) id=\(hex(b))")
             }
         }
+        // The members table is the slots' inverse (set, backend → index), in its own key order.
+        for s in c.sets {
+            for (i, b) in s.backends.enumerated().sorted(by: { $0.element.byteSwapped < $1.element.byteSwapped }) {
+                out.append("MEMBER \(names.group(s.key.groupID)) \(names.scope(s.key)) \(names.backend(b)) id=\(hex(b)) slot=\(i)")
+            }
+        }
         for b in c.backends {
             out.append("BACKEND \(hex(b.id)) \(b.address)/\(b.proto) node=\(names.node(b.nodeID))")
         }
