@@ -78,18 +78,42 @@ public enum Compiler {
             if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id)) }
         }
 
-        // Backends (interned by the service compiler; only those in some set are in the image).
-        var inSet = [Bool](repeating: false, count: sc.backendList.count)
+        // Backends: every endpoint in order of (id hash, identity), so that the same address is
+        // adjacent wherever it was listed and identities are met in the dense-id order. Only an
+        // identity some set uses becomes a backend; its node is the least name it was listed under.
+        let endpoints = sc.endpoints, hashes = sc.endpointHashes
+        let count = endpoints.count
+        var inSet = [Bool](repeating: false, count: count)
         for s in sc.sets { for b in s.backends { inSet[Int(b)] = true } }
-        let used = sc.backendList.indices.filter { inSet[$0] }
-        let usedIDs = StableID.assignDense(used.map { sc.backendList[$0] }, hash: { $0.stableHash })
-        var backendID = [UInt32](repeating: 0, count: sc.backendList.count)
-        contents.backends.reserveCapacity(used.count)
-        for (k, i) in used.enumerated() {
-            backendID[i] = usedIDs[k]
-            let identity = sc.backendList[i]
-            let node = sc.backendNode[i] >= 0 ? nodeIDByIndex[Int(sc.backendNode[i])] : 0
-            contents.backends.append(Backend(id: usedIDs[k], address: identity.address, proto: identity.proto, nodeID: node))
+        var packed = (0..<count).map { UInt64(hashes[$0]) << 32 | UInt64($0) }
+        packed.sort()
+        var order = packed.map { Int($0 & 0xFFFF_FFFF) }
+        var runStart = 0
+        for k in stride(from: 1, through: count, by: 1) where k == count || hashes[order[k]] != hashes[order[runStart]] {
+            if k - runStart > 1 { order[runStart..<k].sort { endpoints[$0] < endpoints[$1] } }
+            runStart = k
+        }
+        var backendID = [UInt32](repeating: 0, count: count)
+        var allocator = DenseIDAllocator()
+        var k = 0
+        while k < count {
+            let first = order[k]
+            var j = k + 1
+            while j < count && hashes[order[j]] == hashes[first] && endpoints[order[j]] == endpoints[first] { j += 1 }
+            let same = order[k..<j]
+            if same.contains(where: { inSet[$0] }) {
+                let id = allocator.next(hashes[first])
+                var node: Int32 = -1
+                for m in same {
+                    let n = sc.endpointNodes[m]
+                    if n >= 0 && n != node && (node < 0 || sc.nodeNames[Int(n)] < sc.nodeNames[Int(node)]) { node = n }
+                    backendID[m] = id
+                }
+                let identity = endpoints[first]
+                contents.backends.append(Backend(id: id, address: identity.address, proto: identity.proto,
+                                                 nodeID: node >= 0 ? nodeIDByIndex[Int(node)] : 0))
+            }
+            k = j
         }
 
         // Sets.

@@ -52,32 +52,8 @@ enum StableID {
             }
         }
         var ids = [UInt32](repeating: 0, count: identities.count)
-        // In hash order every id handed out so far is ≤ `last`: an identity takes its hash when
-        // that is above `last`, else the value after `last`. Ids only grow, so no set of used
-        // values is needed — except after wrapping past UInt32.max, which then probes.
-        var last: UInt32 = 0
-        var wrapped: Set<UInt32>?
-        for i in order {
-            let h = max(hashes[Int(i)], 1)
-            var id: UInt32
-            if let taken = wrapped {
-                id = h
-                while id == 0 || taken.contains(id) { id = id &+ 1 }
-                wrapped?.insert(id)
-            } else if h > last {
-                id = h
-            } else if last < UInt32.max {
-                id = last + 1
-            } else {
-                var taken = Set(ids.filter { $0 != 0 })
-                id = h
-                while id == 0 || taken.contains(id) { id = id &+ 1 }
-                taken.insert(id)
-                wrapped = taken
-            }
-            ids[Int(i)] = id
-            last = max(last, id)
-        }
+        var allocator = DenseIDAllocator()
+        for i in order { ids[Int(i)] = allocator.next(hashes[Int(i)]) }
         return ids
     }
 
@@ -111,5 +87,39 @@ enum StableID {
             ids[identity] = id
         }
         return ids
+    }
+}
+
+/// The dense collision rule, for identities visited in order of hash then identity: take the
+/// hash when it is above every id handed out so far, else the value after the largest. Ids only
+/// grow, so no set of used values is needed — except after wrapping past UInt32.max, which then
+/// probes for a free value.
+struct DenseIDAllocator {
+    private var last: UInt32 = 0
+    private var assigned: [UInt32] = []
+    private var wrapped: Set<UInt32>?
+
+    mutating func next(_ hash: UInt32) -> UInt32 {
+        let h = max(hash, 1)
+        var id: UInt32
+        if var taken = wrapped {
+            id = h
+            while id == 0 || taken.contains(id) { id = id &+ 1 }
+            taken.insert(id)
+            wrapped = taken
+        } else if h > last {
+            id = h
+        } else if last < UInt32.max {
+            id = last + 1
+        } else {
+            var taken = Set(assigned)
+            id = h
+            while id == 0 || taken.contains(id) { id = id &+ 1 }
+            taken.insert(id)
+            wrapped = taken
+        }
+        if wrapped == nil { assigned.append(id) }
+        last = max(last, id)
+        return id
     }
 }

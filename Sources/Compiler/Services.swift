@@ -18,10 +18,12 @@ struct ServiceCompiler {
 
     // Node and zone catalogue
     let nodes: NodeCatalogue
-    /// Backends interned once: index → identity and node, so later stages work on integers.
-    var backendIndex = BackendInterner()
-    var backendList: [BackendIdentity] { backendIndex.list }
-    var backendNode: [Int32] = []
+    /// Every endpoint of every plan in merge order (an address listed by several groups appears
+    /// once per group), with its backend-id hash and node; sets refer to these positions.
+    /// Backends are deduplicated once, by sorting, when the image is assembled.
+    var endpoints: [BackendIdentity] = []
+    var endpointHashes: [UInt32] = []
+    var endpointNodes: [Int32] = []
     /// Node names interned: Node objects first (sorted), then names only endpoints mention.
     var nodeNames: [String] = []
     var nodeIndexByName: [String: Int32] = [:]
@@ -31,12 +33,6 @@ struct ServiceCompiler {
         let i = Int32(nodeNames.count)
         nodeIndexByName[name] = i
         nodeNames.append(name)
-        return i
-    }
-
-    mutating func intern(_ b: BackendIdentity) -> Int32 {
-        let (i, inserted) = backendIndex.intern(b)
-        if inserted { backendNode.append(-1) }
         return i
     }
 
@@ -54,7 +50,7 @@ struct ServiceCompiler {
         var scope: SetScope
         var scopeName: String  // node or zone name; "" for cluster
         var flags: SetFlags
-        /// Interned backend indices, in backend-identity order.
+        /// Positions in `endpoints`, in backend-identity order.
         var backends: [Int32]
     }
 
@@ -103,6 +99,7 @@ struct ServiceCompiler {
         /// Every endpoint of the service's groups, once, with its node: an index into the node
         /// catalogue when the name is known there, else -1 with the name in `otherNodes`.
         var endpoints: [BackendIdentity] = []
+        var endpointHashes: [UInt32] = []
         var endpointNodes: [Int32] = []
         var otherNodes: [Int32: String] = [:]
         var diagnostics: [Diagnostic] = []
@@ -148,10 +145,10 @@ struct ServiceCompiler {
             ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs[offsets[i]..<offsets[i + 1]],
                                  slices: slices, ownerOfAddress: owners, knownNodes: known)
         }
-        // Reserve once: growing a 165,000-entry dictionary rehashes it a dozen times.
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
-        backendIndex.reserve(endpointCount)
-        backendNode.reserveCapacity(endpointCount)
+        endpoints.reserveCapacity(endpointCount)
+        endpointHashes.reserveCapacity(endpointCount)
+        endpointNodes.reserveCapacity(endpointCount)
         for plan in plans { apply(plan) }
     }
 
@@ -163,23 +160,20 @@ struct ServiceCompiler {
         let object = "Service \(plan.name)"
         for vip in plan.vips { claimVIP(vip, plan.precedence, object) }
         groups += plan.groups
-        // Intern each endpoint once; sets then map through plain arrays.
-        var global = [Int32](repeating: 0, count: plan.endpoints.count)
-        for (k, b) in plan.endpoints.enumerated() {
-            let index = intern(b)
-            global[k] = index
-            var n = plan.endpointNodes[k]
-            if n == -1, let name = plan.otherNodes[Int32(k)] { n = internNode(name) }
-            // A backend listed under several nodes (inconsistent slices) takes the least name.
-            let current = backendNode[Int(index)]
-            if n >= 0 && n != current && (current < 0 || nodeNames[Int(n)] < nodeNames[Int(current)]) {
-                backendNode[Int(index)] = n
+        let offset = Int32(endpoints.count)
+        endpoints += plan.endpoints
+        endpointHashes += plan.endpointHashes
+        for (k, n) in plan.endpointNodes.enumerated() {
+            if n == -1, let name = plan.otherNodes[Int32(k)] {
+                endpointNodes.append(internNode(name))
+            } else {
+                endpointNodes.append(max(n, -1))
             }
         }
         for set in plan.sets {
             if set.scope == .node || set.scope == .local || set.scope == .gate { _ = internNode(set.scopeName) }
             sets.append(PendingSet(groupID: set.groupID, scope: set.scope, scopeName: set.scopeName, flags: set.flags,
-                                   backends: set.members.map { global[Int($0)] }))
+                                   backends: set.members.map { offset + $0 }))
         }
         for (key, rule) in plan.frontends { claimFrontend(Frontend(key: key, id: 0, rules: [rule]), plan.precedence) }
     }
@@ -289,6 +283,7 @@ struct ServiceCompiler {
         var position: [BackendIdentity: Int32] = [:]
         for (k, e) in endpoints.enumerated() {
             plan.endpoints.append(e.backend)
+            plan.endpointHashes.append(e.backend.stableHash)
             if let n = e.node {
                 if let known = knownNodes[n] {
                     plan.endpointNodes.append(known)
@@ -425,61 +420,6 @@ struct ServiceCompiler {
             }
         }
         return out
-    }
-}
-
-/// An open-addressing table from backend identity to a dense index: one probe sequence and no
-/// generic hashing per lookup, for the one sequential step that touches every endpoint. Its hash
-/// is seeded per process: the result (dense indices in first-seen order) never depends on it.
-struct BackendInterner {
-    private(set) var list: [BackendIdentity] = []
-    private var slots: [Int32] = [Int32](repeating: -1, count: 1024)
-    private var mask = 1023
-    private let seed = UInt64.random(in: 1...UInt64.max)
-
-    mutating func reserve(_ n: Int) {
-        list.reserveCapacity(n)
-        var size = 1024
-        while size < 2 * n { size <<= 1 }
-        if size > slots.count { rehash(size) }
-    }
-
-    @inline(__always)
-    private func slot(_ b: BackendIdentity) -> Int {
-        let tail: UInt64 = UInt64(b.address.port) << 8 | UInt64(b.proto.rawValue)
-        var x: UInt64 = (b.address.address.high ^ seed) &* 0x9E37_79B9_7F4A_7C15
-        x ^= b.address.address.low &* 0xC2B2_AE3D_27D4_EB4F
-        x ^= tail &* 0x1656_67B1_9E37_79F9
-        x ^= x >> 29
-        x = x &* 0xBF58_476D_1CE4_E5B9
-        x ^= x >> 32
-        return Int(truncatingIfNeeded: x) & mask
-    }
-
-    mutating func intern(_ b: BackendIdentity) -> (Int32, Bool) {
-        var h = slot(b)
-        while true {
-            let s = slots[h]
-            if s < 0 {
-                let i = Int32(list.count)
-                slots[h] = i
-                list.append(b)
-                if list.count * 2 > slots.count { rehash(slots.count << 1) }
-                return (i, true)
-            }
-            if list[Int(s)] == b { return (s, false) }
-            h = (h + 1) & mask
-        }
-    }
-
-    private mutating func rehash(_ size: Int) {
-        slots = [Int32](repeating: -1, count: size)
-        mask = size - 1
-        for (i, b) in list.enumerated() {
-            var h = slot(b)
-            while slots[h] >= 0 { h = (h + 1) & mask }
-            slots[h] = Int32(i)
-        }
     }
 }
 
