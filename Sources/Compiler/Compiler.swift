@@ -15,30 +15,30 @@ public enum Compiler {
         var sc = ServiceCompiler(snapshot: snapshot)
 
         // Service ids: the seed system's annotation is honoured; otherwise derived from the name.
-        var serviceNames: [String] = []
-        var explicit: [String: UInt32] = [:]
-        var byName: [String: Service] = [:]
-        for s in snapshot.services {
-            let name = "\(s.meta.namespace)/\(s.meta.name)"
-            serviceNames.append(name)
-            byName[name] = s
-            if let a = s.meta.annotations["balancing.elf.io/serviceId"] {
-                if let v = UInt32(a), v != 0 {
-                    explicit[name] = v
-                } else {
-                    sc.diagnostics.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
-                                                     object: "Service \(name)", field: "metadata.annotations",
-                                                     message: "balancing.elf.io/serviceId \"\(a)\" is not a non-zero 32-bit number; a derived id is used"))
-                }
+        let services = snapshot.services
+        let serviceNames = services.map { "\($0.meta.namespace)/\($0.meta.name)" }
+        let hashes = services.map { StableID.hash(parts: "service/", $0.meta.namespace, "/", $0.meta.name) }
+        var explicit: [Int: UInt32] = [:]
+        for (i, s) in services.enumerated() {
+            guard let a = s.meta.annotations["balancing.elf.io/serviceId"] else { continue }
+            if let v = UInt32(a), v != 0 {
+                explicit[i] = v
+            } else {
+                sc.diagnostics.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
+                                                 object: "Service \(serviceNames[i])", field: "metadata.annotations",
+                                                 message: "balancing.elf.io/serviceId \"\(a)\" is not a non-zero 32-bit number; a derived id is used"))
             }
         }
         var idConflicts: [Diagnostic] = []
-        let serviceIDs = StableID.assign(serviceNames, explicit: explicit, hash: { StableID.hash("service/\($0)") }) { first, second, id in
-            let s = byName[second]
-            idConflicts.append(Diagnostic(.warning, file: s?.source.file, line: s?.source.line ?? 0, column: s?.source.column ?? 0,
-                                          object: "Service \(second)", field: "metadata.annotations",
-                                          message: "balancing.elf.io/serviceId \(id) is already the id of Service \(first); a derived id is used"))
+        let ids = StableID.assignPositions(serviceNames, hashes: hashes, explicit: explicit) { first, second, id in
+            let s = services[second]
+            idConflicts.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
+                                          object: "Service \(serviceNames[second])", field: "metadata.annotations",
+                                          message: "balancing.elf.io/serviceId \(id) is already the id of Service \(serviceNames[first]); a derived id is used"))
         }
+        var serviceIDs: [String: UInt32] = [:]
+        serviceIDs.reserveCapacity(services.count)
+        for (i, name) in serviceNames.enumerated() { serviceIDs[name] = ids[i] }
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
         return assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics)

@@ -18,6 +18,50 @@ enum StableID {
 
     static func hash(_ s: String) -> UInt32 { hash(s.utf8) }
 
+    /// The hash of the parts' concatenation, without building it.
+    static func hash(parts: String...) -> UInt32 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for part in parts {
+            for b in part.utf8 {
+                h ^= UInt64(b)
+                h = h &* 0x0000_0100_0000_01b3
+            }
+        }
+        let folded = UInt32(truncatingIfNeeded: h) ^ UInt32(truncatingIfNeeded: h >> 32)
+        return folded == 0 ? 1 : folded
+    }
+
+    /// Ids by position, for identities with precomputed hashes: explicit ids first (in identity
+    /// order; an explicit id asked for twice stays with the first, the other is reported through
+    /// `conflict` and derived), then the others in order of hash, then identity, by the dense
+    /// rule, never taking an explicit id.
+    static func assignPositions<Identity: Comparable>(
+        _ identities: [Identity], hashes: [UInt32], explicit: [Int: UInt32],
+        conflict: (Int, Int, UInt32) -> Void = { _, _, _ in }
+    ) -> [UInt32] {
+        var ids = [UInt32](repeating: 0, count: identities.count)
+        var owner: [UInt32: Int] = [:]
+        for i in explicit.keys.sorted(by: { identities[$0] < identities[$1] }) {
+            guard let id = explicit[i], id != 0 else { continue }
+            if let first = owner[id] { conflict(first, i, id); continue }
+            owner[id] = i
+            ids[i] = id
+        }
+        var packed = [UInt64]()
+        packed.reserveCapacity(identities.count)
+        for i in identities.indices where ids[i] == 0 { packed.append(UInt64(hashes[i]) << 32 | UInt64(i)) }
+        packed.sort()
+        var order = packed.map { Int($0 & 0xFFFF_FFFF) }
+        var runStart = 0
+        for k in stride(from: 1, through: order.count, by: 1) where k == order.count || hashes[order[k]] != hashes[order[runStart]] {
+            if k - runStart > 1 { order[runStart..<k].sort { identities[$0] < identities[$1] } }
+            runStart = k
+        }
+        var allocator = DenseIDAllocator(reserved: Set(owner.keys))
+        for i in order { ids[i] = allocator.next(hashes[i]) }
+        return ids
+    }
+
     /// FNV-1a over the big-endian bytes of the words, without building a byte array.
     static func hash(words: UInt64...) -> UInt32 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -91,35 +135,37 @@ enum StableID {
 }
 
 /// The dense collision rule, for identities visited in order of hash then identity: take the
-/// hash when it is above every id handed out so far, else the value after the largest. Ids only
-/// grow, so no set of used values is needed — except after wrapping past UInt32.max, which then
-/// probes for a free value.
+/// hash when it is above every id handed out so far, else the value after the largest; step over
+/// reserved (explicit) ids. Ids only grow, so no set of used values is needed — except after
+/// wrapping past UInt32.max, which then probes for a free value.
 struct DenseIDAllocator {
     private var last: UInt32 = 0
     private var assigned: [UInt32] = []
-    private var wrapped: Set<UInt32>?
+    private var taken: Set<UInt32>?  // set once ids have wrapped
+    /// Ids given out elsewhere (explicit ones) that this allocator must step over.
+    private let reserved: Set<UInt32>
+
+    init(reserved: Set<UInt32> = []) {
+        self.reserved = reserved
+    }
 
     mutating func next(_ hash: UInt32) -> UInt32 {
         let h = max(hash, 1)
-        var id: UInt32
-        if var taken = wrapped {
-            id = h
-            while id == 0 || taken.contains(id) { id = id &+ 1 }
-            taken.insert(id)
-            wrapped = taken
-        } else if h > last {
-            id = h
-        } else if last < UInt32.max {
-            id = last + 1
-        } else {
-            var taken = Set(assigned)
-            id = h
-            while id == 0 || taken.contains(id) { id = id &+ 1 }
-            taken.insert(id)
-            wrapped = taken
+        if taken == nil {
+            var id = h > last ? h : (last < UInt32.max ? last + 1 : 0)
+            while id != 0 && reserved.contains(id) { id = id < UInt32.max ? id + 1 : 0 }
+            if id != 0 {
+                assigned.append(id)
+                last = id
+                return id
+            }
+            taken = Set(assigned).union(reserved)
         }
-        if wrapped == nil { assigned.append(id) }
-        last = max(last, id)
+        var set = taken ?? []
+        var id = h
+        while id == 0 || set.contains(id) { id = id &+ 1 }
+        set.insert(id)
+        taken = set
         return id
     }
 }

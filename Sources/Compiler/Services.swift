@@ -106,7 +106,7 @@ struct ServiceCompiler {
     }
 
     mutating func compileServices(serviceIDs: [String: UInt32]) {
-        var slicesByService: [String: [EndpointSlice]] = [:]
+        var slicesByService: [ServiceRef: [EndpointSlice]] = [:]
         for s in snapshot.endpointSlices {
             guard let svc = s.serviceName, !svc.isEmpty else {
                 diagnostics.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
@@ -114,7 +114,7 @@ struct ServiceCompiler {
                                               message: "no kubernetes.io/service-name label: the slice belongs to no service and is ignored"))
                 continue
             }
-            slicesByService["\(s.meta.namespace)/\(svc)", default: []].append(s)
+            slicesByService[ServiceRef(namespace: s.meta.namespace, name: svc), default: []].append(s)
         }
         for k in slicesByService.keys { slicesByService[k]?.sort { $0.meta.name < $1.meta.name } }
 
@@ -122,19 +122,24 @@ struct ServiceCompiler {
 
         // Group ids: one per service port and family, with the stable-id collision rule. They
         // are handed to each service's plan by position, in the order the plan walks its ports.
-        var groupIdentities: [String] = []
+        var groupIdentities: [GroupIdentity] = []
+        var groupHashes: [UInt32] = []
         var groupOffsets: [Int] = []
         groupOffsets.reserveCapacity(ordered.count + 1)
         for svc in ordered {
             groupOffsets.append(groupIdentities.count)
             guard ServiceCompiler.skipReason(svc) == nil else { continue }
-            let name = "\(svc.meta.namespace)/\(svc.meta.name)"
             for port in svc.ports where port.proto.transport != nil {
-                for ip in svc.clusterIPs { groupIdentities.append(ServiceCompiler.groupIdentity(name, port, ip.family)) }
+                for ip in svc.clusterIPs {
+                    let g = GroupIdentity(namespace: svc.meta.namespace, name: svc.meta.name, port: port.name,
+                                          proto: port.proto.rawValue, family: ip.family.rawValue)
+                    groupIdentities.append(g)
+                    groupHashes.append(g.stableHash)
+                }
             }
         }
         groupOffsets.append(groupIdentities.count)
-        let groupIDs = StableID.assignDense(groupIdentities, hash: { StableID.hash($0) })
+        let groupIDs = StableID.assignPositions(groupIdentities, hashes: groupHashes, explicit: [:])
         let offsets = groupOffsets
 
         // Every service on every core, then the shared state in name order.
@@ -178,8 +183,25 @@ struct ServiceCompiler {
         for (key, rule) in plan.frontends { claimFrontend(Frontend(key: key, id: 0, rules: [rule]), plan.precedence) }
     }
 
-    static func groupIdentity(_ service: String, _ port: ServicePort, _ family: IPFamily) -> String {
-        "group/\(service)/\(port.name)/\(port.proto.rawValue)/\(family.rawValue)"
+    /// A Service by namespace and name, without building "namespace/name".
+    struct ServiceRef: Hashable, Sendable {
+        var namespace: String
+        var name: String
+    }
+
+    /// A backend group's identity: `group/<namespace>/<name>/<port name>/<protocol>/<family>`.
+    struct GroupIdentity: Comparable, Sendable {
+        var namespace: String
+        var name: String
+        var port: String
+        var proto: String
+        var family: String
+
+        var stableHash: UInt32 { StableID.hash(parts: "group/", namespace, "/", name, "/", port, "/", proto, "/", family) }
+
+        static func < (a: GroupIdentity, b: GroupIdentity) -> Bool {
+            (a.namespace, a.name, a.port, a.proto, a.family) < (b.namespace, b.name, b.port, b.proto, b.family)
+        }
     }
 
     static func skipReason(_ svc: Service) -> String? {
@@ -216,7 +238,7 @@ struct ServiceCompiler {
 
     // MARK: - One service (pure: runs on any core)
 
-    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [String: [EndpointSlice]],
+    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
                      ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> ServicePlan {
         let name = "\(svc.meta.namespace)/\(svc.meta.name)"
         let object = "Service \(name)"
@@ -234,7 +256,7 @@ struct ServiceCompiler {
                                 internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
                                 externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
         plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
-        let mySlices = slices[name] ?? []
+        let mySlices = slices[ServiceRef(namespace: svc.meta.namespace, name: svc.meta.name)] ?? []
         var nextGroup = groupIDs.startIndex
         for (index, port) in svc.ports.enumerated() {
             guard let transport = port.proto.transport else {

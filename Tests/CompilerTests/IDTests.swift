@@ -61,3 +61,22 @@ import Testing
         #expect(bad.count == 1)
     }
 }
+
+@Suite struct AssignPositionsTests {
+    @Test func explicitThenDense() {
+        // c and a ask for 42; a (first in identity order) keeps it; b's hash is 42 too and steps over.
+        var conflicts: [(Int, Int, UInt32)] = []
+        let ids = StableID.assignPositions(["c", "a", "b"], hashes: [7, 9, 42], explicit: [0: 42, 1: 42]) { conflicts.append(($0, $1, $2)) }
+        #expect(ids[1] == 42)
+        #expect(conflicts.count == 1 && conflicts[0].0 == 1 && conflicts[0].1 == 0)
+        #expect(ids[0] == 7)
+        #expect(ids[2] == 43)
+        #expect(Set(ids).count == 3)
+    }
+
+    @Test func wrapProbesForFreeValues() {
+        let ids = StableID.assignPositions(["a", "b", "c"], hashes: [UInt32.max, UInt32.max, 1], explicit: [:])
+        #expect(Set(ids).count == 3 && !ids.contains(0))
+        #expect(ids[2] == 1)
+    }
+}
