@@ -72,7 +72,9 @@ struct ServiceCompiler {
         var ready: Bool
         var serving: Bool
         var terminating: Bool
-        var node: String?
+        /// Index into the known nodes; -1: a name the catalogue lacks (in `otherNode`); -2: none.
+        var node: Int32
+        var otherNode: String?
         var forZones: [String]
         var forNodes: [String]
     }
@@ -146,9 +148,10 @@ struct ServiceCompiler {
         let owners = nodes.ownerOfAddress
         let slices = slicesByService
         let known = nodeIndexByName
+        let knownNames = nodeNames
         let plans = parallelMap(ordered.count) { i in
             ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs[offsets[i]..<offsets[i + 1]],
-                                 slices: slices, ownerOfAddress: owners, knownNodes: known)
+                                 slices: slices, ownerOfAddress: owners, knownNodes: known, knownNames: knownNames)
         }
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
         endpoints.reserveCapacity(endpointCount)
@@ -239,7 +242,7 @@ struct ServiceCompiler {
     // MARK: - One service (pure: runs on any core)
 
     static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
-                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> ServicePlan {
+                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) -> ServicePlan {
         let name = "\(svc.meta.namespace)/\(svc.meta.name)"
         let object = "Service \(name)"
         var plan = ServicePlan(name: name, precedence: ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name))
@@ -268,7 +271,8 @@ struct ServiceCompiler {
                 let groupID = groupIDs[nextGroup]
                 nextGroup += 1
                 planGroup(&plan, svc, name: name, serviceID: serviceID, groupID: groupID, port: port, transport: transport,
-                          clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes)
+                          clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes,
+                          knownNames: knownNames)
             }
         }
         // Addresses of a family the service has no cluster IP of are not served (kube-proxy
@@ -294,28 +298,21 @@ struct ServiceCompiler {
 
     static func planGroup(_ plan: inout ServicePlan, _ svc: Service, name: String, serviceID: UInt32, groupID: UInt32,
                           port: ServicePort, transport: TransportProtocol, clusterIP: IPAddress, slices: [EndpointSlice],
-                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) {
+                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) {
         let family = clusterIP.family
         plan.groups.append(GroupInfo(id: groupID, owner: serviceID, ownerName: name, portName: port.name, port: port.port,
                                      proto: port.proto.rawValue, family: family.rawValue, nodePort: port.nodePort))
 
-        let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices, ownerOfAddress: ownerOfAddress)
+        let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices, ownerOfAddress: ownerOfAddress,
+                              knownNodes: knownNodes)
         // This group's endpoints join the plan's list; sets refer to them by position.
         let base32 = Int32(plan.endpoints.count)
         var position: [BackendIdentity: Int32] = [:]
         for (k, e) in endpoints.enumerated() {
             plan.endpoints.append(e.backend)
             plan.endpointHashes.append(e.backend.stableHash)
-            if let n = e.node {
-                if let known = knownNodes[n] {
-                    plan.endpointNodes.append(known)
-                } else {
-                    plan.endpointNodes.append(-1)
-                    plan.otherNodes[base32 + Int32(k)] = n
-                }
-            } else {
-                plan.endpointNodes.append(-2)
-            }
+            plan.endpointNodes.append(e.node)
+            if e.node == -1, let n = e.otherNode { plan.otherNodes[base32 + Int32(k)] = n }
             if endpoints.count > 32 { position[e.backend] = base32 + Int32(k) }
         }
         func member(_ e: MergedEndpoint) -> Int32 {
@@ -344,7 +341,13 @@ struct ServiceCompiler {
         let itpLocal = svc.internalTrafficPolicy == .local
         if itpLocal && hasEndpoints {
             var byNode: [String: [MergedEndpoint]] = [:]
-            for e in endpoints { if let n = e.node { byNode[n, default: []].append(e) } }
+            for e in endpoints {
+                if e.node >= 0 {
+                    byNode[knownNames[Int(e.node)], default: []].append(e)
+                } else if let n = e.otherNode {
+                    byNode[n, default: []].append(e)
+                }
+            }
             for (node, eps) in byNode.sorted(by: { $0.key < $1.key }) {
                 let r = eps.filter(\.ready)
                 if !r.isEmpty {
@@ -412,20 +415,30 @@ struct ServiceCompiler {
     /// same ip:port a later entry (slice name order, then list order) replaces an earlier one
     /// unless the later one is terminating.
     static func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
-                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String]) -> [MergedEndpoint] {
+                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> [MergedEndpoint] {
         // Few endpoints per service port are the rule: a linear scan beats hashing there.
         var out: [MergedEndpoint] = []
         var position: [BackendIdentity: Int] = [:]
         let wanted: AddressType = family == .ipv4 ? .ipv4 : .ipv6
         for slice in slices where slice.addressType == wanted {
             guard let sp = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }), let number = sp.port else { continue }
-            for e in slice.endpoints {
-                guard let address = e.address else { continue }
+            let eps = slice.endpoints
+            for i in eps.indices {
+                guard let address = eps[i].address else { continue }
                 let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport)
-                let terminating = e.terminating ?? false
-                let m = MergedEndpoint(backend: identity, ready: svc.publishNotReadyAddresses || (e.ready ?? true),
-                                       serving: e.serving ?? true, terminating: terminating,
-                                       node: e.nodeName ?? ownerOfAddress[address], forZones: e.forZones, forNodes: e.forNodes)
+                let terminating = eps[i].terminating ?? false
+                // Node names are shared by thousands of endpoints: resolve to an index here
+                // rather than carrying the string (and its reference count) along.
+                var node: Int32 = -2
+                var other: String?
+                if let n = eps[i].nodeName {
+                    if let k = knownNodes[n] { node = k } else { node = -1; other = n }
+                } else if let owner = ownerOfAddress[address] {
+                    if let k = knownNodes[owner] { node = k } else { node = -1; other = owner }
+                }
+                let m = MergedEndpoint(backend: identity, ready: svc.publishNotReadyAddresses || (eps[i].ready ?? true),
+                                       serving: eps[i].serving ?? true, terminating: terminating,
+                                       node: node, otherNode: other, forZones: eps[i].forZones, forNodes: eps[i].forNodes)
                 var existing: Int?
                 if out.count <= 32 {
                     existing = out.firstIndex { $0.backend == identity }
