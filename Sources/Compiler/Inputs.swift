@@ -50,10 +50,11 @@ public struct InputLoader {
     }
 
     public static func readFile(_ path: String) throws(Diagnostic) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Diagnostic(.error, file: path, message: "cannot read file")
+        do {
+            return try ImageFile.read(path)
+        } catch {
+            throw Diagnostic(.error, file: path, message: "cannot read: \(error.message)")
         }
-        return Array(data)
     }
 
     /// Loads every file into one snapshot. Throws with all errors found; warnings and notes are

@@ -11,11 +11,31 @@ public enum ImageFile {
         public var description: String { "\(path): \(message)" }
     }
 
+    /// Reads a whole file with one allocation of its size (manifests can be hundreds of MB).
     public static func read(_ path: String) throws(IOError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw IOError(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
-        var out: [UInt8] = []
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw IOError(path: path, message: String(cString: strerror(errno))) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw IOError(path: path, message: "is a directory") }
+        let size = Int(st.st_size)
+        var failure: Int32 = 0
+        var out = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            while count < size {
+                let n = Glibc.read(fd, buffer.baseAddress.map { $0 + count }, size - count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                if n == 0 { break }
+                count += n
+            }
+        }
+        if failure != 0 { throw IOError(path: path, message: String(cString: strerror(failure))) }
+        // A file that grew while being read (or a special file without a size): read the rest.
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
