@@ -35,14 +35,27 @@ public struct InputLoader {
         return Array(Set(files)).sorted()
     }
 
+    /// Directories already walked, by device and inode: a symlink cycle is walked once.
+    private struct DirID: Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
     private static func walk(_ dir: String, into files: inout [String]) {
+        var seen = Set<DirID>()
+        walk(dir, into: &files, seen: &seen)
+    }
+
+    private static func walk(_ dir: String, into files: inout [String], seen: inout Set<DirID>) {
+        var dst = stat()
+        guard stat(dir, &dst) == 0, seen.insert(DirID(device: UInt64(dst.st_dev), inode: UInt64(dst.st_ino))).inserted else { return }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         for name in entries.sorted() where !name.hasPrefix(".") {
             let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
             var st = stat()
             guard stat(path, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
-                walk(path, into: &files)
+                walk(path, into: &files, seen: &seen)
             } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".json") {
                 files.append(path)
             }

@@ -190,6 +190,16 @@ spec:
         #expect(snap.counts["skipped/Deployment"] == 1)
     }
 
+    @Test func symlinkCyclesAreWalkedOnce() throws {
+        let dir = "/tmp/balancer-walk-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/a/loop", withDestinationPath: dir)
+        FileManager.default.createFile(atPath: dir + "/a/svc.yaml", contents: Data(serviceYAML.utf8))
+        let files = try InputLoader.expand([dir])
+        #expect(files == [dir + "/a/svc.yaml"])
+    }
+
     @Test func directoriesAreReadRecursively() throws {
         let files = try InputLoader.expand([Repo.fixtures + "/clusterip-basic"])
         #expect(!files.isEmpty)
