@@ -43,11 +43,12 @@ test: deps bpf
 	# nothing is attached). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
 	else echo "verify.sh skipped: loading BPF programs needs root"; fi
-	# Real sockets through the programs: a test cgroup, two private network namespaces and a
-	# private bpffs, records written with bpftool (DESIGN.md's sandbox rules). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/e2e/run.sh; \
-	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) build --build-tests
+	# Real sockets through the programs: a test cgroup, two private network namespaces and a
+	# private bpffs (DESIGN.md's sandbox rules); records written with bpftool, then a compiled
+	# image loaded with `balancer load` and rolled back. Needs root.
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) sh bpf/programs/e2e/run.sh; \
+	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
 # Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/. Review the diff.

@@ -22,6 +22,7 @@ let package = Package(
         ),
         // The splitter's byte loops (Sources/Compiler/Syntax/Splitter.swift).
         .target(name: "CManifestScan"),
+        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
         .target(
@@ -38,10 +39,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // libbpf behind one wrapper layer; knows nothing of Kubernetes.
+        .target(name: "Loader", dependencies: ["MapImage", "CLibbpf", "CBalancerABI"]),
         .executableTarget(
             name: "balancer",
             dependencies: [
-                "Compiler", "MapImage",
+                "Compiler", "MapImage", "Loader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import FoundationEssentials
+import Loader
 import MapImage
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ struct Balancer: ParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self]
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self]
     )
 }
 
@@ -236,6 +237,62 @@ struct Resolve: ParsableCommand {
             if !r.backends.isEmpty {
                 print("  backends: " + r.backends.map(\.description).joined(separator: " "))
             }
+        }
+    }
+}
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load an image into the datapath's pinned maps: fill the standby generation, then flip.",
+        discussion: """
+        The image is verified completely before any map is touched. The standby generation gets new \
+        tables, then one update of bl_config makes it live; the previous generation stays as the \
+        rollback target. In this release the datapath's maps must already be pinned under \
+        PIN-DIR/maps (bpftool prog loadall OBJECT PIN-DIR/progs pinmaps PIN-DIR/maps); `attach` comes next.
+        """)
+
+    @Argument(help: "The image file.")
+    var image: String
+
+    @Option(help: "The bpffs directory holding maps/bl_*.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    @Option(help: "This host's node name in the image; omit on a host that is not a node.")
+    var node: String?
+
+    @Option(help: "For hosts that are not nodes: pod or nodeport.")
+    var hostMode: String = "pod"
+
+    func run() throws {
+        guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
+        let img = try loadImage(image)
+        var nodeID: UInt32 = 0
+        if let node {
+            do { nodeID = try Resolver(img.contents).nodeID(named: node) } catch { throw CommandError(description: error.description) }
+        }
+        do {
+            let datapath = try Datapath(pinDir: pinDir)
+            let report = try datapath.load(img, nodeID: nodeID, hostMode: mode)
+            let counts = report.records.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            print("generation \(report.generation) live: sha256 \(img.header.digestHex); \(counts)")
+        } catch {
+            throw CommandError(description: error.description)
+        }
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make the previous generation live again, in one flip.")
+
+    @Option(help: "The bpffs directory holding maps/bl_*.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    func run() throws {
+        do {
+            let generation = try Datapath(pinDir: pinDir).rollback()
+            print("generation \(generation) live")
+        } catch {
+            throw CommandError(description: error.description)
         }
     }
 }

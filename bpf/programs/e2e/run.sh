@@ -153,6 +153,25 @@ print("ok counters" if got == want else
 	config 0 || die "write bl_config"
 	client tcp generation-0-again 10.96.0.10 80 40 "$WEB"
 
+	# g. A compiled image through `balancer load` (when the binary is given): the standby
+	# generation is filled from the image and made live in one flip; rollback flips back.
+	if [ -n "${BALANCER:-}" ]; then
+		"$BALANCER" compile "$here/cluster.yaml" -o "$WORK/cluster.image" >"$WORK/compile.log" 2>&1 ||
+			die "balancer compile: $(tail -n 3 "$WORK/compile.log")"
+		"$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --node e2e-node >"$WORK/load-image.log" 2>&1 ||
+			die "balancer load: $(tail -n 3 "$WORK/load-image.log")"
+		client tcp image-clusterip-tcp 10.96.1.10 80 40 "$WEB"
+		client tcp image-nodeport-tcp 10.99.0.2 30080 40 "$WEB"
+		client refused image-unknown-port 10.96.1.10 81 ECONNREFUSED
+		client refused image-no-endpoints 10.96.1.20 80 ECONNREFUSED
+		client sticky image-udp-sticky 10.96.1.10 53 20 5 "$DNS2"
+		# The whole hand-written generation is gone: its VIP is not a service address any more.
+		client refused image-replaced-previous 10.96.0.10 80 ENETUNREACH
+		"$BALANCER" rollback --pin-dir "$B" >"$WORK/rollback.log" 2>&1 || die "balancer rollback: $(cat "$WORK/rollback.log")"
+		client tcp rollback-previous-live 10.96.0.10 80 20 "$WEB"
+		client refused rollback-image-gone 10.96.1.10 80 ENETUNREACH
+	fi
+
 	detach_all
 	left=$(cgroup_progs | tr '\n' ' ')
 	if [ -z "$left" ]; then report "ok detach"; else report "FAIL detach: still attached to $CG: $left"; fi

@@ -1,0 +1,22 @@
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/vfs.h>
+
+/* LIBBPF_OPTS is a statement-expression macro Swift cannot import: these wrap the calls that
+ * need options. */
+static inline int clibbpf_map_create_hash(const char *name, unsigned key_size, unsigned value_size,
+                                          unsigned max_entries, unsigned flags)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+	return bpf_map_create(BPF_MAP_TYPE_HASH, name, key_size, value_size, max_entries, &opts);
+}
+
+/* 1 when `path` is on a bpffs, 0 when not, -errno on error. */
+static inline int clibbpf_is_bpffs(const char *path)
+{
+	struct statfs st;
+	if (statfs(path, &st) != 0)
+		return -1;
+	return st.f_type == 0xcafe4a11 /* BPF_FS_MAGIC */;
+}

@@ -1,0 +1,131 @@
+import CLibbpf
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The libbpf wrapper layer: the only file of the loader that touches pointers or file
+// descriptors. Every call returns a typed error carrying libbpf's own message; every fd is owned
+// by a BPFMap and closed when it goes away.
+
+/// A failed BPF operation: what was attempted, on what, and the kernel's or libbpf's reason.
+public struct BPFError: Error, Sendable, CustomStringConvertible {
+    public var operation: String
+    public var target: String
+    public var code: Int32
+    public var message: String
+
+    init(_ operation: String, _ target: String, _ result: Int32) {
+        self.operation = operation
+        self.target = target
+        code = result < 0 ? -result : result
+        var buf = [CChar](repeating: 0, count: 256)
+        libbpf_strerror(-code, &buf, buf.count)
+        message = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    init(_ operation: String, _ target: String, message: String) {
+        self.operation = operation
+        self.target = target
+        code = 0
+        self.message = message
+    }
+
+    public var description: String {
+        var hint = ""
+        if code == EPERM || code == EACCES { hint = " (needs root or CAP_BPF)" }
+        return "\(operation) \(target): \(message)\(hint)"
+    }
+}
+
+/// An owned BPF map file descriptor.
+public final class BPFMap: @unchecked Sendable {
+    public let fd: Int32
+    public let name: String
+
+    init(fd: Int32, name: String) {
+        self.fd = fd
+        self.name = name
+    }
+
+    deinit { close(fd) }
+
+    /// Opens a map pinned on a bpffs.
+    public static func pinned(_ path: String) throws(BPFError) -> BPFMap {
+        let fd = bpf_obj_get(path)
+        guard fd >= 0 else { throw BPFError("open pinned map", path, Int32(fd)) }
+        return BPFMap(fd: fd, name: path)
+    }
+
+    /// Creates an unpinned hash map (an inner map of a generation).
+    public static func createHash(name: String, keySize: Int, valueSize: Int, maxEntries: Int, noPrealloc: Bool) throws(BPFError) -> BPFMap {
+        let fd = clibbpf_map_create_hash(name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries),
+                                         noPrealloc ? UInt32(BPF_F_NO_PREALLOC) : 0)
+        guard fd >= 0 else { throw BPFError("create map", name, Int32(fd)) }
+        return BPFMap(fd: fd, name: name)
+    }
+
+    public func update(key: [UInt8], value: [UInt8]) throws(BPFError) {
+        let r = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, UInt64(BPF_ANY)) }
+        }
+        guard r == 0 else { throw BPFError("update", name, Int32(r)) }
+    }
+
+    /// Writes records given as `count` (key, value) pairs laid end to end, as image sections are.
+    public func updateRecords(_ bytes: ArraySlice<UInt8>, keySize: Int, valueSize: Int) throws(BPFError) {
+        let stride = keySize + valueSize
+        let count = bytes.count / stride
+        guard count > 0 else { return }
+        var keys = [UInt8]()
+        var values = [UInt8]()
+        keys.reserveCapacity(count * keySize)
+        values.reserveCapacity(count * valueSize)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            keys.append(contentsOf: bytes[i..<(i + keySize)])
+            values.append(contentsOf: bytes[(i + keySize)..<(i + stride)])
+            i += stride
+        }
+        var n = UInt32(count)
+        let r = keys.withUnsafeBytes { k in
+            values.withUnsafeBytes { v in bpf_map_update_batch(fd, k.baseAddress, v.baseAddress, &n, nil) }
+        }
+        if r == 0 { return }
+        // Kernels without batch support for a map type: one record at a time.
+        for j in 0..<count {
+            try update(key: Array(keys[(j * keySize)..<((j + 1) * keySize)]), value: Array(values[(j * valueSize)..<((j + 1) * valueSize)]))
+        }
+    }
+
+    public func lookup(key: [UInt8], valueSize: Int) throws(BPFError) -> [UInt8]? {
+        var value = [UInt8](repeating: 0, count: valueSize)
+        let r = key.withUnsafeBytes { k in value.withUnsafeMutableBytes { v in bpf_map_lookup_elem(fd, k.baseAddress, v.baseAddress) } }
+        if r == -ENOENT || (r < 0 && errno == ENOENT) { return nil }
+        guard r == 0 else { throw BPFError("lookup", name, Int32(r)) }
+        return value
+    }
+
+    /// Inserts `inner` at `index` of this map-in-map.
+    public func setInner(_ index: UInt32, _ inner: BPFMap) throws(BPFError) {
+        var k = index
+        var v = UInt32(bitPattern: inner.fd)
+        let r = bpf_map_update_elem(fd, &k, &v, UInt64(BPF_ANY))
+        guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
+    }
+
+    /// Whether `index` of this map-in-map holds a map.
+    public func hasInner(_ index: UInt32) -> Bool {
+        var k = index
+        var id: UInt32 = 0
+        return bpf_map_lookup_elem(fd, &k, &id) == 0 && id != 0
+    }
+}
+
+public enum BPFFS {
+    /// Whether `path` is on a bpffs (nil when it does not exist).
+    public static func isBPFFS(_ path: String) -> Bool? {
+        let r = clibbpf_is_bpffs(path)
+        return r < 0 ? nil : r == 1
+    }
+}

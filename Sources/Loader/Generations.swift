@@ -1,0 +1,106 @@
+import CBalancerABI
+import MapImage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The datapath's pinned maps and their two generations (DESIGN.md decision 2).
+///
+/// A load fills the standby generation with new inner maps, inserts them into the outer
+/// array-of-maps, and only then flips `bl_config.active_gen` in one map update: a program that
+/// reads the generation once per call sees the whole old image or the whole new one. The old
+/// generation stays in place as the rollback target. Nothing is touched before the image has been
+/// verified (decoding a MapImage verifies everything), and a failure before the flip leaves the
+/// live generation serving.
+///
+/// This release opens maps the datapath object has already pinned under `<pin dir>/maps/<name>`
+/// (as `bpftool prog loadall … pinmaps` does); loading and attaching the programs themselves is
+/// the next step of the loader.
+public struct Datapath {
+    public let pinDir: String
+    let outer: [ImageTable: BPFMap]
+    let config: BPFMap
+
+    static let outerNames: [ImageTable: String] = [
+        .frontends: "bl_frontends", .vips: "bl_vips", .nodeAddresses: "bl_node_addrs", .nodes: "bl_nodes",
+        .sets: "bl_sets", .slots: "bl_slots", .members: "bl_members", .backends: "bl_backends",
+    ]
+
+    public init(pinDir: String) throws(BPFError) {
+        self.pinDir = pinDir
+        guard BPFFS.isBPFFS(pinDir) == true else {
+            throw BPFError("open", pinDir, message: "not a directory on a bpffs (mount one with `mount -t bpf bpf DIR`)")
+        }
+        var outer: [ImageTable: BPFMap] = [:]
+        for (table, name) in Datapath.outerNames {
+            outer[table] = try BPFMap.pinned("\(pinDir)/maps/\(name)")
+        }
+        self.outer = outer
+        config = try BPFMap.pinned("\(pinDir)/maps/bl_config")
+    }
+
+    public struct Config: Sendable, Equatable {
+        public var activeGeneration: UInt32
+        public var nodeID: UInt32
+        public var hostMode: HostMode
+    }
+
+    public func readConfig() throws(BPFError) -> Config {
+        let raw = try config.lookup(key: [0, 0, 0, 0], valueSize: MemoryLayout<bl_config>.size) ?? []
+        func word(_ i: Int) -> UInt32 {
+            guard raw.count >= 4 * (i + 1) else { return 0 }
+            return raw[(4 * i)..<(4 * i + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+        }
+        return Config(activeGeneration: word(0) & 1, nodeID: word(1), hostMode: word(2) == BL_HOST_MODE_NODEPORT.rawValue ? .nodeport : .pod)
+    }
+
+    func writeConfig(_ c: Config) throws(BPFError) {
+        var value: [UInt8] = []
+        for w in [c.activeGeneration, c.nodeID, c.hostMode == .nodeport ? BL_HOST_MODE_NODEPORT.rawValue : BL_HOST_MODE_POD.rawValue, 0] {
+            value += [UInt8(w & 0xFF), UInt8(w >> 8 & 0xFF), UInt8(w >> 16 & 0xFF), UInt8(w >> 24)]
+        }
+        try config.update(key: [0, 0, 0, 0], value: value)
+    }
+
+    public struct LoadReport: Sendable {
+        public var generation: UInt32
+        public var records: [String: Int]
+    }
+
+    /// Fills the standby generation from `image` and makes it live.
+    public func load(_ image: MapImage, nodeID: UInt32, hostMode: HostMode) throws(BPFError) -> LoadReport {
+        let current = try readConfig()
+        let standby = current.activeGeneration ^ 1
+        var records: [String: Int] = [:]
+        var inners: [(ImageTable, BPFMap)] = []
+        for section in image.header.sections {
+            guard let table = ImageTable(rawValue: section.kind) else { continue }
+            let inner = try BPFMap.createHash(name: "bl_g\(standby)_\(table.rawValue)", keySize: section.keySize, valueSize: section.valueSize,
+                                              maxEntries: ABI.maxEntries(table), noPrealloc: true)
+            try inner.updateRecords(image.bytes[section.offset..<(section.offset + section.length)],
+                                    keySize: section.keySize, valueSize: section.valueSize)
+            inners.append((table, inner))
+            records[table.description] = section.count
+        }
+        for (table, inner) in inners {
+            guard let o = outer[table] else { continue }
+            try o.setInner(standby, inner)
+        }
+        // The flip: one update of one array element.
+        try writeConfig(Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode))
+        return LoadReport(generation: standby, records: records)
+    }
+
+    /// Makes the previous generation live again.
+    public func rollback() throws(BPFError) -> UInt32 {
+        var c = try readConfig()
+        let previous = c.activeGeneration ^ 1
+        for (table, o) in outer where !o.hasInner(previous) {
+            throw BPFError("rollback", pinDir, message: "generation \(previous) has no \(table) table: there is nothing to roll back to")
+        }
+        c.activeGeneration = previous
+        try writeConfig(c)
+        return previous
+    }
+}
