@@ -49,6 +49,10 @@ test: deps bpf
 	# image loaded with `balancer load` and rolled back. Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) sh bpf/programs/e2e/run.sh; \
 	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
+	# Differential: for every golden fixture and every probe of its expect.txt, the kernel reaches
+	# exactly the backends the Resolver names, or fails as it says (same sandbox). Needs root.
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) sh bpf/programs/e2e/differential.sh; \
+	else echo "e2e/differential.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
 # Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/. Review the diff.
