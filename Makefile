@@ -51,7 +51,7 @@ test: deps bpf
 	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
 	# Differential: for every golden fixture and every probe of its expect.txt, the kernel reaches
 	# exactly the backends the Resolver names, or fails as it says (same sandbox). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) sh bpf/programs/e2e/differential.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/differential.sh; \
 	else echo "e2e/differential.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 

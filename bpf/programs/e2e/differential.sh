@@ -106,7 +106,7 @@ if [ "${BALANCER_DIFF_INNER:-}" = 1 ]; then
 fi
 
 # ---- outer half -------------------------------------------------------------------------------
-SECONDS=0
+started=$(date +%s)
 ID=$$
 NSC=balancer-diff-c-$ID
 NSS=balancer-diff-s-$ID
@@ -244,5 +244,6 @@ results=$(printf '%s\n%s' "$results" "$line")
 passed=$(printf '%s\n' "$results" | grep -c '^ok ')
 failed=$(printf '%s\n' "$results" | grep -c '^FAIL ')
 skipped=$(printf '%s\n' "$results" | grep -c '^skip ')
-echo "$passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped") ($SECONDS s)"
+echo "took $(( $(date +%s) - started )) s"
+echo "$passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
