@@ -47,7 +47,7 @@ test: deps bpf
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
 	# private bpffs (DESIGN.md's sandbox rules); records written with bpftool, then a compiled
 	# image loaded with `balancer load` and rolled back. Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) sh bpf/programs/e2e/run.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/run.sh; \
 	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
 	# Differential: for every golden fixture and every probe of its expect.txt, the kernel reaches
 	# exactly the backends the Resolver names, or fails as it says (same sandbox). Needs root.
