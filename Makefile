@@ -25,16 +25,18 @@ deps:
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected at /opt/swift/usr/bin)"; exit 1; }
 
-build: deps
+build: deps bpf
 	$(SWIFT) build
 
-release: deps
+release: deps bpf
 	$(SWIFT) build -c release
 
 # The datapath object (clang -target bpf, with BTF).
 bpf: deps
 	@mkdir -p .build/bpf
 	sh bpf/programs/build.sh .build/bpf/balancer.bpf.o
+	@cp .build/bpf/balancer.bpf.o .build/bpf/embedded.o && llvm-strip -g .build/bpf/embedded.o
+	@python3 bpf/programs/embed.py .build/bpf/embedded.o Sources/CBalancerBPF/object.c
 
 test: deps bpf
 	# The datapath's decisions, compiled as host C against mock maps (ASan/UBSan).

@@ -20,3 +20,9 @@ static inline int clibbpf_is_bpffs(const char *path)
 		return -1;
 	return st.f_type == 0xcafe4a11 /* BPF_FS_MAGIC */;
 }
+
+static inline struct bpf_object *clibbpf_open_mem(const void *buf, size_t len)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "balancer");
+	return bpf_object__open_mem(buf, len, &opts);
+}

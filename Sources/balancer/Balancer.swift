@@ -14,7 +14,7 @@ struct Balancer: ParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self]
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self]
     )
 }
 
@@ -291,6 +291,51 @@ struct Rollback: ParsableCommand {
         do {
             let generation = try Datapath(pinDir: pinDir).rollback()
             print("generation \(generation) live")
+        } catch {
+            throw CommandError(description: error.description)
+        }
+    }
+}
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Attach every datapath program to a cgroup, through bpf_links pinned in the pin dir.",
+        discussion: """
+        Loads the datapath object built into balancer, reusing the maps pinned under PIN-DIR/maps \
+        (pinning them on first use; PIN-DIR is created on a bpffs, which is mounted on its parent \
+        when absent). The links are pinned under PIN-DIR/links, so the programs stay attached when \
+        no balancer process runs. Attaching again is a no-op. The cgroup is always explicit.
+        """)
+
+    @Option(help: "The cgroup (v2) directory to attach to.")
+    var cgroup: String
+
+    @Option(help: "The bpffs directory for maps and links.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    func run() throws {
+        do {
+            let r = try Attachment.attach(cgroup: cgroup, pinDir: pinDir)
+            print("attached \(r.attached.count) programs to \(cgroup)" + (r.alreadyAttached.isEmpty ? "" : "; \(r.alreadyAttached.count) already attached"))
+        } catch {
+            throw CommandError(description: error.description)
+        }
+    }
+}
+
+struct Detach: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Detach the programs balancer attached to a cgroup and remove their link pins.")
+
+    @Option(help: "The cgroup (v2) directory to detach from.")
+    var cgroup: String
+
+    @Option(help: "The bpffs directory for maps and links.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    func run() throws {
+        do {
+            let names = try Attachment.detach(cgroup: cgroup, pinDir: pinDir)
+            print("detached \(names.count) programs from \(cgroup)")
         } catch {
             throw CommandError(description: error.description)
         }

@@ -175,6 +175,31 @@ print("ok counters" if got == want else
 	detach_all
 	left=$(cgroup_progs | tr '\n' ' ')
 	if [ -z "$left" ]; then report "ok detach"; else report "FAIL detach: still attached to $CG: $left"; fi
+
+	# h. `balancer attach`: the embedded object, the same pinned maps, links pinned in the bpffs.
+	# Every check below runs after the balancer process that attached has exited.
+	if [ -n "${BALANCER:-}" ]; then
+		out=$("$BALANCER" attach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer attach: $out"
+		case "$out" in "attached 9 programs"*) report "ok balancer-attach  ($out)" ;;
+			*) report "FAIL balancer-attach: $out" ;; esac
+		out=$("$BALANCER" attach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer attach again: $out"
+		n=$(cgroup_progs | wc -l)
+		case "$out" in "attached 0 programs"*"9 already attached") [ "$n" = 9 ] && report "ok balancer-attach-twice-is-a-no-op" ||
+				report "FAIL balancer-attach-twice-is-a-no-op: $n programs on the cgroup" ;;
+			*) report "FAIL balancer-attach-twice-is-a-no-op: $out" ;; esac
+		"$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --node e2e-node >"$WORK/load-image2.log" 2>&1 ||
+			die "balancer load (2): $(tail -n 3 "$WORK/load-image2.log")"
+		client tcp attached-by-balancer-clusterip 10.96.1.10 80 40 "$WEB"
+		client refused attached-by-balancer-no-endpoints 10.96.1.20 80 ECONNREFUSED
+		out=$("$BALANCER" detach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer detach: $out"
+		client refused detached-untranslated 10.96.1.10 80 ENETUNREACH
+		left=$(cgroup_progs | tr '\n' ' ')
+		if [ -z "$left" ] && [ -z "$(ls "$B/links" 2>/dev/null)" ]; then report "ok balancer-detach  ($out)"; else
+			report "FAIL balancer-detach: attached: $left; link pins: $(ls "$B/links" 2>/dev/null | tr '\n' ' ')"; fi
+	fi
+	rm -rf "$B/links" 2>/dev/null
+	left=$(cgroup_progs | tr '\n' ' ')
+	if [ -z "$left" ]; then report "ok nothing-left-attached"; else report "FAIL nothing-left-attached: still attached to $CG: $left"; fi
 	exit 0
 fi
 
