@@ -92,6 +92,20 @@ public enum Attachment {
         return result
     }
 
+    /// The link pins under `pinDir/links` ("cg<cgroup inode>-<program>").
+    public static func links(pinDir: String) -> [String] {
+        guard let dir = opendir("\(pinDir)/links") else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix("cg") { names.append(name) }
+        }
+        return names
+    }
+
     /// Detaches every program balancer attached to `cgroup` and removes the link pins.
     public static func detach(cgroup: String, pinDir: String) throws(BPFError) -> [String] {
         var st = stat()

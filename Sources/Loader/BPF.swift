@@ -114,6 +114,46 @@ public final class BPFMap: @unchecked Sendable {
         guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
     }
 
+    /// Every key of the map (a walk with bpf_map_get_next_key).
+    public func keys(keySize: Int) throws(BPFError) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var key = [UInt8](repeating: 0, count: keySize)
+        var next = [UInt8](repeating: 0, count: keySize)
+        var first = true
+        while true {
+            let r = key.withUnsafeBytes { k in
+                next.withUnsafeMutableBytes { n in bpf_map_get_next_key(fd, first ? nil : k.baseAddress, n.baseAddress) }
+            }
+            if r != 0 {
+                if r == -ENOENT || errno == ENOENT { break }
+                throw BPFError("walk", name, Int32(r))
+            }
+            out.append(next)
+            key = next
+            first = false
+        }
+        return out
+    }
+
+    /// The values of a per-CPU map entry, one per possible CPU.
+    public func lookupPerCPU(key: [UInt8], valueSize: Int) throws(BPFError) -> [[UInt8]]? {
+        let cpus = Int(libbpf_num_possible_cpus())
+        guard cpus > 0 else { throw BPFError("count CPUs", name, Int32(cpus)) }
+        let stride = (valueSize + 7) / 8 * 8
+        guard let all = try lookup(key: key, valueSize: stride * cpus) else { return nil }
+        return (0..<cpus).map { Array(all[($0 * stride)..<($0 * stride + valueSize)]) }
+    }
+
+    /// The map held at `index` of this map-in-map, opened by id.
+    public func inner(_ index: UInt32) throws(BPFError) -> BPFMap? {
+        var k = index
+        var id: UInt32 = 0
+        guard bpf_map_lookup_elem(fd, &k, &id) == 0, id != 0 else { return nil }
+        let f = bpf_map_get_fd_by_id(id)
+        guard f >= 0 else { throw BPFError("open inner map of", name, Int32(f)) }
+        return BPFMap(fd: f, name: "\(name)[\(index)]")
+    }
+
     /// Whether `index` of this map-in-map holds a map.
     public func hasInner(_ index: UInt32) -> Bool {
         var k = index

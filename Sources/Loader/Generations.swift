@@ -103,4 +103,42 @@ public struct Datapath {
         try writeConfig(c)
         return previous
     }
+
+    public struct Status: Sendable {
+        public var config: Config
+        /// Records per table in the live generation; nil when that generation has no table.
+        public var tables: [String: Int]
+        public var previousGeneration: Bool
+        /// Summed over CPUs, by frontend id: translated, rejected, unreachable, fall-through.
+        public var counters: [UInt32: [UInt64]]
+        /// Link pins: "cg<cgroup inode>-<program>".
+        public var links: [String]
+    }
+
+    public func status(links: [String]) throws(BPFError) -> Status {
+        let c = try readConfig()
+        var tables: [String: Int] = [:]
+        var previous = true
+        for (table, o) in outer {
+            if let inner = try o.inner(c.activeGeneration) {
+                tables[table.description] = try inner.keys(keySize: ABI.keySize(table)).count
+            }
+            if !o.hasInner(c.activeGeneration ^ 1) { previous = false }
+        }
+        var counters: [UInt32: [UInt64]] = [:]
+        if let map = try? BPFMap.pinned("\(pinDir)/maps/bl_counters") {
+            for key in try map.keys(keySize: 4) {
+                guard let perCPU = try map.lookupPerCPU(key: key, valueSize: MemoryLayout<bl_counters>.size) else { continue }
+                var sum = [UInt64](repeating: 0, count: 4)
+                for v in perCPU {
+                    for i in 0..<4 {
+                        sum[i] &+= v[(8 * i)..<(8 * i + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    }
+                }
+                let id = key.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                counters[id] = sum
+            }
+        }
+        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted())
+    }
 }

@@ -14,7 +14,7 @@ struct Balancer: ParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self]
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self, Status.self]
     )
 }
 
@@ -338,6 +338,80 @@ struct Detach: ParsableCommand {
             print("detached \(names.count) programs from \(cgroup)")
         } catch {
             throw CommandError(description: error.description)
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The live generation, node, host mode, table sizes, attach points and counters.",
+        discussion: "With --image (the live image), counters are named by frontend instead of by id.")
+
+    @Option(help: "The bpffs directory for maps and links.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    @Option(help: "The image that is live, to name frontends and the node.")
+    var image: String?
+
+    @Option(name: .shortAndLong, help: "text or json.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        let st: Datapath.Status
+        do {
+            st = try Datapath(pinDir: pinDir).status(links: Attachment.links(pinDir: pinDir))
+        } catch {
+            throw CommandError(description: error.description)
+        }
+        let img = try image.map { try loadImage($0) }
+        let frontendNames = Dictionary((img?.contents.frontends ?? []).map { ($0.id, $0.key.description) }, uniquingKeysWith: { a, _ in a })
+        let nodeName = img?.contents.metadata.node(id: st.config.nodeID)?.name
+        switch output {
+        case .json:
+            struct CounterView: Encodable {
+                var frontend: UInt32
+                var name: String?
+                var translated: UInt64
+                var rejected: UInt64
+                var unreachable: UInt64
+                var fallThrough: UInt64
+            }
+            struct View: Encodable {
+                var pinDir: String
+                var generation: UInt32
+                var previousGeneration: Bool
+                var nodeID: UInt32
+                var node: String?
+                var hostMode: String
+                var tables: [String: Int]
+                var links: [String]
+                var counters: [CounterView]
+            }
+            let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
+                            nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
+                            links: st.links,
+                            counters: st.counters.sorted { $0.key < $1.key }.map {
+                                CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value[0], rejected: $0.value[1],
+                                            unreachable: $0.value[2], fallThrough: $0.value[3])
+                            })
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(view), as: UTF8.self))
+        case .text:
+            print("pin dir \(pinDir): generation \(st.config.activeGeneration) live\(st.previousGeneration ? ", previous kept for rollback" : "")")
+            let nodeLabel: String
+            if let nodeName {
+                nodeLabel = " (\(nodeName))"
+            } else {
+                nodeLabel = st.config.nodeID == 0 ? " (not a node)" : ""
+            }
+            print("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
+            print("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            print("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
+            for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
+                let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
+                print("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")
+            }
         }
     }
 }

@@ -191,6 +191,17 @@ print("ok counters" if got == want else
 			die "balancer load (2): $(tail -n 3 "$WORK/load-image2.log")"
 		client tcp attached-by-balancer-clusterip 10.96.1.10 80 40 "$WEB"
 		client refused attached-by-balancer-no-endpoints 10.96.1.20 80 ECONNREFUSED
+		st=$("$BALANCER" status --pin-dir "$B" --image "$WORK/cluster.image" 2>&1)
+		nlinks=$(printf '%s\n' "$st" | grep '^links:' | tr ' ' '\n' | grep -c '^cg')
+		if printf '%s\n' "$st" | grep -q 'node id .* (e2e-node), host mode pod' &&
+			printf '%s\n' "$st" | grep -q 'frontends=4 ' &&
+			printf '%s\n' "$st" | grep -q 'previous kept for rollback' &&
+			printf '%s\n' "$st" | grep -Eq 'counters 10\.96\.1\.10:80/TCP: translated [0-9]*[1-9]' &&
+			[ "$nlinks" = 9 ]; then
+			report "ok balancer-status"
+		else
+			report "FAIL balancer-status: $(printf '%s' "$st" | tr '\n' '|')"
+		fi
 		out=$("$BALANCER" detach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer detach: $out"
 		client refused detached-untranslated 10.96.1.10 80 ENETUNREACH
 		left=$(cgroup_progs | tr '\n' ' ')
