@@ -26,3 +26,8 @@ static inline struct bpf_object *clibbpf_open_mem(const void *buf, size_t len)
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "balancer");
 	return bpf_object__open_mem(buf, len, &opts);
 }
+
+static inline int clibbpf_map_create_array(const char *name, unsigned value_size, unsigned max_entries)
+{
+	return bpf_map_create(BPF_MAP_TYPE_ARRAY, name, 4, value_size, max_entries, NULL);
+}

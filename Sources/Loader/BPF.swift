@@ -65,6 +65,18 @@ public final class BPFMap: @unchecked Sendable {
         return BPFMap(fd: fd, name: name)
     }
 
+    /// Creates an array map (loader-private bookkeeping).
+    public static func createArray(name: String, valueSize: Int, maxEntries: Int) throws(BPFError) -> BPFMap {
+        let fd = clibbpf_map_create_array(name, UInt32(valueSize), UInt32(maxEntries))
+        guard fd >= 0 else { throw BPFError("create map", name, Int32(fd)) }
+        return BPFMap(fd: fd, name: name)
+    }
+
+    public func pin(_ path: String) throws(BPFError) {
+        let r = bpf_obj_pin(fd, path)
+        guard r == 0 else { throw BPFError("pin", path, Int32(r)) }
+    }
+
     public func update(key: [UInt8], value: [UInt8]) throws(BPFError) {
         let r = key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, UInt64(BPF_ANY)) }

@@ -21,6 +21,8 @@ public struct Datapath {
     public let pinDir: String
     let outer: [ImageTable: BPFMap]
     let config: BPFMap
+    /// The image digest each generation holds (loader-only; see bl_generation_value).
+    let generations: BPFMap
 
     static let outerNames: [ImageTable: String] = [
         .frontends: "bl_frontends", .vips: "bl_vips", .nodeAddresses: "bl_node_addrs", .nodes: "bl_nodes",
@@ -38,7 +40,25 @@ public struct Datapath {
         }
         self.outer = outer
         config = try BPFMap.pinned("\(pinDir)/maps/bl_config")
+        let path = "\(pinDir)/maps/bl_generations"
+        if let existing = try? BPFMap.pinned(path) {
+            generations = existing
+        } else {
+            let created = try BPFMap.createArray(name: "bl_generations", valueSize: MemoryLayout<bl_generation_value>.size, maxEntries: 2)
+            try created.pin(path)
+            generations = created
+        }
     }
+
+    /// The SHA-256 of the image a generation holds (nil when unknown or empty).
+    public func imageDigest(_ generation: UInt32) throws(BPFError) -> [UInt8]? {
+        guard outer.values.allSatisfy({ $0.hasInner(generation) }) else { return nil }
+        let d = try generations.lookup(key: le(generation), valueSize: MemoryLayout<bl_generation_value>.size)
+        guard let d, d.contains(where: { $0 != 0 }) else { return nil }
+        return d
+    }
+
+    private func le(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
 
     public struct Config: Sendable, Equatable {
         public var activeGeneration: UInt32
@@ -66,13 +86,26 @@ public struct Datapath {
     public struct LoadReport: Sendable {
         public var generation: UInt32
         public var records: [String: Int]
+        /// The image was already live with the same node and host mode: nothing was written.
+        public var unchanged: Bool = false
     }
 
     /// Fills the standby generation from `image` and makes it live.
     public func load(_ image: MapImage, nodeID: UInt32, hostMode: HostMode) throws(BPFError) -> LoadReport {
         let current = try readConfig()
-        let standby = current.activeGeneration ^ 1
         var records: [String: Int] = [:]
+        for section in image.header.sections {
+            if let table = ImageTable(rawValue: section.kind) { records[table.description] = section.count }
+        }
+        // Loading the live image again changes nothing (and only the config when node or host
+        // mode differ).
+        if try imageDigest(current.activeGeneration) == image.header.digest {
+            let wanted = Config(activeGeneration: current.activeGeneration, nodeID: nodeID, hostMode: hostMode)
+            if wanted == current { return LoadReport(generation: current.activeGeneration, records: records, unchanged: true) }
+            try writeConfig(wanted)
+            return LoadReport(generation: current.activeGeneration, records: records)
+        }
+        let standby = current.activeGeneration ^ 1
         var inners: [(ImageTable, BPFMap)] = []
         for section in image.header.sections {
             guard let table = ImageTable(rawValue: section.kind) else { continue }
@@ -81,12 +114,12 @@ public struct Datapath {
             try inner.updateRecords(image.bytes[section.offset..<(section.offset + section.length)],
                                     keySize: section.keySize, valueSize: section.valueSize)
             inners.append((table, inner))
-            records[table.description] = section.count
         }
         for (table, inner) in inners {
             guard let o = outer[table] else { continue }
             try o.setInner(standby, inner)
         }
+        try generations.update(key: le(standby), value: image.header.digest)
         // The flip: one update of one array element.
         try writeConfig(Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode))
         return LoadReport(generation: standby, records: records)
@@ -113,6 +146,8 @@ public struct Datapath {
         public var counters: [UInt32: [UInt64]]
         /// Link pins: "cg<cgroup inode>-<program>".
         public var links: [String]
+        /// SHA-256 (hex) of the live image, when balancer loaded it.
+        public var liveImage: String?
     }
 
     public func status(links: [String]) throws(BPFError) -> Status {
@@ -139,6 +174,7 @@ public struct Datapath {
                 counters[id] = sum
             }
         }
-        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted())
+        let digest = try imageDigest(c.activeGeneration).map { $0.map { b in String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }.joined() }
+        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest)
     }
 }

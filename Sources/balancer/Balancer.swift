@@ -274,7 +274,11 @@ struct Load: ParsableCommand {
             let datapath = try Datapath(pinDir: pinDir)
             let report = try datapath.load(img, nodeID: nodeID, hostMode: mode)
             let counts = report.records.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print("generation \(report.generation) live: sha256 \(img.header.digestHex); \(counts)")
+            if report.unchanged {
+                print("generation \(report.generation) already live with this image (sha256 \(img.header.digestHex)): nothing changed")
+            } else {
+                print("generation \(report.generation) live: sha256 \(img.header.digestHex); \(counts)")
+            }
         } catch {
             throw CommandError(description: error.description)
         }
@@ -384,12 +388,13 @@ struct Status: ParsableCommand {
                 var node: String?
                 var hostMode: String
                 var tables: [String: Int]
+                var image: String?
                 var links: [String]
                 var counters: [CounterView]
             }
             let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
-                            links: st.links,
+                            image: st.liveImage, links: st.links,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
                                 CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value[0], rejected: $0.value[1],
                                             unreachable: $0.value[2], fallThrough: $0.value[3])
@@ -406,6 +411,7 @@ struct Status: ParsableCommand {
                 nodeLabel = st.config.nodeID == 0 ? " (not a node)" : ""
             }
             print("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
+            print("image: \(st.liveImage.map { "sha256 \($0)" } ?? "unknown (not loaded by balancer)")")
             print("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             print("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {

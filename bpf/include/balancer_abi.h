@@ -305,6 +305,13 @@ struct bl_rate_value {
 	__u64 count;
 };
 
+/* Which image each generation holds: a loader-only array (2 entries, index = generation) pinned
+ * as maps/bl_generations next to the datapath's maps; the programs never read it. It makes a
+ * reload of the live image a no-op and lets `status` name the live image. */
+struct bl_generation_value {
+	__u8 image_sha256[32];
+};
+
 /* Record sizes; checked in C below and in Swift by a test. */
 #define BL_FRONTEND_KEY_SIZE 20
 #define BL_RULE_SIZE 24
@@ -343,6 +350,7 @@ BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
 BL_ASSERT_SIZE(struct bl_affinity_value, 16);
 BL_ASSERT_SIZE(struct bl_reverse_value, 48);
+BL_ASSERT_SIZE(struct bl_generation_value, 32);
 
 /* Swift-visible record sizes by table, so the image decoder needs no table of its own. */
 static inline unsigned bl_table_key_size(unsigned table)

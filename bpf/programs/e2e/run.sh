@@ -202,6 +202,16 @@ print("ok counters" if got == want else
 		else
 			report "FAIL balancer-status: $(printf '%s' "$st" | tr '\n' '|')"
 		fi
+		# Loading the live image again changes nothing; status names the live image.
+		before=$(bpftool map dump pinned "$B/maps/bl_config" 2>&1)
+		out=$("$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --node e2e-node 2>&1)
+		after=$(bpftool map dump pinned "$B/maps/bl_config" 2>&1)
+		digest=$("$BALANCER" inspect "$WORK/cluster.image" | sed -n 's/^# sha256 //p')
+		case "$out" in *"nothing changed"*)
+			if [ "$before" = "$after" ] && "$BALANCER" status --pin-dir "$B" | grep -q "image: sha256 $digest"; then
+				report "ok balancer-load-live-image-is-a-no-op"
+			else report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
+		*) report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
 		out=$("$BALANCER" detach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer detach: $out"
 		client refused detached-untranslated 10.96.1.10 80 ENETUNREACH
 		left=$(cgroup_progs | tr '\n' ' ')
