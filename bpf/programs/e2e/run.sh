@@ -212,6 +212,46 @@ print("ok counters" if got == want else
 				report "ok balancer-load-live-image-is-a-no-op"
 			else report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
 		*) report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
+		# Swap torture: two images with different backend sets; `balancer rollback` flips between
+		# them without pause while one client makes 100,000 connects. Every connect must succeed
+		# and reach a backend of one of the two images, and there must be at least 1,000 flips.
+		"$BALANCER" compile "$here/cluster-b.yaml" -o "$WORK/cluster-b.image" >/dev/null 2>&1 || die "compile cluster-b"
+		"$BALANCER" load "$WORK/cluster-b.image" --pin-dir "$B" --node e2e-node >/dev/null 2>&1 || die "load cluster-b"
+		ip netns exec "$NSC" sysctl -q -w net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000" ||
+			die "client netns sysctls"
+		touch "$WORK/flipping"
+		(
+			n=0
+			while [ -e "$WORK/flipping" ]; do
+				"$BALANCER" rollback --pin-dir "$B" >/dev/null 2>&1 || { echo "rollback failed" >"$WORK/flips"; exit 1; }
+				n=$((n + 1))
+				[ "$n" = 1000 ] && touch "$WORK/flip-1000"
+			done
+			echo "$n" >"$WORK/flips"
+		) &
+		flipper=$!
+		# Batches of 50,000 connects until at least 100,000 connects and 1,000 flips (a flip is a
+		# process start, slower than a connect).
+		batches=0 torture=""
+		started=$(date +%s)
+		while :; do
+			out=$(timeout 300 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"' \
+				sh "$CG" "$NSC" "$PY" "$here/client.py" tcp swap-torture 10.96.1.10 80 50000 "$WEB" 2>&1)
+			batches=$((batches + 1))
+			case "$out" in "ok swap-torture"*) ;; *) torture="${out:-FAIL swap-torture: the client printed nothing}"; break ;; esac
+			[ "$batches" -ge 2 ] && [ -e "$WORK/flip-1000" ] && break
+			[ $(($(date +%s) - started)) -gt 120 ] && { torture="FAIL swap-torture: fewer than 1,000 flips in 120 s"; break; }
+		done
+		rm -f "$WORK/flipping"
+		wait "$flipper"
+		flips=$(cat "$WORK/flips" 2>/dev/null)
+		rm -f "$WORK"/flip-*
+		if [ -z "$torture" ]; then
+			report "ok swap-torture  ($((batches * 50000)) connects, 0 failures, every one to a backend of one of the two images; $flips flips)"
+		else
+			report "$torture ($flips flips)"
+		fi
+
 		out=$("$BALANCER" detach --cgroup "$CG" --pin-dir "$B" 2>&1) || die "balancer detach: $out"
 		client refused detached-untranslated 10.96.1.10 80 ENETUNREACH
 		left=$(cgroup_progs | tr '\n' ' ')
