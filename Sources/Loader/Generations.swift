@@ -50,12 +50,21 @@ public struct Datapath {
         }
     }
 
-    /// The SHA-256 of the image a generation holds (nil when unknown or empty).
+    /// Marks a generation being filled: a load killed half-way leaves it marked, and rollback
+    /// refuses to make such a generation live.
+    static let filling = [UInt8](repeating: 0xFF, count: MemoryLayout<bl_generation_value>.size)
+
+    /// The SHA-256 of the image a generation holds (nil when unknown, empty or being filled).
     public func imageDigest(_ generation: UInt32) throws(BPFError) -> [UInt8]? {
         guard outer.values.allSatisfy({ $0.hasInner(generation) }) else { return nil }
         let d = try generations.lookup(key: le(generation), valueSize: MemoryLayout<bl_generation_value>.size)
-        guard let d, d.contains(where: { $0 != 0 }) else { return nil }
+        guard let d, d.contains(where: { $0 != 0 }), d != Datapath.filling else { return nil }
         return d
+    }
+
+    /// Whether a load into this generation was interrupted before it completed.
+    public func isIncomplete(_ generation: UInt32) throws(BPFError) -> Bool {
+        try generations.lookup(key: le(generation), valueSize: MemoryLayout<bl_generation_value>.size) == Datapath.filling
     }
 
     private func le(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
@@ -115,6 +124,7 @@ public struct Datapath {
                                     keySize: section.keySize, valueSize: section.valueSize)
             inners.append((table, inner))
         }
+        try generations.update(key: le(standby), value: Datapath.filling)
         for (table, inner) in inners {
             guard let o = outer[table] else { continue }
             try o.setInner(standby, inner)
@@ -131,6 +141,9 @@ public struct Datapath {
         let previous = c.activeGeneration ^ 1
         for (table, o) in outer where !o.hasInner(previous) {
             throw BPFError("rollback", pinDir, message: "generation \(previous) has no \(table) table: there is nothing to roll back to")
+        }
+        if try isIncomplete(previous) {
+            throw BPFError("rollback", pinDir, message: "generation \(previous) is incomplete (a load was interrupted); load an image instead")
         }
         c.activeGeneration = previous
         try writeConfig(c)
