@@ -70,8 +70,9 @@ golden: build
 demo: build
 	@bash docs/demo.sh $(BALANCER)
 
-bench: deps
+bench: deps bpf
 	bash bench/run.sh
+	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh; else echo "bench/swap.sh skipped: needs root"; fi
 
 clean:
 	rm -rf .build bench/out

@@ -89,15 +89,24 @@ public final class BPFMap: @unchecked Sendable {
         let stride = keySize + valueSize
         let count = bytes.count / stride
         guard count > 0 else { return }
-        var keys = [UInt8]()
-        var values = [UInt8]()
-        keys.reserveCapacity(count * keySize)
-        values.reserveCapacity(count * valueSize)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            keys.append(contentsOf: bytes[i..<(i + keySize)])
-            values.append(contentsOf: bytes[(i + keySize)..<(i + stride)])
-            i += stride
+        // Split the interleaved records into the two arrays the batch call takes.
+        let keys = [UInt8](unsafeUninitializedCapacity: count * keySize) { kbuf, kcount in
+            bytes.withUnsafeBytes { src in
+                for j in 0..<count {
+                    UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: kbuf[(j * keySize)..<((j + 1) * keySize)]))
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(j * stride)..<(j * stride + keySize)]))
+                }
+            }
+            kcount = count * keySize
+        }
+        let values = [UInt8](unsafeUninitializedCapacity: count * valueSize) { vbuf, vcount in
+            bytes.withUnsafeBytes { src in
+                for j in 0..<count {
+                    UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: vbuf[(j * valueSize)..<((j + 1) * valueSize)]))
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(j * stride + keySize)..<((j + 1) * stride)]))
+                }
+            }
+            vcount = count * valueSize
         }
         var n = UInt32(count)
         let r = keys.withUnsafeBytes { k in
