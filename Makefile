@@ -72,7 +72,8 @@ demo: build
 
 bench: deps bpf
 	bash bench/run.sh
-	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh; else echo "bench/swap.sh skipped: needs root"; fi
+	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh && bash bench/hook.sh; \
+	else echo "bench/swap.sh and bench/hook.sh skipped: they need root"; fi
 
 clean:
 	rm -rf .build bench/out

@@ -17,6 +17,7 @@ CG=/sys/fs/cgroup/unified/balancer-swap-$$
 mkdir -p "$work/bpffs"
 mkdir "$CG"
 cleanup() {
+	set +e
 	rmdir "$CG" 2>/dev/null || true
 	rm -rf "$work"
 }

@@ -54,7 +54,7 @@ enum bl_proto {
 
 /* Capacity of each table per generation: the loader sizes its maps with these. */
 #define BL_MAX_FRONTENDS 262144u
-#define BL_MAX_VIPS 65536u
+#define BL_MAX_VIPS 262144u
 #define BL_MAX_NODE_ADDRS 65536u
 #define BL_MAX_NODES 16384u
 #define BL_MAX_SETS 524288u
