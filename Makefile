@@ -69,6 +69,8 @@ golden: build
 
 demo: build
 	@bash docs/demo.sh $(BALANCER)
+	@if [ "$$(id -u)" = 0 ]; then bash docs/demo-kernel.sh $(CURDIR)/$(BALANCER); \
+	else echo "(the kernel part of the demo needs root: it attaches the datapath in a sandbox)"; fi
 
 bench: deps bpf
 	bash bench/run.sh
