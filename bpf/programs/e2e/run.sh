@@ -252,6 +252,13 @@ print("ok counters" if got == want else
 			report "$torture ($flips flips)"
 		fi
 
+		# Host mode nodeport (a host that is not a node, without a pod network): the ClusterIP
+		# goes to the backends' node address (10.99.0.2, e2e-node's InternalIP) and the NodePort.
+		"$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --host-mode nodeport >/dev/null 2>&1 || die "load (host mode nodeport)"
+		client tcp host-mode-nodeport 10.96.1.10 80 10 10.99.0.2:30080
+		"$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --node e2e-node >/dev/null 2>&1 || die "load (node again)"
+		client tcp host-mode-pod-again 10.96.1.10 80 20 "$WEB"
+
 		# Crash safety: loads killed with SIGKILL at random points leave one complete generation
 		# serving; rollback never makes a half-filled generation live; the next load succeeds.
 		sed 's/10\.96\.1\.20/10.96.1.21/' "$here/cluster.yaml" >"$WORK/cluster-c.yaml"
@@ -390,7 +397,7 @@ ip -n "$NSC" addr add 10.99.0.1/24 dev e2e0 &&
 	ip -n "$NSC" link set e2e0 up && ip -n "$NSS" link set e2e0 up || fail_setup "addresses"
 
 ip netns exec "$NSS" "$PY" "$here/server.py" "$WORK/server.ready" \
-	tcp:10.99.0.2:8080 tcp:10.99.0.3:8080 udp:10.99.0.2:5353 udp:10.99.0.3:5353 \
+	tcp:10.99.0.2:8080 tcp:10.99.0.3:8080 udp:10.99.0.2:5353 udp:10.99.0.3:5353 tcp:10.99.0.2:30080 \
 	>"$WORK/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do [ -e "$WORK/server.ready" ] && break; sleep 0.1; done
