@@ -11,6 +11,7 @@ Usage: client.py [-6] CHECK NAME ADDR PORT [ARGS...]
                                         and recvfrom() reports ADDR:PORT as its source
   udpconn   NAME ADDR PORT BACKENDS     connected UDP: getpeername() is ADDR:PORT, send/recv work,
                                         the reply comes from one of BACKENDS
+  affine    NAME ADDR PORT N BACKENDS   N TCP connects all reach the same one of BACKENDS
   sticky    NAME ADDR PORT S K BACKENDS S unconnected sockets send K datagrams each: one socket
                                         always reaches the same backend, the source is always
                                         ADDR:PORT, and across the sockets every backend is seen
@@ -129,6 +130,29 @@ def main():
             if (src[0], src[1]) != dst:
                 raise Fail(f"recvfrom source {peer(src)}, expected the VIP {want}")
             print(f"ok {name}  (getpeername {peer(pn)}, backend {who})")
+
+        elif check == "affine":
+            n, backends = int(rest[0]), set(rest[1].split(","))
+            got = {}
+            for i in range(n):
+                s = sock(socket.SOCK_STREAM)
+                try:
+                    s.connect(dst)
+                    reply = b""
+                    while not reply.endswith(b"\n"):
+                        chunk = s.recv(100)
+                        if not chunk:
+                            break
+                        reply += chunk
+                except OSError as e:
+                    raise Fail(f"connect #{i + 1} to {want}: {e}")
+                finally:
+                    s.close()
+                who = reply.decode().strip()
+                got[who] = got.get(who, 0) + 1
+            if len(got) != 1 or not set(got) <= backends:
+                raise Fail(f"{n} connects reached {got}, expected one backend of {sorted(backends)}")
+            print(f"ok {name}  ({n} connects, all to {next(iter(got))})")
 
         elif check == "sticky":
             nsock, k, backends = int(rest[0]), int(rest[1]), set(rest[2].split(","))

@@ -252,6 +252,32 @@ print("ok counters" if got == want else
 			report "$torture ($flips flips)"
 		fi
 
+		# Session affinity (ClientIP, 1 s): sticks; leaves a backend removed from the service even
+		# within the timeout; expires (after the timeout a new pick is made: over 10 expiries both
+		# backends must appear; a never-expiring entry would always give the same one).
+		for f in affinity affinity-only-2 affinity-only-3; do
+			"$BALANCER" compile "$here/$f.yaml" -o "$WORK/$f.image" >/dev/null 2>&1 || die "compile $f"
+		done
+		"$BALANCER" load "$WORK/affinity.image" --pin-dir "$B" --node e2e-node >/dev/null 2>&1 || die "load affinity"
+		out=$(timeout 20 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"' \
+			sh "$CG" "$NSC" "$PY" "$here/client.py" affine affinity-sticks 10.96.1.40 80 30 "$WEB" 2>&1)
+		report "$out"
+		first=$(printf '%s' "$out" | sed -n 's/.*all to \([0-9.:]*\)).*/\1/p')
+		case "$first" in 10.99.0.2:8080) other=3 ;; *) other=2 ;; esac
+		"$BALANCER" load "$WORK/affinity-only-$other.image" --pin-dir "$B" --node e2e-node >/dev/null 2>&1 || die "load affinity-only"
+		client affine affinity-leaves-removed-backend 10.96.1.40 80 10 "10.99.0.$other:8080"
+		"$BALANCER" load "$WORK/affinity.image" --pin-dir "$B" --node e2e-node >/dev/null 2>&1 || die "load affinity again"
+		seen=""
+		for c in $(seq 1 10); do
+			sleep 1.1
+			o=$(timeout 20 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"' \
+				sh "$CG" "$NSC" "$PY" "$here/client.py" affine expiry-$c 10.96.1.40 80 1 "$WEB" 2>&1)
+			seen="$seen $(printf '%s' "$o" | sed -n 's/.*all to \([0-9.:]*\)).*/\1/p')"
+		done
+		n=$(printf '%s\n' $seen | sort -u | grep -c .)
+		if [ "$n" = 2 ]; then report "ok affinity-expires  (10 picks after the timeout:$seen)"; else
+			report "FAIL affinity-expires: 10 picks after the timeout all went to$seen"; fi
+
 		# Host mode nodeport (a host that is not a node, without a pod network): the ClusterIP
 		# goes to the backends' node address (10.99.0.2, e2e-node's InternalIP) and the NodePort.
 		"$BALANCER" load "$WORK/cluster.image" --pin-dir "$B" --host-mode nodeport >/dev/null 2>&1 || die "load (host mode nodeport)"
