@@ -48,25 +48,28 @@ def main():
         s.settimeout(TIMEOUT)
         return s
 
+    def answer(i):  # one TCP connect: the backend's "ADDR:PORT" answer
+        s = sock(socket.SOCK_STREAM)
+        try:
+            s.connect(dst)
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as e:
+            raise Fail(f"connect #{i + 1} to {want}: {e}")
+        finally:
+            s.close()
+        return reply.decode().strip()
+
     try:
         if check == "tcp":
             n, backends = int(rest[0]), set(rest[1].split(","))
             seen = {}
             for i in range(n):
-                s = sock(socket.SOCK_STREAM)
-                try:
-                    s.connect(dst)
-                    reply = b""
-                    while not reply.endswith(b"\n"):
-                        chunk = s.recv(100)
-                        if not chunk:
-                            break
-                        reply += chunk
-                except OSError as e:
-                    raise Fail(f"connect #{i + 1} to {want}: {e}")
-                finally:
-                    s.close()
-                who = reply.decode().strip()
+                who = answer(i)
                 if who not in backends:
                     raise Fail(f"connect #{i + 1} answered by {who!r}, not one of {sorted(backends)}")
                 seen[who] = seen.get(who, 0) + 1
@@ -135,20 +138,7 @@ def main():
             n, backends = int(rest[0]), set(rest[1].split(","))
             got = {}
             for i in range(n):
-                s = sock(socket.SOCK_STREAM)
-                try:
-                    s.connect(dst)
-                    reply = b""
-                    while not reply.endswith(b"\n"):
-                        chunk = s.recv(100)
-                        if not chunk:
-                            break
-                        reply += chunk
-                except OSError as e:
-                    raise Fail(f"connect #{i + 1} to {want}: {e}")
-                finally:
-                    s.close()
-                who = reply.decode().strip()
+                who = answer(i)
                 got[who] = got.get(who, 0) + 1
             if len(got) != 1 or not set(got) <= backends:
                 raise Fail(f"{n} connects reached {got}, expected one backend of {sorted(backends)}")
