@@ -1,6 +1,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <pthread.h>
 #include <sys/vfs.h>
 
 /* LIBBPF_OPTS is a statement-expression macro Swift cannot import: these wrap the calls that
@@ -30,4 +31,38 @@ static inline struct bpf_object *clibbpf_open_mem(const void *buf, size_t len)
 static inline int clibbpf_map_create_array(const char *name, unsigned value_size, unsigned max_entries)
 {
 	return bpf_map_create(BPF_MAP_TYPE_ARRAY, name, 4, value_size, max_entries, NULL);
+}
+
+/* One update of a map-in-map slot. */
+struct clibbpf_inner_update {
+	int outer_fd;
+	unsigned key;
+	unsigned inner_fd;
+	int result;
+};
+
+static void *clibbpf__set_inner(void *arg)
+{
+	struct clibbpf_inner_update *u = arg;
+	u->result = bpf_map_update_elem(u->outer_fd, &u->key, &u->inner_fd, BPF_ANY);
+	return NULL;
+}
+
+/* The kernel waits for an RCU grace period after every update of a map-in-map (so that no
+ * program still uses the replaced inner map when the call returns). Issued from concurrent
+ * threads the waits overlap: n updates cost about one grace period instead of n. Updates beyond
+ * the threads that could be started run on the calling thread. */
+static inline void clibbpf_set_inners(struct clibbpf_inner_update *updates, unsigned n)
+{
+	pthread_t threads[16];
+	int started[16] = {0};
+	for (unsigned i = 0; i < n; i++) {
+		if (i < 16 && pthread_create(&threads[i], NULL, clibbpf__set_inner, &updates[i]) == 0)
+			started[i] = 1;
+		else
+			clibbpf__set_inner(&updates[i]);
+	}
+	for (unsigned i = 0; i < n && i < 16; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
 }

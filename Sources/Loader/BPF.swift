@@ -135,6 +135,18 @@ public final class BPFMap: @unchecked Sendable {
         guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
     }
 
+    /// Sets several map-in-map slots at once; the kernel's grace-period waits overlap (see
+    /// clibbpf_set_inners). The first failure is thrown, after every update has been tried.
+    public static func setInners(_ updates: [(outer: BPFMap, index: UInt32, inner: BPFMap)]) throws(BPFError) {
+        var raw = updates.map { clibbpf_inner_update(outer_fd: $0.outer.fd, key: $0.index, inner_fd: UInt32(bitPattern: $0.inner.fd), result: 0) }
+        raw.withUnsafeMutableBufferPointer { clibbpf_set_inners($0.baseAddress, UInt32($0.count)) }
+        // The fds must stay open until every thread has finished.
+        withExtendedLifetime(updates) {}
+        for (u, r) in zip(updates, raw) where r.result != 0 {
+            throw BPFError("insert \(u.inner.name) at generation \(u.index) of", u.outer.name, r.result)
+        }
+    }
+
     /// Every key of the map (a walk with bpf_map_get_next_key).
     public func keys(keySize: Int) throws(BPFError) -> [[UInt8]] {
         var out: [[UInt8]] = []

@@ -80,6 +80,18 @@ public struct SectionInfo: Sendable, Equatable {
     }
 }
 
+/// An image whose container and tables are verified (ImageDecoder.verify) but not decoded into
+/// the model: the loader writes `bytes`' record sections to the kernel as they are.
+public struct VerifiedImage: Sendable {
+    public var header: ImageHeader
+    public var bytes: [UInt8]
+    public var nodes: [NodeInfo]
+
+    public func nodeID(named name: String) throws(ResolverError) -> UInt32 {
+        try NodeInfo.id(named: name, in: nodes)
+    }
+}
+
 /// A decoded, fully verified image.
 public struct MapImage: Sendable {
     public var header: ImageHeader
@@ -297,6 +309,18 @@ public enum ImageEncoder {
 /// slots, node addresses → nodes). Any violation is an ImageError; no input makes it crash.
 public enum ImageDecoder {
     public static func decodeHeader(_ bytes: [UInt8]) throws(ImageError) -> ImageHeader {
+        try decodeHeader(bytes, checkDigest: true)
+    }
+
+    /// The container's layout (versions, section table, record sizes, capacities) without the
+    /// digest: enough to know where each table's records are. The loader starts filling fresh
+    /// maps from it while `verify` (which checks the digest too) runs; nothing is published
+    /// before `verify` has succeeded.
+    public static func decodeLayout(_ bytes: [UInt8]) throws(ImageError) -> ImageHeader {
+        try decodeHeader(bytes, checkDigest: false)
+    }
+
+    static func decodeHeader(_ bytes: [UInt8], checkDigest: Bool) throws(ImageError) -> ImageHeader {
         let h = ImageLayout.headerSize
         guard bytes.count >= h else {
             throw ImageError("truncated: \(bytes.count) bytes, a header needs \(h)")
@@ -324,11 +348,16 @@ public enum ImageDecoder {
                 : "trailing data: header says \(total) bytes, file has \(bytes.count)", offset: 24)
         }
         let stored = Array(bytes[ImageLayout.digestOffset..<(ImageLayout.digestOffset + 32)])
-        var zeroed = bytes
-        zeroed.replaceSubrange(ImageLayout.digestOffset..<(ImageLayout.digestOffset + 32), with: [UInt8](repeating: 0, count: 32))
-        let actual = Array(SHA256.hash(data: zeroed))
-        guard actual == stored else {
-            throw ImageError("digest mismatch: header says \(stored.map(hexByte).joined()), content hashes to \(actual.map(hexByte).joined()) (corrupted or forged)", offset: ImageLayout.digestOffset)
+        if checkDigest {
+            // The digest covers the file with its own field zeroed.
+            var hasher = SHA256()
+            hasher.update(data: bytes[0..<ImageLayout.digestOffset])
+            hasher.update(data: [UInt8](repeating: 0, count: 32))
+            hasher.update(data: bytes[(ImageLayout.digestOffset + 32)...])
+            let actual = Array(hasher.finalize())
+            guard actual == stored else {
+                throw ImageError("digest mismatch: header says \(stored.map(hexByte).joined()), content hashes to \(actual.map(hexByte).joined()) (corrupted or forged)", offset: ImageLayout.digestOffset)
+            }
         }
         let expected = ImageTable.allCases.count + 1
         guard sectionCount == expected else {
@@ -390,6 +419,19 @@ public enum ImageDecoder {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(ImageError) -> (ImageHeader, ImageContents) {
+        try decode(bytes, materialize: true)
+    }
+
+    /// Every check `decode` makes on the container and the tables, without building the model:
+    /// what a loader needs before it writes the tables to the kernel. Of the metadata only the
+    /// node list is decoded, when `nodes` (to map `--node` to an id); the rest is covered by the
+    /// digest and is not written to the kernel.
+    public static func verify(_ bytes: [UInt8], nodes: Bool = true) throws(ImageError) -> VerifiedImage {
+        let (header, contents) = try decode(bytes, materialize: false, nodes: nodes)
+        return VerifiedImage(header: header, bytes: bytes, nodes: contents.metadata.nodes)
+    }
+
+    static func decode(_ bytes: [UInt8], materialize: Bool, nodes decodeNodes: Bool = true) throws(ImageError) -> (ImageHeader, ImageContents) {
         let header = try decodeHeader(bytes)
         func section(_ t: ImageTable) -> SectionInfo { header.sections[Int(t.rawValue) - 1] }
 
@@ -422,10 +464,10 @@ public enum ImageDecoder {
             let v6: IPAddress? = n.addr6 == IPAddress(high: 0, low: 0) ? nil : n.addr6
             if let v6, v6.isIPv4 { throw ImageError("nodes: IPv6 address field holds an IPv4 address", offset: v) }
             nodeIDs.insert(id)
-            contents.nodes.append(ImageNode(id: id, zoneID: n.zoneID, flags: NodeFlags(rawValue: n.flags), ipv4: v4, ipv6: v6))
+            if materialize { contents.nodes.append(ImageNode(id: id, zoneID: n.zoneID, flags: NodeFlags(rawValue: n.flags), ipv4: v4, ipv6: v6)) }
         }
 
-        var backendIDs = Set<UInt32>()
+        var backendIDs = Set<UInt32>(minimumCapacity: section(.backends).count)
         try records(.backends) { (_, k, v) throws(ImageError) in
             let id = RecordDecoder.idKey(bytes, k)
             let b = RecordDecoder.backendValue(bytes, v)
@@ -438,12 +480,15 @@ public enum ImageDecoder {
                 throw ImageError("backends: backend \(id) refers to node \(b.nodeID), which is not in the nodes table", offset: v)
             }
             backendIDs.insert(id)
-            contents.backends.append(Backend(id: id, address: SocketAddress(address: b.address, port: b.port), proto: proto, nodeID: b.nodeID))
+            if materialize {
+                contents.backends.append(Backend(id: id, address: SocketAddress(address: b.address, port: b.port), proto: proto, nodeID: b.nodeID))
+            }
         }
 
         // Sets, then their slots and members, which must match one for one.
-        var setCounts: [SetKey: (count: Int, flags: SetFlags)] = [:]
+        var setCounts: [SetKey: (count: Int, flags: SetFlags)] = Dictionary(minimumCapacity: section(.sets).count)
         var setOrder: [SetKey] = []
+        setOrder.reserveCapacity(section(.sets).count)
         var totalSlots = 0
         try records(.sets) { (_, k, v) throws(ImageError) in
             let key = RecordDecoder.setKey(bytes, k)
@@ -473,18 +518,19 @@ public enum ImageDecoder {
             setCounts[sk] = (Int(value.count), SetFlags(rawValue: value.flags))
             setOrder.append(sk)
         }
-        var slotsBySet: [SetKey: [UInt32?]] = [:]
+        var slotsBySet: [SetKey: [UInt32?]] = Dictionary(minimumCapacity: setCounts.count)
         for (k, v) in setCounts { slotsBySet[k] = [UInt32?](repeating: nil, count: v.count) }
         try records(.slots) { (_, k, v) throws(ImageError) in
             let key = RecordDecoder.slotKey(bytes, k)
             let backend = RecordDecoder.slotValue(bytes, v)
             guard key.pad == [0, 0, 0], let scope = SetScope(rawValue: key.scope) else { throw ImageError("slots: bad scope or padding", offset: k) }
             let sk = SetKey(groupID: key.groupID, scope: scope, scopeID: key.scopeID)
-            guard var list = slotsBySet[sk] else { throw ImageError("slots: slot of a set that does not exist", offset: k) }
-            guard Int(key.index) < list.count else { throw ImageError("slots: index \(key.index) beyond the set's count \(list.count)", offset: k) }
+            guard let at = slotsBySet.index(forKey: sk) else { throw ImageError("slots: slot of a set that does not exist", offset: k) }
+            let count = slotsBySet.values[at].count
+            guard Int(key.index) < count else { throw ImageError("slots: index \(key.index) beyond the set's count \(count)", offset: k) }
             guard backendIDs.contains(backend) else { throw ImageError("slots: backend \(backend) is not in the backends table", offset: v) }
-            list[Int(key.index)] = backend
-            slotsBySet[sk] = list
+            // In place: copying the set's list out and back would cost its length per slot.
+            slotsBySet.values[at][Int(key.index)] = backend
         }
         var memberCount = 0
         try records(.members) { (_, k, v) throws(ImageError) in
@@ -510,7 +556,7 @@ public enum ImageDecoder {
             guard Set(backends).count == backends.count else {
                 throw ImageError("slots: a set of group \(sk.groupID) lists a backend twice", offset: section(.slots).offset)
             }
-            sets.append(BackendSet(key: sk, flags: info.flags, backends: backends))
+            if materialize { sets.append(BackendSet(key: sk, flags: info.flags, backends: backends)) }
             if sk.scope != .gate { groupsWithSets.insert(sk.groupID) }
         }
         guard memberCount == section(.slots).count else {
@@ -527,6 +573,7 @@ public enum ImageDecoder {
             guard (1...ABI.maxRules).contains(Int(f.ruleCount)) else { throw ImageError("frontends: \(f.ruleCount) rules (1–\(ABI.maxRules) allowed)", offset: v) }
             let key = FrontendKey(address: f.address, port: f.port, proto: proto)
             var rules: [Rule] = []
+            if materialize { rules.reserveCapacity(Int(f.ruleCount)) }
             for (i, r) in f.rules.enumerated() {
                 if i >= Int(f.ruleCount) {
                     guard r.groupID == 0, r.ownerID == 0, r.affinityTimeout == 0, r.rateLimit == 0, r.origin == 0, r.kind == 0,
@@ -547,10 +594,12 @@ public enum ImageDecoder {
                 if key.isNodePortWildcard && kind != .nodePort {
                     throw ImageError("frontends: wildcard frontend \(key) has a \(kind) rule", offset: v)
                 }
-                rules.append(Rule(groupID: r.groupID, ownerID: r.ownerID, affinityTimeout: r.affinityTimeout, rateLimit: r.rateLimit,
-                                  origin: origin, kind: kind, action: action, flags: RuleFlags(rawValue: r.flags), nodePort: r.nodePort))
+                if materialize {
+                    rules.append(Rule(groupID: r.groupID, ownerID: r.ownerID, affinityTimeout: r.affinityTimeout, rateLimit: r.rateLimit,
+                                      origin: origin, kind: kind, action: action, flags: RuleFlags(rawValue: r.flags), nodePort: r.nodePort))
+                }
             }
-            contents.frontends.append(Frontend(key: key, id: f.id, rules: rules))
+            if materialize { contents.frontends.append(Frontend(key: key, id: f.id, rules: rules)) }
         }
 
         try records(.vips) { (_, k, v) throws(ImageError) in
@@ -558,19 +607,24 @@ public enum ImageDecoder {
             let value = RecordDecoder.vipValue(bytes, v)
             guard value.serviceID != 0 else { throw ImageError("vips: service id 0", offset: v) }
             guard value.flags & ~VIPFlags.rejectUnknownPort.rawValue == 0 else { throw ImageError("vips: unknown flags", offset: v) }
-            contents.vips.append(VIP(address: addr, serviceID: value.serviceID, flags: VIPFlags(rawValue: value.flags)))
+            if materialize { contents.vips.append(VIP(address: addr, serviceID: value.serviceID, flags: VIPFlags(rawValue: value.flags))) }
         }
         try records(.nodeAddresses) { (_, k, v) throws(ImageError) in
             let addr = RecordDecoder.addrKey(bytes, k)
             let value = RecordDecoder.nodeAddrValue(bytes, v)
             guard nodeIDs.contains(value.nodeID) else { throw ImageError("node_addrs: \(addr) refers to node \(value.nodeID), which is not in the nodes table", offset: v) }
             guard value.flags == 0 else { throw ImageError("node_addrs: unknown flags", offset: v) }
-            contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: value.nodeID))
+            if materialize { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: value.nodeID)) }
         }
 
         let meta = header.sections[ImageTable.allCases.count]
         do {
-            contents.metadata = try ImageMetadata.decode(Array(bytes[meta.offset..<(meta.offset + meta.length)]))
+            let json = Array(bytes[meta.offset..<(meta.offset + meta.length)])
+            if materialize {
+                contents.metadata = try ImageMetadata.decode(json)
+            } else if decodeNodes {
+                contents.metadata.nodes = try ImageMetadata.decodeNodes(json)
+            }
         } catch {
             throw ImageError("metadata is not valid: \(error)", offset: meta.offset)
         }

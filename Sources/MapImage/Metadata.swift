@@ -43,6 +43,12 @@ public struct ImageMetadata: Codable, Hashable, Sendable {
         try JSONDecoder().decode(ImageMetadata.self, from: Data(bytes))
     }
 
+    /// Only the node list: the loader's need, without decoding every service's names.
+    public static func decodeNodes(_ bytes: [UInt8]) throws -> [NodeInfo] {
+        struct Nodes: Decodable { var nodes: [NodeInfo] }
+        return try JSONDecoder().decode(Nodes.self, from: Data(bytes)).nodes
+    }
+
     public func node(named name: String) -> NodeInfo? { nodes.first { $0.name == name } }
     public func node(id: UInt32) -> NodeInfo? { nodes.first { $0.id == id } }
 }
@@ -61,6 +67,14 @@ public struct InputSummary: Codable, Hashable, Sendable {
 }
 
 public struct NodeInfo: Codable, Hashable, Sendable {
+    /// The id of the node named `name`; the error lists the names the image knows.
+    static func id(named name: String, in nodes: [NodeInfo]) throws(ResolverError) -> UInt32 {
+        if let n = nodes.first(where: { $0.name == name }) { return n.id }
+        let known = nodes.map(\.name).sorted()
+        let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
+        throw ResolverError(message: "node \"\(name)\" is not in this image (known: \(known.isEmpty ? "none" : list))")
+    }
+
     public var id: UInt32
     public var name: String
     public var zone: String?

@@ -70,10 +70,7 @@ public struct Resolver: Sendable {
 
     /// The node id of a node name in this image, or an error naming the known nodes.
     public func nodeID(named name: String) throws(ResolverError) -> UInt32 {
-        if let n = contents.metadata.node(named: name) { return n.id }
-        let known = contents.metadata.nodes.map(\.name).sorted()
-        let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
-        throw ResolverError(message: "node \"\(name)\" is not in this image (known: \(known.isEmpty ? "none" : list))")
+        try NodeInfo.id(named: name, in: contents.metadata.nodes)
     }
 
     /// Resolves a connect to `destination` over `proto` from node `nodeID` (0: a host that is not a node).

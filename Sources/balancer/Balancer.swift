@@ -32,13 +32,16 @@ struct CommandError: Error, CustomStringConvertible {
     var description: String
 }
 
-func loadImage(_ path: String) throws -> MapImage {
-    let bytes: [UInt8]
+func readImageBytes(_ path: String) throws -> [UInt8] {
     do {
-        bytes = try ImageFile.read(path)
+        return try ImageFile.read(path)
     } catch {
         throw CommandError(description: "cannot read image \(error)")
     }
+}
+
+func loadImage(_ path: String) throws -> MapImage {
+    let bytes = try readImageBytes(path)
     do {
         return try MapImage(bytes: bytes)
     } catch {
@@ -247,8 +250,8 @@ struct Load: ParsableCommand {
         discussion: """
         The image is verified completely before any map is touched. The standby generation gets new \
         tables, then one update of bl_config makes it live; the previous generation stays as the \
-        rollback target. In this release the datapath's maps must already be pinned under \
-        PIN-DIR/maps (bpftool prog loadall OBJECT PIN-DIR/progs pinmaps PIN-DIR/maps); `attach` comes next.
+        rollback target. The datapath's maps must be pinned under PIN-DIR/maps (`balancer attach` \
+        does that). Loading the live image again changes nothing.
         """)
 
     @Argument(help: "The image file.")
@@ -263,24 +266,36 @@ struct Load: ParsableCommand {
     @Option(help: "For hosts that are not nodes: pod or nodeport.")
     var hostMode: String = "pod"
 
+    @Flag(help: "Print one JSON line of per-step timings to standard error.")
+    var timings = false
+
     func run() throws {
         guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
-        let img = try loadImage(image)
-        var nodeID: UInt32 = 0
-        if let node {
-            do { nodeID = try Resolver(img.contents).nodeID(named: node) } catch { throw CommandError(description: error.description) }
-        }
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let bytes = try readImageBytes(image)
+        let t1 = clock.now
         do {
             let datapath = try Datapath(pinDir: pinDir)
-            let report = try datapath.load(img, nodeID: nodeID, hostMode: mode)
+            let report = try datapath.load(imageBytes: bytes, node: node, hostMode: mode)
+            if timings {
+                func s(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+                var fields = ["\"read_seconds\":\(s(t1 - t0))"]
+                fields += report.phases.map { "\"\($0.0.replacingOccurrences(of: " ", with: "_"))_seconds\":\($0.1)" }
+                fields.append("\"total_seconds\":\(s(clock.now - t0))")
+                printError("{" + fields.joined(separator: ",") + "}")
+            }
             let counts = report.records.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             if report.unchanged {
-                print("generation \(report.generation) already live with this image (sha256 \(img.header.digestHex)): nothing changed")
+                print("generation \(report.generation) already live with this image (sha256 \(report.digestHex)): nothing changed")
             } else {
-                print("generation \(report.generation) live: sha256 \(img.header.digestHex); \(counts)")
+                print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)")
             }
-        } catch {
+        } catch let error as LoadError {
+            if case .image = error { throw CommandError(description: "\(image): \(error)") }
             throw CommandError(description: error.description)
+        } catch {
+            throw CommandError(description: "\(error)")
         }
     }
 }

@@ -140,6 +140,34 @@ func sorted(_ c: ImageContents) -> ImageContents {
         #expect(rejected > (bytes.count - 64))
     }
 
+    /// The loader's check (`verify`, no model built) refuses exactly what `decode` refuses in the
+    /// tables and the container; only the metadata beyond the node list is left to the digest.
+    @Test func verifyRefusesWhatDecodeRefuses() throws {
+        let bytes = ImageEncoder.encode(sampleContents())
+        let header = try ImageDecoder.decodeHeader(bytes)
+        let metadataStart = header.sections[ImageTable.allCases.count].offset
+        var compared = 0
+        for i in 64..<metadataStart {
+            for v: UInt8 in [0x00, 0xFF, bytes[i] ^ 0x10] where v != bytes[i] {
+                var b = bytes
+                b[i] = v
+                let signed = resign(b)
+                let decoded = (try? ImageDecoder.decode(signed)) != nil
+                let verified = (try? ImageDecoder.verify(signed)) != nil
+                #expect(decoded == verified, "byte \(i) set to \(v): decode \(decoded), verify \(verified)")
+                compared += 1
+            }
+        }
+        #expect(compared > 100)
+        // Unsigned corruption: the digest check is part of verify, not of decodeLayout.
+        var flipped = bytes
+        flipped[metadataStart] ^= 0x01
+        #expect(throws: ImageError.self) { try ImageDecoder.verify(flipped) }
+        #expect((try? ImageDecoder.decodeLayout(flipped)) != nil)
+        // The node list the loader needs comes through.
+        #expect(try ImageDecoder.verify(bytes).nodes == ImageDecoder.decode(bytes).1.metadata.nodes)
+    }
+
     @Test func forgedDigestIsRejected() {
         var bytes = ImageEncoder.encode(sampleContents())
         bytes[40] ^= 0xFF

@@ -58,8 +58,7 @@ char LICENSE[] SEC("license") = "GPL";
 		__type(key, __u32);                                                               \
 		__array(values, struct {                                                          \
 			__uint(type, BPF_MAP_TYPE_HASH);                                          \
-			__uint(max_entries, max);                                                 \
-			__uint(map_flags, BPF_F_NO_PREALLOC);                                     \
+			__uint(max_entries, 1);                                                   \
 			__uint(key_size, sizeof(key_type));                                       \
 			__uint(value_size, sizeof(value_type));                                   \
 		});                                                                               \

@@ -9,7 +9,7 @@ each packed size is checked against the header's BL_*_SIZE defines, so a drift o
 here instead of producing a silently wrong image.
 
 The batch creates the generation's eight inner maps ($BPFFS/inner_<table>_<gen>: HASH,
-BPF_F_NO_PREALLOC, ABI key/value sizes), fills them, and inserts each at index GEN of its outer
+preallocated, ABI key/value sizes), fills them, and inserts each at index GEN of its outer
 map ($BPFFS/maps/bl_<table>). It does not touch bl_config: run.sh flips generations itself.
 """
 import ipaddress
@@ -31,7 +31,6 @@ VIP_REJECT_UNKNOWN_PORT = 1 << 0
 NODE_FROM_OBJECT = 1 << 0
 SCOPE_CLUSTER = 0
 MAX_RULES = 3
-F_NO_PREALLOC = 1
 NODE_ID = 7  # bl_config.node_id written by run.sh
 
 
@@ -199,8 +198,8 @@ def main():
         ks, vs = (SIZES[m] for m in TABLE_SIZES[name])
         inner = f"{bpffs}/inner_{name}_{gen}"
         # max_entries is not compared for hash inner maps: sized to the image, not BL_MAX_*.
-        print(f"map create {inner} type hash key {ks} value {vs} entries 64 name bl_{name[:8]}_{gen} "
-              f"flags {F_NO_PREALLOC}")
+        # Preallocated (flags 0), as the loader creates them: the template's flags must match.
+        print(f"map create {inner} type hash key {ks} value {vs} entries 64 name bl_{name[:8]}_{gen} flags 0")
         for k, v in records:
             print(f"map update pinned {inner} key {hexbytes(k)} value {hexbytes(v)} noexist")
         print(f"map update pinned {bpffs}/maps/bl_{name} key {idx} value pinned {inner}")
