@@ -81,11 +81,13 @@ public struct RuleFlags: OptionSet, Hashable, Sendable, CustomStringConvertible 
     public static let skipFromBackend = RuleFlags(rawValue: UInt16(BL_RULE_SKIP_FROM_BACKEND.rawValue))
     public static let nodeGated = RuleFlags(rawValue: UInt16(BL_RULE_NODE_GATED.rawValue))
     public static let outCluster = RuleFlags(rawValue: UInt16(BL_RULE_OUT_CLUSTER.rawValue))
+    public static let direct = RuleFlags(rawValue: UInt16(BL_RULE_DIRECT.rawValue))
 
     static let names: [(RuleFlags, String)] = [
         (.localOnly, "local-only"), (.topology, "topology"), (.affinity, "affinity"),
         (.fallThrough, "fallthrough"), (.externalLocal, "etp-local"), (.internalLocal, "itp-local"),
         (.skipFromBackend, "skip-from-backend"), (.nodeGated, "node-gated"), (.outCluster, "out-cluster"),
+        (.direct, "direct"),
     ]
     static let known: UInt16 = names.reduce(0) { $0 | $1.0.rawValue }
 

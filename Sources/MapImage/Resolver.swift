@@ -105,6 +105,13 @@ public struct Resolver: Sendable {
                     continue
                 }
             }
+            // Host mode nodeport reaches pods only through a NodePort; node and external
+            // addresses (DIRECT rules) are reached as they are.
+            if hostMode == .nodeport && rule.action == .translate && rule.nodePort == 0 && !rule.flags.contains(.direct)
+                && rule.flags.contains(.fallThrough) {
+                notes.append("\(rule.origin) \(name) reaches pods, which host mode nodeport cannot")
+                continue
+            }
             if rule.action == .reject {
                 if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
                 return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
@@ -137,6 +144,8 @@ public struct Resolver: Sendable {
                 guard let b = backends[id] else { continue }
                 switch hostMode {
                 case .pod:
+                    addresses.append(b.address)
+                case .nodeport where rule.flags.contains(.direct):
                     addresses.append(b.address)
                 case .nodeport:
                     guard rule.nodePort != 0 else {

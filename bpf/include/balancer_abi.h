@@ -29,7 +29,7 @@ typedef uint16_t __be16;
 typedef uint32_t __be32;
 #endif
 
-#define BL_ABI_VERSION 1u
+#define BL_ABI_VERSION 2u
 
 /* ---- image tables (double-buffered by the loader; one generation = one whole image) ---------- */
 
@@ -118,6 +118,10 @@ enum bl_rule_flag {
 	BL_RULE_NODE_GATED = 1u << 7,
 	/* With NODE_GATED: the rule also applies on hosts that are not nodes (node id 0). */
 	BL_RULE_OUT_CLUSTER = 1u << 8,
+	/* The rule's backends are node or external addresses (BalancingPolicy hostPort, nodeProxy,
+	 * addressEndpoint): host mode nodeport reaches them as they are. A rule without it and
+	 * without a nodePort falls through (with BL_RULE_FALLTHROUGH) or rejects in that mode. */
+	BL_RULE_DIRECT = 1u << 9,
 };
 
 /* One way to serve a frontend. A frontend holds up to BL_MAX_RULES, tried in order. */
@@ -294,7 +298,7 @@ struct bl_reverse_value {
 	__u32 backend_id;
 };
 
-/* Per-policy rate-limit window, per node (keyed by policy id). */
+/* Per-policy rate-limit window, per node (keyed by policy id): a fixed one-second window. */
 struct bl_rate_key {
 	__u32 owner_id;
 	__u32 pad;
@@ -303,6 +307,19 @@ struct bl_rate_key {
 struct bl_rate_value {
 	__u64 window_start_ns;
 	__u64 count;
+};
+
+/* skipRedirectFromBackend: the network namespaces of a policy's backend pods on this node
+ * (written by the loader, which finds them on the host). A connect from such a namespace skips
+ * that policy's rule. */
+struct bl_skip_key {
+	__u64 netns_cookie;
+	__u32 owner_id;
+	__u32 pad;
+};
+
+struct bl_skip_value {
+	__u32 present;
 };
 
 /* Which image each generation holds: a loader-only array (2 entries, index = generation) pinned
@@ -351,6 +368,10 @@ BL_ASSERT_SIZE(struct bl_affinity_key, 16);
 BL_ASSERT_SIZE(struct bl_affinity_value, 16);
 BL_ASSERT_SIZE(struct bl_reverse_value, 48);
 BL_ASSERT_SIZE(struct bl_generation_value, 32);
+BL_ASSERT_SIZE(struct bl_rate_key, 8);
+BL_ASSERT_SIZE(struct bl_rate_value, 16);
+BL_ASSERT_SIZE(struct bl_skip_key, 16);
+BL_ASSERT_SIZE(struct bl_skip_value, 4);
 
 /* Swift-visible record sizes by table, so the image decoder needs no table of its own. */
 static inline unsigned bl_table_key_size(unsigned table)

@@ -105,6 +105,23 @@ struct {
 	__type(value, struct bl_reverse_value);
 } bl_reverse SEC(".maps");
 
+/* Redirect rate limits (spec.redirectRateLimit), per policy id on this node. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_rate_key);
+	__type(value, struct bl_rate_value);
+} bl_rate SEC(".maps");
+
+/* skipRedirectFromBackend: (netns cookie, policy id) of the policy's backend pods here; written
+ * by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_skip_key);
+	__type(value, struct bl_skip_value);
+} bl_skip SEC(".maps");
+
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
 /* The inner maps of one generation. */
@@ -480,8 +497,50 @@ struct bl_choice {
 	__be16 node_port_be;      /* of the deciding rule */
 };
 
-static __always_inline int bl_choose(const struct bl_maps *m, const struct bl_frontend_value *fe, __u32 node_id,
-				     struct bl_choice *ch)
+/* One more redirect of policy `owner` in the current one-second window; 1 when that is over
+ * `limit` (the connect then falls through). Concurrent connects may both pass the boundary of a
+ * window: the limit is approximate by a few connects, never unbounded. */
+static __always_inline int bl_over_rate(__u32 owner, __u32 limit)
+{
+	struct bl_rate_value *v;
+	struct bl_rate_key k;
+	__u64 now = bpf_ktime_get_ns();
+
+	k.owner_id = owner;
+	k.pad = 0;
+	v = bpf_map_lookup_elem(&bl_rate, &k);
+	if (!v) {
+		struct bl_rate_value init;
+
+		init.window_start_ns = now;
+		init.count = 1;
+		bpf_map_update_elem(&bl_rate, &k, &init, BPF_NOEXIST);
+		return 0;
+	}
+	if (now - v->window_start_ns >= BL_NSEC_PER_SEC) {
+		v->window_start_ns = now;
+		v->count = 1;
+		return 0;
+	}
+	if (v->count >= limit)
+		return 1;
+	__sync_fetch_and_add(&v->count, 1);
+	return 0;
+}
+
+/* Whether the connecting socket's network namespace is one of policy `owner`'s backend pods'. */
+static __always_inline int bl_from_backend(struct bpf_sock_addr *ctx, __u32 owner)
+{
+	struct bl_skip_key k;
+
+	k.netns_cookie = bpf_get_netns_cookie(ctx);
+	k.owner_id = owner;
+	k.pad = 0;
+	return bpf_map_lookup_elem(&bl_skip, &k) != 0;
+}
+
+static __always_inline int bl_choose(struct bpf_sock_addr *ctx, const struct bl_maps *m, const struct bl_frontend_value *fe,
+				     __u32 node_id, __u32 host_mode, struct bl_choice *ch)
 {
 	__u32 n = fe->rule_count;
 	int i;
@@ -505,6 +564,17 @@ static __always_inline int bl_choose(const struct bl_maps *m, const struct bl_fr
 				applies = bl_find_set(m, group, node_id, BL_SCOPE_GATE, 0) != 0;
 			if (!applies)
 				continue;
+		}
+		if ((flags & BL_RULE_SKIP_FROM_BACKEND) && bl_from_backend(ctx, r->owner_id)) {
+			ch->fallthroughs++;
+			continue;
+		}
+		/* Host mode nodeport reaches pods only through a NodePort; DIRECT backends (node and
+		 * external addresses) as they are. */
+		if (host_mode == BL_HOST_MODE_NODEPORT && r->action == BL_ACTION_TRANSLATE && r->node_port_be == 0 &&
+		    !(flags & BL_RULE_DIRECT) && (flags & BL_RULE_FALLTHROUGH)) {
+			ch->fallthroughs++;
+			continue;
 		}
 		if (r->action == BL_ACTION_REJECT) {
 			if (flags & BL_RULE_FALLTHROUGH) {
@@ -545,6 +615,11 @@ static __always_inline int bl_choose(const struct bl_maps *m, const struct bl_fr
 				}
 				return BL_OUT_REJECT;
 			}
+		}
+		/* Over the policy's redirect rate: the next rule serves this connect. */
+		if (r->rate_limit != 0 && (flags & BL_RULE_FALLTHROUGH) && bl_over_rate(r->owner_id, r->rate_limit)) {
+			ch->fallthroughs++;
+			continue;
 		}
 		ch->count = sv->count;
 		ch->flags = flags;
@@ -608,11 +683,12 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 	}
 	frontend_id = fe->frontend_id;
 
-	outcome = bl_choose(&m, fe, node_id, &ch);
+	outcome = bl_choose(ctx, &m, fe, node_id, host_mode, &ch);
 	if (outcome != BL_OUT_TRANSLATE)
 		goto done;
 
-	use.host_mode = host_mode;
+	/* DIRECT backends are node or external addresses: reached as they are in every host mode. */
+	use.host_mode = (ch.flags & BL_RULE_DIRECT) ? BL_HOST_MODE_POD : host_mode;
 	use.node_port_be = ch.node_port_be;
 	use.need_v4 = !sock_v6;
 	use.pad = 0;
@@ -622,7 +698,7 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 		goto done;
 	}
 	/* Host mode nodeport reaches backends through the service's NodePort: none, refused. */
-	if (host_mode == BL_HOST_MODE_NODEPORT && ch.node_port_be == 0) {
+	if (use.host_mode == BL_HOST_MODE_NODEPORT && ch.node_port_be == 0) {
 		outcome = BL_OUT_REJECT;
 		goto done;
 	}

@@ -15,7 +15,8 @@ struct mmap {
 };
 static struct mmap inner[2][8]; /* [gen][table-1] */
 static int present[2][8];
-static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 };
+static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
+	rate = { 8, 16 }, skip = { 16, 4 };
 
 static struct mmap *resolve(void *map)
 {
@@ -23,8 +24,14 @@ static struct mmap *resolve(void *map)
 	if (map == &bl_counters) return &counters;
 	if (map == &bl_affinity) return &affinity;
 	if (map == &bl_reverse) return &reverse;
-	return map;
+	if (map == &bl_rate) return &rate;
+	if (map == &bl_skip) return &skip;
+	if ((void *)map >= (void *)inner && (void *)map < (void *)(inner + 2))
+		return map; /* an inner map, handed out by an outer lookup */
+	fprintf(stderr, "unmocked map %p\n", map);
+	abort();
 }
+static struct mmap *resolve(void *map);
 static int outer_index(void *map)
 {
 	void *o[8] = { &bl_frontends, &bl_vips, &bl_node_addrs, &bl_nodes, &bl_sets, &bl_slots, &bl_members, &bl_backends };
@@ -99,6 +106,13 @@ static void rule(struct bl_frontend_value *f, __u32 group, int action, __u16 fla
 	struct bl_rule *r = &f->rules[f->rule_count++];
 	r->group_id = group; r->action = action; r->flags = flags; r->node_port_be = htons(nodeport);
 	r->affinity_timeout = aff; r->origin = 3; r->kind = 1;
+}
+/* A policy rule (owner id, rate limit). */
+static void prule(struct bl_frontend_value *f, __u32 group, __u32 owner, __u16 flags, __u32 rate_limit)
+{
+	struct bl_rule *r = &f->rules[f->rule_count++];
+	r->group_id = group; r->owner_id = owner; r->action = BL_ACTION_TRANSLATE; r->flags = flags;
+	r->rate_limit = rate_limit; r->origin = 1; r->kind = 6;
 }
 static void backend(int gen, __u32 id, const char *a, int port, int proto, __u32 node)
 {
@@ -324,6 +338,39 @@ int main(void)
 	f = fe_new(0, "fd00::8", 80, TCP, 1041); rule(f, 8, BL_ACTION_TRANSLATE, 0, 30090, 0);
 	rnd = 0; EXPECT(call(bl_connect6, 1, "fd00::8", 80, TCP), "fd01::1:30090");
 	rnd = 1; EXPECT(call(bl_connect6, 1, "fd00::8", 80, TCP), "fd01::1:30090");
+
+	/* policies: LRP (local only, fall through) over a BalancingPolicy (DIRECT: node addresses)
+	 * over the service (group 1, nodePort 30080). */
+	backend(0, 110, "192.168.0.2", 9000, TCP, 2);
+	{ const __u32 b10[] = { 110 }; set(0, 10, BL_SCOPE_CLUSTER, 0, 1, b10); }
+	f = fe_new(0, "10.0.0.20", 80, TCP, 1050);
+	prule(f, 1, 900, BL_RULE_LOCAL_ONLY | BL_RULE_FALLTHROUGH | BL_RULE_SKIP_FROM_BACKEND, 2);
+	prule(f, 10, 901, BL_RULE_FALLTHROUGH | BL_RULE_DIRECT, 0);
+	rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
+	f = fe_new(0, "10.0.0.21", 80, TCP, 1051);
+	prule(f, 2, 902, BL_RULE_FALLTHROUGH, 0); /* a pod-network policy (no DIRECT) over the service */
+	rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
+	config(0, 1, BL_HOST_MODE_POD);
+	rnd = 0;
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "10.1.0.1:8080");   /* local pod on node 1 */
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "10.1.0.1:8080");   /* 2nd in the window: limit 2 */
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "192.168.0.2:9000"); /* over the rate: the BP serves */
+	now_ns += 1000000000ull;
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "10.1.0.1:8080");   /* a new window */
+	{ struct bl_skip_key k = { 77, 900, 0 }; struct bl_skip_value v = { 1 }; bpf_map_update_elem(&bl_skip, &k, &v, BPF_ANY); }
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "192.168.0.2:9000"); /* from the backend's netns: skipped */
+	netns = 79;
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "10.1.0.1:8080");   /* another netns: redirected */
+	netns = 77;
+	config(0, 2, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "192.168.0.2:9000"); /* no local pod on node 2 */
+	/* host mode nodeport: the LRP falls through (not a node), the DIRECT BP is used as it is */
+	config(0, 0, BL_HOST_MODE_NODEPORT);
+	EXPECT(call(bl_connect4, 0, "10.0.0.20", 80, TCP), "192.168.0.2:9000");
+	/* a pod-network policy cannot serve in host mode nodeport: the service (through its NodePort) does */
+	rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.21", 80, TCP), "192.168.0.1:30080");
+	config(0, 0, BL_HOST_MODE_POD);
+	EXPECT(call(bl_connect4, 0, "10.0.0.21", 80, TCP), "10.1.0.3:5353");
 
 	/* generation flip: gen 1 without the frontend; reverse of a stale frontend dropped */
 	config(0, 0, BL_HOST_MODE_POD);
