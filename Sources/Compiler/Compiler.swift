@@ -10,8 +10,22 @@ public struct CompileResult: Sendable {
 
 /// Snapshot → image contents: a pure function. The same objects give the same contents whatever
 /// their order; ids are stable across unrelated changes.
+/// What a compile may be told beyond its inputs.
+public struct CompileOptions: Sendable {
+    /// Redirects per second per node for LocalRedirectPolicies that set no redirectRateLimit;
+    /// 0: none.
+    public var defaultRedirectRateLimit: UInt32
+
+    public init(defaultRedirectRateLimit: UInt32 = 0) {
+        self.defaultRedirectRateLimit = defaultRedirectRateLimit
+    }
+}
+
 public enum Compiler {
-    public static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic] = []) -> CompileResult {
+    /// Errors in the result's diagnostics mean objects (or policy frontends) were left out; the
+    /// contents are still the best image of the rest (what `compile --keep-going` writes).
+    public static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic] = [],
+                               options: CompileOptions = CompileOptions()) -> CompileResult {
         var sc = ServiceCompiler(snapshot: snapshot)
 
         // Service ids: the seed system's annotation is honoured; otherwise derived from the name.
@@ -41,6 +55,7 @@ public enum Compiler {
         for (i, name) in serviceNames.enumerated() { serviceIDs[name] = ids[i] }
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
+        sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit)
         return assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics)
     }
 
@@ -130,13 +145,13 @@ public enum Compiler {
         }
 
         // Frontends: ids by the same collision rule (keys are unique: the dense path).
-        let frontendEntries = Array(sc.frontends.values)
-        let frontendIDs = StableID.assignDense(frontendEntries.map(\.0.key)) {
+        let frontendEntries = sc.mergedFrontends()
+        let frontendIDs = StableID.assignDense(frontendEntries.map(\.key)) {
             StableID.hash(words: $0.address.high, $0.address.low, UInt64($0.port) << 8 | UInt64($0.proto.rawValue))
         }
         contents.frontends.reserveCapacity(frontendEntries.count)
         for (k, entry) in frontendEntries.enumerated() {
-            var f = entry.0
+            var f = entry
             f.id = frontendIDs[k]
             contents.frontends.append(f)
         }

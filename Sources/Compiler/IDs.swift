@@ -34,9 +34,9 @@ enum StableID {
     /// Ids by position, for identities with precomputed hashes: explicit ids first (in identity
     /// order; an explicit id asked for twice stays with the first, the other is reported through
     /// `conflict` and derived), then the others in order of hash, then identity, by the dense
-    /// rule, never taking an explicit id.
+    /// rule, never taking an explicit id or one of `reserved` (ids another kind already has).
     static func assignPositions<Identity: Comparable>(
-        _ identities: [Identity], hashes: [UInt32], explicit: [Int: UInt32],
+        _ identities: [Identity], hashes: [UInt32], explicit: [Int: UInt32], reserved: Set<UInt32> = [],
         conflict: (Int, Int, UInt32) -> Void = { _, _, _ in }
     ) -> [UInt32] {
         var ids = [UInt32](repeating: 0, count: identities.count)
@@ -57,7 +57,7 @@ enum StableID {
             if k - runStart > 1 { order[runStart..<k].sort { identities[$0] < identities[$1] } }
             runStart = k
         }
-        var allocator = DenseIDAllocator(reserved: Set(owner.keys))
+        var allocator = DenseIDAllocator(reserved: Set(owner.keys).union(reserved))
         for i in order { ids[i] = allocator.next(hashes[i]) }
         return ids
     }

@@ -15,6 +15,9 @@ struct ServiceCompiler {
     var groups: [GroupInfo] = []
     var services: [ServiceInfo] = []
     var groupIDs: [String: UInt32] = [:]
+    /// Policy rules by frontend (Policies.swift), stacked in front of the Service's rule.
+    var lrpClaims: [FrontendKey: PolicyClaim] = [:]
+    var bpClaims: [FrontendKey: PolicyClaim] = [:]
 
     // Node and zone catalogue
     let nodes: NodeCatalogue

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import CBalancerBPF
 import CLibbpf
 
@@ -133,5 +134,15 @@ public enum Attachment {
             detached.append(String(name.dropFirst(prefix.count)))
         }
         return detached
+    }
+
+    /// Where cgroup2 is mounted (the first cgroup2 entry of /proc/self/mounts).
+    public static func cgroup2Root() -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/self/mounts") else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count > 2 && f[2] == "cgroup2" { return String(f[1]) }
+        }
+        return nil
     }
 }

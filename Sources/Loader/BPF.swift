@@ -1,4 +1,5 @@
 import CLibbpf
+import MapImage
 
 #if canImport(Glibc)
 import Glibc
@@ -135,6 +136,12 @@ public final class BPFMap: @unchecked Sendable {
         guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
     }
 
+    public func delete(key: [UInt8]) throws(BPFError) {
+        var k = key
+        let r = bpf_map_delete_elem(fd, &k)
+        guard r == 0 || r == -ENOENT else { throw BPFError("delete from", name, Int32(r)) }
+    }
+
     /// Sets several map-in-map slots at once; the kernel's grace-period waits overlap (see
     /// clibbpf_set_inners). The first failure is thrown, after every update has been tried.
     public static func setInners(_ updates: [(outer: BPFMap, index: UInt32, inner: BPFMap)]) throws(BPFError) {
@@ -200,5 +207,24 @@ public enum BPFFS {
     public static func isBPFFS(_ path: String) -> Bool? {
         let r = clibbpf_is_bpffs(path)
         return r < 0 ? nil : r == 1
+    }
+}
+
+/// Network namespaces, for skipRedirectFromBackend.
+public enum NetworkNamespace {
+    /// The cookie (what bpf_get_netns_cookie returns for sockets there) and the interface
+    /// addresses of the namespace at `path` (a /proc/PID/ns/net), read by a short-lived thread
+    /// that enters it; the calling process stays where it is.
+    public static func probe(_ path: String) throws(BPFError) -> (cookie: UInt64, addresses: [IPAddress]) {
+        var p = clibbpf_netns_probe()
+        let r = clibbpf_probe_netns(path, &p)
+        guard r == 0 else { throw BPFError("probe network namespace", path, Int32(r)) }
+        var out: [IPAddress] = []
+        withUnsafeBytes(of: p.addrs) { raw in
+            for i in 0..<min(Int(p.count), 64) {
+                if let a = IPAddress(bytes: raw[(16 * i)..<(16 * i + 16)]) { out.append(a) }
+            }
+        }
+        return (p.cookie, out)
     }
 }

@@ -100,6 +100,8 @@ public struct Datapath {
         public var records: [String: Int]
         /// The image was already live with the same node and host mode: nothing was written.
         public var unchanged: Bool = false
+        /// skipRedirectFromBackend rules' (policy id, backend address) on this node (see syncSkips).
+        public var skipTargets: [(owner: UInt32, address: IPAddress)] = []
         /// Seconds spent per step ("fill <table>", "wait for verification", "publish", "flip"), in order.
         public var phases: [(String, Double)] = []
     }
@@ -136,6 +138,7 @@ public struct Datapath {
             guard let node else { return (image, 0) }
             do { return (image, try image.nodeID(named: node)) } catch { throw .node(error) }
         }
+        var skipTargets: [(owner: UInt32, address: IPAddress)] = []
         let current: Config
         do { current = try readConfig() } catch {
             _ = try? verification.wait()
@@ -144,11 +147,15 @@ public struct Datapath {
         // Loading the live image again changes nothing (only the config when node or host mode
         // differ).
         if (try? imageDigest(current.activeGeneration)) == header.digest {
-            let (_, nodeID) = try verified()
+            let (image, nodeID) = try verified()
+            skipTargets = image.skipTargets(nodeID: nodeID)
             let wanted = Config(activeGeneration: current.activeGeneration, nodeID: nodeID, hostMode: hostMode)
-            if wanted == current { return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, unchanged: true) }
+            if wanted == current {
+                return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, unchanged: true,
+                                  skipTargets: skipTargets)
+            }
             do { try writeConfig(wanted) } catch { throw .bpf(error) }
-            return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records)
+            return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, skipTargets: skipTargets)
         }
         let standby = current.activeGeneration ^ 1
         let filled: Standby
@@ -158,8 +165,9 @@ public struct Datapath {
         }
         var phases = filled.phases
         var t = Datapath.now()
-        let (_, nodeID) = try verified()
+        let (image, nodeID) = try verified()
         phases.append(("wait for verification", Datapath.now() - t))
+        skipTargets = image.skipTargets(nodeID: nodeID)
         t = Datapath.now()
         do { try publish(filled, digest: header.digest) } catch { throw .bpf(error) }
         phases.append(("publish", Datapath.now() - t))
@@ -167,7 +175,7 @@ public struct Datapath {
         // The flip: one update of one array element.
         do { try writeConfig(Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode)) } catch { throw .bpf(error) }
         phases.append(("flip", Datapath.now() - t))
-        return LoadReport(generation: standby, digestHex: header.digestHex, records: records, phases: phases)
+        return LoadReport(generation: standby, digestHex: header.digestHex, records: records, skipTargets: skipTargets, phases: phases)
     }
 
     /// Waits until no program still uses the standby generation.

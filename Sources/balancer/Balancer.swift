@@ -54,8 +54,12 @@ struct Compile: ParsableCommand {
         abstract: "Compile Kubernetes objects into a map image.",
         discussion: """
         INPUT is a file or a directory (read recursively: *.yaml, *.yml, *.json) of objects as \
-        `kubectl get -o yaml|json` prints them, List wrappers included. Every error of every file \
-        is reported; on error no image is written.
+        `kubectl get -o yaml|json` prints them, List wrappers included, with LocalRedirectPolicies \
+        and BalancingPolicies (docs/policies.md). Every error of every file is reported; on error \
+        no image is written. With --keep-going, errors of policies (two on one frontend, a missing \
+        Service, an unpaired port) leave that policy's frontend out (a conflict: the older policy \
+        keeps it) and the image is written; its metadata lists the errors. Malformed input always \
+        fails.
         """)
 
     @Argument(help: "Manifest files or directories.")
@@ -70,6 +74,12 @@ struct Compile: ParsableCommand {
     @Flag(help: "Print one JSON line of timings and sizes to standard error.")
     var timings = false
 
+    @Flag(help: "Write the image despite policy errors, leaving the offending policy frontends out.")
+    var keepGoing = false
+
+    @Option(help: "Redirects per second per node for LocalRedirectPolicies without spec.redirectRateLimit (0: none).")
+    var redirectRateLimit: UInt32 = 0
+
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -82,8 +92,15 @@ struct Compile: ParsableCommand {
             throw ExitCode(1)
         }
         let t1 = clock.now
-        let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics)
+        let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics,
+                                      options: CompileOptions(defaultRedirectRateLimit: redirectRateLimit))
         let t2 = clock.now
+        let errors = result.diagnostics.filter { $0.severity == .error }.count
+        if errors > 0 && !keepGoing {
+            for d in result.diagnostics where verbose || d.severity != .note { printError(d.description) }
+            printError("\(errors) error\(errors == 1 ? "" : "s"); no image written (--keep-going writes it without the failing policies)")
+            throw ExitCode(1)
+        }
         let bytes = ImageEncoder.encode(result.contents)
         let tEncoded = clock.now
         do {
@@ -269,6 +286,11 @@ struct Load: ParsableCommand {
     @Flag(help: "Print one JSON line of per-step timings to standard error.")
     var timings = false
 
+    @Option(help: ArgumentHelp(
+        "With --node: the cgroup whose processes' network namespaces are searched for the backend pods of skipRedirectFromBackend policies (default: the cgroup2 root).",
+        valueName: "CGROUP"))
+    var netnsScope: String?
+
     func run() throws {
         guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
         let clock = ContinuousClock()
@@ -286,10 +308,21 @@ struct Load: ParsableCommand {
                 printError("{" + fields.joined(separator: ",") + "}")
             }
             let counts = report.records.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            var skipNote = ""
+            if node != nil {
+                guard let scope = netnsScope ?? Attachment.cgroup2Root() else {
+                    throw CommandError(description: "no cgroup2 mount found: give --netns-scope")
+                }
+                let sr = try datapath.syncSkips(report.skipTargets, scope: scope)
+                if !report.skipTargets.isEmpty {
+                    skipNote = "; skipRedirectFromBackend: \(sr.entries) namespace entr\(sr.entries == 1 ? "y" : "ies") (\(sr.namespacesVisited) namespaces searched under \(scope))"
+                    if !sr.unmatched.isEmpty { skipNote += ", no namespace holds \(sr.unmatched.map(\.description).joined(separator: " "))" }
+                }
+            }
             if report.unchanged {
-                print("generation \(report.generation) already live with this image (sha256 \(report.digestHex)): nothing changed")
+                print("generation \(report.generation) already live with this image (sha256 \(report.digestHex)): nothing changed\(skipNote)")
             } else {
-                print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)")
+                print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)\(skipNote)")
             }
         } catch let error as LoadError {
             if case .image = error { throw CommandError(description: "\(image): \(error)") }

@@ -24,9 +24,25 @@ import Testing
     @Test(arguments: Repo.fixtureCases.filter { readText(Repo.fixtures + "/\($0)/expect.txt") != nil })
     func expectations(_ name: String) throws {
         let dir = Repo.fixtures + "/" + name
-        let probes = try Probe.parse(readText(dir + "/expect.txt") ?? "")
+        let text = readText(dir + "/expect.txt") ?? ""
+        let probes = try Probe.parse(text)
+        let directives = try FixtureDirectives.parse(text)
+        let (bytes, result) = try compileImage([dir])
+        // Every expected diagnostic is reported, and every error is expected.
+        for (severity, text) in directives.diagnostics {
+            #expect(result.diagnostics.contains { $0.severity == severity && $0.description.contains(text) },
+                    "\(name): no \(severity) containing \"\(text)\"; got:\n\(result.diagnostics.map(\.description).joined(separator: "\n"))")
+        }
+        let errors = result.diagnostics.filter { $0.severity == .error }
+        for e in errors {
+            #expect(directives.diagnostics.contains { $0.0 == .error && e.description.contains($0.1) }, "\(name): unexpected error \(e)")
+        }
+        // Without --keep-going a compile with errors writes nothing: no probes to check.
+        if !errors.isEmpty && !directives.keepGoing {
+            #expect(probes.isEmpty, "\(name): the compile fails without `! keep-going`, so its probes cannot be checked")
+            return
+        }
         #expect(!probes.isEmpty)
-        let (bytes, _) = try compileImage([dir])
         let image = try MapImage(bytes: bytes)
         let resolver = Resolver(image.contents)
         for p in probes {

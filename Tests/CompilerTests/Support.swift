@@ -69,7 +69,7 @@ struct Probe: CustomStringConvertible, Sendable {
         for (i, raw) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            if words.isEmpty { continue }
+            if words.isEmpty || words[0] == "!" { continue }
             guard words.count >= 5, words[3] == "=>", let dest = SocketAddress(words[2]),
                   let result = Resolution.Result(rawValue: words[4]) else {
                 throw ProbeError(message: "expect.txt:\(i + 1): cannot parse \"\(raw)\"")
@@ -87,6 +87,32 @@ struct Probe: CustomStringConvertible, Sendable {
             }
             out.append(Probe(line: i + 1, node: words[0] == "-" ? nil : words[0], proto: proto, destination: dest,
                              result: result, backends: backends.sorted(), text: String(raw)))
+        }
+        return out
+    }
+}
+
+/// The `!` lines of an expect.txt: how the case is compiled and what it must report.
+struct FixtureDirectives: Sendable {
+    var keepGoing = false
+    /// (severity, text the message contains)
+    var diagnostics: [(Diagnostic.Severity, String)] = []
+
+    static func parse(_ content: String) throws -> FixtureDirectives {
+        var out = FixtureDirectives()
+        for (i, raw) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw.drop { $0 == " " || $0 == "\t" })
+            guard line.hasPrefix("! ") else { continue }
+            let rest = line.dropFirst(2)
+            let word = rest.prefix { $0 != " " }
+            let text = String(rest.dropFirst(word.count).drop { $0 == " " })
+            switch word {
+            case "keep-going": out.keepGoing = true
+            case "error": out.diagnostics.append((.error, text))
+            case "warning": out.diagnostics.append((.warning, text))
+            case "note": out.diagnostics.append((.note, text))
+            default: throw ProbeError(message: "expect.txt:\(i + 1): unknown directive \"\(line)\"")
+            }
         }
         return out
     }
