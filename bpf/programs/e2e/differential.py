@@ -72,8 +72,8 @@ def parse_expect(path):
     probes = []
     for n, line in enumerate(open(path), 1):
         line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+        if not line or line.startswith("#") or line.startswith("!"):
+            continue  # `!` lines direct the compile (fixtures/README.md), they are not probes
         f = line.split(" ")
         if len(f) < 5 or f[3] != "=>":
             raise ValueError(f"{path}:{n}: not a probe line: {line}")
@@ -115,7 +115,8 @@ def prepare():
         except (OSError, ValueError) as e:
             case["skip"] = f"expect.txt: {e}"
             continue
-        r = sh([balancer, "compile", os.path.join(fixtures, name), "-o", case["image"]])
+        keep_going = any(l.strip() == "! keep-going" for l in open(os.path.join(fixtures, name, "expect.txt")))
+        r = sh([balancer, "compile", os.path.join(fixtures, name), "-o", case["image"]] + (["--keep-going"] if keep_going else []))
         if r.returncode != 0:
             case["skip"] = "balancer compile failed: " + " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
             continue
