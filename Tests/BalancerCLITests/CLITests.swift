@@ -78,6 +78,34 @@ import Testing
         #expect(same)
     }
 
+    @Test func policyConflictFailsUnlessKeepGoing() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func lrp(_ name: String, _ created: String) -> String {
+            """
+            apiVersion: balancing.elf.io/v1beta1
+            kind: LocalRedirectPolicy
+            metadata: {name: \(name), creationTimestamp: "\(created)"}
+            spec:
+              frontend: {addressMatcher: {ip: 169.254.20.10, toPorts: [{port: "53", protocol: UDP}]}}
+              backend: {endpointSelector: {matchLabels: {app: x}}, toPorts: [{port: "53", protocol: UDP}]}
+
+            """
+        }
+        try lrp("a", "2025-01-01T00:00:00Z").write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        try lrp("b", "2025-02-01T00:00:00Z").write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        let failed = try run(["compile", dir, "-o", dir + "/img"])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("b.yaml:1:1: error: LocalRedirectPolicy b: spec.frontend: frontend 169.254.20.10:53/UDP is also claimed by LocalRedirectPolicy a"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("1 error; no image written"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/img"))
+        let kept = try run(["compile", dir, "-o", dir + "/img", "--keep-going"])
+        #expect(kept.status == 0, "\(kept.stderr)")
+        #expect(kept.stderr.contains("also claimed by LocalRedirectPolicy a"))
+        let shown = try run(["inspect", dir + "/img"])
+        #expect(shown.stdout.contains("also claimed by LocalRedirectPolicy a"), "the image's metadata lists what was dropped")
+    }
+
     @Test func diffExitStatuses() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
