@@ -4,7 +4,8 @@ ifneq ($(wildcard /opt/swift/usr/bin),)
 export PATH := /opt/swift/usr/bin:$(PATH)
 endif
 
-APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time
+APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time \
+	python3-yaml python3-jsonschema
 SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
@@ -41,6 +42,9 @@ bpf: deps
 test: deps bpf
 	# The datapath's decisions, compiled as host C against mock maps (ASan/UBSan).
 	sh bpf/programs/hosttest/run.sh
+	# Every policy in fixtures/ and deploy/examples/ against the CRDs in deploy/crds/, and invalid
+	# objects the CRDs must reject.
+	python3 deploy/crds/validate.py
 	# The kernel verifier accepts every program (private bpffs in a private mount namespace;
 	# nothing is attached). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
