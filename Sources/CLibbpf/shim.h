@@ -17,6 +17,15 @@ static inline int clibbpf_map_create_hash(const char *name, unsigned key_size, u
 	return bpf_map_create(BPF_MAP_TYPE_HASH, name, key_size, value_size, max_entries, &opts);
 }
 
+/* 1 when `path` is on a cgroup2 filesystem, 0 when not, -1 on error. */
+static inline int clibbpf_is_cgroup2(const char *path)
+{
+	struct statfs st;
+	if (statfs(path, &st) != 0)
+		return -1;
+	return st.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */;
+}
+
 /* 1 when `path` is on a bpffs, 0 when not, -errno on error. */
 static inline int clibbpf_is_bpffs(const char *path)
 {

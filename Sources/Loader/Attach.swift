@@ -11,8 +11,8 @@ import Glibc
 /// and attaching again is a no-op. Part of the libbpf wrapper layer.
 public enum Attachment {
     /// Makes sure `pinDir` is a directory on a bpffs: creates it under a bpffs parent, mounting
-    /// one on the parent first when the parent is an empty mount point of another filesystem
-    /// (as /sys/fs/bpf is before anything mounts it).
+    /// one on the parent first only when the parent is an empty directory (as /sys/fs/bpf is
+    /// before anything mounts it) — never over a directory with contents, which it would hide.
     public static func preparePinDir(_ pinDir: String) throws(BPFError) {
         if BPFFS.isBPFFS(pinDir) == true { return }
         var parent = pinDir
@@ -22,8 +22,12 @@ public enum Attachment {
             guard BPFFS.isBPFFS(parent) == false else {
                 throw BPFError("prepare", pinDir, message: "\(parent) does not exist")
             }
+            guard (try? FileManager.default.contentsOfDirectory(atPath: parent))?.isEmpty == true else {
+                throw BPFError("prepare", pinDir, message: "\(parent) is not a bpffs and not an empty directory to mount one on; "
+                               + "mount one (`mount -t bpf bpf \(parent)`) or choose a pin dir on a bpffs")
+            }
             if mount("bpf", parent, "bpf", 0, nil) != 0 {
-                throw BPFError("mount bpffs on", parent, message: String(cString: strerror(errno)))
+                throw BPFError("mount bpffs on", parent, -errno)
             }
         }
         if mkdir(pinDir, 0o700) != 0 && errno != EEXIST {
@@ -40,10 +44,15 @@ public enum Attachment {
     /// first use) and attaches every program to `cgroup` through links pinned under
     /// `pinDir/links`.
     public static func attach(cgroup: String, pinDir: String) throws(BPFError) -> Result {
-        try preparePinDir(pinDir)
+        // The cgroup first: nothing is mounted or created for an attach that cannot happen.
         let cg = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard cg >= 0 else { throw BPFError("open cgroup", cgroup, message: String(cString: strerror(errno))) }
         defer { close(cg) }
+        guard clibbpf_is_cgroup2(cgroup) == 1 else {
+            let hint = cgroup2Root().map { "cgroup2 is mounted at \($0)" } ?? "no cgroup2 filesystem is mounted (mount -t cgroup2 none DIR)"
+            throw BPFError("attach to", cgroup, message: "not a cgroup2 directory; \(hint)")
+        }
+        try preparePinDir(pinDir)
         var st = stat()
         guard fstat(cg, &st) == 0 else { throw BPFError("stat cgroup", cgroup, message: String(cString: strerror(errno))) }
         let linksDir = "\(pinDir)/links"

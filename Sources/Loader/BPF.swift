@@ -34,7 +34,7 @@ public struct BPFError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         var hint = ""
-        if code == EPERM || code == EACCES { hint = " (needs root or CAP_BPF)" }
+        if code == EPERM || code == EACCES { hint = " (needs root, or CAP_BPF with CAP_SYS_ADMIN for mounting and attaching)" }
         return "\(operation) \(target): \(message)\(hint)"
     }
 }

@@ -18,11 +18,17 @@ import Testing
         var stderr: String
     }
 
-    func run(_ args: [String]) throws -> Run {
+    /// Runs the binary; with `uid`, as that user (through setpriv; needs root).
+    func run(_ args: [String], as uid: Int? = nil, binary: String = CLITests.binary) throws -> Run {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the balancer binary first (swift build)")
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
+        if let uid {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: Self.binary)
+            p.arguments = args
+        }
         p.currentDirectoryURL = URL(fileURLWithPath: Self.root)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -104,6 +110,53 @@ import Testing
         #expect(kept.stderr.contains("also claimed by LocalRedirectPolicy a"))
         let shown = try run(["inspect", dir + "/img"])
         #expect(shown.stdout.contains("also claimed by LocalRedirectPolicy a"), "the image's metadata lists what was dropped")
+    }
+
+    /// Attach refuses what it cannot do before it mounts or creates anything.
+    @Test func attachErrorsAreClearAndLeaveNothing() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "x".write(toFile: dir + "/keep", atomically: true, encoding: .utf8)
+        let mountsBefore = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+        let notCgroup = try run(["attach", "--cgroup", dir, "--pin-dir", dir + "/pins"])
+        #expect(notCgroup.status == 1)
+        #expect(notCgroup.stderr.contains("attach to \(dir): not a cgroup2 directory"), "\(notCgroup.stderr)")
+        let missing = try run(["attach", "--cgroup", dir + "/no-such-cgroup", "--pin-dir", dir + "/pins"])
+        #expect(missing.stderr.contains("open cgroup \(dir)/no-such-cgroup: No such file or directory"))
+        // A pin dir whose parent has contents and is not a bpffs: no bpffs is mounted over it.
+        if let cgroupRoot = Self.cgroup2Root() {
+            let cg = cgroupRoot + "/balancer-clitest-\(UUID().uuidString.prefix(8))"
+            if (try? FileManager.default.createDirectory(atPath: cg, withIntermediateDirectories: false)) != nil {
+                defer { rmdir(cg) }
+                let hidden = try run(["attach", "--cgroup", cg, "--pin-dir", dir + "/pins"])
+                #expect(hidden.status == 1)
+                #expect(hidden.stderr.contains("is not a bpffs and not an empty directory to mount one on"), "\(hidden.stderr)")
+                // Without privileges: the kernel's refusal, with what is needed.
+                if getuid() == 0 {
+                    let empty = dir + "/empty"
+                    try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)
+                    chmod(dir, 0o755)
+                    // A copy the unprivileged user can run wherever the checkout lives.
+                    try FileManager.default.copyItem(atPath: Self.binary, toPath: dir + "/balancer")
+                    chmod(dir + "/balancer", 0o755)
+                    let r = try run(["attach", "--cgroup", cg, "--pin-dir", empty + "/pins"], as: 65534, binary: dir + "/balancer")
+                    #expect(r.status == 1)
+                    #expect(r.stderr.contains("mount bpffs on \(empty)") && r.stderr.contains("needs root"), "\(r.stderr)")
+                }
+            }
+        }
+        let mountsAfter = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+        #expect(mountsBefore == mountsAfter)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted().filter { $0 != "empty" && $0 != "balancer" } == ["keep"])
+    }
+
+    static func cgroup2Root() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count > 2 && f[2] == "cgroup2" { return String(f[1]) }
+        }
+        return nil
     }
 
     @Test func diffExitStatuses() throws {
