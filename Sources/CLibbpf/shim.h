@@ -1,6 +1,3 @@
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* setns */
-#endif
 #include <errno.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -88,6 +85,13 @@ static inline void clibbpf_set_inners(struct clibbpf_inner_update *updates, unsi
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Declared here rather than through _GNU_SOURCE, which would change the system headers this
+ * module shares with the other C modules (Clang refuses two differing definitions). */
+extern int setns(int fd, int nstype);
+#ifndef CLONE_NEWNET
+#define CLONE_NEWNET 0x40000000
+#endif
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Compiler
+import Loader
+import Logging
+import MapImage
+import Synchronization
+import Watcher
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by the SIGINT/SIGTERM handlers (a C signal handler can only reach globals).
+let watchStopRequested = Atomic<Bool>(false)
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep the datapath (or a directory of images) current with a directory tree of manifests.",
+        discussion: """
+        Watches DIR and everything below it (inotify: edits, renames, deletions, new \
+        directories, a directory or symlink swapped in atomically as checkouts and ConfigMap \
+        volumes do). Changes are coalesced until the tree has been quiet for --debounce-ms (at \
+        most --max-delay-ms after the first), then the tree is compiled and the image loaded \
+        into the pinned datapath, or with --output-dir written there as <sha256>.image with a \
+        `latest` symlink. A compile error keeps the live image and is logged; the next change \
+        tries again. Runs until SIGINT or SIGTERM. Logs are structured lines on standard error.
+        """)
+
+    @Option(help: "The directory tree of manifests to watch.")
+    var dir: String
+
+    @Option(help: "This host's node name (as for `load`); omit on a host that is not a node.")
+    var node: String?
+
+    @Option(help: "The bpffs directory holding maps/bl_* (the datapath `attach` set up).")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    @Option(help: "For hosts that are not nodes: pod or nodeport.")
+    var hostMode: String = "pod"
+
+    @Option(help: "Write images to this directory instead of loading them.")
+    var outputDir: String?
+
+    @Option(help: "Quiet time, in milliseconds, that ends a burst of changes.")
+    var debounceMs: Int = 50
+
+    @Option(help: "Longest wait, in milliseconds, from a change to its compile while changes keep coming.")
+    var maxDelayMs: Int = 2000
+
+    @Flag(help: "Load images despite policy errors (as `compile --keep-going`).")
+    var keepGoing = false
+
+    @Option(help: "Default redirects per second per node for LocalRedirectPolicies (as for `compile`).")
+    var redirectRateLimit: UInt32 = 0
+
+    @Option(help: ArgumentHelp("With --node: where to look for skipRedirectFromBackend namespaces (as for `load`).", valueName: "CGROUP"))
+    var netnsScope: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
+        guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let sink: any ImageSink
+        if let outputDir {
+            sink = DirectorySink(directory: outputDir)
+        } else {
+            sink = DatapathSink(pinDir: pinDir, node: node, hostMode: mode, netnsScope: netnsScope)
+        }
+        // SIGINT/SIGTERM end the loop between two waits (it checks at least every 200 ms).
+        signal(SIGINT) { _ in watchStopRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in watchStopRequested.store(true, ordering: .relaxed) }
+        let watcher = DirectoryWatcher(
+            root: dir,
+            options: .init(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
+                           compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing),
+            sink: sink)
+        do {
+            try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) })
+        } catch {
+            throw CommandError(description: error.description)
+        }
+    }
+}
