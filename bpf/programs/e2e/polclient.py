@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Client checks of e2e/policies.sh that client.py has no mode for; prints one line, `ok NAME  (detail)`
+or `FAIL NAME: why`, like client.py.
+
+Usage: polclient.py CHECK NAME ADDR PORT [ARGS...]
+  burst   NAME ADDR PORT N TARGET OTHERS LO HI
+          N TCP connects one after the other, as fast as they go: between LO and HI (inclusive)
+          answered by TARGET (addr:port), every other one by one of OTHERS (comma-separated
+          addr:port); none may fail, and all N must take well under a second (< 0.5 s), or the
+          count says nothing about a per-second limit
+  udpfail NAME ADDR PORT ERRNO
+          an unconnected UDP sendto() fails at once with errno ERRNO (a name, e.g. ENETUNREACH)
+"""
+import errno
+import socket
+import sys
+import time
+
+TIMEOUT = 2.0
+
+
+class Fail(Exception):
+    pass
+
+
+def answer(dst, i):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    try:
+        s.connect(dst)
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            reply += chunk
+    except OSError as e:
+        raise Fail(f"connect #{i + 1} to {dst[0]}:{dst[1]}: {e}")
+    finally:
+        s.close()
+    return reply.decode().strip()
+
+
+def main():
+    check, name, addr, port, rest = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+    dst = (addr, port)
+    try:
+        if check == "burst":
+            n, target, others, lo, hi = int(rest[0]), rest[1], set(rest[2].split(",")), int(rest[3]), int(rest[4])
+            got = []
+            t0 = time.monotonic()
+            for i in range(n):
+                got.append(answer(dst, i))
+            dt = time.monotonic() - t0
+            hits = got.count(target)
+            stray = sorted({g for g in got if g != target and g not in others})
+            rest_seen = {}
+            for g in got:
+                if g != target:
+                    rest_seen[g] = rest_seen.get(g, 0) + 1
+            detail = (f"{n} connects in {dt * 1000:.0f} ms: {hits} to {target}, "
+                      + ", ".join(f"{k} x{v}" for k, v in sorted(rest_seen.items())))
+            if dt >= 0.5:
+                raise Fail(f"too slow to say anything about a per-second limit ({detail})")
+            if stray:
+                raise Fail(f"answers from {stray}, neither {target} nor one of {sorted(others)} ({detail})")
+            if not lo <= hits <= hi:
+                raise Fail(f"{hits} of {n} reached {target}, expected {lo} to {hi} ({detail})")
+            print(f"ok {name}  ({detail})")
+
+        elif check == "udpfail":
+            code = getattr(errno, rest[0])
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(TIMEOUT)
+            t0 = time.monotonic()
+            try:
+                s.sendto(b"ping", dst)
+                try:
+                    data, src = s.recvfrom(2048)
+                    raise Fail(f"sendto {addr}:{port} succeeded and {src[0]}:{src[1]} answered {data!r}")
+                except socket.timeout:
+                    raise Fail(f"sendto {addr}:{port} succeeded (no answer within {TIMEOUT} s)")
+            except Fail:
+                raise
+            except OSError as e:
+                dt = time.monotonic() - t0
+                if e.errno != code:
+                    raise Fail(f"sendto {addr}:{port}: {e!r}, expected {rest[0]}")
+                print(f"ok {name}  (sendto: {rest[0]} after {dt * 1000:.1f} ms)")
+            finally:
+                s.close()
+        else:
+            raise Fail(f"unknown check {check}")
+    except Fail as e:
+        print(f"FAIL {name}: {e}")
+    except Exception as e:  # noqa: BLE001 - any surprise is a failed check, not a crash
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+#!/bin/bash
+# Kernel end-to-end test of LocalRedirectPolicy and BalancingPolicy (docs/policies.md): what the
+# golden fixtures cannot show, because it depends on the host, on time or on a sequence of images
+# — the node `balancer load` is told, the pods vanishing between two loads, the network namespace
+# a connect comes from, the redirect rate, the host mode.
+#
+# The images are `balancer compile` of files of policies/ (cluster.yaml, pods.yaml, one of the
+# node-a pod variants and the policies of the check; cluster.yaml lists every address). They are
+# loaded with `balancer load` into programs `balancer attach` attached to a cgroup of this run,
+# and real TCP/UDP clients (client.py, polclient.py) connect from a client network namespace to
+# server.py in a server namespace, which answers with the local address and port it was reached
+# at, so every answer names the backend.
+#
+# Checks (each prints `ok NAME  (details)` or `FAIL NAME: why`):
+#   lrp-service                LRP on a Service's ClusterIP: node-a (local pod) -> the pod;
+#                              node-b (none) -> the Service's endpoints, never node-c's pod
+#   lrp-address                LRP on an address (TCP, UDP with recvfrom source == VIP): node-a ->
+#                              the pod; node-b -> untouched (ENETUNREACH: the VIP has no route)
+#   lrp-fallback-after-vanish  the pod NotReady, then deleted, in a new image: the Service's
+#                              endpoints in the same connect (no refusal, no timeout)
+#   skip-from-backend          skipRedirectFromBackend: a client in the pod's network namespace
+#                              (found by `load --netns-scope` through a process of this run in
+#                              the test cgroup) reaches the Service, others the pod; without the
+#                              flag, the pod's namespace is redirected too
+#   rate-limit                 redirectRateLimit 5: 5 to 7 of 30 quick connects to the pod, the
+#                              rest to the Service, the pod again after 1.1 s; and the
+#                              `compile --redirect-rate-limit 3` default
+#   bp-modes                   podEndpoint, hostPort, nodeProxy, addressEndpoint; then host mode
+#                              nodeport: node and external addresses as they are, podEndpoint
+#                              falls through (to the Service's NodePort, or untouched)
+#   priority-stack             LRP > BP > Service on one ClusterIP, removing one per image
+#   node-selection             BP with nodeLabelSelector role=edge, enableOutCluster false:
+#                              node-a -> BP; node-b and a host that is not a node -> Service
+#   cleanup                    nothing of this run is left (namespaces, cgroup, files, programs)
+# then `N passed, M failed`; the exit status is 1 when a check failed.
+#
+# Usage: bpf/programs/e2e/policies.sh          (BALANCER: default .build/debug/balancer)
+# Needs root, bpftool, iproute2, util-linux (unshare, nsenter), python3, a cgroup2 mount at
+# /sys/fs/cgroup/unified. About 10 s.
+#
+# Sandbox: sandbox.sh (cgroup balancer-pol-<pid>, namespaces balancer-pol-{c,s}-<pid>, a private
+# bpffs in a private mount namespace, everything removed on exit, also on failure).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+. "$here/sandbox.sh"
+sb_init pol
+BALANCER=${BALANCER:-$root/.build/debug/balancer}
+export BALANCER
+
+# Addresses (policies/cluster.yaml): node-a's LRP pod, the Service endpoints, the BP pods.
+LRP_TCP=10.98.1.10:8080
+LRP_UDP=10.98.1.10:5353
+SVC_TCP=10.98.2.1:8080,10.98.2.2:8080
+SVC_UDP=10.98.2.1:5353,10.98.2.2:5353
+BP_TCP=10.98.3.1:8080,10.98.3.2:8080
+BP_UDP=10.98.3.1:5353,10.98.3.2:5353
+BACKENDS="10.98.1.10 10.98.1.30 10.98.2.1 10.98.2.2 10.98.3.1 10.98.3.2 10.98.4.1 10.98.4.2 10.98.9.1 10.99.0.3"
+PORTS=8080,5353,9080,9090,30080
+DNS=10.96.10.10 # kube-system/dns
+WEB=10.96.10.20 # default/web
+LVIP=10.96.30.10 # vip-local (LRP addressMatcher)
+
+# ---- inner half: inside `unshare -m --propagation private` ------------------------------------
+if sb_inner; then
+	R=$SB_WORK/results
+	I=$SB_WORK/images
+	report() { echo "$1"; echo "$1" >>"$R"; }
+	die() { report "FAIL setup: $*"; exit 1; }
+	trap sb_inner_cleanup EXIT
+	trap 'exit 143' INT TERM
+
+	# One check: steps add details or failures; `end` prints the line.
+	CK_OK="" CK_FAIL=""
+	good() { CK_OK="${CK_OK:+$CK_OK; }$1"; }
+	bad() { CK_FAIL="${CK_FAIL:+$CK_FAIL; }$1"; }
+	run_check() { # run_check NAME FUNCTION
+		CK_OK="" CK_FAIL=""
+		"$2"
+		if [ -z "$CK_FAIL" ]; then report "ok $1  ($CK_OK)"; else report "FAIL $1: $CK_FAIL"; fi
+	}
+	step() { # step LABEL LINE: a client's one-line answer
+		local d
+		case "$2" in
+		"ok "*) d=${2#ok }; d=${d#* }; d=${d#"${d%%[! ]*}"}; d=${d#(}; good "$1: ${d%)}" ;;
+		"FAIL "*) d=${2#FAIL }; bad "$1: ${d#*: }" ;;
+		*) bad "$1: the client printed: $(printf '%s' "${2:-nothing}" | tr '\n' ' ')" ;;
+		esac
+	}
+	# Clients: NS is $SB_NSC or $SB_NSS; every one runs in the test cgroup.
+	client() { # client LABEL NS CHECK ARGS...: client.py CHECK x ARGS...
+		local label=$1 ns=$2 check=$3
+		shift 3
+		step "$label" "$(sb_exec "$ns" "$SB_PY" "$here/client.py" "$check" x "$@" 2>&1)"
+	}
+	polclient() { # polclient LABEL NS CHECK ARGS...: polclient.py CHECK x ARGS...
+		local label=$1 ns=$2 check=$3
+		shift 3
+		step "$label" "$(sb_exec "$ns" "$SB_PY" "$here/polclient.py" "$check" x "$@" 2>&1)"
+	}
+	LOAD_OUT=""
+	load() { # load IMAGE [OPTIONS...]: `balancer load` of $I/IMAGE.image; with --node, the
+		# namespaces searched for skipRedirectFromBackend are this run's (--netns-scope).
+		local img=$1 scope=()
+		shift
+		case " $* " in *" --node "*) scope=(--netns-scope "$SB_CG") ;; esac
+		if LOAD_OUT=$("$BALANCER" load "$I/$img.image" --pin-dir "$SB_B" "$@" "${scope[@]}" 2>&1); then
+			return 0
+		fi
+		bad "balancer load $img.image $*: $(printf '%s' "$LOAD_OUT" | tr '\n' ' ')"
+		return 1
+	}
+	skip_entries() { # entries of the pinned bl_skip map
+		bpftool -j map dump pinned "$SB_B/maps/bl_skip" 2>/dev/null | "$SB_PY" -c 'import json,sys; t=sys.stdin.read().strip(); print(len(json.loads(t)) if t else 0)'
+	}
+
+	sb_mount_bpffs || die "mount bpffs on $SB_B"
+	out=$(sb_attach 2>&1) || die "$out"
+
+	check_lrp_service() {
+		load lrp --node node-a || return
+		client "node-a" "$SB_NSC" tcp "$DNS" 80 20 "$LRP_TCP"
+		client "node-a UDP" "$SB_NSC" udp "$DNS" 53 "$LRP_UDP"
+		load lrp --node node-b || return
+		client "node-b" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+		client "node-b UDP" "$SB_NSC" sticky "$DNS" 53 10 2 "$SVC_UDP"
+	}
+	check_lrp_address() {
+		load addr --node node-a || return
+		client "node-a" "$SB_NSC" tcp "$LVIP" 80 10 "$LRP_TCP"
+		client "node-a UDP" "$SB_NSC" udp "$LVIP" 53 "$LRP_UDP"
+		client "node-a connected UDP" "$SB_NSC" udpconn "$LVIP" 53 "$LRP_UDP"
+		load addr --node node-b || return
+		client "node-b" "$SB_NSC" refused "$LVIP" 80 ENETUNREACH
+		polclient "node-b UDP" "$SB_NSC" udpfail "$LVIP" 53 ENETUNREACH
+	}
+	check_fallback() {
+		load lrp --node node-a || return
+		client "pod Ready" "$SB_NSC" tcp "$DNS" 80 5 "$LRP_TCP"
+		load notready --node node-a || return
+		client "pod NotReady" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+		client "pod NotReady, UDP" "$SB_NSC" sticky "$DNS" 53 10 2 "$SVC_UDP"
+		load lrp --node node-a || return
+		client "pod Ready again" "$SB_NSC" tcp "$DNS" 80 5 "$LRP_TCP"
+		load deleted --node node-a || return
+		client "pod deleted" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+	}
+	check_skip() {
+		local holder n
+		# A process of this run in the server namespace (which holds the pod's address) and in
+		# the test cgroup, so that `load --netns-scope` finds that namespace.
+		if ! sb_spawn "$SB_NSS" sleep 600 2>"$SB_WORK/spawn.err"; then
+			bad "start a process in the server namespace: $(cat "$SB_WORK/spawn.err")"
+			return
+		fi
+		holder=$SB_SPAWNED
+		if load skip --node node-a; then
+			case "$LOAD_OUT" in
+			*"skipRedirectFromBackend: 1 namespace entry"*) good "load: ${LOAD_OUT#*skipRedirectFromBackend: }" ;;
+			*) bad "load --netns-scope does not report one namespace entry: $LOAD_OUT" ;;
+			esac
+			n=$(skip_entries)
+			[ "$n" = 1 ] || bad "bl_skip holds $n entries, expected 1"
+			client "skip, from the pod's netns" "$SB_NSS" tcp "$DNS" 80 20 "$SVC_TCP"
+			client "skip, UDP from the pod's netns" "$SB_NSS" sticky "$DNS" 53 10 2 "$SVC_UDP"
+			client "skip, from the client netns" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
+			if load lrp --node node-a; then
+				n=$(skip_entries)
+				[ "$n" = 0 ] || bad "bl_skip holds $n entries after loading an image without skipRedirectFromBackend"
+				client "no skip, from the pod's netns" "$SB_NSS" tcp "$DNS" 80 10 "$LRP_TCP"
+				client "no skip, from the client netns" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
+			fi
+		fi
+		sb_stop "$holder"
+	}
+	check_rate() {
+		load rate5 --node node-a || return
+		sleep 1.1 # a new one-second window for the policy
+		polclient "limit 5" "$SB_NSC" burst "$DNS" 80 30 "$LRP_TCP" "$SVC_TCP" 5 7
+		sleep 1.1
+		client "1.1 s later" "$SB_NSC" tcp "$DNS" 80 1 "$LRP_TCP"
+		load rate3 --node node-a || return
+		sleep 1.1
+		polclient "compile --redirect-rate-limit 3" "$SB_NSC" burst "$DNS" 80 30 "$LRP_TCP" "$SVC_TCP" 3 5
+	}
+	check_bp_modes() {
+		load modes --node node-a || return
+		client "podEndpoint" "$SB_NSC" tcp "$WEB" 80 20 "$BP_TCP"
+		client "hostPort" "$SB_NSC" tcp 10.96.20.2 80 20 10.99.0.2:9080,10.99.0.3:9080
+		client "nodeProxy" "$SB_NSC" tcp 10.96.20.3 80 20 10.98.9.1:9090,10.99.0.3:9090
+		client "addressEndpoint" "$SB_NSC" tcp 10.96.20.4 80 20 10.98.4.1:8080,10.98.4.2:8080
+		client "podEndpoint on an address" "$SB_NSC" tcp 10.96.20.5 80 20 "$BP_TCP"
+		load modes --host-mode nodeport || return
+		client "nodeport: hostPort" "$SB_NSC" tcp 10.96.20.2 80 20 10.99.0.2:9080,10.99.0.3:9080
+		client "nodeport: nodeProxy" "$SB_NSC" tcp 10.96.20.3 80 20 10.98.9.1:9090,10.99.0.3:9090
+		client "nodeport: addressEndpoint" "$SB_NSC" tcp 10.96.20.4 80 20 10.98.4.1:8080,10.98.4.2:8080
+		client "nodeport: podEndpoint -> the Service's NodePort" "$SB_NSC" tcp "$WEB" 80 20 10.99.0.2:30080,10.99.0.3:30080
+		client "nodeport: podEndpoint on an address -> untouched" "$SB_NSC" refused 10.96.20.5 80 ENETUNREACH
+	}
+	check_stack() {
+		load stack --node node-a || return
+		client "LRP+BP+Service" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
+		client "LRP+BP+Service, UDP" "$SB_NSC" udp "$DNS" 53 "$LRP_UDP"
+		load stack-nolrp --node node-a || return
+		client "BP+Service" "$SB_NSC" tcp "$DNS" 80 20 "$BP_TCP"
+		client "BP+Service, UDP" "$SB_NSC" sticky "$DNS" 53 10 2 "$BP_UDP"
+		load stack-nobp --node node-a || return
+		client "Service" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+		client "Service, UDP" "$SB_NSC" sticky "$DNS" 53 10 2 "$SVC_UDP"
+	}
+	check_nodes() {
+		load gated --node node-a || return
+		client "node-a (role=edge)" "$SB_NSC" tcp "$DNS" 80 20 "$BP_TCP"
+		load gated --node node-b || return
+		client "node-b (role=core)" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+		load gated || return
+		client "not a node" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
+	}
+
+	run_check lrp-service check_lrp_service
+	run_check lrp-address check_lrp_address
+	run_check lrp-fallback-after-vanish check_fallback
+	run_check skip-from-backend check_skip
+	run_check rate-limit check_rate
+	run_check bp-modes check_bp_modes
+	run_check priority-stack check_stack
+	run_check node-selection check_nodes
+
+	out=$(sb_detach 2>&1) || die "$out"
+	exit 0
+fi
+
+# ---- outer half --------------------------------------------------------------------------------
+t0=$(date +%s%N)
+fail_setup() {
+	echo "FAIL setup: $*"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+sb_install_trap
+out=$(sb_check_host 2>&1) || fail_setup "$out"
+[ -x "$BALANCER" ] || fail_setup "no balancer binary at $BALANCER (set BALANCER)"
+sb_make_work || fail_setup "make $SB_WORK"
+R=$SB_WORK/results
+: >"$R"
+
+# The images (no kernel involved).
+P=$here/policies
+mkdir "$SB_WORK/images"
+compile() { # compile NAME [--redirect-rate-limit N] FILE...: policies/FILE.yaml over cluster and pods
+	local name=$1 opts=() files=("$P/cluster.yaml" "$P/pods.yaml") f out
+	shift
+	if [ "$1" = --redirect-rate-limit ]; then opts=("$1" "$2"); shift 2; fi
+	for f in "$@"; do files+=("$P/$f.yaml"); done
+	out=$("$BALANCER" compile "${files[@]}" "${opts[@]}" -o "$SB_WORK/images/$name.image" 2>&1) ||
+		fail_setup "balancer compile ($name.image): $(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"
+}
+compile lrp pod-local-dns-a lrp-service
+compile addr pod-local-dns-a lrp-address
+compile notready pod-local-dns-a-notready lrp-service
+compile deleted lrp-service
+compile skip pod-local-dns-a lrp-service-skip
+compile rate5 pod-local-dns-a lrp-service-rate
+compile rate3 --redirect-rate-limit 3 pod-local-dns-a lrp-service
+compile modes bp-modes
+compile stack pod-local-dns-a lrp-service bp-service
+compile stack-nolrp pod-local-dns-a bp-service
+compile stack-nobp pod-local-dns-a
+compile gated pod-local-dns-a bp-service-gated
+
+sb_make_cgroup || fail_setup "mkdir $SB_CG"
+sb_make_netns || fail_setup "network namespaces"
+sb_add_backends $BACKENDS || fail_setup "backend addresses"
+out=$(sb_start_server --wildcard "$PORTS" 2>&1) || fail_setup "$out"
+
+sb_run_inner "$BASH" "$here/$(basename "$0")"
+rc=$?
+if [ "$rc" -ne 0 ] && ! grep -q '^FAIL setup' "$R"; then
+	echo "FAIL inner: exit status $rc" | tee -a "$R"
+fi
+if [ -s "$SB_WORK/server.log" ]; then
+	echo "server log:" >&2
+	tail -n 20 "$SB_WORK/server.log" >&2
+fi
+
+results=$(cat "$R")
+sb_cleanup
+left=$(sb_leftovers)
+if [ -z "$left" ]; then line="ok cleanup"; else line="FAIL cleanup: left behind: $left"; fi
+echo "$line"
+results=$(printf '%s\n%s' "$results" "$line")
+
+passed=$(printf '%s\n' "$results" | grep -c '^ok ')
+failed=$(printf '%s\n' "$results" | grep -c '^FAIL ')
+t1=$(date +%s%N)
+echo "took $(( (t1 - t0) / 1000000000 )).$(( (t1 - t0) / 100000000 % 10 )) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
