@@ -315,7 +315,7 @@ struct Load: ParsableCommand {
                 }
                 let sr = try datapath.syncSkips(report.skipTargets, scope: scope)
                 if !report.skipTargets.isEmpty {
-                    skipNote = "; skipRedirectFromBackend: \(sr.entries) namespace entr\(sr.entries == 1 ? "y" : "ies") (\(sr.namespacesVisited) namespaces searched under \(scope))"
+                    skipNote = "; skipRedirectFromBackend: \(sr.entries) namespace entr\(sr.entries == 1 ? "y" : "ies") (\(sr.namespacesVisited) namespace\(sr.namespacesVisited == 1 ? "" : "s") searched under \(scope))"
                     if !sr.unmatched.isEmpty { skipNote += ", no namespace holds \(sr.unmatched.map(\.description).joined(separator: " "))" }
                 }
             }
