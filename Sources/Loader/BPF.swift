@@ -136,6 +136,15 @@ public final class BPFMap: @unchecked Sendable {
         guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
     }
 
+    /// The kernel's record sizes of this map.
+    public func recordSizes() throws(BPFError) -> (key: Int, value: Int) {
+        var info = bpf_map_info()
+        var len = UInt32(MemoryLayout<bpf_map_info>.size)
+        let r = bpf_obj_get_info_by_fd(fd, &info, &len)
+        guard r == 0 else { throw BPFError("read info of", name, Int32(r)) }
+        return (Int(info.key_size), Int(info.value_size))
+    }
+
     public func delete(key: [UInt8]) throws(BPFError) {
         var k = key
         let r = bpf_map_delete_elem(fd, &k)

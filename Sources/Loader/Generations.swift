@@ -158,6 +158,12 @@ public struct Datapath {
             return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, skipTargets: skipTargets)
         }
         let standby = current.activeGeneration ^ 1
+        // Record sizes against the live maps, before anything is created: a datapath of another
+        // ABI would refuse the tables only when they are inserted.
+        do { try checkRecordSizes(header, generation: current.activeGeneration) } catch {
+            _ = try? verification.wait()
+            throw .bpf(error)
+        }
         let filled: Standby
         do { filled = try fill(generation: standby, header: header, bytes: bytes) } catch {
             _ = try? verification.wait()
@@ -192,6 +198,18 @@ public struct Datapath {
         return {
             guard let generation, let o = outer[.frontends], let inner = try? o.inner(generation) else { return }
             try? o.setInner(generation, inner)
+        }
+    }
+
+    /// Each table's records must have the sizes of the live generation's maps (when there is one).
+    func checkRecordSizes(_ header: ImageHeader, generation: UInt32) throws(BPFError) {
+        for section in header.sections {
+            guard let table = ImageTable(rawValue: section.kind), let o = outer[table], let live = try o.inner(generation) else { continue }
+            let (k, v) = try live.recordSizes()
+            guard k == section.keySize && v == section.valueSize else {
+                throw BPFError("load", pinDir, message: "the image's \(table) records are \(section.keySize)+\(section.valueSize) bytes, "
+                               + "the live datapath's are \(k)+\(v): this datapath speaks another ABI (re-attach it with this balancer)")
+            }
         }
     }
 
