@@ -4,7 +4,7 @@ ifneq ($(wildcard /opt/swift/usr/bin),)
 export PATH := /opt/swift/usr/bin:$(PATH)
 endif
 
-APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time \
+APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time curl \
 	python3-yaml python3-jsonschema
 SWIFT ?= swift
 BALANCER := .build/debug/balancer

@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // The datapath ABI: one header in bpf/include shared by the BPF programs and Swift.
@@ -48,7 +50,14 @@ let package = Package(
         .target(name: "CInotify"),
         .target(
             name: "Watcher",
-            dependencies: ["Compiler", "MapImage", "Loader", "CInotify", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Compiler", "MapImage", "Loader", "CInotify",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "balancer",

@@ -61,7 +61,11 @@ public final class DirectoryWatcher {
 
     private(set) var lastDigest: String?
 
-    public init(root: String, options: Options, sink: any ImageSink, logger: Logger = Logger(label: "balancer.watch")) {
+    let metrics: WatchMetrics?
+
+    public init(root: String, options: Options, sink: any ImageSink, metrics: WatchMetrics? = nil,
+                logger: Logger = Logger(label: "balancer.watch")) {
+        self.metrics = metrics
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         self.root = r
@@ -139,6 +143,13 @@ public final class DirectoryWatcher {
 
     /// One compile of the whole tree, delivered when it differs from the last delivered image.
     func sync(changes: Int) -> Sync {
+        var compiled: Snapshot?
+        let result = attempt(changes: changes, compiled: &compiled)
+        metrics?.record(result, snapshot: compiled)
+        return result
+    }
+
+    private func attempt(changes: Int, compiled: inout Snapshot?) -> Sync {
         let clock = ContinuousClock()
         let start = clock.now
         func seconds() -> Double {
@@ -148,6 +159,7 @@ public final class DirectoryWatcher {
         let bytes: [UInt8]
         do {
             let (snapshot, inputDiagnostics) = try InputLoader.load(paths: [root])
+            compiled = snapshot
             let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics, options: options.compile)
             let errors = result.diagnostics.filter { $0.severity == .error }
             if !errors.isEmpty && !options.keepGoing {

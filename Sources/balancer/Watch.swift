@@ -59,6 +59,12 @@ struct Watch: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp("Serve Prometheus text at /metrics and /healthz here.", valueName: "HOST:PORT"))
+    var metricsAddress: String?
+
+    @Option(help: "/healthz answers 503 once syncing has failed for longer than this many seconds.")
+    var unhealthyAfterSeconds: Int = 60
+
     func run() throws {
         guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
         guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
@@ -69,11 +75,32 @@ struct Watch: ParsableCommand {
             return h
         }
         let sink: any ImageSink
+        var metrics: WatchMetrics?
         if let outputDir {
             sink = DirectorySink(directory: outputDir)
+            if metricsAddress != nil { metrics = WatchMetrics() }
         } else {
-            sink = DatapathSink(pinDir: pinDir, node: node, hostMode: mode, netnsScope: netnsScope)
+            var d = DatapathSink(pinDir: pinDir, node: node, hostMode: mode, netnsScope: netnsScope)
+            d.nameFrontends = metricsAddress != nil
+            sink = d
+            let datapath = d
+            if metricsAddress != nil { metrics = WatchMetrics(extra: { datapath.countersExposition() }) }
         }
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress, let metrics {
+            guard let colon = metricsAddress.lastIndex(of: ":"), let port = Int(metricsAddress[metricsAddress.index(after: colon)...]) else {
+                throw ValidationError("--metrics-address must be HOST:PORT")
+            }
+            var host = String(metricsAddress[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            do {
+                endpoint = try MetricsEndpoint.start(host: host.isEmpty ? "0.0.0.0" : host, port: port, metrics: metrics,
+                                                     unhealthyAfter: .seconds(unhealthyAfterSeconds))
+            } catch {
+                throw CommandError(description: "cannot serve metrics on \(metricsAddress): \(error)")
+            }
+        }
+        defer { endpoint?.stop() }
         // SIGINT/SIGTERM end the loop between two waits (it checks at least every 200 ms).
         signal(SIGINT) { _ in watchStopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in watchStopRequested.store(true, ordering: .relaxed) }
@@ -81,7 +108,7 @@ struct Watch: ParsableCommand {
             root: dir,
             options: .init(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
                            compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing),
-            sink: sink)
+            sink: sink, metrics: metrics)
         do {
             try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) })
         } catch {

@@ -1,0 +1,120 @@
+import Compiler
+import FoundationEssentials
+import MapImage
+import Prometheus
+import Synchronization
+
+/// What `/metrics` and `/healthz` report for a watcher (swift-prometheus for the text format).
+///
+/// `network_programming_duration_seconds` is computed as kube-proxy computes it: for every
+/// EndpointSlice whose `endpoints.kubernetes.io/last-change-trigger-time` changed since the last
+/// image, the time from that trigger to the moment the image carrying it was delivered.
+public final class WatchMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let syncs: Counter
+    let syncErrors: Counter
+    let syncDuration: DurationHistogram
+    let programming: DurationHistogram
+    struct State {
+        var liveDigest: String?
+        var liveGauge: Gauge?
+        var firstDeliveredAt: ContinuousClock.Instant?
+        var failingSince: ContinuousClock.Instant?
+        var triggers: [String: String] = [:]
+        var objectGauges: [String: Gauge] = [:]
+    }
+    let state = Mutex(State())
+    /// Extra exposition text appended at scrape time (the datapath's counters).
+    let extra: @Sendable () -> String
+
+    public init(extra: @escaping @Sendable () -> String = { "" }) {
+        self.extra = extra
+        syncs = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "syncs", unitName: "total",
+                                                       helpText: "Compiles of the watched source (each followed by a load when the image changed)."))
+        syncErrors = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "sync_errors", unitName: "total",
+                                                            helpText: "Syncs that failed (compile or load); the live image stayed."))
+        syncDuration = registry.makeDurationHistogram(
+            descriptor: .init(namespace: "balancer", metricName: "sync_duration", unitName: "seconds", helpText: "Time of one sync: compile, encode and load."),
+            buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                      .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10)])
+        // kube-proxy's buckets for the same metric.
+        var buckets: [Duration] = [.milliseconds(250), .milliseconds(500)]
+        buckets += (1...59).map { Duration.seconds($0) }
+        buckets += (0..<12).map { Duration.seconds(60 + 5 * $0) }
+        buckets += (0..<7).map { Duration.seconds(120 + 30 * $0) }
+        programming = registry.makeDurationHistogram(
+            descriptor: .init(metricName: "network_programming_duration", unitName: "seconds",
+                              helpText: "From an EndpointSlice's last-change-trigger-time to the image carrying it being live."),
+            buckets: buckets)
+    }
+
+    /// Records one sync; `snapshot` is what was compiled (for object counts and trigger times).
+    func record(_ sync: DirectoryWatcher.Sync, snapshot: Snapshot?) {
+        syncs.increment()
+        syncDuration.record(.nanoseconds(Int64(sync.seconds * 1e9)))
+        let now = ContinuousClock.now
+        state.withLock { s in
+            switch sync.outcome {
+            case .failed:
+                syncErrors.increment()
+                if s.failingSince == nil { s.failingSince = now }
+            case .unchanged:
+                s.failingSince = nil
+            case .delivered(let digest):
+                s.failingSince = nil
+                if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
+                if digest != s.liveDigest {
+                    if let g = s.liveGauge { registry.unregisterGauge(g) }
+                    let g = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "live_image", unitName: "info",
+                                                                 helpText: "The image live (or last written), by SHA-256."),
+                                               labels: [("sha256", digest)])
+                    g.set(to: 1.0)
+                    s.liveGauge = g
+                    s.liveDigest = digest
+                }
+                if let snapshot { observeTriggers(snapshot, into: &s) }
+            }
+            if let snapshot {
+                for (kind, n) in snapshot.counts where !kind.hasPrefix("skipped/") {
+                    let g = s.objectGauges[kind] ?? registry.makeGauge(
+                        descriptor: .init(namespace: "balancer", metricName: "objects", unitName: "", helpText: "Objects of each kind in the last compile."),
+                        labels: [("kind", kind)])
+                    g.set(to: Double(n))
+                    s.objectGauges[kind] = g
+                }
+            }
+        }
+    }
+
+    private func observeTriggers(_ snapshot: Snapshot, into s: inout State) {
+        let wallNow = Date()
+        var seen: [String: String] = [:]
+        for slice in snapshot.endpointSlices {
+            guard let t = slice.meta.annotations["endpoints.kubernetes.io/last-change-trigger-time"] else { continue }
+            let key = "\(slice.meta.namespace)/\(slice.meta.name)"
+            seen[key] = t
+            guard s.triggers[key] != t, let when = try? Date(t, strategy: .iso8601) else { continue }
+            let age = wallNow.timeIntervalSince(when)
+            if age >= 0 { programming.record(.nanoseconds(Int64(age * 1e9))) }
+        }
+        s.triggers = seen
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> String {
+        registry.emitToString() + extra()
+    }
+
+    /// 200 once the first image is live, unless syncs have been failing for longer than
+    /// `unhealthyAfter`; else 503, with the reason.
+    public func health(unhealthyAfter: Duration) -> (ok: Bool, text: String) {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            guard s.firstDeliveredAt != nil else { return (false, "no image delivered yet\n") }
+            if let since = s.failingSince, now - since > unhealthyAfter {
+                return (false, "syncing has failed for \(now - since)\n")
+            }
+            return (true, "ok: \(s.liveDigest ?? "")\n")
+        }
+    }
+}
