@@ -38,8 +38,9 @@
 # Needs root, bpftool, iproute2, util-linux (unshare, nsenter), python3, a cgroup2 mount at
 # /sys/fs/cgroup/unified. About 10 s.
 #
-# Sandbox: sandbox.sh (cgroup balancer-pol-<pid>, namespaces balancer-pol-{c,s}-<pid>, a private
-# bpffs in a private mount namespace, everything removed on exit, also on failure).
+# Sandbox: sandbox.sh, shared with run.sh and differential.sh (cgroup balancer-pol-<pid>, namespaces
+# balancer-pol-{c,s}-<pid>, a private bpffs in a private mount namespace, everything removed on
+# exit, also on failure, ^C or a killed inner half).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -231,18 +232,11 @@ if sb_inner; then
 fi
 
 # ---- outer half --------------------------------------------------------------------------------
-t0=$(date +%s%N)
-fail_setup() {
-	echo "FAIL setup: $*"
-	echo "0 passed, 1 failed"
-	exit 1
-}
+fail_setup() { sb_fail_setup "$@"; }
 sb_install_trap
 out=$(sb_check_host 2>&1) || fail_setup "$out"
 [ -x "$BALANCER" ] || fail_setup "no balancer binary at $BALANCER (set BALANCER)"
 sb_make_work || fail_setup "make $SB_WORK"
-R=$SB_WORK/results
-: >"$R"
 
 # The images (no kernel involved).
 P=$here/policies
@@ -274,25 +268,4 @@ sb_add_backends $BACKENDS || fail_setup "backend addresses"
 out=$(sb_start_server --wildcard "$PORTS" 2>&1) || fail_setup "$out"
 
 sb_run_inner "$BASH" "$here/$(basename "$0")"
-rc=$?
-if [ "$rc" -ne 0 ] && ! grep -q '^FAIL setup' "$R"; then
-	echo "FAIL inner: exit status $rc" | tee -a "$R"
-fi
-if [ -s "$SB_WORK/server.log" ]; then
-	echo "server log:" >&2
-	tail -n 20 "$SB_WORK/server.log" >&2
-fi
-
-results=$(cat "$R")
-sb_cleanup
-left=$(sb_leftovers)
-if [ -z "$left" ]; then line="ok cleanup"; else line="FAIL cleanup: left behind: $left"; fi
-echo "$line"
-results=$(printf '%s\n%s' "$results" "$line")
-
-passed=$(printf '%s\n' "$results" | grep -c '^ok ')
-failed=$(printf '%s\n' "$results" | grep -c '^FAIL ')
-t1=$(date +%s%N)
-echo "took $(( (t1 - t0) / 1000000000 )).$(( (t1 - t0) / 100000000 % 10 )) s"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+sb_finish $?

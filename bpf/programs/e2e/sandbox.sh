@@ -1,21 +1,25 @@
-# Shared sandbox of the kernel end-to-end tests (source it from bash; it runs nothing by itself).
+# Shared sandbox of the kernel end-to-end tests run.sh, differential.sh and policies.sh (source it
+# from bash; it runs nothing by itself).
 #
 # /work/shared/DESIGN.md "Rules for tests that touch the kernel": the machines are shared, so a
 # test changes nothing it did not create:
-#  - programs are attached (by `balancer attach`) only to a cgroup made here,
-#    /sys/fs/cgroup/unified/balancer-TAG-<pid>, and only processes of the test are moved into it;
+#  - programs are attached (by `balancer attach`, or by bpftool with sb_bpftool_attach) only to a
+#    cgroup made here, /sys/fs/cgroup/unified/balancer-TAG-<pid>, and only processes of the test
+#    are moved into it;
 #  - pins live in a bpffs mounted on /tmp/balancer-TAG-<pid>/bpffs inside a private mount
 #    namespace (`unshare -m --propagation private`) that only the test's inner half runs in (the
-#    bpffs, and with it every pinned link and map, goes away with that namespace);
+#    bpffs, and with it every pinned program, link and map, goes away with that namespace);
 #  - every connect to a service address starts in the network namespace balancer-TAG-c-<pid>,
 #    whose only link is a veth (created inside it) to balancer-TAG-s-<pid>, where the servers
 #    run: 10.99.0.1/24 <-> 10.99.0.2/24 (+ fd0b:a1a:ce::1/64 <-> ::2/64 with sb_make_netns -6).
 #    Backend addresses are added to the server's veth, with one host route each in the client
 #    namespace (sb_add_backends); neither namespace has a default route, so an untranslated
 #    connect to a service address fails with ENETUNREACH and nothing leaves the machine;
-#  - sb_cleanup (the EXIT trap of the outer half) undoes exactly what was made, also on failure
-#    or ^C: stops the processes started here (by pid), detaches what is still attached to the
-#    test cgroup (by link or program id), removes the cgroup, both namespaces and the directory.
+#  - sb_cleanup (the EXIT trap of the outer half) undoes exactly what was made, also on failure,
+#    ^C, SIGTERM or SIGKILL of the inner half: stops the processes started here (by pid; the
+#    server; whatever is left in the inner half's mount namespace), detaches what is still
+#    attached to the test cgroup (by link or program id), removes the cgroup, both namespaces and
+#    the directory.
 #
 # A test is two halves of one script:
 #
@@ -23,17 +27,21 @@
 #   sb_init TAG                         # names of this run, exported for the inner half
 #   if sb_inner; then                   # inside the private mount namespace
 #       trap sb_inner_cleanup EXIT; trap 'exit 143' INT TERM
-#       sb_mount_bpffs && sb_attach || ...
+#       sb_mount_bpffs && sb_attach || ...          # or sb_bpftool_load OBJ && sb_bpftool_attach
 #       sb_exec "$SB_NSC" CMD...        # CMD in the test cgroup and the client netns
-#       sb_detach; exit 0
+#       sb_detach; exit 0                           # (sb_bpftool_detach)
 #   fi
 #   sb_install_trap                     # outer half: EXIT/INT/TERM -> sb_cleanup
-#   sb_check_host || ...; sb_make_work; sb_make_cgroup; sb_make_netns; sb_add_backends ADDR...
+#   sb_check_host || sb_fail_setup ...; sb_make_work; sb_make_cgroup; sb_make_netns; sb_add_backends ADDR...
 #   sb_start_server SPEC...             # server.py in the server netns
 #   sb_run_inner "$BASH" "$here/$(basename "$0")"   # the script again, in a private mount namespace
-#   sb_cleanup; sb_leftovers            # what is left of this run (nothing, on success)
+#   sb_finish $?                        # FAIL inner, sb_cleanup, `ok cleanup`, `N passed, M failed`
 #
-# Every sb_ function returns nonzero on failure with the reason on standard error.
+# Both halves write their result lines (`ok NAME ...`, `FAIL NAME: why`, `skip ...`) to standard
+# output and to $SB_WORK/results, which sb_finish counts.
+# Every sb_ function returns nonzero on failure with the reason on standard error. The state
+# that sb_cleanup and the detach functions need is kept in files under $SB_WORK, so an sb_
+# function may be called in a command substitution ($(...)) like any other.
 
 SB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SB_CGROOT=/sys/fs/cgroup/unified
@@ -51,10 +59,18 @@ sb_init() {
 		SB_PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
 		SB_MADE_WORK="" SB_MADE_CG="" SB_MADE_NSC="" SB_MADE_NSS=""
 		SB_SERVER_PID="" SB_INNER_PID="" SB_PROG_IDS=""
+		SB_T0=$(date +%s%N)
 		export SB_ID SB_NSC SB_NSS SB_CG SB_WORK SB_B SB_PY
 	fi
-	SB_ATTACHED=""
 }
+
+# The nine programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
+# attaches them (sb_bpftool_attach).
+SB_PROGRAMS="cgroup_inet4_connect=bl_connect4 cgroup_inet6_connect=bl_connect6
+	cgroup_udp4_sendmsg=bl_sendmsg4 cgroup_udp6_sendmsg=bl_sendmsg6
+	cgroup_udp4_recvmsg=bl_recvmsg4 cgroup_udp6_recvmsg=bl_recvmsg6
+	cgroup_inet4_getpeername=bl_getpeername4 cgroup_inet6_getpeername=bl_getpeername6
+	cgroup_inet_sock_release=bl_sock_release"
 
 sb_inner() { [ "${SB_INNER:-}" = 1 ]; }
 
@@ -75,7 +91,7 @@ sb_check_host() {
 sb_make_work() {
 	mkdir "$SB_WORK" || return 1
 	SB_MADE_WORK=1
-	mkdir "$SB_WORK/bpffs" && : >"$SB_WORK/pids"
+	mkdir "$SB_WORK/bpffs" && : >"$SB_WORK/pids" && : >"$SB_WORK/results"
 }
 
 sb_make_cgroup() {
@@ -127,10 +143,12 @@ sb_add_backends() {
 }
 
 # sb_start_server ARG...: server.py (its arguments after READY_FILE) in the server namespace,
-# outside the test cgroup; waits until every socket is bound.
+# outside the test cgroup; waits until every socket is bound. Its pid is SB_SERVER_PID and
+# $SB_WORK/server.pid (the file is what sb_cleanup stops it by when this ran in a subshell).
 sb_start_server() {
 	ip netns exec "$SB_NSS" "$SB_PY" "$SB_HERE/server.py" "$SB_WORK/server.ready" "$@" >"$SB_WORK/server.log" 2>&1 &
 	SB_SERVER_PID=$!
+	echo "$SB_SERVER_PID" >"$SB_WORK/server.pid"
 	for _ in $(seq 50); do [ -e "$SB_WORK/server.ready" ] && return 0; sleep 0.1; done
 	echo "server did not start: $(cat "$SB_WORK/server.log")" >&2
 	return 1
@@ -198,6 +216,58 @@ for l in json.loads(text) if text else []:
         print(l["id"])' "$cgid"
 }
 
+# sb_stop_server: the server sb_start_server started: by SB_SERVER_PID, or by the recorded pid
+# while that process is still this run's server.py (its command line names this run's ready file).
+sb_stop_server() {
+	local pid=$SB_SERVER_PID
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	elif [ -n "$SB_MADE_WORK" ] && pid=$(cat "$SB_WORK/server.pid" 2>/dev/null) && [ -n "$pid" ] &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SB_WORK/server.ready"; then
+		kill "$pid" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+	fi
+	SB_SERVER_PID=""
+}
+
+# sb_inner_ns_pids: processes left in the inner half's mount namespace (recorded by
+# sb_mount_bpffs) whose environment names this run's SB_WORK: only this run's inner half and what
+# it started can be both. Prints nothing when that namespace is gone.
+sb_inner_ns_pids() {
+	local ns
+	ns=$(cat "$SB_WORK/mntns" 2>/dev/null)
+	[ -n "$ns" ] && [ "$ns" != "$(readlink /proc/$$/ns/mnt)" ] || return 0
+	"$SB_PY" -c '
+import os, sys
+ns, env, me = sys.argv[1], sys.argv[2].encode(), os.getpid()
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) == me:
+        continue
+    try:
+        if os.readlink("/proc/%s/ns/mnt" % p) != ns:
+            continue
+        with open("/proc/%s/environ" % p, "rb") as f:
+            if env not in f.read().split(b"\0"):
+                continue
+    except OSError:
+        continue
+    print(p)' "$ns" "SB_WORK=$SB_WORK"
+}
+
+# sb_stop_inner_ns: stop what is left in the inner half's mount namespace (the inner half was
+# killed: a driver, a background loop, a load, a client); SIGTERM, then SIGKILL.
+sb_stop_inner_ns() {
+	local pids i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		pids=$(sb_inner_ns_pids)
+		[ -n "$pids" ] || return 0
+		if [ "$i" -le 5 ]; then kill $pids 2>/dev/null; else kill -9 $pids 2>/dev/null; fi
+		sleep 0.2
+	done
+	echo "warning: processes left in the inner half's mount namespace: $(echo $pids)" >&2
+}
+
 # sb_cleanup: undoes what this run made, in reverse; safe to call twice.
 sb_cleanup() {
 	local id t pid pids
@@ -208,6 +278,7 @@ sb_cleanup() {
 		wait "$SB_INNER_PID" 2>/dev/null
 	fi
 	SB_INNER_PID=""
+	[ -n "$SB_MADE_WORK" ] && sb_stop_inner_ns
 	[ -n "$SB_MADE_WORK" ] && [ -z "$SB_PROG_IDS" ] && SB_PROG_IDS=$(cat "$SB_WORK/prog_ids" 2>/dev/null)
 	if [ -n "$SB_MADE_CG" ] && [ -d "$SB_CG" ]; then
 		# Processes of this run still in the cgroup (spawned ones, a client of a killed inner
@@ -231,11 +302,7 @@ sb_cleanup() {
 		rmdir "$SB_CG" || echo "warning: cannot remove $SB_CG" >&2
 	fi
 	SB_MADE_CG=""
-	if [ -n "$SB_SERVER_PID" ]; then
-		kill "$SB_SERVER_PID" 2>/dev/null
-		wait "$SB_SERVER_PID" 2>/dev/null
-		SB_SERVER_PID=""
-	fi
+	sb_stop_server
 	[ -n "$SB_MADE_NSC" ] && { ip netns del "$SB_NSC" || echo "warning: cannot delete netns $SB_NSC" >&2; }
 	[ -n "$SB_MADE_NSS" ] && { ip netns del "$SB_NSS" || echo "warning: cannot delete netns $SB_NSS" >&2; }
 	SB_MADE_NSC="" SB_MADE_NSS=""
@@ -252,7 +319,8 @@ sb_install_trap() {
 }
 
 # sb_leftovers: after sb_cleanup, what of this run is left (empty when nothing): namespaces, the
-# cgroup, the directory, programs the inner half attached (their ids, recorded by sb_attach).
+# cgroup, the directory, programs the inner half loaded or attached (their ids, recorded by
+# sb_attach and sb_bpftool_load).
 sb_leftovers() {
 	local left="" id
 	ip netns list | grep -Eq "^($SB_NSC|$SB_NSS)( |\$)" && left="$left netns"
@@ -266,11 +334,57 @@ sb_leftovers() {
 	echo "${left# }"
 }
 
+# sb_fail_setup MESSAGE: the outer half cannot set up: `FAIL setup: MESSAGE`, `0 passed, 1
+# failed`, exit 1 (the EXIT trap cleans up).
+sb_fail_setup() {
+	echo "FAIL setup: $*"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+# sb_finish RC: the outer half's end, RC being the inner half's exit status: `FAIL inner` when it
+# failed without a `FAIL setup` line, the server's log (standard error), sb_cleanup, the check
+# `cleanup` (nothing of this run is left; after a successful inner half, program ids must have
+# been recorded), the time taken, `N passed, M failed[, S skipped]` over $SB_WORK/results.
+# Returns 0 when nothing failed and something passed.
+sb_finish() {
+	local rc=$1 results left line passed failed skipped t1
+	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL setup' "$SB_WORK/results"; then
+		echo "FAIL inner: exit status $rc" | tee -a "$SB_WORK/results"
+	fi
+	if [ -s "$SB_WORK/server.log" ]; then
+		echo "server log:" >&2
+		tail -n 20 "$SB_WORK/server.log" >&2
+	fi
+	results=$(cat "$SB_WORK/results")
+	sb_cleanup
+	left=$(sb_leftovers)
+	[ "$rc" -ne 0 ] || [ -n "$SB_PROG_IDS" ] || left="${left:+$left }(no program ids recorded)"
+	if [ -z "$left" ]; then line="ok cleanup"; else line="FAIL cleanup: left behind: $left"; fi
+	echo "$line"
+	results=$(printf '%s\n%s' "$results" "$line")
+	passed=$(printf '%s\n' "$results" | grep -c '^ok ')
+	failed=$(printf '%s\n' "$results" | grep -c '^FAIL ')
+	skipped=$(printf '%s\n' "$results" | grep -c '^skip ')
+	t1=$(date +%s%N)
+	echo "took $(( (t1 - SB_T0) / 1000000000 )).$(( (t1 - SB_T0) / 100000000 % 10 )) s"
+	echo "$passed passed, $failed failed$([ "$skipped" -gt 0 ] && echo ", $skipped skipped")"
+	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+}
+
 # ---- inner half (private mount namespace) ----------------------------------------------------
 
-# sb_mount_bpffs: the run's own bpffs, visible only in this mount namespace.
+# sb_mount_bpffs: the run's own bpffs, visible only in this mount namespace (which is recorded
+# for sb_cleanup: whatever is left in it when the inner half is killed is stopped).
 sb_mount_bpffs() {
+	readlink /proc/$$/ns/mnt >"$SB_WORK/mntns" || return 1
 	mount -t bpf bpf "$SB_B"
+}
+
+# sb_record_progs: the program ids on standard input join those sb_leftovers checks.
+sb_record_progs() {
+	{ cat "$SB_WORK/prog_ids" 2>/dev/null; cat; } | sort -un >"$SB_WORK/prog_ids.new" &&
+		mv "$SB_WORK/prog_ids.new" "$SB_WORK/prog_ids"
 }
 
 # sb_attach: `balancer attach` of the nine programs to the test cgroup (links and maps pinned
@@ -278,26 +392,59 @@ sb_mount_bpffs() {
 sb_attach() {
 	local out
 	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B" 2>&1) || { echo "balancer attach: $out" >&2; return 1; }
-	SB_ATTACHED=1
-	sb_cgroup_progs | while read -r _ id; do echo "$id"; done >"$SB_WORK/prog_ids"
+	sb_cgroup_progs | while read -r _ id; do echo "$id"; done | sb_record_progs
 	echo "$out"
 }
 
-# sb_detach: `balancer detach` from the test cgroup. Prints balancer's output.
+# sb_detach: `balancer detach` from the test cgroup, when links to it are pinned in the bpffs
+# ($SB_B/links/cg<cgroup inode>-<program>). Prints balancer's output.
 sb_detach() {
 	local out
-	[ -n "$SB_ATTACHED" ] || return 0
+	ls "$SB_B/links" 2>/dev/null | grep -q "^cg$(stat -c %i "$SB_CG" 2>/dev/null)-" || return 0
 	out=$("$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B" 2>&1) || { echo "balancer detach: $out" >&2; return 1; }
-	SB_ATTACHED=""
 	echo "$out"
 }
 
-# sb_inner_cleanup: the inner half's EXIT trap: detach, remove the pins, unmount the bpffs.
+# sb_bpftool_load OBJECT: `bpftool prog loadall` of a balancer.bpf.o (no balancer binary
+# involved): programs pinned in $SB_B/progs, maps in $SB_B/maps; records the program ids.
+sb_bpftool_load() {
+	local p
+	bpftool prog loadall "$1" "$SB_B/progs" pinmaps "$SB_B/maps" >"$SB_WORK/load.log" 2>&1 ||
+		{ echo "bpftool prog loadall: $(tail -n 5 "$SB_WORK/load.log")" >&2; return 1; }
+	for p in "$SB_B"/progs/*; do
+		bpftool -j prog show pinned "$p" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+	done | sb_record_progs
+}
+
+# sb_bpftool_attach: `bpftool cgroup attach` of the nine programs sb_bpftool_load pinned to the
+# test cgroup (attached without links); each is recorded for sb_bpftool_detach.
+sb_bpftool_attach() {
+	local a
+	for a in $SB_PROGRAMS; do
+		bpftool cgroup attach "$SB_CG" "${a%%=*}" pinned "$SB_B/progs/${a#*=}" || { echo "attach ${a#*=}" >&2; return 1; }
+		echo "$a" >>"$SB_WORK/bpftool-attached"
+	done
+}
+
+# sb_bpftool_detach: detach what sb_bpftool_attach attached, by pinned program (a failure is a
+# warning; the caller checks what is left with sb_cgroup_progs).
+sb_bpftool_detach() {
+	local a
+	for a in $(cat "$SB_WORK/bpftool-attached" 2>/dev/null); do
+		bpftool cgroup detach "$SB_CG" "${a%%=*}" pinned "$SB_B/progs/${a#*=}" ||
+			echo "warning: detach ${a%%=*} failed" >&2
+	done
+	rm -f "$SB_WORK/bpftool-attached"
+}
+
+# sb_inner_cleanup: the inner half's EXIT trap: detach (bpftool and balancer), remove the pins,
+# unmount the bpffs.
 sb_inner_cleanup() {
 	trap - EXIT INT TERM
+	sb_bpftool_detach
 	sb_detach >/dev/null || echo "warning: balancer detach failed" >&2
 	if mountpoint -q "$SB_B" 2>/dev/null; then
-		rm -rf "${SB_B:?}/links" "${SB_B:?}/maps" 2>/dev/null
+		rm -rf "${SB_B:?}/links" "${SB_B:?}/maps" "${SB_B:?}/progs" "${SB_B:?}"/inner_* 2>/dev/null
 		umount "$SB_B" || echo "warning: cannot unmount $SB_B" >&2
 	fi
 }
