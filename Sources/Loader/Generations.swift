@@ -308,6 +308,8 @@ public struct Datapath {
         public var links: [String]
         /// SHA-256 (hex) of the live image, when balancer loaded it.
         public var liveImage: String?
+        /// skipRedirectFromBackend namespace entries (netns cookie, policy id) in bl_skip.
+        public var skipEntries: Int = 0
     }
 
     public func status(links: [String]) throws(BPFError) -> Status {
@@ -335,7 +337,9 @@ public struct Datapath {
             }
         }
         let digest = try imageDigest(c.activeGeneration).map { $0.map { b in String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }.joined() }
-        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest)
+        let skips = (try? BPFMap.pinned("\(pinDir)/maps/bl_skip")).flatMap { try? $0.keys(keySize: 16).count } ?? 0
+        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest,
+                      skipEntries: skips)
     }
 }
 

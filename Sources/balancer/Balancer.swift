@@ -438,11 +438,12 @@ struct Status: ParsableCommand {
                 var tables: [String: Int]
                 var image: String?
                 var links: [String]
+                var skipRedirectFromBackendEntries: Int
                 var counters: [CounterView]
             }
             let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
-                            image: st.liveImage, links: st.links,
+                            image: st.liveImage, links: st.links, skipRedirectFromBackendEntries: st.skipEntries,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
                                 CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value[0], rejected: $0.value[1],
                                             unreachable: $0.value[2], fallThrough: $0.value[3])
@@ -462,6 +463,7 @@ struct Status: ParsableCommand {
             print("image: \(st.liveImage.map { "sha256 \($0)" } ?? "unknown (not loaded by balancer)")")
             print("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             print("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
+            if st.skipEntries > 0 { print("skipRedirectFromBackend: \(st.skipEntries) backend namespace entr\(st.skipEntries == 1 ? "y" : "ies")") }
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
                 print("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")

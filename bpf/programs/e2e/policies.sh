@@ -162,6 +162,11 @@ if sb_inner; then
 			esac
 			n=$(skip_entries)
 			[ "$n" = 1 ] || bad "bl_skip holds $n entries, expected 1"
+			st=$("$BALANCER" status --pin-dir "$SB_B" 2>&1)
+			case "$st" in
+			*"skipRedirectFromBackend: 1 backend namespace entry"*) ;;
+			*) bad "balancer status does not show the skip entry: $st" ;;
+			esac
 			client "skip, from the pod's netns" "$SB_NSS" tcp "$DNS" 80 20 "$SVC_TCP"
 			client "skip, UDP from the pod's netns" "$SB_NSS" sticky "$DNS" 53 10 2 "$SVC_UDP"
 			client "skip, from the client netns" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
