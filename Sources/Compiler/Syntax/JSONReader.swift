@@ -1,5 +1,9 @@
 import CJansson
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension ManifestReader {
     /// Parses one or more concatenated JSON values (a single document, NDJSON, or several
     /// `kubectl get -o json` outputs in one file) into the same arena as YAML.
@@ -160,5 +164,47 @@ private enum JSONValueReader {
                 try emit(value, &builder)
             }
         }
+    }
+}
+
+/// One event of a Kubernetes watch stream (`{"type":"ADDED","object":{…}}`), split by jansson:
+/// the event's type, the object's own JSON bytes (for the manifest decoder), its
+/// `metadata.resourceVersion`, and for ERROR events the Status `code` (410: relist).
+public struct RawWatchEvent: Sendable, Equatable {
+    public var type: String
+    public var object: [UInt8]
+    public var resourceVersion: String?
+    public var code: Int?
+
+    public static func parse(_ line: [UInt8]) throws(SyntaxError) -> RawWatchEvent {
+        var error = json_error_t()
+        let root: UnsafeMutablePointer<json_t>? = line.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return nil }
+            return json_loadb(base.assumingMemoryBound(to: CChar.self), raw.count, Int(JSON_REJECT_DUPLICATES), &error)
+        }
+        guard let root else {
+            let text = withUnsafeBytes(of: error.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw SyntaxError(file: "watch event", line: Int(error.line), column: Int(error.column), message: text)
+        }
+        defer { cjansson_decref(root) }
+        func string(_ object: UnsafeMutablePointer<json_t>?, _ key: String) -> String? {
+            guard let object, let v = json_object_get(object, key), let s = json_string_value(v) else { return nil }
+            return String(cString: s)
+        }
+        guard let type = string(root, "type") else {
+            throw SyntaxError(file: "watch event", line: 1, column: 1, message: "no \"type\" in the event")
+        }
+        guard let object = json_object_get(root, "object"), object.pointee.type == JSON_OBJECT else {
+            throw SyntaxError(file: "watch event", line: 1, column: 1, message: "no \"object\" in the \(type) event")
+        }
+        var bytes: [UInt8] = []
+        if let dumped = json_dumps(object, Int(JSON_COMPACT)) {
+            bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(dumped).assumingMemoryBound(to: UInt8.self), count: strlen(dumped)))
+            free(dumped)
+        }
+        let rv = string(json_object_get(object, "metadata"), "resourceVersion")
+        var code: Int?
+        if let c = json_object_get(object, "code"), c.pointee.type == JSON_INTEGER { code = Int(json_integer_value(c)) }
+        return RawWatchEvent(type: type, object: bytes, resourceVersion: rv, code: code)
     }
 }
