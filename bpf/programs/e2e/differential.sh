@@ -5,9 +5,11 @@
 # expect.txt, `balancer load` the image into the attached datapath for that node (or as a host
 # that is not a node, for `-`); for every probe of that <from>, ask `balancer resolve` for the
 # answer (and check it against the expect.txt line), then make the kernel answer with real
-# sockets, K tries each, and compare. differential.py (the driver) documents what each result
-# must look like in the kernel; diffclient.py runs the probes of one <from> in one process;
-# server.py --wildcard serves every backend.
+# sockets, K tries each, and compare. Every probe of `-` runs a second time with the image loaded
+# in host mode nodeport (case CASE@nodeport: the Resolver and the kernel must agree; expect.txt
+# has no answers for that mode), with the node addresses served too. differential.py (the driver)
+# documents what each result must look like in the kernel; diffclient.py runs the probes of one
+# <from> in one process; server.py --wildcard serves every backend.
 #
 # Usage: bpf/programs/e2e/differential.sh [CASE...]       (default: every fixture)
 # Environment: BALANCER (default .build/debug/balancer), V4MAPPED=0 to skip the extra probe of
