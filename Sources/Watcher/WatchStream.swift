@@ -16,6 +16,8 @@ public struct WatchStream: Sendable {
         public var resourceVersion: String?
         /// ERROR: the Status code; 410 means the resourceVersion is too old: relist.
         public var code: Int?
+        public var namespace: String = ""
+        public var name: String?
     }
 
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -66,6 +68,6 @@ public struct WatchStream: Sendable {
         let raw: RawWatchEvent
         do { raw = try RawWatchEvent.parse(line) } catch { throw Failure(description: "malformed watch event: \(error.message)") }
         guard let type = EventType(rawValue: raw.type) else { throw Failure(description: "unknown watch event type \"\(raw.type)\"") }
-        return Event(type: type, object: raw.object, resourceVersion: raw.resourceVersion, code: raw.code)
+        return Event(type: type, object: raw.object, resourceVersion: raw.resourceVersion, code: raw.code, namespace: raw.namespace, name: raw.name)
     }
 }

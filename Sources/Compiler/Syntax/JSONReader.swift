@@ -175,6 +175,9 @@ public struct RawWatchEvent: Sendable, Equatable {
     public var object: [UInt8]
     public var resourceVersion: String?
     public var code: Int?
+    /// The object's metadata.namespace ("" for cluster-scoped objects) and metadata.name.
+    public var namespace: String = ""
+    public var name: String?
 
     public static func parse(_ line: [UInt8]) throws(SyntaxError) -> RawWatchEvent {
         var error = json_error_t()
@@ -202,9 +205,11 @@ public struct RawWatchEvent: Sendable, Equatable {
             bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(dumped).assumingMemoryBound(to: UInt8.self), count: strlen(dumped)))
             free(dumped)
         }
-        let rv = string(json_object_get(object, "metadata"), "resourceVersion")
+        let metadata = json_object_get(object, "metadata")
+        let rv = string(metadata, "resourceVersion")
         var code: Int?
         if let c = json_object_get(object, "code"), c.pointee.type == JSON_INTEGER { code = Int(json_integer_value(c)) }
-        return RawWatchEvent(type: type, object: bytes, resourceVersion: rv, code: code)
+        return RawWatchEvent(type: type, object: bytes, resourceVersion: rv, code: code, namespace: string(metadata, "namespace") ?? "",
+                             name: string(metadata, "name"))
     }
 }
