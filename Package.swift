@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // The datapath ABI: one header in bpf/include shared by the BPF programs and Swift.
@@ -57,6 +59,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .executableTarget(
@@ -70,6 +74,14 @@ let package = Package(
         .testTarget(name: "MapImageTests", dependencies: ["MapImage", "CBalancerABI", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "MapImage"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage"]),
-        .testTarget(name: "WatcherTests", dependencies: ["Watcher", "Compiler", "MapImage"]),
+        .testTarget(
+            name: "WatcherTests",
+            dependencies: [
+                "Watcher", "Compiler", "MapImage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
     ]
 )

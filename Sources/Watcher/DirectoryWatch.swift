@@ -34,21 +34,7 @@ public final class DirectoryWatcher {
         }
     }
 
-    /// What one sync did.
-    public struct Sync: Sendable {
-        public enum Outcome: Sendable, Equatable {
-            /// A new image was delivered.
-            case delivered(digest: String)
-            /// The image is the one already delivered.
-            case unchanged(digest: String)
-            /// The compile or the delivery failed; the previous image stays.
-            case failed(String)
-        }
-
-        public var outcome: Outcome
-        public var changes: Int
-        public var seconds: Double
-    }
+    public typealias Sync = WatchSync
 
     public let root: String
     let options: Options
@@ -59,13 +45,12 @@ public final class DirectoryWatcher {
     private var parentWatch: Int32 = -1
     private var rootName = ""
 
-    private(set) var lastDigest: String?
 
-    let metrics: WatchMetrics?
+    let pipeline: ImagePipeline
 
     public init(root: String, options: Options, sink: any ImageSink, metrics: WatchMetrics? = nil,
                 logger: Logger = Logger(label: "balancer.watch")) {
-        self.metrics = metrics
+        pipeline = ImagePipeline(options: options, sink: sink, metrics: metrics, logger: logger)
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         self.root = r
@@ -143,50 +128,7 @@ public final class DirectoryWatcher {
 
     /// One compile of the whole tree, delivered when it differs from the last delivered image.
     func sync(changes: Int) -> Sync {
-        var compiled: Snapshot?
-        let result = attempt(changes: changes, compiled: &compiled)
-        metrics?.record(result, snapshot: compiled)
-        return result
-    }
-
-    private func attempt(changes: Int, compiled: inout Snapshot?) -> Sync {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func seconds() -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        }
-        let bytes: [UInt8]
-        do {
-            let (snapshot, inputDiagnostics) = try InputLoader.load(paths: [root])
-            compiled = snapshot
-            let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics, options: options.compile)
-            let errors = result.diagnostics.filter { $0.severity == .error }
-            if !errors.isEmpty && !options.keepGoing {
-                let text = errors.prefix(5).map(\.description).joined(separator: "; ")
-                logger.error("compile failed; the live image stays", metadata: ["errors": "\(errors.count)", "first": "\(text)"])
-                return Sync(outcome: .failed("\(errors.count) error\(errors.count == 1 ? "" : "s"): \(text)"), changes: changes, seconds: seconds())
-            }
-            bytes = ImageEncoder.encode(result.contents)
-        } catch {
-            let text = error.errors.prefix(5).map(\.description).joined(separator: "; ")
-            logger.error("compile failed; the live image stays", metadata: ["errors": "\(error.errors.count)", "first": "\(text)"])
-            return Sync(outcome: .failed("\(error.errors.count) error\(error.errors.count == 1 ? "" : "s"): \(text)"), changes: changes, seconds: seconds())
-        }
-        let digest = (try? ImageDecoder.decodeHeader(bytes).digestHex) ?? "?"
-        if digest == lastDigest {
-            logger.debug("unchanged", metadata: ["sha256": "\(digest)", "changes": "\(changes)"])
-            return Sync(outcome: .unchanged(digest: digest), changes: changes, seconds: seconds())
-        }
-        do {
-            let what = try sink.deliver(bytes, digest: digest)
-            lastDigest = digest
-            logger.info("image delivered", metadata: ["sha256": "\(digest)", "changes": "\(changes)", "to": "\(what)"])
-            return Sync(outcome: .delivered(digest: digest), changes: changes, seconds: seconds())
-        } catch {
-            logger.error("delivery failed; the live image stays", metadata: ["error": "\(error)"])
-            return Sync(outcome: .failed("\(error)"), changes: changes, seconds: seconds())
-        }
+        pipeline.sync(changes: changes) { () throws(CompileFailure) in try InputLoader.load(paths: [root]) }
     }
 }
 

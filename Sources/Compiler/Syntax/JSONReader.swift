@@ -213,3 +213,55 @@ public struct RawWatchEvent: Sendable, Equatable {
                              name: string(metadata, "name"))
     }
 }
+
+/// One page of a Kubernetes list (`{"kind":"ServiceList","metadata":{"resourceVersion":…,
+/// "continue":…},"items":[…]}`), split by jansson. Items arrive without kind and apiVersion (as
+/// on the wire); they are given the list's, so each item decodes as a manifest on its own.
+public struct RawListPage: Sendable {
+    public struct Item: Sendable {
+        public var namespace: String
+        public var name: String
+        public var object: [UInt8]
+    }
+
+    public var items: [Item]
+    public var resourceVersion: String
+    /// The token for the next page; nil on the last.
+    public var continueToken: String?
+
+    public static func parse(_ body: [UInt8], itemKind: String, apiVersion: String) throws(SyntaxError) -> RawListPage {
+        var error = json_error_t()
+        let root: UnsafeMutablePointer<json_t>? = body.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return nil }
+            return json_loadb(base.assumingMemoryBound(to: CChar.self), raw.count, 0, &error)
+        }
+        guard let root else {
+            let text = withUnsafeBytes(of: error.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw SyntaxError(file: "\(itemKind) list", line: Int(error.line), column: Int(error.column), message: text)
+        }
+        defer { cjansson_decref(root) }
+        func string(_ object: UnsafeMutablePointer<json_t>?, _ key: String) -> String? {
+            guard let object, let v = json_object_get(object, key), let s = json_string_value(v) else { return nil }
+            return String(cString: s)
+        }
+        let metadata = json_object_get(root, "metadata")
+        guard let rv = string(metadata, "resourceVersion") else {
+            throw SyntaxError(file: "\(itemKind) list", line: 1, column: 1, message: "no metadata.resourceVersion in the list")
+        }
+        var items: [Item] = []
+        if let list = json_object_get(root, "items"), list.pointee.type == JSON_ARRAY {
+            for i in 0..<json_array_size(list) {
+                guard let item = json_array_get(list, i), item.pointee.type == JSON_OBJECT else { continue }
+                json_object_set_new(item, "kind", json_string(itemKind))
+                json_object_set_new(item, "apiVersion", json_string(apiVersion))
+                let meta = json_object_get(item, "metadata")
+                guard let name = string(meta, "name"), let dumped = json_dumps(item, Int(JSON_COMPACT)) else { continue }
+                let bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(dumped).assumingMemoryBound(to: UInt8.self), count: strlen(dumped)))
+                free(dumped)
+                items.append(Item(namespace: string(meta, "namespace") ?? "", name: name, object: bytes))
+            }
+        }
+        let next = string(metadata, "continue").flatMap { $0.isEmpty ? nil : $0 }
+        return RawListPage(items: items, resourceVersion: rv, continueToken: next)
+    }
+}
