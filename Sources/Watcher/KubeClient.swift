@@ -93,12 +93,8 @@ public final class KubeClient: Sendable {
     }
 
     static func failure(_ what: String, _ response: HTTPClientResponse) async -> KubeError {
-        let body = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) } ?? ""
-        var message = body
-        if let page = try? RawWatchEvent.parse(Array("{\"type\":\"ERROR\",\"object\":".utf8) + Array(body.utf8) + Array("}".utf8)),
-           let text = String(decoding: page.object, as: UTF8.self).split(separator: "\"message\":\"").dropFirst().first {
-            message = String(text.prefix { $0 != "\"" })
-        }
+        let body = (try? await response.body.collect(upTo: 64 << 10)).map { Array(buffer: $0) } ?? []
+        let message = kubernetesStatusMessage(body) ?? String(decoding: body.prefix(500), as: UTF8.self)
         let hint = response.status.code == 401 ? " (the credentials were refused)"
             : response.status.code == 403 ? " (the ClusterRole must allow get, list and watch)" : ""
         return KubeError("\(what): \(response.status.code) \(response.status.reasonPhrase)\(hint): \(message)", status: Int(response.status.code))

@@ -265,3 +265,16 @@ public struct RawListPage: Sendable {
         return RawListPage(items: items, resourceVersion: rv, continueToken: next)
     }
 }
+
+/// The `message` of a Kubernetes Status body (what an error response carries), if it is one.
+public func kubernetesStatusMessage(_ body: [UInt8]) -> String? {
+    var error = json_error_t()
+    let root: UnsafeMutablePointer<json_t>? = body.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return nil }
+        return json_loadb(base.assumingMemoryBound(to: CChar.self), raw.count, 0, &error)
+    }
+    guard let root else { return nil }
+    defer { cjansson_decref(root) }
+    guard let m = json_object_get(root, "message"), let s = json_string_value(m) else { return nil }
+    return String(cString: s)
+}

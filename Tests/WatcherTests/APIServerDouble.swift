@@ -1,0 +1,238 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// An API server double for the watcher's tests (plain HTTP): paged lists with limit/continue and
+/// resourceVersion, watch streams with bookmarks, ERROR 410 for a version older than its window,
+/// events cut into chunks in the middle of a line, streams closed mid-event, and bearer tokens
+/// (401 without the right one, 403 for a token without rights).
+final class APIServerDouble: Sendable {
+    struct State {
+        var rv = 1000
+        /// path → name → item JSON (without kind, as lists carry them)
+        var objects: [String: [String: String]] = [:]
+        /// path → (rv, event line)
+        var log: [String: [(Int, String)]] = [:]
+        var window = 50
+        /// Fault injection: the next watch responses end after this many bytes (mid-event).
+        var cutNextWatches = 0
+        /// Bumped by compact(): streams opened before end (a real server's watch cache moved on).
+        var epoch = 0
+        var watchRequests = 0
+        var listRequests = 0
+    }
+
+    let state = Mutex(State())
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    init() throws {
+        let box = StateBox()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(box: box))
+                }
+            }
+        channel = try bootstrap.bind(host: "127.0.0.1", port: 0).wait()
+        box.server.withLock { $0 = self }
+    }
+
+    func stop() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    final class StateBox: Sendable {
+        let server = Mutex<APIServerDouble?>(nil)
+    }
+
+    static func itemName(_ json: String) -> String {
+        guard let r = json.range(of: "\"name\":\"") else { return "" }
+        return String(json[r.upperBound...].prefix { $0 != "\"" })
+    }
+
+    /// Adds or changes an object (JSON without kind and apiVersion; metadata.resourceVersion is set here).
+    func put(_ path: String, kind: String, apiVersion: String, _ json: String) {
+        state.withLock { s in
+            s.rv += 1
+            let item = json.replacingOccurrences(of: #""resourceVersion":"[0-9]*","#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: #","resourceVersion":"[0-9]*""#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: "\"metadata\":{", with: "\"metadata\":{\"resourceVersion\":\"\(s.rv)\",")
+            let name = Self.itemName(json)
+            let type = s.objects[path]?[name] == nil ? "ADDED" : "MODIFIED"
+            s.objects[path, default: [:]][name] = item
+            let object = "{\"kind\":\"\(kind)\",\"apiVersion\":\"\(apiVersion)\"," + item.dropFirst()
+            s.log[path, default: []].append((s.rv, "{\"type\":\"\(type)\",\"object\":\(object)}"))
+            if let n = s.log[path]?.count, n > s.window { s.log[path]?.removeFirst(n - s.window) }
+        }
+    }
+
+    func delete(_ path: String, kind: String, apiVersion: String, name: String) {
+        state.withLock { s in
+            guard let item = s.objects[path]?.removeValue(forKey: name) else { return }
+            s.rv += 1
+            let object = "{\"kind\":\"\(kind)\",\"apiVersion\":\"\(apiVersion)\"," + item.dropFirst()
+            s.log[path, default: []].append((s.rv, "{\"type\":\"DELETED\",\"object\":\(object)}"))
+        }
+    }
+
+    /// Drops every event from the window (a compaction): watches from older versions get 410.
+    func compact() {
+        state.withLock { s in
+            s.rv += 1
+            for k in s.log.keys { s.log[k] = [] }
+            s.log["__compacted"] = [(s.rv, "")]
+            s.epoch += 1
+        }
+    }
+
+    final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let box: StateBox
+        var head: HTTPRequestHead?
+        var streaming: RepeatedTask?
+
+        init(box: StateBox) { self.box = box }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            streaming?.cancel()
+            context.fireChannelInactive()
+        }
+
+        func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String) {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Type", value: "application/json")
+            h.add(name: "Content-Length", value: "\(body.utf8.count)")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: h))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h): head = h
+            case .body: break
+            case .end:
+                guard let head, let server = box.server.withLock({ $0 }) else { return }
+                let auth = head.headers["Authorization"].first ?? ""
+                if auth == "Bearer limited" {
+                    respond(context, .forbidden, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"services is forbidden: User \"limited\" cannot list resource","reason":"Forbidden","code":403}"#)
+                    return
+                }
+                guard auth == "Bearer good" else {
+                    respond(context, .unauthorized, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#)
+                    return
+                }
+                let parts = head.uri.split(separator: "?", maxSplits: 1)
+                let path = String(parts[0])
+                var query: [String: String] = [:]
+                if parts.count > 1 {
+                    for kv in parts[1].split(separator: "&") {
+                        let p = kv.split(separator: "=", maxSplits: 1)
+                        query[String(p[0])] = p.count > 1 ? String(p[1]).removingPercentEncoding ?? String(p[1]) : ""
+                    }
+                }
+                let known = server.state.withLock { $0.objects[path] != nil || $0.log[path] != nil }
+                guard known || path.hasSuffix("/services") || path.hasSuffix("/endpointslices") || path.hasSuffix("/nodes") || path.hasSuffix("/pods") else {
+                    respond(context, .notFound, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#)
+                    return
+                }
+                if query["watch"] == "1" {
+                    startWatch(context, server: server, path: path, from: Int(query["resourceVersion"] ?? "0") ?? 0)
+                } else {
+                    list(context, server: server, path: path, limit: Int(query["limit"] ?? "") ?? 500, start: Int(query["continue"] ?? "") ?? 0)
+                }
+            }
+        }
+
+        func list(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, limit: Int, start: Int) {
+            let (items, rv) = server.state.withLock { s -> ([String], Int) in
+                s.listRequests += 1
+                return ((s.objects[path] ?? [:]).keys.sorted().map { s.objects[path]?[$0] ?? "" }, s.rv)
+            }
+            let page = items.dropFirst(start).prefix(limit)
+            let next = start + page.count < items.count ? "\(start + page.count)" : ""
+            respond(context, .ok, "{\"kind\":\"List\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"\(rv)\",\"continue\":\"\(next)\"},\"items\":[\(page.joined(separator: ","))]}")
+        }
+
+        func startWatch(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, from: Int) {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Type", value: "application/json")
+            h.add(name: "Transfer-Encoding", value: "chunked")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: h))), promise: nil)
+            final class Progress: @unchecked Sendable {
+                var sent: Int
+                var cut: Int
+                var written = 0
+                var ticks = 0
+                var epoch = 0
+                init(sent: Int, cut: Int) {
+                    self.sent = sent
+                    self.cut = cut
+                }
+            }
+            let cut = server.state.withLock { s -> Int in
+                s.watchRequests += 1
+                if s.cutNextWatches > 0 { s.cutNextWatches -= 1; return Int.random(in: 20...200) }
+                return Int.max
+            }
+            let p = Progress(sent: from, cut: cut)
+            p.epoch = server.state.withLock { $0.epoch }
+            let compactedAt = server.state.withLock { $0.log["__compacted"]?.first?.0 ?? 0 }
+            if from < compactedAt {
+                let gone = #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: gone + "\n")))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            streaming = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(1), delay: .milliseconds(10)) { task in
+                let context = bound.value
+                p.ticks += 1
+                if server.state.withLock({ $0.epoch }) != p.epoch {
+                    task.cancel()
+                    context.close(promise: nil)
+                    return
+                }
+                let (lines, rv) = server.state.withLock { s in ((s.log[path] ?? []).filter { $0.0 > p.sent }, s.rv) }
+                var text = ""
+                for (rv, line) in lines where !line.isEmpty {
+                    text += line + "\n"
+                    p.sent = rv
+                }
+                if p.ticks % 20 == 0 {  // a bookmark every 200 ms
+                    text += "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Service\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"\(rv)\"}}}\n"
+                    p.sent = max(p.sent, rv)
+                }
+                guard !text.isEmpty else { return }
+                // Chunks split in the middle of lines.
+                var bytes = Array(text.utf8)
+                var stop = false
+                if p.written + bytes.count > p.cut {
+                    bytes = Array(bytes.prefix(max(0, p.cut - p.written)))
+                    stop = true
+                }
+                p.written += bytes.count
+                var offset = 0
+                while offset < bytes.count {
+                    let n = min(Int.random(in: 1...40), bytes.count - offset)
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes[offset..<(offset + n)])))), promise: nil)
+                    offset += n
+                }
+                context.flush()
+                if stop {
+                    task.cancel()
+                    // The connection breaks mid-event.
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+}

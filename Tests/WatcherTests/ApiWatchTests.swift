@@ -1,0 +1,176 @@
+import Compiler
+import Foundation
+import MapImage
+import Synchronization
+import Testing
+@testable import Watcher
+
+/// `watch` against the API server double: recorded objects (fixtures/realistic-kind: a kind
+/// cluster's captured EndpointSliceList, Services and Node) listed in pages and watched through
+/// chunked streams with bookmarks, broken streams and 410s; the images follow, and after
+/// quiescence equal a full compile of the server's objects.
+@Suite(.serialized) struct ApiWatchTests {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }()
+
+    /// The recorded objects as (path, kind, apiVersion, item JSON without kind/apiVersion).
+    static func recorded() throws -> [(String, String, String, String)] {
+        let script = """
+        import json, sys, yaml
+        d = sys.argv[1]
+        paths = {"Service": "/api/v1/services", "Node": "/api/v1/nodes", "EndpointSlice": "/apis/discovery.k8s.io/v1/endpointslices"}
+        def emit(kind, api, item):
+            item = dict(item); item.pop("kind", None); item.pop("apiVersion", None)
+            print("\\t".join([paths[kind], kind, api, json.dumps(item, separators=(",", ":"))]))
+        for f, kind, api in [("services.yaml", "Service", "v1"), ("nodes.yaml", "Node", "v1")]:
+            for item in yaml.safe_load(open(d + "/" + f))["items"]:
+                emit(kind, api, item)
+        for item in json.load(open(d + "/endpointslices.json"))["items"]:
+            emit("EndpointSlice", "discovery.k8s.io/v1", item)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, root + "/fixtures/realistic-kind"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map {
+            let f = $0.split(separator: "\t", maxSplits: 3).map(String.init)
+            return (f[0], f[1], f[2], f[3])
+        }
+    }
+
+    func config(_ port: Int, token: String) -> KubeClientConfig {
+        KubeClientConfig(server: "http://127.0.0.1:\(port)", insecureSkipTLSVerify: false, token: token, origin: "test")
+    }
+
+    @Test func authErrorsAreClear() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        for (token, want) in [("bad", "401 Unauthorized (the credentials were refused)"), ("limited", "403 Forbidden (the ClusterRole must allow get, list and watch)")] {
+            let client = try KubeClient(config: config(api.port, token: token))
+            do {
+                _ = try await client.list(.services)
+                Issue.record("list with token \(token) succeeded")
+            } catch {
+                #expect(error.description.contains(want), "\(error)")
+                #expect(error.description.contains(token == "bad" ? "Unauthorized" : "cannot list resource"))
+            }
+            await client.shutdown()
+        }
+    }
+
+    @Test func pagedListGivesEveryItemWithItsKind() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        for i in 0..<7 {
+            api.put("/api/v1/services", kind: "Service", apiVersion: "v1",
+                    #"{"metadata":{"name":"s\#(i)","namespace":"default"},"spec":{"clusterIP":"10.96.0.\#(i + 1)","ports":[{"port":80}]}}"#)
+        }
+        let client = try KubeClient(config: config(api.port, token: "good"))
+        let (items, rv) = try await client.list(.services, pageSize: 3)
+        await client.shutdown()
+        #expect(items.count == 7 && api.state.withLock { $0.listRequests } == 3)
+        #expect(rv == "\(api.state.withLock { $0.rv })")
+        let (snapshot, _) = try InputLoader.load(contents: items.map { ("\($0.name).json", $0.object) })
+        #expect(snapshot.services.count == 7)
+    }
+
+    @Test func imagesFollowTheServerThroughFaults() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        for (path, kind, version, json) in try Self.recorded() { api.put(path, kind: kind, apiVersion: version, json) }
+        let base = NSTemporaryDirectory() + "balancer-apiwatch-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+
+        let client = try KubeClient(config: config(api.port, token: "good"))
+        let watcher = ApiWatcher(client: client, resources: [.services, .endpointSlices, .nodes, .pods],
+                                 options: .init(debounce: .milliseconds(30)), sink: DirectorySink(directory: base))
+        let stop = Atomic<Bool>(false)
+        let task = Task { await watcher.run(shouldStop: { stop.load(ordering: .relaxed) }) }
+
+        func answer(_ dest: String, node: String? = nil) -> String? {
+            guard let bytes = try? ImageFile.read(base + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
+            let r = Resolver(image.contents)
+            let id = node.flatMap { try? r.nodeID(named: $0) } ?? 0
+            let res = r.resolve(SocketAddress(dest)!, proto: .tcp, nodeID: id)
+            return ([res.result.rawValue] + res.backends.map(\.description)).joined(separator: " ")
+        }
+        func waitFor(_ dest: String, _ want: String) async -> String? {
+            var got: String?
+            for _ in 0..<500 {
+                got = answer(dest)
+                if got == want { return got }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return got
+        }
+        // The recorded cluster: the apiserver's Service (fixtures/realistic-kind/expect.txt).
+        let apiserver = "translate 172.18.0.2:6443"
+        #expect(await waitFor("10.96.0.1:443", apiserver) == apiserver)
+
+        // A new Service and its slice, through the watch.
+        api.put("/api/v1/services", kind: "Service", apiVersion: "v1",
+                #"{"metadata":{"name":"web","namespace":"default"},"spec":{"clusterIP":"10.96.5.5","clusterIPs":["10.96.5.5"],"ports":[{"name":"http","port":80,"protocol":"TCP"}]}}"#)
+        api.put("/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
+                #"{"metadata":{"name":"web-1","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.50"]}],"ports":[{"name":"http","port":8080,"protocol":"TCP"}]}"#)
+        #expect(await waitFor("10.96.5.5:80", "translate 10.244.0.50:8080") == "translate 10.244.0.50:8080")
+
+        // Streams that break in the middle of an event: resumed, nothing lost.
+        api.state.withLock { $0.cutNextWatches = 4 }
+        api.put("/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
+                #"{"metadata":{"name":"web-1","namespace":"default","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.51"]},{"addresses":["10.244.0.52"]}],"ports":[{"name":"http","port":8080,"protocol":"TCP"}]}"#)
+        #expect(await waitFor("10.96.5.5:80", "translate 10.244.0.51:8080 10.244.0.52:8080") == "translate 10.244.0.51:8080 10.244.0.52:8080")
+
+        // A compaction: the watches' versions are gone (410), the reflectors relist.
+        let listsBefore = api.state.withLock { $0.listRequests }
+        api.compact()
+        api.delete("/api/v1/services", kind: "Service", apiVersion: "v1", name: "web")
+        // Make every reflector reconnect (its next stream breaks), so it meets the 410.
+        api.state.withLock { $0.cutNextWatches = 8 }
+        api.put("/api/v1/nodes", kind: "Node", apiVersion: "v1",
+                #"{"metadata":{"name":"extra","labels":{}},"status":{"addresses":[{"type":"InternalIP","address":"172.18.0.99"}]}}"#)
+        #expect(await waitFor("10.96.5.5:80", "passthrough") == "passthrough")
+        for _ in 0..<250 where api.state.withLock({ $0.listRequests }) == listsBefore { try? await Task.sleep(for: .milliseconds(20)) }
+        #expect(api.state.withLock { $0.listRequests } > listsBefore, "a 410 leads to a relist")
+
+        // Quiescence (reflectors may be backing off after the broken streams, up to a few
+        // seconds): the image comes to equal a full compile of the server's objects.
+        let serverObjects = api.state.withLock { s -> [(path: String, bytes: [UInt8])] in
+            var out: [(path: String, bytes: [UInt8])] = []
+            let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+            for (path, objects) in s.objects {
+                guard let (kind, version) = kinds[path] else { continue }
+                for (name, json) in objects {
+                    out.append(("\(path)/\(name).json", Array(("{\"kind\":\"\(kind)\",\"apiVersion\":\"\(version)\"," + json.dropFirst()).utf8)))
+                }
+            }
+            return out
+        }
+        let (snapshot, diags) = try InputLoader.load(contents: serverObjects)
+        let expected = ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diags).contents)
+        var got = try ImageFile.read(base + "/latest")
+        for _ in 0..<1000 where got != expected {
+            try? await Task.sleep(for: .milliseconds(20))
+            got = try ImageFile.read(base + "/latest")
+        }
+        let same = got == expected
+        if !same, let a = try? MapImage(bytes: got), let b = try? MapImage(bytes: expected) {
+            let ta = TextRenderer.render(a).split(separator: "\n"), tb = TextRenderer.render(b).split(separator: "\n")
+            let diff = Set(ta).symmetricDifference(Set(tb)).sorted().prefix(20).joined(separator: "\n")
+            Issue.record("the watcher's image differs from a full compile of the server's objects:\n\(diff)")
+        }
+        #expect(same)
+
+        stop.store(true, ordering: .relaxed)
+        await task.value
+        await client.shutdown()
+    }
+}
