@@ -36,6 +36,7 @@ public final class ApiWatcher: Sendable {
 
     /// Runs until `shouldStop` says so; `onSync` sees every sync.
     public func run(shouldStop: @escaping @Sendable () -> Bool, onSync: @escaping @Sendable (WatchSync) -> Void = { _ in }) async {
+        let shouldStop: @Sendable () -> Bool = { shouldStop() || Task.isCancelled }
         await withTaskGroup(of: Void.self) { group in
             for r in resources {
                 group.addTask { await self.reflect(r, shouldStop: shouldStop) }

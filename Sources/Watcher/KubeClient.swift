@@ -61,6 +61,9 @@ public final class KubeClient: Sendable {
         }
         var c = HTTPClient.Configuration(tlsConfiguration: tls)
         c.decompression = .disabled
+        // A refused or unreachable server is retried by the reflector's back-off, not by the
+        // client; a watch reads without a timeout (it ends when the server's timeoutSeconds does).
+        c.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: nil)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }
 

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import Compiler
 import Loader
 import Logging
@@ -15,21 +17,33 @@ let watchStopRequested = Atomic<Bool>(false)
 
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Keep the datapath (or a directory of images) current with a directory tree of manifests.",
+        abstract: "Keep the datapath (or a directory of images) current with a directory of manifests or the Kubernetes API.",
         discussion: """
-        Watches DIR and everything below it (inotify: edits, renames, deletions, new \
+        --dir DIR watches DIR and everything below it (inotify: edits, renames, deletions, new \
         directories, a directory or symlink swapped in atomically as checkouts and ConfigMap \
-        volumes do). Changes are coalesced until the tree has been quiet for --debounce-ms (at \
-        most --max-delay-ms after the first), then the tree is compiled and the image loaded \
-        into the pinned datapath, or with --output-dir written there as <sha256>.image with a \
+        volumes do). --kubeconfig FILE (or KUBECONFIG, with --context) or --in-cluster lists and \
+        watches Services, EndpointSlices, Nodes, Pods, LocalRedirectPolicies and \
+        BalancingPolicies (paged lists, watches with bookmarks, relists on 410, jittered back-off). \
+        Changes are coalesced until they have been quiet for --debounce-ms (at most \
+        --max-delay-ms after the first), then everything is compiled and the image loaded into \
+        the pinned datapath, or with --output-dir written there as <sha256>.image with a \
         `latest` symlink. A compile error keeps the live image and is logged; the next change \
         tries again. Runs until SIGINT or SIGTERM. Logs are structured lines on standard error.
         """)
 
     @Option(help: "The directory tree of manifests to watch.")
-    var dir: String
+    var dir: String?
 
-    @Option(help: "This host's node name (as for `load`); omit on a host that is not a node.")
+    @Option(help: "Watch the API server this kubeconfig names (default context, or --context).")
+    var kubeconfig: String?
+
+    @Option(help: "The kubeconfig context to use instead of its current-context.")
+    var context: String?
+
+    @Flag(help: "Watch the API server of the cluster this pod runs in (its service account).")
+    var inCluster = false
+
+    @Option(name: [.long, .customLong("node-name")], help: "This host's node name (as for `load`); omit on a host that is not a node.")
     var node: String?
 
     @Option(help: "The bpffs directory holding maps/bl_* (the datapath `attach` set up).")
@@ -64,6 +78,11 @@ struct Watch: ParsableCommand {
 
     @Option(help: "/healthz answers 503 once syncing has failed for longer than this many seconds.")
     var unhealthyAfterSeconds: Int = 60
+
+    func validate() throws {
+        let sources = [dir != nil, kubeconfig != nil || context != nil, inCluster].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), or --in-cluster") }
+    }
 
     func run() throws {
         guard let mode = HostMode(rawValue: hostMode) else { throw ValidationError("--host-mode must be pod or nodeport") }
@@ -104,15 +123,44 @@ struct Watch: ParsableCommand {
         // SIGINT/SIGTERM end the loop between two waits (it checks at least every 200 ms).
         signal(SIGINT) { _ in watchStopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in watchStopRequested.store(true, ordering: .relaxed) }
-        let watcher = DirectoryWatcher(
-            root: dir,
-            options: .init(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
-                           compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing),
-            sink: sink, metrics: metrics)
+        let options = DirectoryWatcher.Options(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
+                                               compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing)
+        if let dir {
+            let watcher = DirectoryWatcher(root: dir, options: options, sink: sink, metrics: metrics)
+            do {
+                try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) })
+            } catch {
+                throw CommandError(description: error.description)
+            }
+            return
+        }
+        let config: KubeClientConfig
         do {
-            try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) })
+            if inCluster {
+                config = try Kubeconfig.inCluster(environment: ProcessInfo.processInfo.environment)
+            } else {
+                let env = ProcessInfo.processInfo.environment
+                config = try Kubeconfig.load(paths: kubeconfig.map { [$0] } ?? Kubeconfig.paths(environment: env), context: context)
+            }
         } catch {
             throw CommandError(description: error.description)
         }
+        let client: KubeClient
+        do { client = try KubeClient(config: config) } catch { throw CommandError(description: error.description) }
+        Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")
+        let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics)
+        // Detached: this synchronous command blocks its thread below. A stop request cancels the
+        // run, which ends requests in flight (a watch can otherwise wait minutes for an event).
+        let done = DispatchSemaphore(value: 0)
+        let running = Task.detached {
+            await watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled })
+            await client.shutdown()
+            done.signal()
+        }
+        Task.detached {
+            while !watchStopRequested.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(100)) }
+            running.cancel()
+        }
+        done.wait()
     }
 }
