@@ -50,6 +50,9 @@ test: deps bpf
 	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
 	else echo "verify.sh skipped: loading BPF programs needs root"; fi
 	$(SWIFT) build --build-tests
+	# deploy/agent against the code: RBAC covers exactly what the watcher reads; every flag the
+	# DaemonSet passes exists.
+	python3 deploy/check.py $(BALANCER)
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
 	# private bpffs (DESIGN.md's sandbox rules); records written with bpftool, then a compiled
 	# image loaded with `balancer load` and rolled back. Needs root.
