@@ -59,14 +59,20 @@ public final class ApiWatcher: Sendable {
             do {
                 if relist {
                     let (items, rv) = try await client.list(r)
-                    stores.withLock { $0[r.kind]?.replace(items: items.map { (KindStore.Key(namespace: $0.namespace, name: $0.name), $0.object) },
-                                                         resourceVersion: rv) }
+                    // Pods are kept trimmed to what the compiler reads.
+                    let isPod = r.kind == "Pod"
+                    let kept = items.map { item -> (key: KindStore.Key, object: [UInt8]) in
+                        (KindStore.Key(namespace: item.namespace, name: item.name), isPod ? trimPodJSON(item.object) : item.object)
+                    }
+                    stores.withLock { $0[r.kind]?.replace(items: kept, resourceVersion: rv) }
                     changed(r.kind, listed: true)
                     relist = false
                     logger.debug("listed", metadata: ["kind": "\(r.kind)", "objects": "\(items.count)", "resourceVersion": "\(rv)"])
                 }
                 let from = stores.withLock { $0[r.kind]?.resourceVersion } ?? "0"
-                try await client.watch(r, from: from, timeoutSeconds: watchTimeout) { event in
+                try await client.watch(r, from: from, timeoutSeconds: watchTimeout) { received in
+                    var event = received
+                    if r.kind == "Pod" && event.type != .error && event.type != .bookmark { event.object = trimPodJSON(event.object) }
                     let (next, moved) = stores.withLock { s -> (KindStore.Next, Bool) in
                         let before = s[r.kind]?.generation ?? 0
                         let n = s[r.kind]?.apply(event) ?? .relist
