@@ -14,7 +14,7 @@ struct Balancer: ParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self, Status.self, Watch.self]
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self, Status.self, Watch.self, SnapshotCommand.self]
     )
 }
 

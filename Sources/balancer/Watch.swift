@@ -164,3 +164,65 @@ struct Watch: ParsableCommand {
         done.wait()
     }
 }
+
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Write the cluster's objects the compiler reads to one YAML file that `balancer compile` reads.",
+        discussion: """
+        Lists Services, EndpointSlices, Nodes, Pods (trimmed to the fields the compiler reads), \
+        LocalRedirectPolicies and BalancingPolicies once, from --kubeconfig (or KUBECONFIG, with \
+        --context) or --in-cluster, and writes them atomically to -o: the bridge to air-gapped \
+        hosts and GitOps repositories (`balancer compile SNAPSHOT -o IMAGE`).
+        """)
+
+    @Option(help: "The kubeconfig to use (default: KUBECONFIG, else ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "The kubeconfig context to use instead of its current-context.")
+    var context: String?
+
+    @Flag(help: "Use the service account of the pod this runs in.")
+    var inCluster = false
+
+    @Option(name: .shortAndLong, help: "Where to write the snapshot.")
+    var output: String
+
+    func run() throws {
+        let config: KubeClientConfig
+        do {
+            if inCluster {
+                config = try Kubeconfig.inCluster(environment: ProcessInfo.processInfo.environment)
+            } else {
+                config = try Kubeconfig.load(paths: kubeconfig.map { [$0] } ?? Kubeconfig.paths(environment: ProcessInfo.processInfo.environment),
+                                             context: context)
+            }
+        } catch {
+            throw CommandError(description: error.description)
+        }
+        let client: KubeClient
+        do { client = try KubeClient(config: config) } catch { throw CommandError(description: error.description) }
+        let result = Mutex<Result<([UInt8], [String: Int]), any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                let r = try await ClusterSnapshot.take(client: client)
+                result.withLock { $0 = .success((r.yaml, r.counts)) }
+            } catch {
+                result.withLock { $0 = .failure(error) }
+            }
+            await client.shutdown()
+            done.signal()
+        }
+        done.wait()
+        switch result.withLock({ $0 }) {
+        case .success(let (yaml, counts))?:
+            do { try ImageFile.writeAtomically(yaml, to: output) } catch { throw CommandError(description: "cannot write \(output): \(error)") }
+            print("wrote \(output): " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + " from \(config.server)")
+        case .failure(let error)?:
+            throw CommandError(description: "\(error)")
+        case nil:
+            throw CommandError(description: "snapshot did not finish")
+        }
+    }
+}

@@ -81,6 +81,38 @@ import Testing
         #expect(snapshot.services.count == 7)
     }
 
+    @Test func snapshotCompilesLikeTheCluster() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        var objects: [(path: String, bytes: [UInt8])] = []
+        for (path, kind, version, json) in try Self.recorded() {
+            api.put(path, kind: kind, apiVersion: version, json)
+        }
+        let client = try KubeClient(config: config(api.port, token: "good"))
+        let (yaml, counts) = try await ClusterSnapshot.take(client: client)
+        await client.shutdown()
+        #expect(counts["Service"] == 2 && counts["EndpointSlice"] == 2 && counts["Node"] == 1 && counts["Pod"] == 0)
+        #expect(counts["LocalRedirectPolicy"] == 0, "a kind the server does not serve is empty")
+        // The snapshot is YAML that compile reads, and compiles to the image of the server's objects.
+        api.state.withLock { s in
+            let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+            for (path, items) in s.objects {
+                guard let (kind, version) = kinds[path] else { continue }
+                for (name, json) in items {
+                    objects.append(("\(path)/\(name).json", Array(("{\"kind\":\"\(kind)\",\"apiVersion\":\"\(version)\"," + json.dropFirst()).utf8)))
+                }
+            }
+        }
+        let (fromSnapshot, d1) = try InputLoader.load(contents: [("snapshot.yaml", yaml)])
+        let (fromServer, d2) = try InputLoader.load(contents: objects)
+        let a = ImageEncoder.encode(Compiler.compile(fromSnapshot, inputDiagnostics: d1).contents)
+        let b = ImageEncoder.encode(Compiler.compile(fromServer, inputDiagnostics: d2).contents)
+        let same = a == b
+        #expect(same)
+        #expect(String(decoding: yaml.prefix(40), as: UTF8.self).hasPrefix("apiVersion: v1\nkind: List\nitems:\n- {"))
+    }
+
     @Test func imagesFollowTheServerThroughFaults() async throws {
         let api = try APIServerDouble()
         defer { api.stop() }

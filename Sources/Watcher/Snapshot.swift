@@ -1,0 +1,28 @@
+import Compiler
+
+/// `balancer snapshot`: the cluster's objects the compiler reads, listed once and written as one
+/// YAML file that `balancer compile` reads — the bridge to air-gapped hosts and GitOps
+/// repositories. The file is a `kind: List` whose items are flow mappings (each item's JSON, which
+/// YAML reads as is), one per line so that a diff of two snapshots shows changed objects; Pods are
+/// trimmed as the watcher trims them.
+public enum ClusterSnapshot {
+    public static func take(client: KubeClient, resources: [KubeResource] = KubeResource.all) async throws -> (yaml: [UInt8], counts: [String: Int]) {
+        var out = Array("apiVersion: v1\nkind: List\nitems:\n".utf8)
+        var counts: [String: Int] = [:]
+        for r in resources {
+            var items: [RawListPage.Item] = []
+            do {
+                items = try await client.list(r).items
+            } catch {
+                guard error.status == 404 else { throw error }
+                // Not served (the policies' CRDs not installed): none.
+            }
+            counts[r.kind] = items.count
+            for item in items.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
+                out += Array("- ".utf8) + (r.kind == "Pod" ? trimPodJSON(item.object) : item.object) + [UInt8(ascii: "\n")]
+            }
+        }
+        if counts.values.allSatisfy({ $0 == 0 }) { out = Array("apiVersion: v1\nkind: List\nitems: []\n".utf8) }
+        return (out, counts)
+    }
+}
