@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// An API server double for the watcher's tests (plain HTTP): paged lists with limit/continue and
@@ -29,12 +30,18 @@ final class APIServerDouble: Sendable {
     let channel: any Channel
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    init() throws {
+    /// With `tls`, HTTPS; when it verifies client certificates, a request with a verified
+    /// certificate needs no token.
+    init(tls: TLSConfiguration? = nil) throws {
         let box = StateBox()
+        let context = try tls.map { try NIOSSLContext(configuration: $0) }
+        let certificates = tls.map { $0.certificateVerification != .none } ?? false
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+                    box.clientCertificates = certificates
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(box: box))
                 }
@@ -48,8 +55,9 @@ final class APIServerDouble: Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    final class StateBox: Sendable {
+    final class StateBox: @unchecked Sendable {
         let server = Mutex<APIServerDouble?>(nil)
+        var clientCertificates = false
     }
 
     static func itemName(_ json: String) -> String {
@@ -126,7 +134,7 @@ final class APIServerDouble: Sendable {
                     respond(context, .forbidden, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"services is forbidden: User \"limited\" cannot list resource","reason":"Forbidden","code":403}"#)
                     return
                 }
-                guard auth == "Bearer good" else {
+                guard auth == "Bearer good" || (box.clientCertificates && auth.isEmpty) else {
                     respond(context, .unauthorized, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#)
                     return
                 }
