@@ -8,6 +8,9 @@ Usage: polclient.py CHECK NAME ADDR PORT [ARGS...]
           answered by TARGET (addr:port), every other one by one of OTHERS (comma-separated
           addr:port); none may fail, and all N must take well under a second (< 0.5 s), or the
           count says nothing about a per-second limit
+  follow  NAME ADDR PORT SECONDS OUT
+          TCP connects one after the other for SECONDS, each line of OUT `TIME ANSWER` (wall clock,
+          as `date +%s.%N`); any failed connect fails the check
   udpfail NAME ADDR PORT ERRNO
           an unconnected UDP sendto() fails at once with errno ERRNO (a name, e.g. ENETUNREACH)
 """
@@ -67,6 +70,20 @@ def main():
             if not lo <= hits <= hi:
                 raise Fail(f"{hits} of {n} reached {target}, expected {lo} to {hi} ({detail})")
             print(f"ok {name}  ({detail})")
+
+        elif check == "follow":
+            seconds, out = float(rest[0]), rest[1]
+            lines, seen = [], {}
+            end = time.monotonic() + seconds
+            i = 0
+            while time.monotonic() < end:
+                got = answer(dst, i)  # raises Fail on any failed connect
+                lines.append(f"{time.time():.6f} {got}")
+                seen[got] = seen.get(got, 0) + 1
+                i += 1
+            with open(out, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            print(f"ok {name}  ({i} connects, none failed: " + ", ".join(f"{k} x{v}" for k, v in sorted(seen.items())) + ")")
 
         elif check == "udpfail":
             code = getattr(errno, rest[0])

@@ -223,6 +223,53 @@ if sb_inner; then
 		client "not a node" "$SB_NSC" tcp "$DNS" 80 20 "$SVC_TCP"
 	}
 
+	# The watcher (issue 5): `balancer watch --dir` over a tree, under continuous connects: a
+	# backend added to the slice is used, and a removed one left, within a second (debounce 50 ms,
+	# compile, load), with no failed connect while one backend stays.
+	check_watch() {
+		local tree=$SB_WORK/tree wpid t_add t_del out line
+		mkdir -p "$tree"
+		cp "$here/policies/cluster.yaml" "$tree/" && cp "$here/policies/follow-1.yaml" "$tree/follow.yaml"
+		"$BALANCER" watch --dir "$tree" --node node-b --pin-dir "$SB_B" --debounce-ms 50 --netns-scope "$SB_CG" \
+			2>"$SB_WORK/watch.log" &
+		wpid=$!
+		echo "$wpid" >>"$SB_WORK/pids"
+		for _ in $(seq 100); do grep -q "image delivered" "$SB_WORK/watch.log" && break; sleep 0.05; done
+		grep -q "image delivered" "$SB_WORK/watch.log" || { bad "no image from the watcher: $(tail -n 3 "$SB_WORK/watch.log")"; kill "$wpid"; return; }
+		sb_exec "$SB_NSC" "$SB_PY" "$here/polclient.py" follow x 10.96.10.40 80 3.5 "$SB_WORK/follow.txt" >"$SB_WORK/follow.out" 2>&1 &
+		local cpid=$!
+		sleep 1
+		cp "$here/policies/follow-2.yaml" "$tree/.follow.tmp" && mv "$tree/.follow.tmp" "$tree/follow.yaml"
+		t_add=$(date +%s.%N)
+		sleep 1.2
+		cp "$here/policies/follow-3.yaml" "$tree/.follow.tmp" && mv "$tree/.follow.tmp" "$tree/follow.yaml"
+		t_del=$(date +%s.%N)
+		wait "$cpid"
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+		step "continuous connects" "$(cat "$SB_WORK/follow.out")"
+		out=$("$SB_PY" - "$SB_WORK/follow.txt" "$t_add" "$t_del" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+t_add, t_del = float(sys.argv[2]), float(sys.argv[3])
+first_new = next((float(t) for t, a in rows if a == "10.98.3.2:8080" and float(t) >= t_add), None)
+early_new = [t for t, a in rows if a == "10.98.3.2:8080" and float(t) < t_add]
+last_old = max((float(t) for t, a in rows if a == "10.98.3.1:8080"), default=None)
+problems = []
+if early_new: problems.append(f"10.98.3.2 answered {len(early_new)} connects before it was added")
+if first_new is None: problems.append("the added backend was never used")
+elif first_new - t_add > 1.0: problems.append(f"the added backend was first used {first_new - t_add:.3f} s after the change")
+if last_old is not None and last_old - t_del > 1.0: problems.append(f"the removed backend was still used {last_old - t_del:.3f} s after the change")
+print(("FAIL " + "; ".join(problems)) if problems else
+      f"ok added backend used after {first_new - t_add:.3f} s, removed backend left after {max(0.0, (last_old or t_del) - t_del):.3f} s")
+PY
+)
+		case "$out" in
+		ok*) good "${out#ok }" ;;
+		*) bad "${out#FAIL }" ;;
+		esac
+	}
+
 	run_check lrp-service check_lrp_service
 	run_check lrp-address check_lrp_address
 	run_check lrp-fallback-after-vanish check_fallback
@@ -231,6 +278,7 @@ if sb_inner; then
 	run_check bp-modes check_bp_modes
 	run_check priority-stack check_stack
 	run_check node-selection check_nodes
+	run_check watcher-follows-a-directory check_watch
 
 	out=$(sb_detach 2>&1) || die "$out"
 	exit 0
