@@ -26,7 +26,21 @@ public enum Compiler {
     /// contents are still the best image of the rest (what `compile --keep-going` writes).
     public static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic] = [],
                                options: CompileOptions = CompileOptions()) -> CompileResult {
+        compile(snapshot, inputDiagnostics: inputDiagnostics, options: options, retainPlans: false).0
+    }
+
+    /// A full compile, and an incremental compiler that follows changes from it (nil when this
+    /// snapshot has something it does not follow: then every change takes a full compile).
+    public static func compileIncrementally(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic] = [],
+                                            options: CompileOptions = CompileOptions()) -> (CompileResult, IncrementalCompiler?) {
+        let (result, sc) = compile(snapshot, inputDiagnostics: inputDiagnostics, options: options, retainPlans: true)
+        return (result, IncrementalCompiler(sc, contents: result.contents, snapshot: snapshot, options: options))
+    }
+
+    static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic], options: CompileOptions,
+                        retainPlans: Bool) -> (CompileResult, ServiceCompiler) {
         var sc = ServiceCompiler(snapshot: snapshot)
+        sc.retainPlans = retainPlans
 
         // Service ids: the seed system's annotation is honoured; otherwise derived from the name.
         let services = snapshot.services
@@ -56,7 +70,7 @@ public enum Compiler {
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
         sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit)
-        return assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics)
+        return (assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics), sc)
     }
 
     static func assemble(_ sc: ServiceCompiler, snapshot: Snapshot, inputDiagnostics: [Diagnostic]) -> CompileResult {

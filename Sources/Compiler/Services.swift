@@ -30,6 +30,10 @@ struct ServiceCompiler {
     /// Node names interned: Node objects first (sorted), then names only endpoints mention.
     var nodeNames: [String] = []
     var nodeIndexByName: [String: Int32] = [:]
+    /// Each service's plan and group ids, kept when an incremental compiler will start from this
+    /// compile (IncrementalCompiler): it recompiles one service by planning it again.
+    var retainPlans = false
+    var retained: [(service: Service, plan: ServicePlan, groupIDs: [UInt32])] = []
 
     mutating func internNode(_ name: String) -> Int32 {
         if let i = nodeIndexByName[name] { return i }
@@ -161,6 +165,9 @@ struct ServiceCompiler {
         endpointHashes.reserveCapacity(endpointCount)
         endpointNodes.reserveCapacity(endpointCount)
         for plan in plans { apply(plan) }
+        if retainPlans {
+            retained = ordered.indices.map { (ordered[$0], plans[$0], Array(groupIDs[offsets[$0]..<offsets[$0 + 1]])) }
+        }
     }
 
     /// Merges one service's plan into the shared state.

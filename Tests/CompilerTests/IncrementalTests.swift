@@ -1,0 +1,262 @@
+@testable import Compiler
+import MapImage
+import Testing
+
+extension SplitMix {
+    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func chance(_ p: Double) -> Bool { Double(next() % 1_000_000) / 1_000_000 < p }
+}
+
+/// A cluster of a few services whose EndpointSlices change at random: every Service feature the
+/// sets depend on (node-local sets, zone and node hints, terminating fall-back, both families,
+/// two services sharing backend addresses, NodePort and session affinity).
+struct ChangingCluster {
+    struct EndpointSpec {
+        var ip: String
+        var node: String?
+        var ready: Bool
+        var serving: Bool
+        var terminating: Bool
+        var zones: [String]
+        var forNodes: [String]
+    }
+
+    struct SliceSpec {
+        var namespace: String
+        var name: String
+        var service: String?
+        var ipv6: Bool
+        var ports: [(name: String, port: Int, proto: String)]
+        var endpoints: [EndpointSpec]
+    }
+
+    var rng: SplitMix
+    var slices: [String: SliceSpec] = [:]
+    var sliceCounter = 0
+    let nodes = ["n0": "a", "n1": "a", "n2": "b", "n3": "b"]
+
+    static let services: [(ns: String, name: String, json: String, ports: [(String, Int, String)], v6: Bool)] = [
+        ("default", "web", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default","creationTimestamp":"2024-01-01T00:00:00Z"},"spec":{"type":"NodePort","clusterIP":"10.96.0.10","clusterIPs":["10.96.0.10"],"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080,"nodePort":30080}]}}"#,
+         [("http", 8080, "TCP")], false),
+        ("default", "dns", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"dns","namespace":"default"},"spec":{"clusterIP":"10.96.0.11","clusterIPs":["10.96.0.11"],"ports":[{"name":"dns","port":53,"protocol":"UDP","targetPort":5353},{"name":"dns-tcp","port":53,"protocol":"TCP","targetPort":5353}]}}"#,
+         [("dns", 5353, "UDP"), ("dns-tcp", 5353, "TCP")], false),
+        ("default", "local", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"local","namespace":"default"},"spec":{"clusterIP":"10.96.0.12","clusterIPs":["10.96.0.12"],"internalTrafficPolicy":"Local","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#,
+         [("http", 8080, "TCP")], false),
+        ("default", "sticky", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"sticky","namespace":"default"},"spec":{"clusterIP":"10.96.0.13","clusterIPs":["10.96.0.13"],"sessionAffinity":"ClientIP","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#,
+         [("http", 8080, "TCP")], false),
+        ("default", "dual", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"dual","namespace":"default"},"spec":{"clusterIP":"10.96.0.14","clusterIPs":["10.96.0.14","fd00::14"],"ipFamilies":["IPv4","IPv6"],"ipFamilyPolicy":"PreferDualStack","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#,
+         [("http", 8080, "TCP")], true),
+        ("other", "shared", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"shared","namespace":"other"},"spec":{"clusterIP":"10.96.0.15","clusterIPs":["10.96.0.15"],"publishNotReadyAddresses":true,"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#,
+         [("http", 8080, "TCP")], false),
+    ]
+
+    init(seed: UInt64) {
+        rng = SplitMix(state: seed)
+        for s in ChangingCluster.services {
+            for _ in 0..<(1 + rng.int(2)) { addSlice(s.ns, s.name, ipv6: false, ports: s.ports) }
+            if s.v6 { addSlice(s.ns, s.name, ipv6: true, ports: s.ports) }
+        }
+    }
+
+    mutating func endpoint(ipv6: Bool) -> EndpointSpec {
+        // A small address pool, so services share backends and addresses come back.
+        let host = 1 + rng.int(24)
+        let ip = ipv6 ? "fd00:244::\(host)" : "10.244.0.\(host)"
+        let node = rng.chance(0.9) ? "n\(rng.int(4))" : nil
+        let ready = rng.chance(0.75)
+        let terminating = !ready && rng.chance(0.5)
+        return EndpointSpec(ip: ip, node: node, ready: ready, serving: ready || rng.chance(0.6), terminating: terminating,
+                            zones: [], forNodes: [])
+    }
+
+    @discardableResult
+    mutating func addSlice(_ ns: String, _ service: String?, ipv6: Bool, ports: [(String, Int, String)]) -> String {
+        sliceCounter += 1
+        var s = SliceSpec(namespace: ns, name: "\(service ?? "orphan")-\(sliceCounter)", service: service, ipv6: ipv6,
+                          ports: ports.map { (name: $0.0, port: $0.1, proto: $0.2) }, endpoints: [])
+        for _ in 0..<rng.int(5) { s.endpoints.append(endpoint(ipv6: ipv6)) }
+        slices["\(ns)/\(s.name)"] = s
+        return "\(ns)/\(s.name)"
+    }
+
+    /// Hints on every ready endpoint, or on none (the compiler uses them only when all have them).
+    mutating func rehint(_ s: inout SliceSpec) {
+        let on = rng.chance(0.5)
+        for i in s.endpoints.indices {
+            s.endpoints[i].zones = on ? [["a", "b"][rng.int(2)]] : []
+            s.endpoints[i].forNodes = on && rng.chance(0.5) ? ["n\(rng.int(4))"] : []
+        }
+    }
+
+    /// One random change; returns the keys of the slices it changed ("ns/name").
+    mutating func change() -> [String] {
+        // A node with no Node object does not last (the full compile handles it meanwhile).
+        if let ghost = slices.keys.sorted().first(where: { slices[$0]?.endpoints.contains { $0.node == "ghost" } == true }), rng.chance(0.5) {
+            for i in slices[ghost]!.endpoints.indices where slices[ghost]!.endpoints[i].node == "ghost" { slices[ghost]!.endpoints[i].node = "n1" }
+            return [ghost]
+        }
+        let keys = slices.keys.sorted()
+        let key = keys[rng.int(keys.count)]
+        guard var s = slices[key] else { return [] }
+        switch rng.int(10) {
+        case 0, 1:
+            s.endpoints.append(endpoint(ipv6: s.ipv6))
+        case 2, 3:
+            if !s.endpoints.isEmpty { s.endpoints.remove(at: rng.int(s.endpoints.count)) }
+        case 4:
+            if !s.endpoints.isEmpty {
+                let i = rng.int(s.endpoints.count)
+                s.endpoints[i].ready.toggle()
+                s.endpoints[i].terminating = !s.endpoints[i].ready && rng.chance(0.7)
+            }
+        case 5:
+            if !s.endpoints.isEmpty { s.endpoints[rng.int(s.endpoints.count)].node = "n\(rng.int(4))" }
+        case 6:
+            rehint(&s)
+        case 7:
+            slices[key] = nil
+            return [key]
+        case 8:
+            let svc = ChangingCluster.services[rng.int(ChangingCluster.services.count)]
+            return [addSlice(svc.ns, rng.chance(0.1) ? "missing" : svc.name, ipv6: svc.v6 && rng.chance(0.5), ports: svc.ports)]
+        default:
+            // A node no Node object has: the incremental compiler must hand over to a full one.
+            if !s.endpoints.isEmpty && rng.chance(0.05) { s.endpoints[rng.int(s.endpoints.count)].node = "ghost" }
+            else if !s.endpoints.isEmpty { s.endpoints[rng.int(s.endpoints.count)].ip = s.ipv6 ? "fd00:244::\(30 + rng.int(9))" : "10.244.0.\(30 + rng.int(9))" }
+        }
+        slices[key] = s
+        return [key]
+    }
+
+    static func json(_ s: SliceSpec) -> String {
+        let labels = s.service.map { #"{"kubernetes.io/service-name":"\#($0)"}"# } ?? "{}"
+        let ports = s.ports.map { #"{"name":"\#($0.name)","port":\#($0.port),"protocol":"\#($0.proto)"}"# }.joined(separator: ",")
+        let eps = s.endpoints.map { e -> String in
+            var fields = [#""addresses":["\#(e.ip)"]"#,
+                          #""conditions":{"ready":\#(e.ready),"serving":\#(e.serving),"terminating":\#(e.terminating)}"#]
+            if let n = e.node { fields.append(#""nodeName":"\#(n)""#) }
+            if !e.zones.isEmpty || !e.forNodes.isEmpty {
+                var hints: [String] = []
+                if !e.zones.isEmpty { hints.append(#""forZones":[\#(e.zones.map { #"{"name":"\#($0)"}"# }.joined(separator: ","))]"#) }
+                if !e.forNodes.isEmpty { hints.append(#""forNodes":[\#(e.forNodes.map { #"{"name":"\#($0)"}"# }.joined(separator: ","))]"#) }
+                fields.append(#""hints":{\#(hints.joined(separator: ","))}"#)
+            }
+            return "{" + fields.joined(separator: ",") + "}"
+        }.joined(separator: ",")
+        return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"\#(s.name)","namespace":"\#(s.namespace)","labels":\#(labels)},"addressType":"\#(s.ipv6 ? "IPv6" : "IPv4")","ports":[\#(ports)],"endpoints":[\#(eps)]}"#
+    }
+
+    var manifests: [(path: String, bytes: [UInt8])] {
+        var out: [(path: String, bytes: [UInt8])] = []
+        for (name, zone) in nodes.sorted(by: { $0.key < $1.key }) {
+            let ip = "10.0.0.\(Int(name.dropFirst())! + 1)"
+            out.append(("Node/\(name).json", Array(#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"\#(name)","labels":{"topology.kubernetes.io/zone":"\#(zone)"}},"status":{"addresses":[{"type":"InternalIP","address":"\#(ip)"}]}}"#.utf8)))
+        }
+        for s in ChangingCluster.services { out.append(("Service/\(s.ns)/\(s.name).json", Array(s.json.utf8))) }
+        for key in slices.keys.sorted() { out.append(("EndpointSlice/\(key).json", Array(ChangingCluster.json(slices[key]!).utf8))) }
+        return out
+    }
+
+    func decoded(_ key: String) throws -> (namespace: String, name: String, slice: EndpointSlice?) {
+        let parts = key.split(separator: "/").map(String.init)
+        guard let s = slices[key] else { return (parts[0], parts[1], nil) }
+        let (snapshot, _) = try InputLoader.load(contents: [("EndpointSlice/\(key).json", Array(ChangingCluster.json(s).utf8))])
+        return (parts[0], parts[1], snapshot.endpointSlices.first)
+    }
+}
+
+func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] {
+    try ImageRecords.tables(of: ImageEncoder.encode(contents))
+}
+
+@Suite struct IncrementalCompileTests {
+    /// Random slice changes: each delta applied to the previous tables gives exactly the tables of
+    /// a full compile of the new objects, and writes only records that differ.
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func deltasEqualFullCompiles(seed: UInt64) throws {
+        var cluster = ChangingCluster(seed: seed)
+        var (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
+        var (result, maybe) = Compiler.compileIncrementally(snapshot)
+        var tables = try imageTables(result.contents)
+        var incremental = 0, handedOver = 0, nilSteps = 0
+        for step in 0..<250 {
+            let keys = cluster.change()
+            (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
+            let full = try imageTables(Compiler.compile(snapshot).contents)
+            guard var inc = maybe else {
+                nilSteps += 1
+                (result, maybe) = Compiler.compileIncrementally(snapshot)
+                tables = full
+                continue
+            }
+            switch inc.apply(endpointSlices: try keys.map { try cluster.decoded($0) }) {
+            case .delta(let d):
+                for (table, records) in d.changes {
+                    for (k, v) in records { #expect(tables[table]?[k] != v, "step \(step): \(table) record written unchanged") }
+                }
+                let applied = d.applied(to: tables)
+                for table in ImageTable.allCases where applied[table] ?? [:] != full[table] ?? [:] {
+                    Issue.record("seed \(seed) step \(step) (\(keys)): \(table) differs from the full compile")
+                }
+                tables = full
+                maybe = inc
+                incremental += 1
+            case .needsFullCompile:
+                handedOver += 1
+                (result, maybe) = Compiler.compileIncrementally(snapshot)
+                tables = full
+            }
+        }
+        // Most changes are followed incrementally; the hand-overs are the "ghost" node cases.
+        #expect(incremental > 150, "only \(incremental) of 250 changes were incremental (\(handedOver) handed over, \(nilSteps) without an incremental compiler)")
+    }
+
+    /// Two backend addresses whose ids collide: the second one added, or the first one removed
+    /// while the second was placed past it, needs the full compile's placement.
+    @Test func collidingBackendIDsHandOver() throws {
+        // Find two addresses of 10.245.0.0/16 (port 8080) with the same id hash.
+        var seen: [UInt32: UInt32] = [:]
+        var pair: (String, String)?
+        search: for v in UInt32(0)..<UInt32(1 << 20) {
+            let a = IPAddress(ipv4Value: 0x0AF5_0000 &+ v)
+            let h = BackendIdentity(address: SocketAddress(address: a, port: 8080), proto: .tcp).stableHash
+            if let other = seen[h] {
+                pair = ("\(IPAddress(ipv4Value: 0x0AF5_0000 &+ other))", "\(a)")
+                break search
+            }
+            seen[h] = v
+        }
+        let (x, y) = try #require(pair)
+        var cluster = ChangingCluster(seed: 9)
+        cluster.slices = [:]
+        let web = ChangingCluster.services[0]
+        func slice(_ ips: [String]) -> ChangingCluster.SliceSpec {
+            ChangingCluster.SliceSpec(namespace: "default", name: "web-x", service: "web", ipv6: false,
+                                      ports: web.ports.map { (name: $0.0, port: $0.1, proto: $0.2) },
+                                      endpoints: ips.map { .init(ip: $0, node: "n0", ready: true, serving: true, terminating: false, zones: [], forNodes: []) })
+        }
+        func step(_ ips: [String], expectIncremental: Bool, _ inc: inout IncrementalCompiler?) throws {
+            let before = try imageTables(Compiler.compile(try InputLoader.load(contents: cluster.manifests).0).contents)
+            cluster.slices["default/web-x"] = slice(ips)
+            let (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
+            let full = try imageTables(Compiler.compile(snapshot).contents)
+            var compiler = try #require(inc)
+            switch compiler.apply(endpointSlices: [try cluster.decoded("default/web-x")]) {
+            case .delta(let d):
+                #expect(expectIncremental, "\(ips): expected a hand-over")
+                #expect(d.applied(to: before) == full)
+                inc = compiler
+            case .needsFullCompile(let why):
+                #expect(!expectIncremental, "\(ips): handed over: \(why)")
+                inc = Compiler.compileIncrementally(snapshot).1
+            }
+        }
+        cluster.slices["default/web-x"] = slice([x])
+        var inc = Compiler.compileIncrementally(try InputLoader.load(contents: cluster.manifests).0).1
+        try step([x, y], expectIncremental: false, &inc)      // y's id is x's: y is placed past it
+        try step([x, y, "10.244.9.9"], expectIncremental: true, &inc)
+        try step([x, y], expectIncremental: true, &inc)       // an unrelated backend leaves
+        try step([y], expectIncremental: false, &inc)         // x leaves: y would take its id
+        try step([y, x], expectIncremental: false, &inc)      // x comes back to a taken id
+    }
+}
