@@ -654,39 +654,10 @@ extension VerifiedImage {
     /// backends, over that rule's local set on node `nodeID`. Read from the record sections
     /// directly (the image is verified), so a loader need not build the model.
     public func skipTargets(nodeID: UInt32) -> [(owner: UInt32, address: IPAddress)] {
-        guard nodeID != 0 else { return [] }
-        func section(_ t: ImageTable) -> SectionInfo { header.sections[Int(t.rawValue) - 1] }
-        func each(_ t: ImageTable, _ body: (Int, Int) -> Void) {
-            let s = section(t)
+        SkipIndex.compute(nodeID: nodeID) { t, body in
+            let s = header.sections[Int(t.rawValue) - 1]
             let stride = s.keySize + s.valueSize
-            for i in 0..<s.count { body(s.offset + i * stride, s.offset + i * stride + s.keySize) }
-        }
-        var owners: [UInt32: Set<UInt32>] = [:]  // group → policy ids
-        each(.frontends) { k, v in
-            let f = RecordDecoder.frontend(bytes, key: k, value: v)
-            for r in f.rules.prefix(Int(f.ruleCount)) where RuleFlags(rawValue: r.flags).contains(.skipFromBackend) {
-                owners[r.groupID, default: []].insert(r.ownerID)
-            }
-        }
-        guard !owners.isEmpty else { return [] }
-        var backendIDs: [UInt32: [UInt32]] = [:]  // group → backend ids of its local set here
-        each(.slots) { k, v in
-            let key = RecordDecoder.slotKey(bytes, k)
-            guard key.scope == SetScope.local.rawValue, key.scopeID == nodeID, owners[key.groupID] != nil else { return }
-            backendIDs[key.groupID, default: []].append(RecordDecoder.slotValue(bytes, v))
-        }
-        var addresses: [UInt32: IPAddress] = [:]
-        let wanted = Set(backendIDs.values.joined())
-        each(.backends) { k, v in
-            let id = RecordDecoder.idKey(bytes, k)
-            if wanted.contains(id) { addresses[id] = RecordDecoder.backendValue(bytes, v).address }
-        }
-        var out: [(owner: UInt32, address: IPAddress)] = []
-        for (group, ids) in backendIDs.sorted(by: { $0.key < $1.key }) {
-            for owner in (owners[group] ?? []).sorted() {
-                for id in ids { if let a = addresses[id] { out.append((owner, a)) } }
-            }
-        }
-        return out
+            for i in 0..<s.count { body(bytes, s.offset + i * stride, s.offset + i * stride + s.keySize) }
+        }.targets
     }
 }
