@@ -203,6 +203,123 @@ public final class BPFMap: @unchecked Sendable {
         return BPFMap(fd: f, name: "\(name)[\(index)]")
     }
 
+    /// The kernel's description of this map: id, capacity and record sizes.
+    public func info() throws(BPFError) -> (id: UInt32, maxEntries: Int, keySize: Int, valueSize: Int) {
+        var info = bpf_map_info()
+        var len = UInt32(MemoryLayout<bpf_map_info>.size)
+        let r = bpf_obj_get_info_by_fd(fd, &info, &len)
+        guard r == 0 else { throw BPFError("read info of", name, Int32(r)) }
+        return (info.id, Int(info.max_entries), Int(info.key_size), Int(info.value_size))
+    }
+
+    /// The id of the map held at `index` of this map-in-map (nil when the slot is empty).
+    public func innerID(_ index: UInt32) throws(BPFError) -> UInt32? {
+        var k = index
+        var id: UInt32 = 0
+        let r = bpf_map_lookup_elem(fd, &k, &id)
+        if r == -ENOENT || (r < 0 && errno == ENOENT) { return nil }
+        guard r == 0 else { throw BPFError("lookup generation \(index) of", name, Int32(r)) }
+        return id == 0 ? nil : id
+    }
+
+    /// Writes records given as `keys` and `values` laid end to end (batch updates; one record at
+    /// a time where the kernel has no batch operation for the map). A failure names the record.
+    public func updateBatch(keys: [UInt8], values: [UInt8], keySize: Int, valueSize: Int) throws(BPFError) {
+        let count = keys.count / keySize
+        guard count > 0 else { return }
+        guard values.count == count * valueSize else {
+            throw BPFError("batch update", name, message: "\(keys.count) key bytes and \(values.count) value bytes are not \(count) records")
+        }
+        var n = UInt32(count)
+        let r = keys.withUnsafeBytes { k in
+            values.withUnsafeBytes { v in bpf_map_update_batch(fd, k.baseAddress, v.baseAddress, &n, nil) }
+        }
+        if r == 0 { return }
+        if n == 0 && BPFMap.noBatchSupport(r) {
+            // No batch operation for this map: one record at a time.
+            for j in 0..<count {
+                try update(key: Array(keys[(j * keySize)..<((j + 1) * keySize)]), value: Array(values[(j * valueSize)..<((j + 1) * valueSize)]))
+            }
+            return
+        }
+        throw BPFError("batch update (record \(Int(n) + 1) of \(count)) of", name, Int32(r))
+    }
+
+    /// Deletes the records of `keys` (laid end to end); keys that are absent are skipped.
+    public func deleteBatch(keys: [UInt8], keySize: Int) throws(BPFError) {
+        let count = keys.count / keySize
+        var done = 0
+        while done < count {
+            var n = UInt32(count - done)
+            let r = keys.withUnsafeBytes { k in bpf_map_delete_batch(fd, k.baseAddress! + done * keySize, &n, nil) }
+            if r == 0 { return }
+            if n == 0 && done == 0 && BPFMap.noBatchSupport(r) {
+                for j in 0..<count { try delete(key: Array(keys[(j * keySize)..<((j + 1) * keySize)])) }
+                return
+            }
+            done += Int(n)
+            if r == -ENOENT {
+                // The batch stops at an absent key: step over it.
+                done += 1
+                continue
+            }
+            throw BPFError("batch delete (record \(done + 1) of \(count)) from", name, Int32(r))
+        }
+    }
+
+    /// The kernel's answers for a map type without batch operations (ENOTSUPP is the kernel's
+    /// own 524).
+    static func noBatchSupport(_ r: Int32) -> Bool { r == -EINVAL || r == -EOPNOTSUPP || r == -524 }
+
+    /// Every record of the map: keys and values laid end to end (batch lookups, or a walk with
+    /// get_next_key and a lookup per key where the kernel has no batch operation for the map).
+    public func dump(keySize: Int, valueSize: Int) throws(BPFError) -> (keys: [UInt8], values: [UInt8], count: Int) {
+        var keys: [UInt8] = [], values: [UInt8] = []
+        var chunk = 4096
+        var token = [UInt8](repeating: 0, count: max(keySize, 8))
+        var next = [UInt8](repeating: 0, count: max(keySize, 8))
+        var first = true
+        var total = 0
+        while true {
+            var kbuf = [UInt8](repeating: 0, count: chunk * keySize)
+            var vbuf = [UInt8](repeating: 0, count: chunk * valueSize)
+            var n = UInt32(chunk)
+            let r = kbuf.withUnsafeMutableBytes { k in
+                vbuf.withUnsafeMutableBytes { v in
+                    token.withUnsafeMutableBytes { t in
+                        next.withUnsafeMutableBytes { o in
+                            bpf_map_lookup_batch(fd, first ? nil : t.baseAddress, o.baseAddress, k.baseAddress, v.baseAddress, &n, nil)
+                        }
+                    }
+                }
+            }
+            if r == 0 || r == -ENOENT {
+                keys += kbuf.prefix(Int(n) * keySize)
+                values += vbuf.prefix(Int(n) * valueSize)
+                total += Int(n)
+                if r == -ENOENT { return (keys, values, total) }
+                token = next
+                first = false
+                continue
+            }
+            if r == -ENOSPC && chunk < 1 << 20 {
+                // A bucket holds more records than the buffers: larger ones.
+                chunk *= 4
+                continue
+            }
+            if first && BPFMap.noBatchSupport(r) {
+                for key in try self.keys(keySize: keySize) {
+                    guard let value = try lookup(key: key, valueSize: valueSize) else { continue }
+                    keys += key
+                    values += value
+                    total += 1
+                }
+                return (keys, values, total)
+            }
+            throw BPFError("batch lookup", name, Int32(r))
+        }
+    }
+
     /// Whether `index` of this map-in-map holds a map.
     public func hasInner(_ index: UInt32) -> Bool {
         var k = index

@@ -19,7 +19,7 @@ import Glibc
 /// This release opens maps the datapath object has already pinned under `<pin dir>/maps/<name>`
 /// (as `bpftool prog loadall … pinmaps` does); loading and attaching the programs themselves is
 /// the next step of the loader.
-public struct Datapath {
+public struct Datapath: Sendable {
     public let pinDir: String
     let outer: [ImageTable: BPFMap]
     let config: BPFMap
@@ -104,9 +104,32 @@ public struct Datapath {
         public var skipTargets: [(owner: UInt32, address: IPAddress)] = []
         /// Seconds spent per step ("fill <table>", "wait for verification", "publish", "flip"), in order.
         public var phases: [(String, Double)] = []
+        /// How the generation was written.
+        public var method: Method = .fresh
+        /// Records written (inserted or replaced) and deleted in the generation made live; a
+        /// fresh fill writes every record.
+        public var written = 0
+        public var deleted = 0
+        /// With `.delta`: tables filled into fresh maps instead (their records outgrew the
+        /// maps' capacity).
+        public var refilled: [String] = []
+        /// Whether `skipTargets` may differ from the previous load's (always true after a whole
+        /// image; a delta says it only when it touches what they depend on).
+        public var skipTargetsChanged = true
+        /// The last RCU grace period this loader waited for, measured in the background (seconds).
+        public var gracePeriod: Double?
+
+        public enum Method: String, Sendable {
+            /// New maps filled with every record, published into the standby generation.
+            case fresh = "fresh fill"
+            /// Only the records that differ written into the standby generation's maps.
+            case delta
+            /// Nothing written to the tables (the state was already live).
+            case unchanged
+        }
     }
 
-    private static func now() -> Double {
+    static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
@@ -152,10 +175,11 @@ public struct Datapath {
             let wanted = Config(activeGeneration: current.activeGeneration, nodeID: nodeID, hostMode: hostMode)
             if wanted == current {
                 return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, unchanged: true,
-                                  skipTargets: skipTargets)
+                                  skipTargets: skipTargets, method: .unchanged)
             }
             do { try writeConfig(wanted) } catch { throw .bpf(error) }
-            return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, skipTargets: skipTargets)
+            return LoadReport(generation: current.activeGeneration, digestHex: header.digestHex, records: records, skipTargets: skipTargets,
+                              method: .unchanged)
         }
         let standby = current.activeGeneration ^ 1
         // Record sizes against the live maps, before anything is created: a datapath of another
@@ -181,7 +205,8 @@ public struct Datapath {
         // The flip: one update of one array element.
         do { try writeConfig(Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode)) } catch { throw .bpf(error) }
         phases.append(("flip", Datapath.now() - t))
-        return LoadReport(generation: standby, digestHex: header.digestHex, records: records, skipTargets: skipTargets, phases: phases)
+        return LoadReport(generation: standby, digestHex: header.digestHex, records: records, skipTargets: skipTargets, phases: phases,
+                          written: records.values.reduce(0, +))
     }
 
     /// Waits until no program still uses the standby generation.
@@ -220,36 +245,54 @@ public struct Datapath {
         var phases: [(String, Double)]
     }
 
+    /// One table's records for a fresh map: `records` holds `count` records of key then value.
+    struct FillSource: Sendable {
+        var table: ImageTable
+        var keySize: Int
+        var valueSize: Int
+        var count: Int
+        var capacity: Int
+        var records: ArraySlice<UInt8>
+    }
+
     func fill(generation: UInt32, header: ImageHeader, bytes: [UInt8]) throws(BPFError) -> Standby {
+        // Sized to the image: a generation `load` writes is never written again.
+        let sources = header.sections.compactMap { s -> FillSource? in
+            guard let table = ImageTable(rawValue: s.kind) else { return nil }
+            return FillSource(table: table, keySize: s.keySize, valueSize: s.valueSize, count: s.count, capacity: max(s.count, 1),
+                              records: bytes[s.offset..<(s.offset + s.length)])
+        }
+        return try fill(generation: generation, sources: sources)
+    }
+
+    func fill(generation: UInt32, sources: [FillSource]) throws(BPFError) -> Standby {
         var out = Standby(generation: generation, inners: [], phases: [])
         var t = Datapath.now()
-        let sections = header.sections.filter { ImageTable(rawValue: $0.kind) != nil }
-        // Preallocated and sized to the image: a generation is never written after it is
-        // published, and inserting into a preallocated hash takes an element from a free list
+        // Preallocated: inserting into a preallocated hash takes an element from a free list
         // instead of allocating one (a third of the time, measured). Preallocating is itself
         // work (zeroed pages), spread over the cores.
         let created = Mutex<[Int: Result<BPFMap, BPFError>]>([:])
-        DispatchQueue.concurrentPerform(iterations: sections.count) { i in
-            let section = sections[i]
+        DispatchQueue.concurrentPerform(iterations: sources.count) { i in
+            let source = sources[i]
             let r = Result { () throws(BPFError) -> BPFMap in
-                try BPFMap.createHash(name: "bl_g\(generation)_\(section.kind)", keySize: section.keySize,
-                                      valueSize: section.valueSize, maxEntries: max(section.count, 1), noPrealloc: false)
+                try BPFMap.createHash(name: "bl_g\(generation)_\(source.table.rawValue)", keySize: source.keySize,
+                                      valueSize: source.valueSize, maxEntries: max(source.capacity, 1), noPrealloc: false)
             }
             created.withLock { $0[i] = r }
         }
-        for (i, section) in sections.enumerated() {
-            guard let table = ImageTable(rawValue: section.kind), let r = created.withLock({ $0[i] }) else { continue }
-            out.inners.append((table, try r.get()))
+        for (i, source) in sources.enumerated() {
+            guard let r = created.withLock({ $0[i] }) else { continue }
+            out.inners.append((source.table, try r.get()))
         }
         out.phases.append(("create", Datapath.now() - t))
         t = Datapath.now()
         // Insertion is the kernel's work, per record; chunks of every table go to every core.
         let chunkRecords = 32768
         var chunks: [(table: Int, first: Int, count: Int)] = []
-        for (i, section) in sections.enumerated() {
+        for (i, source) in sources.enumerated() {
             var first = 0
-            while first < section.count {
-                chunks.append((i, first, min(chunkRecords, section.count - first)))
+            while first < source.count {
+                chunks.append((i, first, min(chunkRecords, source.count - first)))
                 first += chunkRecords
             }
         }
@@ -258,12 +301,12 @@ public struct Datapath {
         let chunkList = chunks
         DispatchQueue.concurrentPerform(iterations: chunks.count) { c in
             let chunk = chunkList[c]
-            let section = sections[chunk.table]
-            let stride = section.keySize + section.valueSize
-            let from = section.offset + chunk.first * stride
+            let source = sources[chunk.table]
+            let stride = source.keySize + source.valueSize
+            let from = source.records.startIndex + chunk.first * stride
             do throws(BPFError) {
-                try inners[chunk.table].1.updateRecords(bytes[from..<(from + chunk.count * stride)],
-                                                        keySize: section.keySize, valueSize: section.valueSize)
+                try inners[chunk.table].1.updateRecords(source.records[from..<(from + chunk.count * stride)],
+                                                        keySize: source.keySize, valueSize: source.valueSize)
             } catch {
                 failures.withLock { $0.append(error) }
             }

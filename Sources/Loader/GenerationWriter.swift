@@ -1,0 +1,443 @@
+import CBalancerABI
+import MapImage
+import Synchronization
+
+/// Incremental loads for a long-running process (the watcher): it knows what each generation
+/// holds, so a new image or a `RecordDelta` costs the records that differ, not a refill.
+///
+/// What it tracks:
+/// - the state it wants live: a base image and every record changed since (`RecordState`);
+/// - whether the live generation holds that state (it wrote it, and no other process has
+///   flipped or replaced a table since: both are checked before every write by comparing the
+///   active generation and the inner maps' ids with what it last wrote);
+/// - what the standby generation lacks: the records written to the live generation since the
+///   standby was live (`pending`), or nothing known;
+/// - each generation's map capacities (fresh maps get headroom so later deltas fit in place).
+///
+/// A write goes to the standby generation only: after the grace period that followed the last
+/// flip (the barrier is started right after each flip and waited for before the next write to
+/// that generation, so it is normally over), the generation is marked "filling" in
+/// bl_generations, the records are deleted and written with batch calls, its digest record is
+/// set (the image's digest, or zero = unknown after a delta), and one update of bl_config flips.
+/// Readers see the whole old state or the whole new one, as with `Datapath.load`. A table whose
+/// new record count exceeds its map's capacity, or of a generation whose content is unknown, is
+/// filled into a fresh map instead, published into the standby slot before the flip.
+///
+/// Use it from one thread at a time; every method holds a lock for its whole duration, so
+/// concurrent calls are serialised, not interleaved. Other processes (`balancer load`,
+/// `balancer rollback`) may change the datapath between calls: the writer then treats what they
+/// touched as unknown and fills it fresh.
+public final class GenerationWriter: Sendable {
+    private let core: Mutex<Core>
+    public let datapath: Datapath
+
+    /// `headroom`: fresh maps hold count × (1 + headroom) + 64 records (within the ABI's
+    /// capacity), so that deltas can insert in place.
+    public init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double = 0.25) {
+        self.datapath = datapath
+        core = Mutex(Core(datapath: datapath, node: node, hostMode: hostMode, headroom: max(0, headroom)))
+    }
+
+    /// Loads a whole image: verified completely before anything the datapath can see is written;
+    /// then only the records that differ from what each generation holds are written, or, when
+    /// that is not known (the first load of this process, a table beyond its capacity, another
+    /// process changed the datapath), the standby is filled fresh. Loading the live image again
+    /// changes nothing.
+    public func load(image bytes: [UInt8]) throws(LoadError) -> Datapath.LoadReport {
+        try core.withLock { (c: inout Core) throws(LoadError) -> Datapath.LoadReport in try c.load(bytes) }
+    }
+
+    /// Applies records changed since the last load or apply (what an incremental compile
+    /// emits): the standby gets them and the records it lacked, then it is flipped live.
+    /// Needs a state: throws when no image was loaded by this writer.
+    public func apply(_ delta: RecordDelta) throws(LoadError) -> Datapath.LoadReport {
+        try core.withLock { (c: inout Core) throws(LoadError) -> Datapath.LoadReport in try c.apply(delta) }
+    }
+
+    /// When the live state equals the image's tables record for record (and the live generation
+    /// is the one this writer wrote), makes the image the new base and records its digest for
+    /// the live generation (so `status` names it and loading it again is a no-op). Returns false
+    /// and changes nothing otherwise (also when the image does not verify).
+    public func confirm(image bytes: [UInt8]) -> Bool {
+        core.withLock { (c: inout Core) -> Bool in c.confirm(bytes) }
+    }
+
+    /// The digest (hex) of the image the live state equals, when known.
+    public var liveImageDigest: String? {
+        core.withLock { (c: inout Core) -> String? in c.liveDigest.map { $0.map { hex2($0) }.joined() } }
+    }
+}
+
+private func hex2(_ b: UInt8) -> String { String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }
+
+extension GenerationWriter {
+    /// The writer's state; only touched under the lock.
+    struct Core {
+        let datapath: Datapath
+        let node: String?
+        let hostMode: HostMode
+        let headroom: Double
+        static let slack = 64
+
+        /// The node's id in the images (0 on a host that is not a node).
+        var nodeID: UInt32 = 0
+        /// The state this writer makes live (base image ⊕ records since).
+        var state: RecordState?
+        /// The generation that holds `state`, when it does.
+        var live: UInt32?
+        /// What the standby lacks to hold `state` (nil: unknown).
+        var pending: RecordDelta?
+        /// The digest of the image `state` equals, when known.
+        var liveDigest: [UInt8]?
+        /// Inner map ids per generation and table, as this writer last saw or wrote them.
+        var ids: [UInt32: [ImageTable: UInt32]] = [:]
+        /// Capacity (max_entries) per generation and table.
+        var capacity: [UInt32: [ImageTable: Int]] = [:]
+        /// The grace period after the last flip, running in the background, and the generation
+        /// it protects.
+        var barrier: (generation: UInt32, wait: Background<Double, Never>)?
+        var lastGracePeriod: Double?
+        var skip: SkipIndex?
+
+        init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double) {
+            self.datapath = datapath
+            self.node = node
+            self.hostMode = hostMode
+            self.headroom = headroom
+        }
+
+        // MARK: whole images
+
+        mutating func load(_ bytes: [UInt8]) throws(LoadError) -> Datapath.LoadReport {
+            var phases: [(String, Double)] = []
+            var t = Datapath.now()
+            let header: ImageHeader
+            do { header = try ImageDecoder.decodeLayout(bytes) } catch { throw .image(error) }
+            let wantNodes = node != nil
+            let verification = Background { () throws(ImageError) -> VerifiedImage in try ImageDecoder.verify(bytes, nodes: wantNodes) }
+            func verified() throws(LoadError) -> (VerifiedImage, UInt32) {
+                let image: VerifiedImage
+                do { image = try verification.wait() } catch { throw .image(error) }
+                guard let node else { return (image, 0) }
+                do { return (image, try image.nodeID(named: node)) } catch { throw .node(error) }
+            }
+            let config: Datapath.Config
+            do {
+                config = try observe()
+                try datapath.checkRecordSizes(header, generation: config.activeGeneration)
+            } catch {
+                _ = try? verification.wait()
+                throw .bpf(error)
+            }
+            // A process that flipped just before this one started may still have readers on the
+            // standby: without a barrier of this writer's own, start one now.
+            if barrier == nil { startBarrier(generation: config.activeGeneration ^ 1) }
+            let image = RecordState(header: header, bytes: bytes)
+            var records: [String: Int] = [:]
+            for t in ImageTable.allCases { records[t.description] = image.counts[t] ?? 0 }
+
+            // The live image already (by its digest record): at most node and host mode change.
+            if (try? datapath.imageDigest(config.activeGeneration)) == header.digest {
+                let (verifiedImage, nodeID) = try verified()
+                phases.append(("verify", Datapath.now() - t))
+                _ = verifiedImage
+                self.nodeID = nodeID
+                let adopted = !(live == config.activeGeneration && liveDigest == header.digest)
+                if adopted {
+                    // Written by another process (or before this one started): its content is
+                    // the image; the standby is not known.
+                    state = image
+                    live = config.activeGeneration
+                    pending = nil
+                    liveDigest = header.digest
+                    do { try remember(generation: config.activeGeneration) } catch { throw .bpf(error) }
+                    skip = nodeID == 0 ? nil : SkipIndex.compute(nodeID: nodeID, state: image)
+                }
+                let wanted = Datapath.Config(activeGeneration: config.activeGeneration, nodeID: nodeID, hostMode: hostMode)
+                if wanted != config { do { try datapath.writeConfig(wanted) } catch { throw .bpf(error) } }
+                return Datapath.LoadReport(generation: config.activeGeneration, digestHex: header.digestHex, records: records,
+                                           unchanged: wanted == config, skipTargets: skip?.targets ?? [], phases: phases, method: .unchanged,
+                                           skipTargetsChanged: adopted, gracePeriod: lastGracePeriod)
+            }
+
+            // What differs from the live state, when it is known (the sorted merge needs only
+            // the layout; nothing is written before the verification has succeeded).
+            var delta: RecordDelta?
+            if let state, live == config.activeGeneration {
+                delta = state.delta(to: header, bytes)
+                phases.append(("diff", Datapath.now() - t))
+            }
+            t = Datapath.now()
+            let (_, nodeID) = try verified()
+            phases.append(("wait for verification", Datapath.now() - t))
+            self.nodeID = nodeID
+
+            if let delta, delta.isEmpty, let live {
+                // The live state is the image already, record for record: name it.
+                do {
+                    try datapath.generations.update(key: le(live), value: header.digest)
+                    let wanted = Datapath.Config(activeGeneration: live, nodeID: nodeID, hostMode: hostMode)
+                    if wanted != config { try datapath.writeConfig(wanted) }
+                } catch {
+                    throw .bpf(error)
+                }
+                state = image
+                liveDigest = header.digest
+                return Datapath.LoadReport(generation: live, digestHex: header.digestHex, records: records, skipTargets: skip?.targets ?? [],
+                                           phases: phases, method: .unchanged, skipTargetsChanged: false, gracePeriod: lastGracePeriod)
+            }
+            var write: RecordDelta?
+            if let delta, var p = pending {
+                p.merge(delta)
+                write = p
+            }
+            var report = try writeStandby(target: image, write: write, digest: header.digest, active: config.activeGeneration, phases: phases)
+            // The generation left standby holds the old state: it lacks exactly `delta`.
+            pending = delta
+            state = image
+            liveDigest = header.digest
+            skip = nodeID == 0 ? nil : SkipIndex.compute(nodeID: nodeID, state: image)
+            report.digestHex = header.digestHex
+            report.records = records
+            report.skipTargets = skip?.targets ?? []
+            report.skipTargetsChanged = true
+            return report
+        }
+
+        // MARK: deltas
+
+        mutating func apply(_ delta: RecordDelta) throws(LoadError) -> Datapath.LoadReport {
+            var phases: [(String, Double)] = []
+            let t = Datapath.now()
+            guard let current = state else {
+                throw .bpf(BPFError("apply a delta to", datapath.pinDir, message: "no image has been loaded by this process yet: load a whole image first"))
+            }
+            for (table, changes) in delta.changes {
+                for (key, value) in changes where key.count != ABI.keySize(table) || (value.map { $0.count != ABI.valueSize(table) } ?? false) {
+                    throw .image(ImageError("delta: a \(table) record of \(key.count)+\(value?.count ?? 0) bytes; this ABI's are \(ABI.keySize(table))+\(ABI.valueSize(table))"))
+                }
+            }
+            let config: Datapath.Config
+            do { config = try observe() } catch { throw .bpf(error) }
+            let effective = current.effective(delta)
+            var next = current
+            next.apply(effective)
+            var records: [String: Int] = [:]
+            for table in ImageTable.allCases {
+                let n = next.counts[table] ?? 0
+                guard n <= ABI.maxEntries(table) else {
+                    throw .image(ImageError("delta: \(table) would hold \(n) records, beyond the datapath's capacity of \(ABI.maxEntries(table))"))
+                }
+                records[table.description] = n
+            }
+            phases.append(("check", Datapath.now() - t))
+            if effective.isEmpty, live == config.activeGeneration {
+                return Datapath.LoadReport(generation: config.activeGeneration, digestHex: liveDigest.map { $0.map { hex2($0) }.joined() } ?? "",
+                                           records: records, unchanged: true, skipTargets: skip?.targets ?? [], phases: phases, method: .unchanged,
+                                           skipTargetsChanged: false, gracePeriod: lastGracePeriod)
+            }
+            var write: RecordDelta?
+            if live == config.activeGeneration, var p = pending {
+                p.merge(effective)
+                write = p
+            }
+            let liveHeldCurrent = live == config.activeGeneration
+            var report = try writeStandby(target: next, write: write, digest: nil, active: config.activeGeneration, phases: phases)
+            pending = liveHeldCurrent ? effective : nil
+            state = next
+            liveDigest = nil
+            report.records = records
+            if let index = skip, index.affected(by: effective, in: current) {
+                skip = SkipIndex.compute(nodeID: nodeID, state: next)
+                report.skipTargetsChanged = true
+            } else {
+                report.skipTargetsChanged = skip == nil && nodeID != 0
+                if skip == nil && nodeID != 0 { skip = SkipIndex.compute(nodeID: nodeID, state: next) }
+            }
+            report.skipTargets = skip?.targets ?? []
+            return report
+        }
+
+        // MARK: confirm
+
+        mutating func confirm(_ bytes: [UInt8]) -> Bool {
+            guard let state, let live else { return false }
+            guard let verified = try? ImageDecoder.verify(bytes, nodes: false) else { return false }
+            guard let config = try? observe(), config.activeGeneration == live, self.live == live else { return false }
+            guard state.matches(verified.header, bytes) else { return false }
+            guard (try? datapath.generations.update(key: le(live), value: verified.header.digest)) != nil else { return false }
+            self.state = RecordState(header: verified.header, bytes: bytes)
+            liveDigest = verified.header.digest
+            return true
+        }
+
+        // MARK: writing the standby
+
+        /// Brings the standby generation to `target` and flips it live. `write`: the records
+        /// the standby lacks (nil: its content is unknown, every table is filled fresh).
+        mutating func writeStandby(target: RecordState, write: RecordDelta?, digest: [UInt8]?, active: UInt32,
+                                   phases: [(String, Double)]) throws(LoadError) -> Datapath.LoadReport {
+            var phases = phases
+            let standby = active ^ 1
+            var t = Datapath.now()
+            // No reader may still be in the standby generation.
+            waitForBarrier(generation: standby)
+            phases.append(("wait for grace period", Datapath.now() - t))
+            // Fresh maps for unknown content and for tables that outgrow their maps.
+            var fresh: [ImageTable] = []
+            for table in ImageTable.allCases {
+                let needed = target.counts[table] ?? 0
+                if write == nil || ids[standby]?[table] == nil || needed > (capacity[standby]?[table] ?? 0) { fresh.append(table) }
+            }
+            var written = 0, deleted = 0
+            do throws(BPFError) {
+                t = Datapath.now()
+                try datapath.generations.update(key: le(standby), value: Datapath.filling)
+                if !fresh.isEmpty {
+                    let sources = fresh.map { table -> (Datapath.FillSource, [UInt8]) in
+                        let records = target.records(table)
+                        let count = target.counts[table] ?? 0
+                        return (Datapath.FillSource(table: table, keySize: ABI.keySize(table), valueSize: ABI.valueSize(table), count: count,
+                                                    capacity: capacityFor(table, count: count), records: records[...]), records)
+                    }
+                    let filled = try datapath.fill(generation: standby, sources: sources.map(\.0))
+                    phases += filled.phases
+                    let p = Datapath.now()
+                    try BPFMap.setInners(filled.inners.compactMap { (table, inner) in datapath.outer[table].map { ($0, standby, inner) } })
+                    phases.append(("publish", Datapath.now() - p))
+                    written += sources.reduce(0) { $0 + $1.0.count }
+                    t = Datapath.now()
+                }
+                if let write {
+                    var deletes = 0.0, updates = 0.0
+                    for table in ImageTable.allCases where !fresh.contains(table) {
+                        guard let changes = write.changes[table], !changes.isEmpty, let o = datapath.outer[table] else { continue }
+                        guard let inner = try o.inner(standby) else {
+                            throw BPFError("write", "\(o.name)[\(standby)]", message: "the standby generation has no map")
+                        }
+                        var dkeys: [UInt8] = [], ukeys: [UInt8] = [], uvalues: [UInt8] = []
+                        for (key, value) in changes {
+                            if let value {
+                                ukeys += key
+                                uvalues += value
+                            } else {
+                                dkeys += key
+                            }
+                        }
+                        // Deletes first: the map never holds more than the new count.
+                        let d0 = Datapath.now()
+                        try inner.deleteBatch(keys: dkeys, keySize: ABI.keySize(table))
+                        let d1 = Datapath.now()
+                        try inner.updateBatch(keys: ukeys, values: uvalues, keySize: ABI.keySize(table), valueSize: ABI.valueSize(table))
+                        updates += Datapath.now() - d1
+                        deletes += d1 - d0
+                        deleted += dkeys.count / ABI.keySize(table)
+                        written += ukeys.count / ABI.keySize(table)
+                    }
+                    phases.append(("delete", deletes))
+                    phases.append(("update", updates))
+                }
+                t = Datapath.now()
+                try datapath.generations.update(key: le(standby), value: digest ?? [UInt8](repeating: 0, count: Datapath.filling.count))
+                // The flip: one update of one array element.
+                try datapath.writeConfig(Datapath.Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode))
+                phases.append(("flip", Datapath.now() - t))
+            } catch {
+                // The standby is marked filling (or holds records of an unfinished write): unknown.
+                pending = nil
+                ids[standby] = nil
+                throw .bpf(error)
+            }
+            // Readers that read the old active generation leave within a grace period; it runs
+            // in the background until the next write to that generation.
+            startBarrier(generation: active)
+            live = standby
+            do { try remember(generation: standby) } catch { throw .bpf(error) }
+            return Datapath.LoadReport(generation: standby, digestHex: digest.map { $0.map { hex2($0) }.joined() } ?? "", records: [:],
+                                       phases: phases, method: fresh.count == ImageTable.allCases.count ? .fresh : .delta,
+                                       written: written, deleted: deleted,
+                                       refilled: fresh.count == ImageTable.allCases.count ? [] : fresh.map(\.description),
+                                       gracePeriod: lastGracePeriod)
+        }
+
+        func capacityFor(_ table: ImageTable, count: Int) -> Int {
+            let wanted = count + Int(Double(count) * headroom) + Core.slack
+            return max(count, min(wanted, ABI.maxEntries(table)), 1)
+        }
+
+        // MARK: what the kernel holds
+
+        /// Reads the config and checks that the generations hold what this writer last wrote
+        /// there (same inner maps, same active generation); forgets what another process changed.
+        mutating func observe() throws(BPFError) -> Datapath.Config {
+            let config = try datapath.readConfig()
+            for generation in [UInt32(0), 1] {
+                guard let known = ids[generation] else { continue }
+                var same = true
+                for table in ImageTable.allCases {
+                    guard let o = datapath.outer[table] else { continue }
+                    if try o.innerID(generation) != known[table] { same = false }
+                }
+                if !same {
+                    ids[generation] = nil
+                    capacity[generation] = nil
+                    if generation == live { live = nil }
+                    pending = nil
+                }
+            }
+            if let l = live, l != config.activeGeneration {
+                // Another process flipped (a rollback): neither generation's content is known.
+                live = nil
+                pending = nil
+            }
+            if live == nil {
+                pending = nil
+                liveDigest = nil
+            }
+            return config
+        }
+
+        /// Records the inner maps' ids and capacities of a generation.
+        mutating func remember(generation: UInt32) throws(BPFError) {
+            var gids: [ImageTable: UInt32] = [:], caps: [ImageTable: Int] = [:]
+            for table in ImageTable.allCases {
+                guard let o = datapath.outer[table], let inner = try o.inner(generation) else { continue }
+                let info = try inner.info()
+                gids[table] = info.id
+                caps[table] = info.maxEntries
+            }
+            ids[generation] = gids
+            capacity[generation] = caps
+        }
+
+        /// Starts the wait for a grace period after which no program uses `generation` (see
+        /// Datapath.gracePeriodBarrier): re-inserting a map into its own slot makes the kernel
+        /// wait for one.
+        mutating func startBarrier(generation: UInt32) {
+            let outer = datapath.outer[.frontends]
+            barrier = (generation, Background { () -> Double in
+                let t = Datapath.now()
+                guard let outer, let inner = try? outer.inner(generation) else { return 0 }
+                try? outer.setInner(generation, inner)
+                return Datapath.now() - t
+            })
+        }
+
+        mutating func waitForBarrier(generation: UInt32) {
+            if let b = barrier {
+                let d = b.wait.wait()
+                if b.generation == generation {
+                    lastGracePeriod = d
+                    barrier = nil
+                    return
+                }
+            }
+            // None for this generation (a process flipped without this writer): wait here.
+            startBarrier(generation: generation)
+            if let b = barrier { lastGracePeriod = b.wait.wait() }
+            barrier = nil
+        }
+
+        func le(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+    }
+}
