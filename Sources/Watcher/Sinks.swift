@@ -13,16 +13,34 @@ public protocol ImageSink: Sendable {
     func deliver(_ bytes: [UInt8], digest: String) throws -> String
 }
 
-/// Loads each image into the pinned datapath (as `balancer load` does).
-public struct DatapathSink: ImageSink {
+/// A sink that can also take record deltas (what an incremental compile emits) between whole
+/// images.
+public protocol IncrementalSink: ImageSink {
+    /// Writes the records of `delta` on top of the last image or delta; returns a short
+    /// description of what was written.
+    func apply(_ delta: RecordDelta) throws -> String
+    /// Whether the state built by deltas equals `image` record for record; when it does, the
+    /// image becomes the base of later deltas and names the live state.
+    func confirm(image bytes: [UInt8]) -> Bool
+}
+
+/// Loads each image into the pinned datapath through one GenerationWriter, which writes only
+/// the records that differ from what each generation holds (the first image, and any image after
+/// another process changed the datapath, fills the standby generation fresh).
+public struct DatapathSink: IncrementalSink {
     public var pinDir: String
     public var node: String?
     public var hostMode: HostMode
     public var netnsScope: String?
+    /// Spare capacity of fresh maps, for deltas to insert in place (see GenerationWriter).
+    public var headroom: Double = 0.25
     /// Frontend id → (frontend, first rule's owner) of the live image, for the counters'
     /// labels; filled only when `nameFrontends`.
     let frontendNames = FrontendNames()
     public var nameFrontends = false
+    /// The writer, made on the first delivery (the datapath's maps may be pinned later than the
+    /// sink is made) and shared by the sink's copies.
+    let writerBox = WriterBox()
 
     public init(pinDir: String, node: String?, hostMode: HostMode, netnsScope: String?) {
         self.pinDir = pinDir
@@ -31,22 +49,74 @@ public struct DatapathSink: ImageSink {
         self.netnsScope = netnsScope
     }
 
+    func writer() throws -> GenerationWriter {
+        try writerBox.writer.withLock { (w: inout GenerationWriter?) throws -> GenerationWriter in
+            if let w { return w }
+            let made = GenerationWriter(datapath: try Datapath(pinDir: pinDir), node: node, hostMode: hostMode, headroom: headroom)
+            w = made
+            return made
+        }
+    }
+
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
-        let datapath = try Datapath(pinDir: pinDir)
-        let report = try datapath.load(imageBytes: bytes, node: node, hostMode: hostMode)
+        let writer = try writer()
+        let report = try writer.load(image: bytes)
         if node != nil, let scope = netnsScope ?? Attachment.cgroup2Root() {
-            _ = try datapath.syncSkips(report.skipTargets, scope: scope)
+            _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
         }
         if nameFrontends, let image = try? MapImage(bytes: bytes) {
             let resolver = Resolver(image.contents)
             var names: [UInt32: (String, String)] = [:]
+            var groups: [UInt32: String] = [:]
+            for g in image.contents.metadata.groups { groups[g.id] = g.label }
             for f in image.contents.frontends {
                 names[f.id] = (f.key.description, f.rules.first.map { resolver.ownerName($0) } ?? "")
             }
             frontendNames.value.withLock { $0 = names }
+            frontendNames.groups.withLock { $0 = groups }
         }
-        return "generation \(report.generation)\(report.unchanged ? " (unchanged)" : "")"
+        return DatapathSink.describe(report)
     }
+
+    public func apply(_ delta: RecordDelta) throws -> String {
+        let writer = try writer()
+        let report = try writer.apply(delta)
+        if node != nil, report.skipTargetsChanged, let scope = netnsScope ?? Attachment.cgroup2Root() {
+            _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
+        }
+        if nameFrontends, let changes = delta.changes[.frontends], !changes.isEmpty {
+            // Frontends written by the delta, named from the last whole image's groups (a group
+            // new since then is named by its id until the next image).
+            let groups = frontendNames.groups.withLock { $0 }
+            var named: [UInt32: (String, String)] = [:]
+            for (key, value) in changes {
+                guard let value, let f = FrontendRecord(key: key, value: value) else { continue }
+                named[f.id] = (f.key.description, f.groupIDs.first.map { groups[$0] ?? "group \($0)" } ?? "")
+            }
+            frontendNames.value.withLock { $0.merge(named) { _, new in new } }
+        }
+        return DatapathSink.describe(report)
+    }
+
+    public func confirm(image bytes: [UInt8]) -> Bool {
+        guard let writer = try? writer() else { return false }
+        return writer.confirm(image: bytes)
+    }
+
+    static func describe(_ report: Datapath.LoadReport) -> String {
+        switch report.method {
+        case .unchanged: "generation \(report.generation) (unchanged)"
+        case .delta:
+            "generation \(report.generation) (delta: \(report.written) written, \(report.deleted) deleted"
+                + (report.refilled.isEmpty ? ")" : "; refilled \(report.refilled.joined(separator: " ")))")
+        case .fresh: "generation \(report.generation) (fresh fill: \(report.written) records)"
+        }
+    }
+}
+
+/// The GenerationWriter a DatapathSink and its copies share.
+final class WriterBox: Sendable {
+    let writer = Mutex<GenerationWriter?>(nil)
 }
 
 /// Writes each image to a directory for a pipeline: `<sha256>.image` (content-addressed, written
@@ -103,4 +173,6 @@ extension DatapathSink {
 /// Shared between a sink's copies (the scrape reads what the last delivery wrote).
 final class FrontendNames: Sendable {
     let value = Mutex<[UInt32: (String, String)]>([:])
+    /// Group id → owner label of the last whole image.
+    let groups = Mutex<[UInt32: String]>([:])
 }
