@@ -14,7 +14,7 @@ struct Balancer: ParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, Attach.self, Detach.self, Status.self, Watch.self, SnapshotCommand.self]
+        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, CheckLive.self, Attach.self, Detach.self, Status.self, Watch.self, SnapshotCommand.self]
     )
 }
 
@@ -347,6 +347,67 @@ struct Rollback: ParsableCommand {
             throw CommandError(description: error.description)
         }
     }
+}
+
+struct CheckLive: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-live",
+        abstract: "Compare the live generation's tables with an image, record by record.",
+        discussion: """
+        Reads every record of the live generation's eight tables from the kernel and compares \
+        them with the image's (verified first): prints one verdict line, then up to 20 \
+        differences (table, key, live and image values in hex; missing = the image has the key \
+        and the datapath not, extra = the reverse). It checks what the kernel holds, however it \
+        was written (whole loads, incremental writes by `watch`, rollbacks). Exit status: 0 when \
+        equal, 1 when they differ, 2 on error (an unreadable or invalid image, no datapath).
+        """)
+
+    @Argument(help: "The image file.")
+    var image: String
+
+    @Option(help: "The bpffs directory holding maps/bl_*.")
+    var pinDir: String = "/sys/fs/bpf/balancer"
+
+    func run() throws {
+        let verified: VerifiedImage
+        do {
+            verified = try ImageDecoder.verify(try ImageFile.read(image), nodes: false)
+        } catch {
+            printError("error: \(image): \(error)")
+            throw ExitCode(2)
+        }
+        let result: Datapath.LiveComparison
+        do {
+            result = try Datapath(pinDir: pinDir).compareLive(with: verified, limit: 20)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let named = result.liveDigest.map { $0 == verified.header.digestHex ? "; recorded as this image" : "; recorded as sha256 \($0)" }
+            ?? "; no image digest recorded"
+        if result.isEqual {
+            print("equal: live generation \(result.generation) holds exactly the \(result.imageRecords) records of \(image) (sha256 \(verified.header.digestHex))\(named)")
+            return
+        }
+        print("different: live generation \(result.generation) differs from \(image) (sha256 \(verified.header.digestHex)) in \(result.differenceCount) record\(result.differenceCount == 1 ? "" : "s"): "
+              + "\(result.missing) missing, \(result.extra) extra, \(result.changed) changed (\(result.liveRecords) live, \(result.imageRecords) in the image)\(named)")
+        for d in result.differences {
+            let key = d.key.map { hexByteString($0) }.joined()
+            switch (d.live, d.image) {
+            case (nil, let i?): print("  \(d.table) \(key): missing; image \(i.map { hexByteString($0) }.joined())")
+            case (let l?, nil): print("  \(d.table) \(key): extra; live \(l.map { hexByteString($0) }.joined())")
+            case (let l?, let i?): print("  \(d.table) \(key): live \(l.map { hexByteString($0) }.joined()) image \(i.map { hexByteString($0) }.joined())")
+            case (nil, nil): break
+            }
+        }
+        if result.differenceCount > result.differences.count { print("  … \(result.differenceCount - result.differences.count) more") }
+        throw ExitCode(1)
+    }
+}
+
+func hexByteString(_ b: UInt8) -> String {
+    let digits = Array("0123456789abcdef")
+    return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
 }
 
 struct Attach: ParsableCommand {
