@@ -67,6 +67,12 @@ test: deps bpf
 	# and host mode nodeport, rule priority, node selection (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/policies.sh; \
 	else echo "e2e/policies.sh skipped: attaching BPF programs needs root"; fi
+	# Incremental loads: `watch --dir` writes only the records that differ into the standby
+	# generation; after every change (endpoints, Services, a broken file, a change beyond the maps'
+	# headroom, a rollback) `check-live` finds the live tables equal to `compile` of the same tree
+	# (same sandbox). Needs root.
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/incremental.sh; \
+	else echo "e2e/incremental.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
 # Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/. Review the diff.

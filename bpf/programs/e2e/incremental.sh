@@ -1,0 +1,238 @@
+#!/bin/bash
+# Kernel end-to-end test of incremental loads (issue 5): `balancer watch --dir` writes only the
+# records that differ into the standby generation (GenerationWriter), and after every change the
+# live generation must hold exactly the image `balancer compile` makes of the same directory,
+# record for record, as `balancer check-live` reads it back from the kernel.
+#
+# The tree is fixtures/realistic-kind plus app files this script writes (Services and
+# EndpointSlices of 10.96.50.0/24). Each step changes the tree (files replaced atomically),
+# compiles the same tree with `balancer compile`, waits until the watcher has delivered that
+# image (its digest in the log), and checks:
+#   start                 the first image: a fresh fill; check-live equal
+#   add-endpoints         web's slice 4 -> 7 endpoints: the other generation is filled fresh
+#                         (the watcher cannot know what it held); equal
+#   add-endpoints-again   7 -> 8: a delta, and from here on every write is one; equal
+#   remove-endpoints      8 -> 3: a delta; equal
+#   add-service           a new Service with its slice (new file): a delta; equal
+#   delete-service        that file removed: a delta; equal
+#   broken-file           a file that does not parse: the compile fails, the live image stays
+#                         (check-live equal to the previous compile); then its fix: equal
+#   beyond-headroom       a slice of 400 endpoints: more records than the maps' headroom, so
+#                         tables are filled fresh; equal
+#   check-live-detects    check-live of an earlier image exits 1 and lists differences (so the
+#                         check can fail), and of a corrupt image exits 2
+#   rollback-after-delta  400 -> 399 endpoints (the other generation's tables refilled), 399 ->
+#                         398 (in place), then `balancer rollback`: the previous compile is live again
+#                         (equal), the newer one is not (exit 1); then a change after the
+#                         rollback (the watcher sees another process flipped and fills fresh):
+#                         equal
+#   cleanup               nothing of this run is left
+# then `N passed, M failed`; the exit status is 1 when a check failed.
+#
+# Usage: bpf/programs/e2e/incremental.sh        (BALANCER: default .build/debug/balancer)
+# Needs root, bpftool, util-linux (unshare), python3, a cgroup2 mount at /sys/fs/cgroup/unified.
+# About 15 s.
+#
+# Sandbox: sandbox.sh (cgroup balancer-inc-<pid> that the programs are attached to, with no
+# process in it; a private bpffs in a private mount namespace; no traffic is sent, so no network
+# namespace is made; everything removed on exit, also on failure).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+. "$here/sandbox.sh"
+sb_init inc
+BALANCER=${BALANCER:-$root/.build/debug/balancer}
+export BALANCER
+
+# ---- inner half: inside `unshare -m --propagation private` ------------------------------------
+if sb_inner; then
+	R=$SB_WORK/results
+	T=$SB_WORK/tree
+	I=$SB_WORK/images
+	LOG=$SB_WORK/watch.log
+	report() { echo "$1"; echo "$1" >>"$R"; }
+	die() { report "FAIL setup: $*"; exit 1; }
+	WPID=""
+	stop_watch() {
+		if [ -n "$WPID" ]; then
+			kill "$WPID" 2>/dev/null
+			wait "$WPID" 2>/dev/null
+			WPID=""
+		fi
+	}
+	trap 'stop_watch; sb_inner_cleanup' EXIT
+	trap 'exit 143' INT TERM
+
+	sb_mount_bpffs || die "mount bpffs on $SB_B"
+	out=$(sb_attach 2>&1) || die "$out"
+	mkdir -p "$T" "$I"
+	: >"$LOG"
+	cp "$root/fixtures/realistic-kind/"* "$T/" && rm -f "$T/README.md" "$T/expect.txt"
+
+	# put FILE: standard input becomes $T/FILE, atomically (the watcher never sees half a file);
+	# remove FILE. Both set MARK, the watcher log's length before the change.
+	MARK=0
+	put() { MARK=$(grep -c "" "$LOG"); cat >"$T/.$1.tmp" && mv "$T/.$1.tmp" "$T/$1"; }
+	remove() { MARK=$(grep -c "" "$LOG"); rm "$T/$1"; }
+	# app NAME IP N [FIRST]: Service default/NAME on IP:80 -> 8080 and one slice of N ready
+	# endpoints 10.50.H.L from FIRST (default 1).
+	app() {
+		"$SB_PY" - "$@" <<'PY'
+import sys
+name, ip, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+first = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+print(f"""apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: {name}, namespace: default}}
+  spec:
+    clusterIP: {ip}
+    clusterIPs: [{ip}]
+    ports: [{{name: http, port: 80, protocol: TCP, targetPort: 8080}}]
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+  addressType: IPv4
+  endpoints:""")
+for i in range(first, first + n):
+    print(f"  - addresses: [10.50.{i // 250}.{i % 250 + 1}]\n    conditions: {{ready: true}}\n    nodeName: kind-worker")
+print("  ports: [{name: http, port: 8080, protocol: TCP}]")
+PY
+	}
+
+	# One check: steps add details or failures; `run_check` prints the line.
+	CK_OK="" CK_FAIL=""
+	good() { CK_OK="${CK_OK:+$CK_OK; }$1"; }
+	bad() { CK_FAIL="${CK_FAIL:+$CK_FAIL; }$1"; }
+	run_check() { # run_check NAME FUNCTION
+		CK_OK="" CK_FAIL=""
+		"$2"
+		if [ -z "$CK_FAIL" ]; then report "ok $1  ($CK_OK)"; else report "FAIL $1: $CK_FAIL"; fi
+	}
+
+	# compile NAME: `balancer compile` of the tree into $I/NAME.image; DIGEST is its sha256.
+	DIGEST=""
+	compile() {
+		local out
+		out=$("$BALANCER" compile "$T" -o "$I/$1.image" 2>&1) || { bad "balancer compile ($1): $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
+		DIGEST=${out##*sha256 }
+	}
+	# delivered DIGEST: waits (10 s at most) for the watcher's log line of that image after MARK;
+	# prints it.
+	delivered() {
+		local line
+		for _ in $(seq 200); do
+			line=$(tail -n "+$((MARK + 1))" "$LOG" | grep "image delivered" | grep -F "sha256=$1" | tail -n 1)
+			[ -n "$line" ] && { echo "$line"; return 0; }
+			sleep 0.05
+		done
+		return 1
+	}
+	# live NAME [EXPECTED-STATUS]: check-live against $I/NAME.image; its first line in LIVE_OUT.
+	LIVE_OUT=""
+	live() {
+		local want=${2:-0} rc
+		LIVE_OUT=$("$BALANCER" check-live "$I/$1.image" --pin-dir "$SB_B" 2>&1)
+		rc=$?
+		if [ "$rc" != "$want" ]; then
+			bad "check-live $1.image: exit $rc, expected $want: $(printf '%s' "$LIVE_OUT" | head -n 4 | tr '\n' ' ')"
+			return 1
+		fi
+	}
+	# step NAME METHOD: after a change, compile NAME, wait for its delivery, check how the
+	# watcher wrote it (fresh fill, delta, refill = a delta with tables filled fresh), check-live.
+	step() {
+		local name=$1 method=$2 line how
+		compile "$name" || return 1
+		if ! line=$(delivered "$DIGEST"); then
+			bad "$name: the watcher did not deliver sha256 $DIGEST: $(tail -n 2 "$LOG" | tr '\n' ' ')"
+			return 1
+		fi
+		how=${line#*to=}
+		how=${how%% \[*}
+		case "$method:$how" in
+		delta:*refilled*) bad "$name: expected a delta written in place, the watcher says: $how" ;;
+		fresh:*"fresh fill"* | delta:*"(delta:"* | refill:*"refilled"*) ;;
+		*) bad "$name: expected a $method write, the watcher says: $how" ;;
+		esac
+		live "$name" || return 1
+		good "$name: ${how#generation }, check-live equal"
+	}
+
+	app web 10.96.50.1 4 | put app-web.yaml
+	"$BALANCER" watch --dir "$T" --pin-dir "$SB_B" --debounce-ms 50 2>"$LOG" &
+	WPID=$!
+	echo "$WPID" >>"$SB_WORK/pids"
+
+	check_start() { step start fresh; }
+	# The first two images fill each generation once (the watcher does not know what the other
+	# one holds); every later one is written as a delta.
+	check_add() { app web 10.96.50.1 7 | put app-web.yaml && step add-endpoints fresh; }
+	check_add2() { app web 10.96.50.1 8 | put app-web.yaml && step add-one-more delta; }
+	check_remove() { app web 10.96.50.1 3 | put app-web.yaml && step remove-endpoints delta; }
+	check_add_service() { app api 10.96.50.2 2 100 | put app-api.yaml && step add-service delta; }
+	check_delete_service() { remove app-api.yaml && step delete-service delta; }
+	check_broken() {
+		local failures
+		failures=$(grep -c "compile failed" "$LOG")
+		printf 'apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: default\n' | put broken.yaml
+		for _ in $(seq 200); do [ "$(grep -c "compile failed" "$LOG")" -gt "$failures" ] && break; sleep 0.05; done
+		if [ "$(grep -c "compile failed" "$LOG")" -gt "$failures" ]; then good "the compile failed"; else bad "no compile failure logged"; fi
+		live delete-service && good "the previous image stays live"
+		app broken 10.96.50.3 1 200 | put broken.yaml && step broken-fixed delta
+	}
+	check_headroom() { app web 10.96.50.1 400 | put app-web.yaml && step beyond-headroom refill; }
+	check_detects() {
+		if live add-endpoints 1; then
+			case "$LIVE_OUT" in
+			different:*) good "check-live of an earlier image: exit 1 ($(printf '%s\n' "$LIVE_OUT" | sed -n 1p | grep -o '[0-9]* missing, [0-9]* extra, [0-9]* changed'), $(($(printf '%s\n' "$LIVE_OUT" | wc -l) - 1)) listed)" ;;
+			*) bad "check-live output: $(printf '%s' "$LIVE_OUT" | head -n 3 | tr '\n' ' ')" ;;
+			esac
+		fi
+		head -c 100 "$I/start.image" >"$I/corrupt.image"
+		live corrupt 2 && good "a truncated image: exit 2"
+	}
+	check_rollback() {
+		local out
+		# 400 -> 399 refills the other generation's grown tables; 399 -> 398 is written in place.
+		app web 10.96.50.1 399 | put app-web.yaml && step after-headroom refill || return
+		app web 10.96.50.1 398 | put app-web.yaml && step after-headroom-2 delta || return
+		if ! out=$("$BALANCER" rollback --pin-dir "$SB_B" 2>&1); then bad "balancer rollback: $out"; return; fi
+		live after-headroom && good "rollback: the previous compile is live again"
+		live after-headroom-2 1 && good "the rolled-back one is not (exit 1)"
+		app web 10.96.50.1 5 | put app-web.yaml && step after-rollback fresh
+	}
+
+	run_check start check_start
+	run_check add-endpoints check_add
+	run_check add-endpoints-again check_add2
+	run_check remove-endpoints check_remove
+	run_check add-service check_add_service
+	run_check delete-service check_delete_service
+	run_check broken-file check_broken
+	run_check beyond-headroom check_headroom
+	run_check check-live-detects check_detects
+	run_check rollback-after-delta check_rollback
+	stop_watch
+	if grep -q "^FAIL" "$R"; then
+		echo "watcher log:" >&2
+		grep -v "^\s*$" "$LOG" | tail -n 30 >&2
+	fi
+	if grep -q "delivery failed" "$LOG"; then report "FAIL watcher: $(grep "delivery failed" "$LOG" | head -n 2 | tr '\n' ' ')"; fi
+
+	out=$(sb_detach 2>&1) || die "$out"
+	exit 0
+fi
+
+# ---- outer half --------------------------------------------------------------------------------
+fail_setup() { sb_fail_setup "$@"; }
+sb_install_trap
+out=$(sb_check_host 2>&1) || fail_setup "$out"
+[ -x "$BALANCER" ] || fail_setup "no balancer binary at $BALANCER (set BALANCER)"
+sb_make_work || fail_setup "make $SB_WORK"
+sb_make_cgroup || fail_setup "mkdir $SB_CG"
+
+sb_run_inner "$BASH" "$here/$(basename "$0")"
+sb_finish $?
