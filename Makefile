@@ -94,6 +94,7 @@ demo: build
 
 bench: deps bpf
 	bash bench/run.sh
+	@if [ "$$(id -u)" = 0 ]; then bash bench/incremental.sh; else echo "bench/incremental.sh skipped: it needs root"; fi
 	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh && bash bench/hook.sh; \
 	else echo "bench/swap.sh and bench/hook.sh skipped: they need root"; fi
 

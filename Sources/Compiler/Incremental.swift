@@ -43,6 +43,8 @@ public struct IncrementalCompiler: Sendable {
     let options: CompileOptions
     var services: [ServiceRef: Service] = [:]
     var slices: [ServiceRef: EndpointSlice] = [:]
+    /// Slice keys by the service their label names.
+    var slicesOfService: [ServiceRef: Set<ServiceRef>] = [:]
     var plans: [ServiceRef: (plan: ServicePlan, groupIDs: [UInt32])] = [:]
     let serviceIDs: [String: UInt32]
     let knownNodes: [String: Int32]
@@ -70,7 +72,11 @@ public struct IncrementalCompiler: Sendable {
         self.options = options
         hasPolicies = !snapshot.localRedirectPolicies.isEmpty || !snapshot.balancingPolicies.isEmpty
         for s in snapshot.services { services[ServiceRef(namespace: s.meta.namespace, name: s.meta.name)] = s }
-        for s in snapshot.endpointSlices { slices[ServiceRef(namespace: s.meta.namespace, name: s.meta.name)] = s }
+        for s in snapshot.endpointSlices {
+            let key = ServiceRef(namespace: s.meta.namespace, name: s.meta.name)
+            slices[key] = s
+            if let svc = s.serviceName, !svc.isEmpty { slicesOfService[ServiceRef(namespace: s.meta.namespace, name: svc), default: []].insert(key) }
+        }
         var ids: [String: UInt32] = [:]
         for r in sc.retained {
             let ref = ServiceRef(namespace: r.service.meta.namespace, name: r.service.meta.name)
@@ -178,15 +184,22 @@ public struct IncrementalCompiler: Sendable {
         var affected = Set<ServiceRef>()
         for c in changes {
             let key = ServiceRef(namespace: c.namespace, name: c.name)
-            if let old = slices[key], let svc = old.serviceName, !svc.isEmpty { affected.insert(ServiceRef(namespace: c.namespace, name: svc)) }
-            if let new = c.slice, let svc = new.serviceName, !svc.isEmpty { affected.insert(ServiceRef(namespace: c.namespace, name: svc)) }
+            if let old = slices[key], let svc = old.serviceName, !svc.isEmpty {
+                let ref = ServiceRef(namespace: c.namespace, name: svc)
+                affected.insert(ref)
+                slicesOfService[ref]?.remove(key)
+            }
+            if let new = c.slice, let svc = new.serviceName, !svc.isEmpty {
+                let ref = ServiceRef(namespace: c.namespace, name: svc)
+                affected.insert(ref)
+                slicesOfService[ref, default: []].insert(key)
+            }
             slices[key] = c.slice
         }
         var replanned: [(ref: ServiceRef, old: ServicePlan, new: ServicePlan)] = []
         for ref in affected.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
             guard let svc = services[ref], let (old, groupIDs) = plans[ref], old.info != nil else { continue }
-            let mine = slices.values.filter { $0.meta.namespace == ref.namespace && $0.serviceName == ref.name }
-                .sorted { $0.meta.name < $1.meta.name }
+            let mine = (slicesOfService[ref] ?? []).compactMap { slices[$0] }.sorted { $0.meta.name < $1.meta.name }
             let new = ServiceCompiler.plan(svc, serviceIDs: serviceIDs, groupIDs: groupIDs[...], slices: [ref: mine],
                                            ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames)
             if let reason = obstacle(old, new) { return .needsFullCompile(reason) }

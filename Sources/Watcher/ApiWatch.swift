@@ -1,6 +1,7 @@
 import Compiler
 import FoundationEssentials
 import Logging
+import MapImage
 import Synchronization
 
 /// `balancer watch --kubeconfig | --in-cluster`: keeps the image current with the API server.
@@ -18,7 +19,19 @@ public final class ApiWatcher: Sendable {
     let options: DirectoryWatcher.Options
     let logger: Logger
     let stores: Mutex<[String: KindStore]>
-    let wake = Mutex<(generation: Int, listed: Set<String>)>((0, []))
+    let wake = Mutex<WakeState>(WakeState())
+    let doorbell = Doorbell()
+    let metrics: WatchMetrics?
+
+    /// What the reflectors tell the compile loop: a change counter, the kinds listed at least
+    /// once, and the keys of the objects changed since the loop last took them.
+    struct WakeState {
+        var generation = 0
+        var listed: Set<String> = []
+        var dirty: [String: Set<KindStore.Key>] = [:]
+        /// When the oldest change in `dirty` was received (decoded from its watch event).
+        var since: ContinuousClock.Instant?
+    }
     /// Each watch request asks the server to end it after this long (it is then resumed).
     let watchTimeout: Int
 
@@ -29,6 +42,7 @@ public final class ApiWatcher: Sendable {
         self.resources = resources
         self.options = options
         self.logger = logger
+        self.metrics = metrics
         watchTimeout = watchTimeoutSeconds
         pipeline = ImagePipeline(options: options, sink: sink, metrics: metrics, logger: logger)
         stores = Mutex(Dictionary(uniqueKeysWithValues: resources.map { ($0.kind, KindStore(kind: $0.kind)) }))
@@ -45,11 +59,18 @@ public final class ApiWatcher: Sendable {
         }
     }
 
-    func changed(_ kind: String, listed: Bool = false) {
+    func changed(_ kind: String, keys: Set<KindStore.Key>, listed: Bool = false) {
         wake.withLock {
             $0.generation += 1
+            // The first list of a kind always makes a sync due, even when it is empty.
+            let first = listed && !$0.listed.contains(kind)
             if listed { $0.listed.insert(kind) }
+            if !keys.isEmpty || first {
+                if $0.dirty.isEmpty { $0.since = .now }
+                $0.dirty[kind, default: []].formUnion(keys)
+            }
         }
+        doorbell.ring()
     }
 
     func reflect(_ r: KubeResource, shouldStop: @escaping @Sendable () -> Bool) async {
@@ -64,8 +85,8 @@ public final class ApiWatcher: Sendable {
                     let kept = items.map { item -> (key: KindStore.Key, object: [UInt8]) in
                         (KindStore.Key(namespace: item.namespace, name: item.name), isPod ? trimPodJSON(item.object) : item.object)
                     }
-                    stores.withLock { $0[r.kind]?.replace(items: kept, resourceVersion: rv) }
-                    changed(r.kind, listed: true)
+                    let keys = stores.withLock { $0[r.kind]?.replace(items: kept, resourceVersion: rv) } ?? []
+                    changed(r.kind, keys: keys, listed: true)
                     relist = false
                     logger.debug("listed", metadata: ["kind": "\(r.kind)", "objects": "\(items.count)", "resourceVersion": "\(rv)"])
                 }
@@ -78,7 +99,7 @@ public final class ApiWatcher: Sendable {
                         let n = s[r.kind]?.apply(event) ?? .relist
                         return (n, (s[r.kind]?.generation ?? 0) != before)
                     }
-                    if moved { changed(r.kind) }
+                    if moved, let name = event.name { changed(r.kind, keys: [KindStore.Key(namespace: event.namespace, name: name)]) }
                     if next == .relist {
                         logger.info("relisting", metadata: ["kind": "\(r.kind)", "code": "\(event.code.map { "\($0)" } ?? "-")"])
                         relist = true
@@ -94,8 +115,8 @@ public final class ApiWatcher: Sendable {
                 // of it, so the others can compile; listed again after the back-off.
                 if let e = error as? KubeError, e.status == 404 {
                     relist = true
-                    stores.withLock { $0[r.kind]?.replace(items: [], resourceVersion: "0") }
-                    changed(r.kind, listed: true)
+                    let keys = stores.withLock { $0[r.kind]?.replace(items: [], resourceVersion: "0") } ?? []
+                    changed(r.kind, keys: keys, listed: true)
                 }
                 if error is WatchStream.Failure { relist = true }
                 let delay = backoff * Double.random(in: 0.5...1.5)
@@ -110,34 +131,198 @@ public final class ApiWatcher: Sendable {
         }
     }
 
+    /// Syncs paced as kube-proxy's minSyncPeriod: the first change after a quiet spell is
+    /// programmed at once; changes arriving within `debounce` of the last sync wait for the end
+    /// of that window and are coalesced into one sync, so a burst costs a few generations and
+    /// nothing waits longer than one window. An EndpointSlice change (and a Pod change when no
+    /// policy reads Pods) is compiled incrementally and written as a delta when the sink takes
+    /// deltas; anything else, or what the incremental compiler hands over, is a full compile.
+    /// After incremental syncs, a full compile in the background checks that the live records are
+    /// exactly the full compile's, and names the live image; a mismatch loads the full image.
     func compileLoop(shouldStop: @escaping @Sendable () -> Bool, onSync: @escaping @Sendable (WatchSync) -> Void) async {
-        var seen = 0
         let everything = Set(resources.map(\.kind))
+        let clock = ContinuousClock()
+        var lastSync: ContinuousClock.Instant?
+        var incremental: IncrementalCompiler?
+        var syncs = 0
+        var verification: (result: VerificationResult, atSync: Int)?
+        var forceFull = false
+        var unverified = false
+        var lastIncrementalSync = clock.now
+        let deltaSink = pipeline.sink as? any IncrementalSink
         while !shouldStop() {
-            let (generation, listed) = wake.withLock { ($0.generation, $0.listed) }
-            guard generation != seen, listed == everything else {
-                try? await Task.sleep(for: .milliseconds(10))
+            // Checking: a verification whose objects are still the live ones confirms them.
+            if let v = verification, let done = v.result.result {
+                verification = nil
+                if v.atSync == syncs, let bytes = done, let deltaSink {
+                    let digest = (try? ImageDecoder.decodeHeader(bytes).digestHex) ?? "?"
+                    if deltaSink.confirm(image: bytes) {
+                        unverified = false
+                        pipeline.adopt(digest: digest)
+                        metrics?.confirmed(digest: digest)
+                        logger.info("incremental state verified against a full compile", metadata: ["sha256": "\(digest)"])
+                    } else {
+                        logger.error("the live records differ from a full compile: loading the full image", metadata: ["sha256": "\(digest)"])
+                        metrics?.recordVerificationFailure()
+                        incremental = nil
+                        forceFull = true
+                    }
+                }
+            }
+            let (listed, hasDirty) = wake.withLock { ($0.listed, !$0.dirty.isEmpty) }
+            guard hasDirty || forceFull, listed == everything else {
+                // Quiet: start a verification of incremental syncs once changes have settled.
+                if unverified, verification == nil, clock.now - lastIncrementalSync > verifyAfter {
+                    let manifests = stores.withLock { KindStore.manifests(Array($0.values)) }
+                    let options = self.options
+                    let result = VerificationResult()
+                    let bell = doorbell
+                    Task.detached(priority: .background) {
+                        if let (snapshot, diagnostics) = try? InputLoader.load(contents: manifests) {
+                            result.set(ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diagnostics, options: options.compile).contents))
+                        } else {
+                            result.set(nil)
+                        }
+                        bell.ring()
+                    }
+                    verification = (result, syncs)
+                }
+                await doorbell.wait(timeout: .milliseconds(100))
                 continue
             }
-            // Coalesce: a quiet window, at most maxDelay after the first change.
-            let clock = ContinuousClock()
-            let first = clock.now
-            var last = generation
-            var quietSince = clock.now
-            while clock.now - quietSince < options.debounce && clock.now - first < options.maxDelay && !shouldStop() {
-                try? await Task.sleep(for: .milliseconds(5))
-                let g = wake.withLock { $0.generation }
-                if g != last {
-                    last = g
-                    quietSince = clock.now
+            if let last = lastSync, clock.now - last < options.debounce {
+                try? await Task.sleep(until: last + options.debounce, clock: clock)
+            }
+            let (dirty, firstChange) = wake.withLock { w -> ([String: Set<KindStore.Key>], ContinuousClock.Instant) in
+                let d = (w.dirty, w.since ?? clock.now)
+                w.dirty = [:]
+                w.since = nil
+                return d
+            }
+            let changes = dirty.values.reduce(0) { $0 + $1.count }
+            lastSync = clock.now
+            syncs += 1
+            forceFull = false
+            let syncStart = clock.now
+            if let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
+               var compiler = incremental {
+                let decoded = clock.now
+                // The only reference: the compiler's tables are changed in place, not copied.
+                incremental = nil
+                switch compiler.apply(endpointSlices: slices.changes) {
+                case .delta(let delta):
+                    incremental = compiler
+                    func ms(_ d: Duration) -> String { String(format: "%.3f", Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3) }
+                    let phases = "waited \(ms(syncStart - firstChange)), decode \(ms(decoded - syncStart)), compile \(ms(clock.now - decoded))"
+                    let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices.decoded,
+                                                phases: phases)
+                    if case .failed = sync.outcome { incremental = nil } else if !delta.isEmpty {
+                        unverified = true
+                        lastIncrementalSync = clock.now
+                    }
+                    onSync(sync)
+                    continue
+                case .needsFullCompile(let reason):
+                    logger.info("full compile", metadata: ["reason": "\(reason)"])
                 }
             }
             let manifests = stores.withLock { KindStore.manifests(Array($0.values)) }
-            seen = last
-            let sync = pipeline.sync(changes: last - generation + 1) { () throws(CompileFailure) in
+            var next: IncrementalCompiler?
+            let sync = pipeline.sync(changes: changes, load: { () throws(CompileFailure) in
                 try InputLoader.load(contents: manifests)
+            }, compile: { snapshot, diagnostics, options in
+                let (result, compiler) = Compiler.compileIncrementally(snapshot, inputDiagnostics: diagnostics, options: options)
+                next = compiler
+                return result
+            })
+            switch sync.outcome {
+            case .delivered, .unchanged:
+                incremental = next
+                unverified = false
+            case .failed:
+                incremental = nil
             }
             onSync(sync)
         }
     }
+
+    /// A full compile after these many quiet seconds checks incremental syncs.
+    var verifyAfter: Duration { .seconds(1) }
+
+    /// The changed EndpointSlices decoded, when every change is one the incremental compiler
+    /// follows: slices, and Pods while no policy reads them. Nil: a full compile is due.
+    func incrementalChanges(_ dirty: [String: Set<KindStore.Key>], hasPolicies: Bool)
+        -> (changes: [(namespace: String, name: String, slice: EndpointSlice?)], decoded: [EndpointSlice])? {
+        for kind in dirty.keys where kind != "EndpointSlice" {
+            if kind == "Pod" && !hasPolicies { continue }
+            return nil
+        }
+        let keys = (dirty["EndpointSlice"] ?? []).sorted()
+        let objects = stores.withLock { s in keys.map { s["EndpointSlice"]?.objects[$0] } }
+        // Decoded together: one pass of the loader over every core.
+        var contents: [(path: String, bytes: [UInt8])] = []
+        for (key, bytes) in zip(keys, objects) {
+            if let bytes { contents.append(("EndpointSlice/\(key.namespace)/\(key.name).json", bytes)) }
+        }
+        // An object that does not decode cleanly goes through the full compile, which reports it.
+        guard let (snapshot, diagnostics) = try? InputLoader.load(contents: contents),
+              !diagnostics.contains(where: { $0.severity == .error }), snapshot.endpointSlices.count == contents.count else { return nil }
+        var byKey: [KindStore.Key: EndpointSlice] = [:]
+        for slice in snapshot.endpointSlices { byKey[KindStore.Key(namespace: slice.meta.namespace, name: slice.meta.name)] = slice }
+        var out: [(namespace: String, name: String, slice: EndpointSlice?)] = []
+        for (key, bytes) in zip(keys, objects) {
+            if bytes == nil {
+                out.append((key.namespace, key.name, nil))
+            } else {
+                guard let slice = byKey[key] else { return nil }
+                out.append((key.namespace, key.name, slice))
+            }
+        }
+        return (out, snapshot.endpointSlices)
+    }
+}
+
+/// Wakes one waiting task; a ring with nobody waiting is kept for the next wait.
+final class Doorbell: Sendable {
+    private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func ring() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            s.rung = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung (at once if rung since the last wait), or after `timeout`.
+    func wait(timeout: Duration) async {
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { ring() }
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.rung {
+                    s.rung = false
+                    return true
+                }
+                s.waiter = c
+                return false
+            }
+            if now { c.resume() }
+        }
+        timer.cancel()
+    }
+}
+
+/// The result of a background full compile, when it has finished.
+final class VerificationResult: Sendable {
+    private let value = Mutex<[UInt8]??>(nil)
+    func set(_ bytes: [UInt8]?) { value.withLock { $0 = .some(bytes) } }
+    /// nil: still running; .some(nil): the compile failed.
+    var result: [UInt8]?? { value.withLock { $0 } }
 }

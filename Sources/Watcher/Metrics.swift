@@ -15,6 +15,9 @@ public final class WatchMetrics: Sendable {
     let syncErrors: Counter
     let syncDuration: DurationHistogram
     let programming: DurationHistogram
+    let incrementalSyncs: Counter
+    let verifications: Counter
+    let verificationFailures: Counter
     struct State {
         var liveDigest: String?
         var liveGauge: Gauge?
@@ -35,8 +38,15 @@ public final class WatchMetrics: Sendable {
                                                             helpText: "Syncs that failed (compile or load); the live image stayed."))
         syncDuration = registry.makeDurationHistogram(
             descriptor: .init(namespace: "balancer", metricName: "sync_duration", unitName: "seconds", helpText: "Time of one sync: compile, encode and load."),
-            buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                       .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10)])
+        incrementalSyncs = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "incremental_syncs", unitName: "total",
+                                                                  helpText: "Syncs written as the records an incremental compile changed."))
+        verifications = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "incremental_verifications", unitName: "total",
+                                                               helpText: "Background full compiles that found the live records equal to theirs."))
+        verificationFailures = registry.makeCounter(
+            descriptor: .init(namespace: "balancer", metricName: "incremental_verification_failures", unitName: "total",
+                              helpText: "Background full compiles that found the live records different (the full image was then loaded)."))
         // kube-proxy's buckets for the same metric.
         var buckets: [Duration] = [.milliseconds(250), .milliseconds(500)]
         buckets += (1...59).map { Duration.seconds($0) }
@@ -63,15 +73,7 @@ public final class WatchMetrics: Sendable {
             case .delivered(let digest):
                 s.failingSince = nil
                 if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
-                if digest != s.liveDigest {
-                    if let g = s.liveGauge { registry.unregisterGauge(g) }
-                    let g = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "live_image", unitName: "info",
-                                                                 helpText: "The image live (or last written), by SHA-256."),
-                                               labels: [("sha256", digest)])
-                    g.set(to: 1.0)
-                    s.liveGauge = g
-                    s.liveDigest = digest
-                }
+                setLive(digest, &s)
                 if let snapshot { observeTriggers(snapshot, into: &s) }
             }
             if let snapshot {
@@ -86,10 +88,56 @@ public final class WatchMetrics: Sendable {
         }
     }
 
+    /// Records an incremental sync: trigger times of the slices it changed.
+    func record(_ sync: DirectoryWatcher.Sync, changedSlices: [EndpointSlice]) {
+        syncs.increment()
+        incrementalSyncs.increment()
+        syncDuration.record(.nanoseconds(Int64(sync.seconds * 1e9)))
+        let now = ContinuousClock.now
+        state.withLock { s in
+            switch sync.outcome {
+            case .failed:
+                syncErrors.increment()
+                if s.failingSince == nil { s.failingSince = now }
+            case .unchanged:
+                s.failingSince = nil
+            case .delivered:
+                s.failingSince = nil
+                if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
+                observeTriggers(changedSlices, into: &s, replacing: false)
+            }
+        }
+    }
+
+    /// A full compile confirmed the live records (after incremental syncs): name the image.
+    func confirmed(digest: String) {
+        state.withLock { s in setLive(digest, &s) }
+        verifications.increment()
+    }
+
+    func recordVerificationFailure() {
+        verificationFailures.increment()
+    }
+
+    private func setLive(_ digest: String, _ s: inout State) {
+        guard digest != s.liveDigest else { return }
+        if let g = s.liveGauge { registry.unregisterGauge(g) }
+        let g = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "live_image", unitName: "info",
+                                                     helpText: "The image live (or last written), by SHA-256."),
+                                   labels: [("sha256", digest)])
+        g.set(to: 1.0)
+        s.liveGauge = g
+        s.liveDigest = digest
+    }
+
     private func observeTriggers(_ snapshot: Snapshot, into s: inout State) {
+        observeTriggers(snapshot.endpointSlices, into: &s, replacing: true)
+    }
+
+    private func observeTriggers(_ slices: [EndpointSlice], into s: inout State, replacing: Bool) {
         let wallNow = Date()
-        var seen: [String: String] = [:]
-        for slice in snapshot.endpointSlices {
+        var seen: [String: String] = replacing ? [:] : s.triggers
+        for slice in slices {
             guard let t = slice.meta.annotations["endpoints.kubernetes.io/last-change-trigger-time"] else { continue }
             let key = "\(slice.meta.namespace)/\(slice.meta.name)"
             seen[key] = t

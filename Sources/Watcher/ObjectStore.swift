@@ -35,14 +35,21 @@ public struct KindStore: Sendable {
     }
 
     /// The result of a (possibly paged, already concatenated) list: replaces every object.
-    public mutating func replace(items: [(key: Key, object: [UInt8])], resourceVersion: String) {
+    /// Returns the keys whose object changed, appeared or vanished (a relist after a 410 usually
+    /// changes few of them, and the compiler follows only those).
+    @discardableResult
+    public mutating func replace(items: [(key: Key, object: [UInt8])], resourceVersion: String) -> Set<Key> {
         var next: [Key: [UInt8]] = [:]
         for item in items { next[item.key] = item.object }
-        if next != objects {
+        var changed = Set<Key>()
+        for (k, v) in next where objects[k] != v { changed.insert(k) }
+        for k in objects.keys where next[k] == nil { changed.insert(k) }
+        if !changed.isEmpty {
             objects = next
             generation += 1
         }
         self.resourceVersion = resourceVersion
+        return changed
     }
 
     /// One watch event.

@@ -20,14 +20,53 @@ public final class ImagePipeline: Sendable {
     }
 
     /// One compile of what `load` reads, delivered when it differs from the last delivered image.
-    public func sync(changes: Int, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic])) -> WatchSync {
+    public func sync(changes: Int, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
+                     compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult = { Compiler.compile($0, inputDiagnostics: $1, options: $2) })
+        -> WatchSync {
         var compiled: Snapshot?
-        let result = attempt(changes: changes, load: load, compiled: &compiled)
+        let result = attempt(changes: changes, load: load, compile: compile, compiled: &compiled)
         metrics?.record(result, snapshot: compiled)
         return result
     }
 
-    private func attempt(changes: Int, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]), compiled: inout Snapshot?) -> WatchSync {
+    /// Writes an incremental compile's records. The live image then has no known digest until a
+    /// full compile confirms it (`adopt`).
+    func deliver(delta: RecordDelta, to sink: any IncrementalSink, changes: Int, since start: ContinuousClock.Instant,
+                 slices: [EndpointSlice], phases: String = "") -> WatchSync {
+        func seconds() -> Double {
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        }
+        let result: WatchSync
+        if delta.isEmpty {
+            result = WatchSync(outcome: .unchanged(digest: lastDigest.withLock { $0 } ?? ""), changes: changes, seconds: seconds(), incremental: true)
+        } else {
+            do {
+                let writeStart = ContinuousClock.now
+                let what = try sink.apply(delta)
+                let writeTime = ContinuousClock.now - writeStart
+                lastDigest.withLock { $0 = nil }
+                let written = delta.summary.map { "\($0.key) +\($0.value.written) -\($0.value.deleted)" }.sorted().joined(separator: ", ")
+                result = WatchSync(outcome: .delivered(digest: ""), changes: changes, seconds: seconds(), incremental: true)
+                logger.info("records delivered", metadata: ["records": "\(written)", "changes": "\(changes)", "to": "\(what)",
+                                                            "event_to_live_ms": "\(String(format: "%.3f", result.seconds * 1000))",
+                                                            "phases_ms": "\(phases), write \(String(format: "%.3f", Double(writeTime.components.attoseconds) / 1e15 + Double(writeTime.components.seconds) * 1e3))"])
+            } catch {
+                logger.error("delivery failed; the live image stays", metadata: ["error": "\(error)"])
+                result = WatchSync(outcome: .failed("\(error)"), changes: changes, seconds: seconds(), incremental: true)
+            }
+        }
+        metrics?.record(result, changedSlices: slices)
+        return result
+    }
+
+    /// A full compile confirmed the live records: this is their image.
+    func adopt(digest: String) {
+        lastDigest.withLock { $0 = digest }
+    }
+
+    private func attempt(changes: Int, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
+                         compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult, compiled: inout Snapshot?) -> WatchSync {
         typealias Sync = WatchSync
         let clock = ContinuousClock()
         let start = clock.now
@@ -39,7 +78,7 @@ public final class ImagePipeline: Sendable {
         do {
             let (snapshot, inputDiagnostics) = try load()
             compiled = snapshot
-            let result = Compiler.compile(snapshot, inputDiagnostics: inputDiagnostics, options: options.compile)
+            let result = compile(snapshot, inputDiagnostics, options.compile)
             let errors = result.diagnostics.filter { $0.severity == .error }
             if !errors.isEmpty && !options.keepGoing {
                 let text = errors.prefix(5).map(\.description).joined(separator: "; ")
@@ -83,4 +122,13 @@ public struct WatchSync: Sendable {
     public var outcome: Outcome
     public var changes: Int
     public var seconds: Double
+    /// Written as the records an incremental compile changed (the digest is then unknown: "").
+    public var incremental = false
+
+    public init(outcome: Outcome, changes: Int, seconds: Double, incremental: Bool = false) {
+        self.outcome = outcome
+        self.changes = changes
+        self.seconds = seconds
+        self.incremental = incremental
+    }
 }

@@ -205,4 +205,114 @@ import Testing
         await task.value
         await client.shutdown()
     }
+
+    /// The server's objects as manifests the compiler reads.
+    static func serverObjects(_ api: APIServerDouble) -> [(path: String, bytes: [UInt8])] {
+        api.state.withLock { s -> [(path: String, bytes: [UInt8])] in
+            var out: [(path: String, bytes: [UInt8])] = []
+            let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+            for (path, objects) in s.objects {
+                guard let (kind, version) = kinds[path] else { continue }
+                for (name, json) in objects {
+                    out.append(("\(path)/\(name).json", Array(("{\"kind\":\"\(kind)\",\"apiVersion\":\"\(version)\"," + json.dropFirst()).utf8)))
+                }
+            }
+            return out
+        }
+    }
+
+    /// EndpointSlice changes go through the incremental compiler as deltas (a Service change
+    /// through a full compile); after quiescence the records equal a full compile of the
+    /// server's objects, and the background full compile confirms them.
+    @Test func sliceChangesAreWrittenAsDeltas() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        for (path, kind, version, json) in try Self.recorded() { api.put(path, kind: kind, apiVersion: version, json) }
+        let slicePath = "/apis/discovery.k8s.io/v1/endpointslices"
+        for svc in ["web", "api"] {
+            api.put("/api/v1/services", kind: "Service", apiVersion: "v1",
+                    #"{"metadata":{"name":"\#(svc)","namespace":"default"},"spec":{"clusterIP":"10.96.5.\#(svc == "web" ? 10 : 11)","clusterIPs":["10.96.5.\#(svc == "web" ? 10 : 11)"],"ports":[{"name":"http","port":80,"protocol":"TCP"}]}}"#)
+        }
+        func slice(_ name: String, _ svc: String, _ hosts: [Int], notReady: Set<Int> = []) -> String {
+            let eps = hosts.map { #"{"addresses":["10.244.1.\#($0)"],"conditions":{"ready":\#(!notReady.contains($0))},"nodeName":"kind-control-plane"}"# }
+            return #"{"metadata":{"name":"\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"\#(svc)"}},"addressType":"IPv4","endpoints":[\#(eps.joined(separator: ","))],"ports":[{"name":"http","port":8080,"protocol":"TCP"}]}"#
+        }
+        api.put(slicePath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", slice("web-1", "web", [1, 2, 3]))
+        let sink = TablesSink()
+        let client = try KubeClient(config: config(api.port, token: "good"))
+        let watcher = ApiWatcher(client: client, resources: [.services, .endpointSlices, .nodes, .pods],
+                                 options: .init(debounce: .milliseconds(20)), sink: sink)
+        let stop = Atomic<Bool>(false)
+        let task = Task { await watcher.run(shouldStop: { stop.load(ordering: .relaxed) }) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        #expect(sink.state.withLock { $0.images } == 1)
+
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<40 {
+            let hosts = (1...12).filter { _ in Bool.random(using: &rng) }
+            let notReady = Set(hosts.filter { _ in Int.random(in: 0..<5, using: &rng) == 0 })
+            let name = ["web-1", "web-2", "api-1"][step % 3]
+            if step % 11 == 10 {
+                api.delete(slicePath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", name: name)
+            } else {
+                api.put(slicePath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", slice(name, name.hasPrefix("web") ? "web" : "api", hosts, notReady: notReady))
+            }
+            try? await Task.sleep(for: .milliseconds(step % 2 == 0 ? 2 : 40))
+        }
+        // A Service change takes a full compile, and slice changes after it are deltas again.
+        api.put("/api/v1/services", kind: "Service", apiVersion: "v1",
+                #"{"metadata":{"name":"api","namespace":"default"},"spec":{"clusterIP":"10.96.5.11","clusterIPs":["10.96.5.11"],"ports":[{"name":"http","port":81,"protocol":"TCP"}]}}"#)
+        try? await Task.sleep(for: .milliseconds(100))
+        api.put(slicePath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", slice("api-1", "api", [7, 8]))
+
+        let (snapshot, diags) = try InputLoader.load(contents: Self.serverObjects(api))
+        let expected = try ImageRecords.tables(of: ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diags).contents))
+        for _ in 0..<500 where sink.state.withLock({ $0.tables != expected || $0.confirmed == 0 }) { try? await Task.sleep(for: .milliseconds(10)) }
+        let (tables, images, deltas, confirmed, refused) = sink.state.withLock { ($0.tables, $0.images, $0.deltas, $0.confirmed, $0.refused) }
+        for t in ImageTable.allCases where tables[t] ?? [:] != expected[t] ?? [:] {
+            Issue.record("\(t): the records after the watcher's syncs differ from a full compile")
+        }
+        #expect(deltas >= 10, "\(deltas) deltas, \(images) images")
+        #expect(images >= 2, "the Service change is a full compile")
+        #expect(confirmed >= 1 && refused == 0, "confirmed \(confirmed), refused \(refused)")
+        stop.store(true, ordering: .relaxed)
+        await task.value
+        await client.shutdown()
+    }
+}
+
+/// A sink that keeps the tables a datapath would hold: images replace them, deltas patch them.
+final class TablesSink: IncrementalSink, Sendable {
+    struct State {
+        var tables: [ImageTable: RecordTable] = [:]
+        var images = 0, deltas = 0, confirmed = 0, refused = 0
+    }
+    let state = Mutex(State())
+
+    func deliver(_ bytes: [UInt8], digest: String) throws -> String {
+        let t = try ImageRecords.tables(of: bytes)
+        state.withLock {
+            $0.tables = t
+            $0.images += 1
+        }
+        return "tables"
+    }
+
+    func apply(_ delta: RecordDelta) throws -> String {
+        state.withLock {
+            $0.tables = delta.applied(to: $0.tables)
+            $0.deltas += 1
+        }
+        return "tables"
+    }
+
+    func confirm(image bytes: [UInt8]) -> Bool {
+        let t = try? ImageRecords.tables(of: bytes)
+        return state.withLock {
+            if t == $0.tables { $0.confirmed += 1; return true }
+            $0.refused += 1
+            return false
+        }
+    }
 }
