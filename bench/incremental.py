@@ -237,6 +237,20 @@ current-context: bench
         failed = [l for l in lines if "failed" in l]
         if failed:
             print("failures:\n" + "".join(failed[:5]))
+        # The live maps after every change above must be what a full compile of the final
+        # objects gives, record for record, read back from the kernel.
+        final = os.path.join(work, "final.json")
+        with cluster.lock, open(final, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "List",
+                       "items": [dict(it, kind=KINDS[p][0], apiVersion=KINDS[p][1]) for p in KINDS for it in cluster.objects[p]]}, f)
+        bal, pin = cmd[0], cmd[cmd.index("--pin-dir") + 1]
+        image = os.path.join(work, "final.image")
+        subprocess.run([bal, "compile", final, "-o", image], check=True, stdout=subprocess.DEVNULL)
+        check = subprocess.run([bal, "check-live", image, "--pin-dir", pin], capture_output=True, text=True)
+        print(f"check-live after {singles + burst + 1} changes against a full compile of the final objects: "
+              f"{check.stdout.strip().splitlines()[0] if check.stdout.strip() else check.stderr.strip()} (exit {check.returncode})")
+        if check.returncode != 0:
+            sys.exit(1)
     finally:
         proc.terminate()
         try:
