@@ -73,6 +73,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // GenerationWriter against a real pinned datapath: timings, and with --check the live
+        // tables read back after every step (bench/writer.sh, bpf/programs/e2e/incremental.sh).
+        .executableTarget(name: "writer-bench", dependencies: ["Loader", "MapImage"], path: "bench/writer"),
         .testTarget(name: "MapImageTests", dependencies: ["MapImage", "CBalancerABI", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "MapImage"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage"]),

@@ -521,7 +521,7 @@ struct Status: ParsableCommand {
                 nodeLabel = st.config.nodeID == 0 ? " (not a node)" : ""
             }
             print("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
-            print("image: \(st.liveImage.map { "sha256 \($0)" } ?? "unknown (not loaded by balancer)")")
+            print("image: \(st.liveImage.map { "sha256 \($0)" } ?? "not recorded (written record by record since the last whole image, or not by balancer; `balancer check-live IMAGE` compares)")")
             print("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             print("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
             if st.skipEntries > 0 { print("skipRedirectFromBackend: \(st.skipEntries) backend namespace entr\(st.skipEntries == 1 ? "y" : "ies")") }

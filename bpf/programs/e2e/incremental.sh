@@ -26,6 +26,10 @@
 #                         (equal), the newer one is not (exit 1); then a change after the
 #                         rollback (the watcher sees another process flipped and fills fresh):
 #                         equal
+#   writer-deltas         with the watcher stopped, bench/writer (`writer-bench --check`) drives
+#                         GenerationWriter directly: whole images, RecordDeltas applied back and
+#                         forth, confirm, a `balancer load` by "another process"; the live tables
+#                         read back after every step equal the image they should hold
 #   cleanup               nothing of this run is left
 # then `N passed, M failed`; the exit status is 1 when a check failed.
 #
@@ -216,6 +220,21 @@ PY
 	run_check check-live-detects check_detects
 	run_check rollback-after-delta check_rollback
 	stop_watch
+
+	# GenerationWriter's delta API (what the API watcher's incremental compiles use), with no
+	# watcher running: writer-bench --check loads and applies RecordDeltas between two images of
+	# this run and reads the live tables back after every step.
+	check_writer() {
+		local bench=${BALANCER%/*}/writer-bench out
+		[ -x "$bench" ] || { bad "no writer-bench next to $BALANCER (swift build builds it)"; return; }
+		if out=$(timeout 60 "$bench" --pin-dir "$SB_B" --check --rounds 6 --interval-ms 0 "$I/add-service.image" "$I/beyond-headroom.image" 2>&1); then
+			good "$(printf '%s\n' "$out" | grep -E "^(grace period|apply \+ flip)" | sed 's/ (synchronize_rcu[^:]*//' | tr '\n' ';' | sed 's/;$//')"
+		else
+			bad "$(printf '%s\n' "$out" | grep FAIL | head -n 3 | tr '\n' ' ')"
+			printf '%s\n' "$out" >&2
+		fi
+	}
+	run_check writer-deltas check_writer
 	if grep -q "^FAIL" "$R"; then
 		echo "watcher log:" >&2
 		grep -v "^\s*$" "$LOG" | tail -n 30 >&2
