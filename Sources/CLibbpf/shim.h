@@ -43,6 +43,14 @@ static inline int clibbpf_map_create_array(const char *name, unsigned value_size
 	return bpf_map_create(BPF_MAP_TYPE_ARRAY, name, 4, value_size, max_entries, NULL);
 }
 
+/* A one-slot array of maps holding maps like `inner_fd` (a private grace-period barrier: every
+ * update of a map-in-map makes the kernel wait for an RCU grace period). */
+static inline int clibbpf_map_create_array_of_maps(const char *name, int inner_fd)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = inner_fd);
+	return bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, name, 4, 4, 1, &opts);
+}
+
 /* One update of a map-in-map slot. */
 struct clibbpf_inner_update {
 	int outer_fd;

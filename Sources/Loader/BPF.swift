@@ -328,6 +328,28 @@ public final class BPFMap: @unchecked Sendable {
     }
 }
 
+/// An RCU grace period on demand, with maps of its own: the kernel waits for one after every
+/// update of a map-in-map (so that no program still uses the map replaced), whichever map it is,
+/// and BPF programs run inside RCU read-side sections. When `wait` returns, every program that
+/// had started before it was called has finished. Updating a private map leaves the datapath's
+/// maps alone, so it may run while others write them.
+public final class GracePeriod: Sendable {
+    let outer: BPFMap
+    let inner: BPFMap
+
+    public init() throws(BPFError) {
+        inner = try BPFMap.createArray(name: "bl_gp_inner", valueSize: 4, maxEntries: 1)
+        let fd = clibbpf_map_create_array_of_maps("bl_gp", inner.fd)
+        guard fd >= 0 else { throw BPFError("create map", "bl_gp", Int32(fd)) }
+        outer = BPFMap(fd: fd, name: "bl_gp")
+    }
+
+    /// Blocks for one grace period.
+    public func wait() throws(BPFError) {
+        try outer.setInner(0, inner)
+    }
+}
+
 public enum BPFFS {
     /// Whether `path` is on a bpffs (nil when it does not exist).
     public static func isBPFFS(_ path: String) -> Bool? {

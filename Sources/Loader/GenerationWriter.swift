@@ -97,6 +97,8 @@ extension GenerationWriter {
         /// it protects.
         var barrier: (generation: UInt32, wait: Background<Double, Never>)?
         var lastGracePeriod: Double?
+        /// The writer's own grace-period barrier (see GracePeriod).
+        var gracePeriod: GracePeriod?
         var skip: SkipIndex?
 
         init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double) {
@@ -410,13 +412,17 @@ extension GenerationWriter {
             capacity[generation] = caps
         }
 
-        /// Starts the wait for a grace period after which no program uses `generation` (see
-        /// Datapath.gracePeriodBarrier): re-inserting a map into its own slot makes the kernel
-        /// wait for one.
+        /// Starts the wait for a grace period after which no program uses `generation`: an
+        /// update of a private map-in-map (GracePeriod), so a concurrent writer of the datapath's
+        /// slots is never overwritten by a stale re-insert.
         mutating func startBarrier(generation: UInt32) {
+            if gracePeriod == nil { gracePeriod = try? GracePeriod() }
             let outer = datapath.outer[.frontends]
+            let private_ = gracePeriod
             barrier = (generation, Background { () -> Double in
                 let t = Datapath.now()
+                if let private_, (try? private_.wait()) != nil { return Datapath.now() - t }
+                // Without a map of its own: the datapath's slot, re-inserted as it is.
                 guard let outer, let inner = try? outer.inner(generation) else { return 0 }
                 try? outer.setInner(generation, inner)
                 return Datapath.now() - t
