@@ -75,17 +75,20 @@ test: deps bpf
 	else echo "e2e/incremental.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
-# Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/. Review the diff.
+# Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/, and the expected refusals
+# fixtures/hostile/*.expected. Review the diff.
 # Cases whose compile reports policy errors are rendered as --keep-going writes them (the Swift
 # fixture test compares the same, and checks the errors against the case's `! error` lines).
 golden: build
 	@mkdir -p golden
 	@for d in fixtures/*/; do \
-		n=$$(basename $$d); \
+		n=$$(basename $$d); [ $$n = hostile ] && continue; \
 		$(BALANCER) compile $$d -o golden/$$n.image --keep-going >/dev/null 2>&1 || exit 1; \
 		$(BALANCER) inspect golden/$$n.image > golden/$$n.txt || exit 1; \
 		echo "golden/$$n"; \
 	done
+	@# The expected refusals of fixtures/hostile (the inputs every boundary must refuse).
+	@BALANCER_REGENERATE_GOLDEN=1 $(SWIFT) test --filter HostileInputTests >/dev/null && echo "fixtures/hostile/*.expected"
 
 demo: build
 	@bash docs/demo.sh $(BALANCER)

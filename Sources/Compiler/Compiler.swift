@@ -54,7 +54,7 @@ public enum Compiler {
             } else {
                 sc.diagnostics.append(Diagnostic(.warning, file: s.source.file, line: s.source.line, column: s.source.column,
                                                  object: "Service \(serviceNames[i])", field: "metadata.annotations",
-                                                 message: "balancing.elf.io/serviceId \"\(a)\" is not a non-zero 32-bit number; a derived id is used"))
+                                                 message: "balancing.elf.io/serviceId \(shown(a)) is not a non-zero 32-bit number; a derived id is used"))
             }
         }
         var idConflicts: [Diagnostic] = []

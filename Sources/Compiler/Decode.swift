@@ -41,7 +41,8 @@ struct ObjectDecoder {
             switch tree.kind(p) {
             case .mapping:
                 if let e = tree.entries(p).first(where: { $0.value == cur || $0.key == cur }) {
-                    parts.append("." + tree.text(e.key))
+                    let key = tree.text(e.key)
+                    parts.append("." + (key.utf8.count > 100 ? String(key.prefix(100)) + "…" : key))
                 }
             case .sequence:
                 if let i = tree.items(p).firstIndex(of: cur) { parts.append("[\(i)]") }
@@ -109,6 +110,23 @@ struct ObjectDecoder {
         }
     }
 
+    /// `kind` and `apiVersion`: a string in every reading. Decoded without a schema (as
+    /// `kubectl apply` and the API server decode them), a plain `5` or `true` is a number or a
+    /// boolean, and the object is refused there, so it is refused here rather than skipped as an
+    /// unknown kind "5". nil when absent or null.
+    mutating func typeString(_ parent: NodeID, _ key: String) -> String? {
+        guard let v = field(parent, key) else { return nil }
+        if tree.kind(v) == .scalar, tree.style(v) == .plain {
+            let b = tree.bytes(v)
+            let t = Array(b)
+            if ManifestTree.boolValue(t, 0, t.count) != nil || ManifestTree.numberShape(t, 0, t.count) != .none {
+                error(v, "expected a string, found \(describe(v)) (unquoted, YAML reads it as a \(ManifestTree.boolValue(t, 0, t.count) != nil ? "boolean" : "number"))")
+                return nil
+            }
+        }
+        return stringValue(v)
+    }
+
     mutating func requiredString(_ parent: NodeID, _ key: String) -> String? {
         guard let s = string(parent, key) else {
             if field(parent, key) == nil { missing(parent, key) }
@@ -148,17 +166,17 @@ struct ObjectDecoder {
         if digits.first == "+" || digits.first == "-" { digits = digits.dropFirst() }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             if t.hasPrefix("0x") || t.hasPrefix("0o") || t.contains("_") {
-                error(v, "integer \"\(t)\" must be written in plain decimal")
+                error(v, "integer \(shown(t)) must be written in plain decimal")
             } else {
                 error(v, "expected an integer, found \(describe(v))")
             }
             return nil
         }
         if digits.count > 1 && digits.first == "0" {
-            error(v, "ambiguous integer \"\(t)\": YAML 1.1 reads a leading zero as octal, YAML 1.2 as decimal; write it without leading zeros")
+            error(v, "ambiguous integer \(shown(t)): YAML 1.1 reads a leading zero as octal, YAML 1.2 as decimal; write it without leading zeros")
             return nil
         }
-        guard let i = Int(t) else { error(v, "integer \"\(t)\" out of range"); return nil }
+        guard let i = Int(t) else { error(v, "integer \(shown(t)) out of range"); return nil }
         return i
     }
 
@@ -180,7 +198,7 @@ struct ObjectDecoder {
             case "True", "TRUE": return true
             case "False", "FALSE": return false
             case "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N":
-                error(v, "ambiguous boolean \"\(t)\": YAML 1.1 reads it as a boolean, YAML 1.2 as a string; write true or false")
+                error(v, "ambiguous boolean \(shown(t)): YAML 1.1 reads it as a boolean, YAML 1.2 as a string; write true or false")
                 return nil
             default:
                 error(v, "expected a boolean, found \(describe(v))")
@@ -229,26 +247,30 @@ struct ObjectDecoder {
         sequence(parent, key).compactMap { stringValue($0) }
     }
 
-    mutating func ip(_ node: NodeID, family: AddressType? = nil) -> IPAddress? {
+    /// An IP address field. Text is read exactly as Kubernetes' parser reads it (no spaces
+    /// around it; IPv4 with leading zeros is accepted as the API's legacy fields accept it), and
+    /// `rule` refuses the special addresses the field may not hold.
+    mutating func ip(_ node: NodeID, family: AddressType? = nil, rule: KubeValidation.AddressRule) -> IPAddress? {
+        var parsed: IPAddress?
         if tree.kind(node) == .scalar, [.plain, .quoted, .jsonString].contains(tree.style(node)) {
-            var bytes = tree.bytes(node)
-            while bytes.first == 0x20 || bytes.first == 0x09 { bytes = bytes.dropFirst() }
-            while bytes.last == 0x20 || bytes.last == 0x09 { bytes = bytes.dropLast() }
-            if let ip = IPAddress(utf8: bytes) {
-                if let family, family != .fqdn, (family == .ipv4) != ip.isIPv4 {
-                    error(node, "\(tree.text(node)) is not an \(family.rawValue) address")
-                    return nil
-                }
-                return ip
-            }
+            parsed = IPAddress(utf8: tree.bytes(node))
         }
-        guard let s = stringValue(node) else { return nil }
-        guard let ip = IPAddress(s.trimmingSpaces) else {
-            error(node, "invalid IP address \"\(s)\"")
+        if parsed == nil {
+            guard let s = stringValue(node) else { return nil }
+            if s.trimmingSpaces != s, IPAddress(s.trimmingSpaces) != nil {
+                error(node, "invalid IP address \(shown(s)): leading or trailing whitespace")
+            } else {
+                error(node, "invalid IP address \(shown(s))")
+            }
             return nil
         }
+        guard let ip = parsed else { return nil }
         if let family, family != .fqdn, (family == .ipv4) != ip.isIPv4 {
-            error(node, "\(s) is not an \(family.rawValue) address")
+            error(node, "\(shown(tree.text(node))) is not an \(family.rawValue) address")
+            return nil
+        }
+        if let why = KubeValidation.addressProblem(ip, rule) {
+            error(node, "\(shown(tree.text(node))): \(why)")
             return nil
         }
         return ip
@@ -272,7 +294,7 @@ struct ObjectDecoder {
         guard let v = field(parent, key) else { return .tcp }
         guard let s = stringValue(v) else { return nil }
         guard let p = PortProtocol(rawValue: s), allowSCTP || p != .sctp else {
-            error(v, "unsupported protocol \"\(s)\" (expected \(allowSCTP ? "TCP, UDP or SCTP" : "TCP or UDP"))")
+            error(v, "unsupported protocol \(shown(s)) (expected \(allowSCTP ? "TCP, UDP or SCTP" : "TCP or UDP"))")
             return nil
         }
         return p
@@ -281,7 +303,7 @@ struct ObjectDecoder {
     mutating func enumValue<E: RawRepresentable>(_ parent: NodeID, _ key: String, _: E.Type, default d: E) -> E where E.RawValue == String {
         guard let v = field(parent, key), let s = stringValue(v) else { return d }
         guard let e = E(rawValue: s) else {
-            error(v, "unsupported value \"\(s)\"")
+            error(v, "unsupported value \(shown(s))")
             return d
         }
         return e
@@ -293,28 +315,77 @@ struct ObjectDecoder {
         case .sequence: return "a list"
         case .scalar:
             let t = tree.text(n)
-            let shown = t.count > 40 ? String(t.prefix(40)) + "…" : t
+            let quoted = shown(t, limit: 40)
             switch tree.style(n) {
-            case .quoted, .jsonString: return "string \"\(shown)\""
-            case .jsonInteger, .jsonReal: return "number \(shown)"
-            case .jsonTrue, .jsonFalse: return "boolean \(shown)"
+            case .quoted, .jsonString: return "string \(quoted)"
+            case .jsonInteger, .jsonReal: return "number \(t)"
+            case .jsonTrue, .jsonFalse: return "boolean \(t)"
             case .jsonNull: return "null"
-            case .plain: return "\"\(shown)\""
+            case .plain: return quoted
             }
         }
     }
 
     // MARK: Objects
 
-    mutating func meta(namespaced: Bool) -> ObjectMeta? {
+    /// How a kind's names are validated (ValidateObjectMeta with the kind's name function).
+    enum NameRule {
+        case dns1035Label, dns1123Subdomain
+
+        func problem(_ s: String) -> String? {
+            switch self {
+            case .dns1035Label: KubeValidation.dns1035Label(s)
+            case .dns1123Subdomain: KubeValidation.dns1123Subdomain(s)
+            }
+        }
+    }
+
+    /// metadata, validated as the API server validates it: the name by the kind's rule, the
+    /// namespace as a DNS-1123 label, label keys and values, annotation keys.
+    mutating func meta(namespaced: Bool, nameRule: NameRule) -> ObjectMeta? {
         guard let m = mapping(root, "metadata") else {
             missing(root, "metadata")
             return nil
         }
         guard let name = requiredString(m, "name") else { return nil }
-        let ns = namespaced ? (string(m, "namespace").flatMap { $0.isEmpty ? nil : $0 } ?? "default") : ""
-        return ObjectMeta(namespace: ns, name: name, labels: stringMap(m, "labels"), annotations: stringMap(m, "annotations"),
+        var valid = true
+        if !name.isEmpty, let why = nameRule.problem(name), let n = field(m, "name") {
+            error(n, "invalid name \(shown(name)): \(why)")
+            valid = false
+        }
+        var ns = ""
+        if namespaced {
+            ns = string(m, "namespace").flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+            if let why = KubeValidation.dns1123Label(ns), let n = field(m, "namespace") {
+                error(n, "invalid namespace \(shown(ns)): \(why)")
+                valid = false
+            }
+        }
+        let labels = stringMap(m, "labels")
+        let annotations = stringMap(m, "annotations")
+        if let l = field(m, "labels") { valid = checkKeys(l, values: true) && valid }
+        if let a = field(m, "annotations") { valid = checkKeys(a, values: false) && valid }
+        guard valid, !name.isEmpty else { return nil }
+        return ObjectMeta(namespace: ns, name: name, labels: labels, annotations: annotations,
                           creationTimestamp: string(m, "creationTimestamp") ?? "")
+    }
+
+    /// Label (or annotation) keys as qualified names, and label values.
+    private mutating func checkKeys(_ map: NodeID, values: Bool) -> Bool {
+        guard tree.kind(map) == .mapping else { return false }
+        var valid = true
+        for (k, v) in tree.entries(map) {
+            let key = tree.text(k)
+            if let why = KubeValidation.qualifiedName(key) {
+                report(.error, k, "invalid key \(shown(key)): \(why)", field: fieldPath(k))
+                valid = false
+            }
+            if values, tree.kind(v) == .scalar, !isNull(v), let why = KubeValidation.labelValue(tree.text(v)) {
+                error(v, "invalid label value \(shown(tree.text(v))): \(why)")
+                valid = false
+            }
+        }
+        return valid
     }
 
     mutating func service(_ meta: ObjectMeta, _ source: ObjectSource) -> Service? {
@@ -333,13 +404,13 @@ struct ObjectDecoder {
             for n in list {
                 guard let s = stringValue(n) else { continue }
                 if s == "None" { headless = true; continue }
-                if let ip = ip(n), !clusterIPs.contains(ip) { clusterIPs.append(ip) }
+                if let ip = ip(n, rule: .captured), !clusterIPs.contains(ip) { clusterIPs.append(ip) }
             }
             if clusterIPs.count > 2 { error(list[2], "at most two cluster IPs (one per family)") }
             if clusterIPs.count == 2 && clusterIPs[0].family == clusterIPs[1].family {
                 error(list[1], "both cluster IPs are \(clusterIPs[0].family.rawValue); a dual-stack service has one per family")
             }
-        } else if let s = single, s != "None", s != "", let v = field(spec, "clusterIP"), let ip = ip(v) {
+        } else if let s = single, s != "None", s != "", let v = field(spec, "clusterIP"), let ip = ip(v, rule: .captured) {
             clusterIPs = [ip]
         }
         if let s = single, s != "None", s != "", let first = clusterIPs.first, let parsed = IPAddress(s), parsed != first,
@@ -354,6 +425,9 @@ struct ObjectDecoder {
         for p in portNodes {
             guard tree.kind(p) == .mapping else { error(p, "expected a mapping, found \(describe(p))"); continue }
             let name = string(p, "name") ?? ""
+            if !name.isEmpty, let why = KubeValidation.dns1123Label(name), let n = field(p, "name") {
+                error(n, "invalid port name \(shown(name)): \(why)")
+            }
             guard let proto = proto(p), let port = port(p, "port", required: true) else { continue }
             var target = intOrString(p, "targetPort")
             if case .int(let t)? = target, !(1...65535).contains(t) {
@@ -362,7 +436,7 @@ struct ObjectDecoder {
             }
             if case .string(let s)? = target, !isServicePortName(s) {
                 if let n = field(p, "targetPort") {
-                    error(n, "invalid targetPort \"\(s)\": a named port is 1–15 lowercase letters, digits and '-', with at least one letter")
+                    error(n, "invalid targetPort \(shown(s)): a named port is 1–15 lowercase letters, digits and '-', with at least one letter")
                 }
                 target = nil
             }
@@ -374,16 +448,16 @@ struct ObjectDecoder {
         }
         var externalIPs: [IPAddress] = []
         for n in sequence(spec, "externalIPs") {
-            if let ip = ip(n), !externalIPs.contains(ip) { externalIPs.append(ip) }
+            if let ip = ip(n, rule: .nonSpecial), !externalIPs.contains(ip) { externalIPs.append(ip) }
         }
         var ingress: [LoadBalancerIngress] = []
         if let status = mapping(root, "status"), let lb = mapping(status, "loadBalancer") {
             for i in sequence(lb, "ingress") {
                 guard tree.kind(i) == .mapping else { error(i, "expected a mapping, found \(describe(i))"); continue }
-                let ip = field(i, "ip").flatMap { self.ip($0) }
+                let ip = field(i, "ip").flatMap { self.ip($0, rule: .captured) }
                 let mode = string(i, "ipMode")
                 if let mode, mode != "VIP", mode != "Proxy", let n = field(i, "ipMode") {
-                    error(n, "unsupported ipMode \"\(mode)\" (expected VIP or Proxy)")
+                    error(n, "unsupported ipMode \(shown(mode)) (expected VIP or Proxy)")
                 }
                 ingress.append(LoadBalancerIngress(ip: ip, hostname: string(i, "hostname"), ipMode: mode))
             }
@@ -403,7 +477,7 @@ struct ObjectDecoder {
             affinity = UInt32(timeout)
         case "None": break
         default:
-            if let n = field(spec, "sessionAffinity") { error(n, "unsupported value \"\(sessionAffinity)\" (expected ClientIP or None)") }
+            if let n = field(spec, "sessionAffinity") { error(n, "unsupported value \(shown(sessionAffinity)) (expected ClientIP or None)") }
         }
         let etp = externalPolicy(spec)
         let itp = enumValue(spec, "internalTrafficPolicy", TrafficPolicy.self, default: .cluster)
@@ -421,7 +495,7 @@ struct ObjectDecoder {
         case "Cluster", "Global": return .cluster
         case "Local": return .local
         default:
-            error(v, "unsupported value \"\(s)\" (expected Cluster or Local)")
+            error(v, "unsupported value \(shown(s)) (expected Cluster or Local)")
             return .cluster
         }
     }
@@ -433,11 +507,17 @@ struct ObjectDecoder {
         }
         guard let ats = stringValue(atNode) else { return nil }
         guard let addressType = AddressType(rawValue: ats) else {
-            error(atNode, "unsupported addressType \"\(ats)\" (expected IPv4, IPv6 or FQDN)")
+            error(atNode, "unsupported addressType \(shown(ats)) (expected IPv4, IPv6 or FQDN)")
             return nil
         }
         var endpoints: [Endpoint] = []
         let endpointNodes = sequence(root, "endpoints")
+        // The API server's limits (pkg/apis/discovery/validation: maxEndpoints, maxAddresses,
+        // maxPorts); the EndpointSlice controller fills slices with at most 100.
+        if endpointNodes.count > 1000, let n = field(root, "endpoints") {
+            error(n, "too many endpoints: \(endpointNodes.count) (an EndpointSlice holds at most 1000)")
+            return nil
+        }
         endpoints.reserveCapacity(endpointNodes.count)
         for e in endpointNodes {
             guard tree.kind(e) == .mapping else { error(e, "expected a mapping, found \(describe(e))"); continue }
@@ -446,12 +526,18 @@ struct ObjectDecoder {
                 if field(e, "addresses") == nil { missing(e, "addresses") } else { error(e, "addresses must hold at least one address") }
                 continue
             }
+            if addrs.count > 100, let n = field(e, "addresses") { error(n, "too many addresses: \(addrs.count) (an endpoint holds at most 100)") }
             var address: IPAddress?
             if addressType == .fqdn {
                 _ = stringValue(first)
             } else {
-                address = ip(first, family: addressType)
+                // Only addresses[0] is used (as kube-proxy does), but every one must be valid.
+                address = ip(first, family: addressType, rule: .nonSpecial)
+                for other in addrs.dropFirst() { _ = ip(other, family: addressType, rule: .nonSpecial) }
                 if address == nil { continue }
+            }
+            if let n = field(e, "nodeName"), let name = stringValue(n), let why = KubeValidation.dns1123Subdomain(name) {
+                error(n, "invalid node name \(shown(name)): \(why)")
             }
             var ready: Bool?, serving: Bool?, terminating: Bool?
             if let c = mapping(e, "conditions") {
@@ -468,11 +554,22 @@ struct ObjectDecoder {
                                       nodeName: string(e, "nodeName"), zone: string(e, "zone"), forZones: forZones, forNodes: forNodes))
         }
         var ports: [EndpointPort] = []
-        for p in sequence(root, "ports") {
+        let portNodes = sequence(root, "ports")
+        if portNodes.count > 100, let n = field(root, "ports") { error(n, "too many ports: \(portNodes.count) (an EndpointSlice holds at most 100)") }
+        var portNames: Set<String> = []
+        for p in portNodes {
             guard tree.kind(p) == .mapping else { error(p, "expected a mapping, found \(describe(p))"); continue }
             guard let proto = proto(p) else { continue }
-            let port = self.port(p, "port", required: false, allowZero: true)
-            ports.append(EndpointPort(name: string(p, "name") ?? "", proto: proto, port: port == 0 ? nil : port))
+            // Absent: the endpoints serve every port (a slice not made for a Service); 0 is no port.
+            let port = self.port(p, "port", required: false)
+            let name = string(p, "name") ?? ""
+            if let n = field(p, "name") {
+                if !name.isEmpty, let why = KubeValidation.dns1123Label(name) { error(n, "invalid port name \(shown(name)): \(why)") }
+                if !portNames.insert(name).inserted { error(n, "duplicate port name \(shown(name))") }
+            } else if !portNames.insert("").inserted {
+                error(p, "duplicate port name \"\" (more than one unnamed port)")
+            }
+            ports.append(EndpointPort(name: name, proto: proto, port: port))
         }
         return EndpointSlice(meta: meta, source: source, addressType: addressType, serviceName: meta.labels["kubernetes.io/service-name"],
                              endpoints: endpoints, ports: ports)
@@ -487,7 +584,7 @@ struct ObjectDecoder {
                 guard let addrNode = field(a, "address") else { missing(a, "address"); continue }
                 // Host names and DNS names are not addresses the datapath can match.
                 guard type == "InternalIP" || type == "ExternalIP" else { _ = stringValue(addrNode); continue }
-                if let ip = ip(addrNode) { addresses.append(NodeAddressEntry(type: type, address: ip)) }
+                if let ip = ip(addrNode, rule: .destination) { addresses.append(NodeAddressEntry(type: type, address: ip)) }
             }
         }
         return Node(meta: meta, source: source, addresses: addresses)
@@ -499,9 +596,9 @@ struct ObjectDecoder {
         var ips: [IPAddress] = []
         if let status {
             for p in sequence(status, "podIPs") {
-                if tree.kind(p) == .mapping, let n = field(p, "ip"), let ip = ip(n), !ips.contains(ip) { ips.append(ip) }
+                if tree.kind(p) == .mapping, let n = field(p, "ip"), let ip = ip(n, rule: .destination), !ips.contains(ip) { ips.append(ip) }
             }
-            if ips.isEmpty, let n = field(status, "podIP"), let ip = ip(n) { ips.append(ip) }
+            if ips.isEmpty, let n = field(status, "podIP"), let ip = ip(n, rule: .destination) { ips.append(ip) }
         }
         var ready = false
         if let status {
@@ -543,7 +640,7 @@ struct ObjectDecoder {
             case "Exists", "DoesNotExist":
                 if !values.isEmpty { error(e, "operator \(op) takes no values") }
             default:
-                if let n = field(e, "operator") { error(n, "unsupported operator \"\(op)\" (In, NotIn, Exists, DoesNotExist)") }
+                if let n = field(e, "operator") { error(n, "unsupported operator \(shown(op)) (In, NotIn, Exists, DoesNotExist)") }
                 continue
             }
             exprs.append(.init(key: k, op: op, values: values))
@@ -566,7 +663,7 @@ struct ObjectDecoder {
             switch intOrString(p, "port") {
             case .int(let i)?: port = i
             case .string(let s)?:
-                if let i = Int(s), !(s.count > 1 && s.hasPrefix("0")) { port = i } else { error(v, "invalid port \"\(s)\" (1–65535)") }
+                if let i = Int(s), !(s.count > 1 && s.hasPrefix("0")) { port = i } else { error(v, "invalid port \(shown(s)) (1–65535)") }
             case nil: break
             }
             guard let pn = port else { continue }
@@ -574,7 +671,7 @@ struct ObjectDecoder {
             guard field(p, "protocol") != nil else { missing(p, "protocol"); continue }
             guard let proto = proto(p, allowSCTP: false) else { continue }
             let name = string(p, "name") ?? ""
-            if !name.isEmpty && !names.insert(name).inserted, let n = field(p, "name") { error(n, "duplicate port name \"\(name)\"") }
+            if !name.isEmpty && !names.insert(name).inserted, let n = field(p, "name") { error(n, "duplicate port name \(shown(name))") }
             out.append(PolicyPort(port: UInt16(pn), proto: proto, name: name))
         }
         if out.count > 1 && out.contains(where: { $0.name.isEmpty }), let n = field(parent, key) {
@@ -595,12 +692,22 @@ struct ObjectDecoder {
         switch (a, s) {
         case (let a?, nil):
             guard let ipNode = field(a, "ip") else { missing(a, "ip"); return nil }
-            guard let ip = ip(ipNode) else { return nil }
+            guard let ip = ip(ipNode, rule: .captured) else { return nil }
             let ports = policyPorts(a, "toPorts", required: true)
             return ports.isEmpty ? nil : .address(ip: ip, toPorts: ports)
         case (nil, let s?):
             guard let name = requiredString(s, "serviceName") else { return nil }
             let ns = string(s, "namespace").flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+            var valid = true
+            if !name.isEmpty, let why = KubeValidation.dns1035Label(name), let n = field(s, "serviceName") {
+                error(n, "invalid Service name \(shown(name)): \(why)")
+                valid = false
+            }
+            if let why = KubeValidation.dns1123Label(ns), let n = field(s, "namespace") {
+                error(n, "invalid namespace \(shown(ns)): \(why)")
+                valid = false
+            }
+            guard valid else { return nil }
             return .service(namespace: ns, name: name, toPorts: policyPorts(s, "toPorts", required: false))
         case (nil, nil):
             error(f, "exactly one of addressMatcher or serviceMatcher is required")
@@ -649,7 +756,7 @@ struct ObjectDecoder {
         case (nil, let ae?):
             let addrs = sequence(ae, "addresses")
             if addrs.isEmpty { if field(ae, "addresses") == nil { missing(ae, "addresses") } else { error(ae, "addresses must not be empty") } }
-            let ips = addrs.compactMap { ip($0) }
+            let ips = addrs.compactMap { ip($0, rule: .destination) }
             let ports = policyPorts(ae, "toPorts", required: true)
             if !ips.isEmpty && !ports.isEmpty { backend = .addressEndpoint(addresses: ips, toPorts: ports) }
         case (nil, nil):

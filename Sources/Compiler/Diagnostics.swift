@@ -50,7 +50,9 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
         s += "\(severity): "
         if !object.isEmpty { s += "\(object): " }
         if !field.isEmpty { s += "\(field): " }
-        return s + message
+        // One line, whatever the input held: a path, object name or field with a newline or an
+        // escape sequence cannot forge another line or the terminal's state.
+        return escapedLine(s + message)
     }
 
     /// The form kept in an image: no file paths (images carry no paths).

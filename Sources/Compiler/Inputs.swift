@@ -15,76 +15,44 @@ public struct InputLoader {
 
     /// Files to read: the given files, and under each directory every `.yaml`, `.yml` and `.json`
     /// file, recursively; hidden entries (".git") are skipped. Sorted, so messages come in a
-    /// stable order.
+    /// stable order. Throws when an entry cannot be read (ManifestFiles says which).
     public static func expand(_ paths: [String]) throws(CompileFailure) -> [String] {
-        var files: [String] = []
-        var problems: [Diagnostic] = []
-        for p in paths {
-            var st = stat()
-            guard stat(p, &st) == 0 else {
-                problems.append(Diagnostic(.error, file: p, message: "cannot read: \(String(cString: strerror(errno)))"))
-                continue
-            }
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                walk(p, into: &files)
-            } else {
-                files.append(p)
-            }
-        }
-        if !problems.isEmpty { throw CompileFailure(diagnostics: problems) }
-        return Array(Set(files)).sorted()
+        let listing = ManifestFiles.expand(paths)
+        if listing.diagnostics.contains(where: { $0.severity == .error }) { throw CompileFailure(diagnostics: listing.diagnostics) }
+        return listing.files
     }
 
-    /// Directories already walked, by device and inode: a symlink cycle is walked once.
-    private struct DirID: Hashable {
-        var device: UInt64
-        var inode: UInt64
+    public static func readFile(_ path: String, limits: InputLimits = InputLimits()) throws(Diagnostic) -> [UInt8] {
+        try ManifestFiles.read(path, limit: limits.maxFileBytes)
     }
 
-    private static func walk(_ dir: String, into files: inout [String]) {
-        var seen = Set<DirID>()
-        walk(dir, into: &files, seen: &seen)
-    }
-
-    private static func walk(_ dir: String, into files: inout [String], seen: inout Set<DirID>) {
-        var dst = stat()
-        guard stat(dir, &dst) == 0, seen.insert(DirID(device: UInt64(dst.st_dev), inode: UInt64(dst.st_ino))).inserted else { return }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        for name in entries.sorted() where !name.hasPrefix(".") {
-            let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
-            var st = stat()
-            guard stat(path, &st) == 0 else { continue }
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                walk(path, into: &files, seen: &seen)
-            } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".json") {
-                files.append(path)
-            }
-        }
-    }
-
-    public static func readFile(_ path: String) throws(Diagnostic) -> [UInt8] {
-        do {
-            return try ImageFile.read(path)
-        } catch {
-            throw Diagnostic(.error, file: path, message: "cannot read: \(error.message)")
-        }
-    }
-
-    /// Loads every file into one snapshot. Throws with all errors found; warnings and notes are
-    /// returned with the snapshot.
-    public static func load(paths: [String]) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        let files = try expand(paths)
+    /// Loads every file into one snapshot. Throws with all errors found (of listing, reading
+    /// and decoding alike); warnings and notes are returned with the snapshot.
+    public static func load(paths: [String], limits: InputLimits = InputLimits()) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
+        let listing = ManifestFiles.expand(paths)
         var inputs: [(String, [UInt8])] = []
-        var problems: [Diagnostic] = []
-        for f in files {
+        var problems = listing.diagnostics
+        for f in listing.files {
             do {
-                inputs.append((f, try readFile(f)))
+                inputs.append((f, try readFile(f, limits: limits)))
             } catch {
                 problems.append(error)
             }
         }
-        if !problems.isEmpty { throw CompileFailure(diagnostics: problems) }
-        return try load(contents: inputs)
+        if problems.contains(where: { $0.severity == .error }) {
+            // The files that could be read are still decoded, so one run reports every error.
+            var all = problems
+            do { _ = try load(contents: inputs) } catch { all += error.diagnostics }
+            all.sort(by: Diagnostic.order)
+            throw CompileFailure(diagnostics: all)
+        }
+        do {
+            var (snapshot, diagnostics) = try load(contents: inputs)
+            diagnostics = (problems + diagnostics).sorted(by: Diagnostic.order)
+            return (snapshot, diagnostics)
+        } catch {
+            throw CompileFailure(diagnostics: (problems + error.diagnostics).sorted(by: Diagnostic.order))
+        }
     }
 
     /// Loads in-memory files (path, bytes): what `load(paths:)` does after reading. Each file is
@@ -101,7 +69,15 @@ public struct InputLoader {
         let results = parallelMap(pieces.count) { i -> ChunkDecoder in
             let (f, chunk) = pieces[i]
             var decoder = ChunkDecoder(chunk: chunk)
-            decoder.decode(Array(contents[f].bytes[chunk.range]))
+            let file = contents[f].bytes
+            if let items = chunk.excluded {
+                // A List's own members, its items cut out (they are chunks of their own); the
+                // items blanked instead, keeping every position, only to report a problem.
+                decoder.decode(Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]),
+                               positions: { ManifestSplitter.blank(file, chunk.range, except: items) })
+            } else {
+                decoder.decode(Array(file[chunk.range]))
+            }
             return decoder
         }
         var builder = SnapshotBuilder()
@@ -152,7 +128,9 @@ struct ChunkDecoder: Sendable {
 
     init(chunk: ManifestChunk) { self.chunk = chunk }
 
-    mutating func decode(_ bytes: [UInt8]) {
+    /// `positions`: bytes that parse to the same tree with every node at its place in the file,
+    /// when `bytes` do not (a List envelope whose items were cut out).
+    mutating func decode(_ bytes: [UInt8], positions: (() -> [UInt8])? = nil) {
         let tree: ManifestTree
         do {
             if chunk.format == .json {
@@ -172,65 +150,88 @@ struct ChunkDecoder: Sendable {
                 tree = try ManifestReader.parseYAML(bytes, file: chunk.file)
             }
         } catch {
-            let (l, c) = chunk.filePosition(line: error.line, column: error.column)
-            diagnostics.append(Diagnostic(.error, file: chunk.file, line: l, column: c, message: error.message))
+            var failure = error
+            if let positions {
+                do { _ = try ManifestReader.parseJSON(positions(), file: chunk.file) } catch { failure = error }
+            }
+            if failure.line == 0, chunk.format == .json {
+                // jansson reports some errors (nesting too deep) without a position; libyaml
+                // reads JSON too and finds the same problem at its place.
+                do {
+                    _ = try ManifestReader.parseYAML(positions?() ?? bytes, file: chunk.file)
+                } catch {
+                    if error.line > 0 { failure = error }
+                }
+            }
+            let (l, c) = chunk.filePosition(line: failure.line, column: failure.column)
+            diagnostics.append(Diagnostic(.error, file: chunk.file, line: l, column: c, message: failure.message))
             return
         }
         for doc in tree.documents {
-            if chunk.isListItem {
-                addObject(tree, doc, defaultKind: chunk.listKind, defaultAPIVersion: chunk.listAPIVersion)
-            } else {
-                addDocument(tree, doc)
-            }
+            addNode(tree, doc, in: chunk.isListItem ? ListContext(kind: chunk.listKind.map { $0 + "List" } ?? "List", apiVersion: chunk.listAPIVersion) : nil,
+                    envelopeOnly: chunk.excluded != nil)
         }
-        locate(bytes)
+        locate(positions?() ?? bytes)
     }
 
-    private mutating func addDocument(_ tree: ManifestTree, _ doc: NodeID) {
-        guard tree.kind(doc) == .mapping else {
-            var d = ObjectDecoder(tree: tree, root: doc, object: "")
-            d.error(doc, "expected a Kubernetes object (a mapping), found \(d.describe(doc))")
-            diagnostics += d.diagnostics
-            return
-        }
-        let kindNode = tree.value(doc, "kind")
-        let kind = kindNode.flatMap { tree.kind($0) == .scalar ? tree.text($0) : nil } ?? ""
-        if kind == "List" || (kind.hasSuffix("List") && tree.value(doc, "items") != nil) {
-            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
-            let apiVersion = tree.value(doc, "apiVersion").map { tree.text($0) }
-            guard let items = tree.value(doc, "items") else { return }
-            var d = ObjectDecoder(tree: tree, root: doc, object: kind)
-            if tree.kind(items) != .sequence {
-                if !d.isNull(items) { d.error(items, "expected a list, found \(d.describe(items))") }
-                diagnostics += d.diagnostics
-                return
-            }
-            for item in tree.items(items) {
-                addObject(tree, item, defaultKind: itemKind, defaultAPIVersion: kind == "List" ? nil : apiVersion)
-            }
-            return
-        }
-        addObject(tree, doc, defaultKind: nil, defaultAPIVersion: nil)
+    /// The List an object came in: items of a typed list (`ServiceList`) carry no kind or
+    /// apiVersion on the wire and take the list's; any they do carry must agree with it.
+    struct ListContext {
+        var kind: String
+        var apiVersion: String?
+        var itemKind: String? { kind == "List" ? nil : String(kind.dropLast(4)) }
     }
 
-    private mutating func addObject(_ tree: ManifestTree, _ root: NodeID, defaultKind: String?, defaultAPIVersion: String?) {
-        var d = ObjectDecoder(tree: tree, root: root, object: "")
+    /// A document or list item: a List (its items are decoded in turn, nested Lists included) or
+    /// one object. `envelopeOnly`: the list's own members are checked, its items were split off.
+    private mutating func addNode(_ tree: ManifestTree, _ root: NodeID, in list: ListContext?, envelopeOnly: Bool = false) {
+        var d = ObjectDecoder(tree: tree, root: root, object: list.map { "\($0.kind) item" } ?? "")
         guard tree.kind(root) == .mapping else {
             d.error(root, "expected a Kubernetes object (a mapping), found \(d.describe(root))")
             diagnostics += d.diagnostics
             return
         }
-        let kind = d.string(root, "kind") ?? defaultKind
-        let apiVersion = d.string(root, "apiVersion") ?? defaultAPIVersion
-        guard let kind, !kind.isEmpty else {
-            d.missing(root, "kind")
+        let ownKind = d.typeString(root, "kind")
+        let ownAPIVersion = d.typeString(root, "apiVersion")
+        if let list, let itemKind = list.itemKind {
+            if let k = ownKind, k != itemKind, let n = d.field(root, "kind") {
+                d.error(n, "an item of kind \(shown(k)) in a \(list.kind) (its items are \(itemKind)s)")
+            }
+            if let a = ownAPIVersion, let expected = list.apiVersion, a != expected, let n = d.field(root, "apiVersion") {
+                d.error(n, "an item of apiVersion \(shown(a)) in a \(list.kind) of apiVersion \(shown(expected))")
+            }
+        }
+        if d.diagnostics.isEmpty, ownKind == nil, list?.itemKind == nil { d.missing(root, "kind") }
+        if d.diagnostics.isEmpty, ownKind == "", let n = d.field(root, "kind") { d.error(n, "must not be empty") }
+        guard d.diagnostics.isEmpty, let kind = ownKind ?? list?.itemKind else {
             diagnostics += d.diagnostics
             return
         }
+        if kind == "List" || (kind.hasSuffix("List") && tree.value(root, "items") != nil) {
+            d.object = kind
+            guard let items = d.field(root, "items") else { return }
+            guard tree.kind(items) == .sequence else {
+                d.error(items, "expected a list, found \(d.describe(items))")
+                diagnostics += d.diagnostics
+                return
+            }
+            if envelopeOnly { return }
+            let context = ListContext(kind: kind, apiVersion: kind == "List" ? nil : ownAPIVersion ?? list?.apiVersion)
+            for item in tree.items(items) { addNode(tree, item, in: context) }
+            return
+        }
+        addObject(tree, root, d, kind: kind, apiVersion: ownAPIVersion ?? (list?.itemKind != nil ? list?.apiVersion : nil))
+    }
+
+    private mutating func addObject(_ tree: ManifestTree, _ root: NodeID, _ decoder: ObjectDecoder, kind: String, apiVersion: String?) {
+        var d = decoder
+        d.object = ""
         let namespaced: Bool
         let expectedAPI: String
+        var names = ObjectDecoder.NameRule.dns1123Subdomain
         switch kind {
-        case "Service", "Pod": namespaced = true; expectedAPI = "v1"
+        case "Service": namespaced = true; expectedAPI = "v1"; names = .dns1035Label
+        case "Pod": namespaced = true; expectedAPI = "v1"
         case "Node": namespaced = false; expectedAPI = "v1"
         case "EndpointSlice": namespaced = true; expectedAPI = "discovery.k8s.io/v1"
         case "LocalRedirectPolicy", "BalancingPolicy": namespaced = false; expectedAPI = "balancing.elf.io/v1beta1"
@@ -240,13 +241,13 @@ struct ChunkDecoder: Sendable {
             return
         }
         guard apiVersion == expectedAPI else {
-            d.report(.warning, root, "\(kind) of apiVersion \(apiVersion ?? "(none)") is not read (expected \(expectedAPI)); skipped", field: "apiVersion")
+            d.report(.warning, root, "\(kind) of apiVersion \(apiVersion.map { shown($0) } ?? "(none)") is not read (expected \(expectedAPI)); skipped", field: "apiVersion")
             d.diagnostics[d.diagnostics.count - 1].object = kind
             diagnostics += d.diagnostics
             skipped[kind, default: 0] += 1
             return
         }
-        guard let meta = d.meta(namespaced: namespaced) else {
+        guard let meta = d.meta(namespaced: namespaced, nameRule: names) else {
             for i in d.diagnostics.indices where d.diagnostics[i].object.isEmpty { d.diagnostics[i].object = kind }
             diagnostics += d.diagnostics
             return

@@ -86,7 +86,7 @@ extension ServiceCompiler {
             if let v = UInt32(a), v != 0 {
                 explicit[i] = v
             } else {
-                report(.warning, e, "metadata.annotations", "balancing.elf.io/serviceId \"\(a)\" is not a non-zero 32-bit number; a derived id is used")
+                report(.warning, e, "metadata.annotations", "balancing.elf.io/serviceId \(shown(a)) is not a non-zero 32-bit number; a derived id is used")
             }
         }
         let identities = entries.map(\.identity)

@@ -530,7 +530,7 @@ struct NodeCatalogue {
                 } else {
                     diagnostics.append(Diagnostic(.warning, file: n.source.file, line: n.source.line, column: n.source.column,
                                                   object: "Node \(n.meta.name)", field: "metadata.annotations",
-                                                  message: "balancing.elf.io/nodeId \"\(s)\" is not a non-zero 32-bit number; a derived id is used"))
+                                                  message: "balancing.elf.io/nodeId \(shown(s)) is not a non-zero 32-bit number; a derived id is used"))
                 }
             }
             entries[n.meta.name] = Entry(name: n.meta.name, zone: zone, addresses: n.addresses, fromObject: true, explicitID: explicit)

@@ -80,13 +80,16 @@ struct Compile: ParsableCommand {
     @Option(help: "Redirects per second per node for LocalRedirectPolicies without spec.redirectRateLimit (0: none).")
     var redirectRateLimit: UInt32 = 0
 
+    @Option(help: "Refuse an input file larger than this (bytes, or with Ki/Mi/Gi).")
+    var maxFileSize = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
+
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
         let snapshot: Snapshot
         let inputDiagnostics: [Diagnostic]
         do {
-            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs)
+            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs, limits: InputLimits(maxFileBytes: maxFileSize.bytes))
         } catch {
             printError(error.description)
             throw ExitCode(1)

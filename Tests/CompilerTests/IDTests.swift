@@ -44,10 +44,25 @@ import Testing
         #expect(out == "{\"a\":\"x y\\\\\",\"b\\\"c\":[1,2]}")
     }
 
-    @Test func listItemsAreSplitWithPositions() {
+    /// Whitespace between two tokens that are not structural stays, so garbage cannot compact
+    /// into valid JSON (`1 2` into `12`, `tr ue` into `true`).
+    @Test func compactorNeverJoinsTokens() {
+        func compact(_ s: String) -> String { String(decoding: JSONCompactor.compact(Array(s.utf8)), as: UTF8.self) }
+        #expect(compact("{\n  \"a\": 1 2\n}") == "{\"a\":1 2}")
+        #expect(compact("[ tr ue , \"x\" \"y\" ]") == "[tr ue,\"x\" \"y\"]")
+        #expect(compact("{ \"a\" :\n [ 1 ,\n 2 ] }") == "{\"a\":[1,2]}")
+    }
+
+    @Test func listItemsAreSplitWithPositions() throws {
         let json = "{\n \"apiVersion\": \"v1\",\n \"items\": [\n  {\"metadata\": {\"name\": \"a\"}},\n  {\"metadata\": {\"name\": \"b\"}}\n ],\n \"kind\": \"ServiceList\"\n}\n"
-        let chunks = ManifestSplitter.split(Array(json.utf8), file: "x.json", format: .json)
-        #expect(chunks.count == 2)
+        let all = ManifestSplitter.split(Array(json.utf8), file: "x.json", format: .json)
+        // The envelope (the list's own members, its items cut out) comes first.
+        #expect(all.count == 3)
+        let envelope = try #require(all.first)
+        #expect(!envelope.isListItem && envelope.range == 0..<json.utf8.count - 1)
+        let interior = try #require(envelope.excluded)
+        #expect(Array(json.utf8)[interior.lowerBound - 1] == UInt8(ascii: "[") && Array(json.utf8)[interior.upperBound] == UInt8(ascii: "]"))
+        let chunks = Array(all.dropFirst())
         #expect(chunks.allSatisfy { $0.isListItem && $0.listKind == "Service" && $0.listAPIVersion == "v1" })
         #expect(chunks.map(\.line) == [4, 5])
         #expect(chunks.map(\.column) == [3, 3])

@@ -103,7 +103,9 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
               text
             i: !!str 80
             j:
-            k: !custom 7
+            k: !!int 7
+            l: ! 7
+            m: !!int "8"
             "quoted key": 1
             """)
         let doc = try #require(tree.documents.first)
@@ -127,6 +129,8 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
         try check("i", "80", .quoted)
         try check("j", "", .plain, null: true)
         try check("k", "7", .plain)
+        try check("l", "7", .quoted)
+        try check("m", "8", .plain)
         try check("quoted key", "1", .plain)
         let b = try #require(tree.value(doc, "b"))
         #expect(!tree.textEquals(b, "123"))
@@ -500,7 +504,7 @@ private func mark(_ line: Int, _ column: Int) -> SourceMark { SourceMark(line: l
             #expect(tree.text(try #require(tree.value(item, "port"))) == "\(i)")
         }
 
-        let depth = 5_000
+        let depth = TreeBuilder.maxDepth
         let deep = try yaml(String(repeating: "[", count: depth) + "x" + String(repeating: "]", count: depth))
         var n = try #require(deep.documents.first)
         var levels = 0

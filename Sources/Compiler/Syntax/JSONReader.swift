@@ -25,7 +25,8 @@ private enum JSONValueReader {
 
     static func run(_ input: UnsafeBufferPointer<UInt8>, _ builder: inout TreeBuilder) -> SyntaxError? {
         guard let base = input.baseAddress else { return nil }
-        var offset = 0
+        // A UTF-8 byte order mark at the start, as kubectl accepts it.
+        var offset = input.count >= 3 && input[0] == 0xEF && input[1] == 0xBB && input[2] == 0xBF ? 3 : 0
         while true {
             while offset < input.count {
                 let b = input[offset]
@@ -37,7 +38,12 @@ private enum JSONValueReader {
             var error = json_error_t()
             let raw = UnsafeRawPointer(base + offset)
             guard let root = json_loadb(raw.assumingMemoryBound(to: CChar.self), input.count - offset, Int(flags), &error) else {
-                let text = withUnsafeBytes(of: error.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                var text = withUnsafeBytes(of: error.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                // jansson stops at a raw NUL byte as if the input ended there.
+                let at = offset + Int(error.position)
+                if at < input.count, input[at] == 0 || (at > 0 && input[at - 1] == 0) {
+                    text = "a NUL byte, which JSON does not allow outside strings (and inside them only as \\u0000)"
+                }
                 if error.line <= 0 {
                     return SyntaxError(file: builder.file, line: 0, column: 0, message: text)
                 }

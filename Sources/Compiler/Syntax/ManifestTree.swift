@@ -635,8 +635,17 @@ struct TreeBuilder {
         return start
     }
 
+    /// Deeper nesting is refused. No object the compiler reads comes near it (a Pod is about 12
+    /// levels deep, a CRD's schema in a dump about 100), and stopping here keeps parsing linear:
+    /// libyaml's scanner does work proportional to the flow depth for every token, so a
+    /// 100,000-deep `[[[…` is quadratic (seconds) unless refused early.
+    static let maxDepth = 1000
+
     @discardableResult
     mutating func beginContainer(_ kind: NodeKind, line: UInt32, column: UInt32) throws(SyntaxError) -> Int32 {
+        if frames.count >= Self.maxDepth {
+            throw error(line, column, "nesting deeper than \(Self.maxDepth) levels")
+        }
         let idx = try attach(NodeRecord(start: 0, length: 0, parent: -1, line: line, column: column, kind: kind, style: .plain))
         frames.append(Frame(node: idx, pendingStart: pending.count, kind: kind))
         return idx

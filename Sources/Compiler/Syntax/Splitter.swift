@@ -20,6 +20,10 @@ struct ManifestChunk: Sendable {
     var isListItem = false
     var listKind: String?
     var listAPIVersion: String?
+    /// For a JSON List's envelope (the list object itself): the bytes inside its `items`
+    /// brackets, which are decoded as item chunks; the rest is parsed and checked like any
+    /// object, so nothing outside the items escapes validation.
+    var excluded: Range<Int>?
 
     /// Converts a position inside the chunk (1-based, as the parser reported it) to the file's.
     func filePosition(line l: Int, column c: Int) -> (Int, Int) {
@@ -30,10 +34,13 @@ struct ManifestChunk: Sendable {
 
 enum ManifestSplitter {
     static func split(_ bytes: [UInt8], file: String, format: ManifestChunk.Format) -> [ManifestChunk] {
-        let whole = [ManifestChunk(file: file, format: format, range: 0..<bytes.count, line: 1, column: 1)]
+        // A UTF-8 byte order mark is accepted at the start of a file (kubectl accepts it); libyaml
+        // reads it itself, jansson does not.
+        let start = format == .json && bytes.starts(with: utf8BOM) ? 3 : 0
+        let whole = [ManifestChunk(file: file, format: format, range: start..<bytes.count, line: 1, column: 1)]
         switch format {
         case .yaml: return splitYAML(bytes, file: file) ?? whole
-        case .json: return splitJSON(bytes, file: file) ?? whole
+        case .json: return splitJSON(bytes, file: file, from: start) ?? whole
         }
     }
 
@@ -82,8 +89,22 @@ enum ManifestSplitter {
 
     /// Finds the top-level values and, in a top-level object whose `kind` is a List, the items
     /// of its `items` array.
-    static func splitJSON(_ b: [UInt8], file: String) -> [ManifestChunk]? {
+    static let utf8BOM: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    /// `bytes[range]` with `except` replaced by spaces, line breaks kept: parses to the same tree as
+    /// the range without `except` when that held a List's items, with every position unchanged.
+    static func blank(_ bytes: [UInt8], _ range: Range<Int>, except: Range<Int>) -> [UInt8] {
+        var out = Array(bytes[range])
+        for i in (except.lowerBound - range.lowerBound)..<(except.upperBound - range.lowerBound) where out[i] != 0x0A && out[i] != 0x0D {
+            out[i] = 0x20
+        }
+        return out
+    }
+
+    static func splitJSON(_ b: [UInt8], file: String, from start: Int = 0) -> [ManifestChunk]? {
         var scanner = JSONScanner(bytes: b)
+        scanner.pos = start
+        scanner.lineStart = start
         var chunks: [ManifestChunk] = []
         var splitAny = false
         scanner.skipSpace()
@@ -92,8 +113,10 @@ enum ManifestSplitter {
             let (line, col) = (scanner.line, scanner.pos - scanner.lineStart + 1)
             if b[valueStart] == UInt8(ascii: "{") {
                 guard let object = scanner.scanObjectCollectingItems() else { return nil }
-                if let items = object.items, let kind = object.kind, kind == "List" || kind.hasSuffix("List") {
+                if let items = object.items, let interior = object.itemsInterior, let kind = object.kind, kind == "List" || kind.hasSuffix("List") {
                     splitAny = true
+                    chunks.append(ManifestChunk(file: file, format: .json, range: valueStart..<scanner.pos, line: line, column: col,
+                                                excluded: interior))
                     for item in items {
                         chunks.append(ManifestChunk(file: file, format: .json, range: item.range, line: item.line, column: item.column,
                                                     isListItem: true, listKind: kind == "List" ? nil : String(kind.dropLast(4)),
@@ -132,6 +155,8 @@ struct JSONScanner {
         var kind: String?
         var apiVersion: String?
         var items: [Item]?
+        /// The bytes between `items`' brackets.
+        var itemsInterior: Range<Int>?
     }
 
     mutating func skipSpace() {
@@ -195,10 +220,16 @@ struct JSONScanner {
             skipSpace()
             guard pos < bytes.count else { return nil }
             if key.simple == "items" && bytes[pos] == UInt8(ascii: "[") {
+                // A second `items` would leave the first inside the envelope, whose parse refuses
+                // the duplicate key.
+                if result.items != nil { return nil }
                 pos += 1
+                let interiorStart = pos
                 var items: [Item] = []
                 skipSpace()
+                var interiorEnd = pos
                 if pos < bytes.count && bytes[pos] == UInt8(ascii: "]") {
+                    interiorEnd = pos
                     pos += 1
                 } else {
                     while true {
@@ -209,11 +240,12 @@ struct JSONScanner {
                         skipSpace()
                         guard pos < bytes.count else { return nil }
                         if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                        if bytes[pos] == UInt8(ascii: "]") { pos += 1; break }
+                        if bytes[pos] == UInt8(ascii: "]") { interiorEnd = pos; pos += 1; break }
                         return nil
                     }
                 }
                 result.items = items
+                result.itemsInterior = interiorStart..<interiorEnd
             } else if (key.simple == "kind" || key.simple == "apiVersion") && bytes[pos] == UInt8(ascii: "\"") {
                 let v = scanString()
                 guard v.ok, let s = v.simple else { return nil }
@@ -242,11 +274,18 @@ enum JSONCompactor {
         return next == 0x0A || next == 0x0D || next == 0x20 || next == 0x09
     }
 
+    /// Whitespace goes only where a structural character (`{}[],:`) is on one side of it: between
+    /// two other tokens (`1 2`, `tr ue`) it is kept, so garbage never compacts into valid JSON.
     static func compact(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count / 2)
         var inString = false
         var escaped = false
+        var spaced = false
+        @inline(__always) func structural(_ c: UInt8) -> Bool {
+            c == UInt8(ascii: "{") || c == UInt8(ascii: "}") || c == UInt8(ascii: "[") || c == UInt8(ascii: "]")
+                || c == UInt8(ascii: ",") || c == UInt8(ascii: ":")
+        }
         for b in bytes {
             if inString {
                 out.append(b)
@@ -260,10 +299,14 @@ enum JSONCompactor {
                 continue
             }
             switch b {
-            case 0x20, 0x0A, 0x0D, 0x09: continue
+            case 0x20, 0x0A, 0x0D, 0x09:
+                spaced = true
+                continue
             case UInt8(ascii: "\""): inString = true
             default: break
             }
+            if spaced, let last = out.last, !structural(last), !structural(b) { out.append(0x20) }
+            spaced = false
             out.append(b)
         }
         return out

@@ -15,7 +15,7 @@ public enum ManifestReader {
         let lower = file.lowercased()
         if lower.hasSuffix(".json") { return true }
         if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return false }
-        for b in bytes {
+        for b in bytes.starts(with: ManifestSplitter.utf8BOM) ? bytes.dropFirst(3) : bytes[...] {
             switch b {
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
                 continue
@@ -41,8 +41,6 @@ public enum ManifestReader {
 }
 
 private enum YAMLEventReader {
-    static let strTag = "tag:yaml.org,2002:str"
-
     static func run(_ input: UnsafeBufferPointer<UInt8>, _ builder: inout TreeBuilder) -> SyntaxError? {
         let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
         defer { parser.deallocate() }
@@ -95,23 +93,25 @@ private enum YAMLEventReader {
             if let value = scalar.value, scalar.length > 0 {
                 builder.text.append(contentsOf: UnsafeBufferPointer(start: value, count: scalar.length))
             }
-            var style = ScalarStyle.quoted
-            if scalar.style == YAML_PLAIN_SCALAR_STYLE {
-                style = .plain
-                if let tag = scalar.tag {
-                    // `!!str` and the non-specific `!` both force a string.
-                    let t = String(cString: tag)
-                    if t == strTag || t == "!" { style = .quoted }
-                }
+            var style: ScalarStyle = scalar.style == YAML_PLAIN_SCALAR_STYLE ? .plain : .quoted
+            if let tag = scalar.tag {
+                style = try CoreTag.scalarStyle(String(cString: tag), text: builder.text, start, builder.text.count - start,
+                                                error: { builder.error(line, column, $0) })
             }
             let idx = try builder.addScalar(textStart: start, style: style, line: line, column: column)
             if let anchor = scalar.anchor { state.anchors[String(cString: anchor)] = idx }
 
         case YAML_SEQUENCE_START_EVENT:
+            if let tag = event.data.sequence_start.tag {
+                try CoreTag.check(String(cString: tag), container: .sequence, error: { builder.error(line, column, $0) })
+            }
             let idx = try builder.beginContainer(.sequence, line: line, column: column)
             if let anchor = event.data.sequence_start.anchor { state.anchors[String(cString: anchor)] = idx }
 
         case YAML_MAPPING_START_EVENT:
+            if let tag = event.data.mapping_start.tag {
+                try CoreTag.check(String(cString: tag), container: .mapping, error: { builder.error(line, column, $0) })
+            }
             let idx = try builder.beginContainer(.mapping, line: line, column: column)
             if let anchor = event.data.mapping_start.anchor { state.anchors[String(cString: anchor)] = idx }
 
@@ -171,5 +171,52 @@ private enum YAMLEventReader {
             }
         }
         return (line, column)
+    }
+}
+
+/// Tags: only YAML's core schema (what kubectl's YAML path and JSON can express). Any other tag —
+/// `!!binary`, `!!timestamp`, `!!set`, `!!python/…`, a local `!foo`, a `%TAG` shorthand for
+/// another namespace — is refused at its position rather than silently read as text.
+enum CoreTag {
+    static let prefix = "tag:yaml.org,2002:"
+
+    /// How a tagged scalar is typed: `!!str` and the non-specific `!` make it a string; `!!int`,
+    /// `!!float`, `!!bool` and `!!null` make it a plain scalar, which must read as that type.
+    static func scalarStyle(_ tag: String, text: [UInt8], _ start: Int, _ length: Int,
+                            error: (String) -> SyntaxError) throws(SyntaxError) -> ScalarStyle {
+        if tag == "!" { return .quoted }
+        guard tag.hasPrefix(prefix) else { throw error("unsupported tag \(shownTag(tag)) (only the YAML core schema's tags are accepted: !!str, !!int, !!float, !!bool, !!null, !!map, !!seq)") }
+        let name = tag.dropFirst(prefix.count)
+        let fits: Bool
+        switch name {
+        case "str": return .quoted
+        case "int": fits = ManifestTree.numberShape(text, start, length) == .integer
+        case "float":
+            fits = ManifestTree.numberShape(text, start, length) != .none
+                || [".inf", "-.inf", "+.inf", ".nan", ".Inf", ".NaN", ".INF", ".NAN"].contains(String(decoding: text[start..<start + length], as: UTF8.self))
+        case "bool": fits = ManifestTree.boolValue(text, start, length) != nil
+        case "null": fits = ManifestTree.isNullText(text, start, length)
+        case "map", "seq": throw error("tag \(shownTag(tag)) on a scalar")
+        default: throw error("unsupported tag \(shownTag(tag)) (only the YAML core schema's tags are accepted: !!str, !!int, !!float, !!bool, !!null, !!map, !!seq)")
+        }
+        guard fits else {
+            throw error("\(shown(String(decoding: text[start..<start + length], as: UTF8.self))) does not read as its tag \(shownTag(tag))")
+        }
+        return .plain
+    }
+
+    static func check(_ tag: String, container: NodeKind, error: (String) -> SyntaxError) throws(SyntaxError) {
+        if tag == "!" { return }
+        let expected = container == .mapping ? "map" : "seq"
+        if tag == prefix + expected { return }
+        if tag.hasPrefix(prefix), ["map", "seq", "str", "int", "float", "bool", "null"].contains(String(tag.dropFirst(prefix.count))) {
+            throw error("tag \(shownTag(tag)) on a \(container == .mapping ? "mapping" : "sequence")")
+        }
+        throw error("unsupported tag \(shownTag(tag)) (only the YAML core schema's tags are accepted: !!str, !!int, !!float, !!bool, !!null, !!map, !!seq)")
+    }
+
+    /// `!!int` for core tags, the resolved tag otherwise (quoted, control characters escaped).
+    static func shownTag(_ tag: String) -> String {
+        tag.hasPrefix(prefix) ? "!!" + tag.dropFirst(prefix.count) : shown(tag, limit: 100)
     }
 }
