@@ -139,7 +139,7 @@ struct AddressClass {
             isLoopback = ip.high == 0 && ip.low == 1
             isLinkLocalUnicast = ip.high >> 54 == 0x3FA  // fe80::/10
             isMulticast = ip.high >> 56 == 0xFF
-            isLinkLocalMulticast = ip.high >> 48 == 0xFF02
+            isLinkLocalMulticast = ip.high >> 56 == 0xFF && (ip.high >> 48) & 0x0F == 0x02  // ffX2::/16, any flags
         }
     }
 }

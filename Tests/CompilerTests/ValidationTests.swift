@@ -49,7 +49,7 @@ import Testing
     @Test(arguments: [
         ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"),
         ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-        ("febf::1", "link-local"), ("fec0::1", ""), ("224.0.0.251", "link-local multicast"), ("ff02::fb", "link-local multicast"),
+        ("febf::1", "link-local"), ("fec0::1", ""), ("224.0.0.251", "link-local multicast"), ("ff02::fb", "link-local multicast"), ("ff12::1", "link-local multicast"),
         ("224.0.1.1", ""), ("ff05::2", ""), ("10.0.0.1", ""), ("2001:db8::1", ""),
     ])
     func nonSpecial(_ text: String, _ problem: String) throws {
