@@ -785,7 +785,7 @@ struct TreeBuilder {
     private func duplicateError(second: Int32, first: Int32) -> SyntaxError {
         let s = nodes[Int(second)], f = nodes[Int(first)]
         let name = String(decoding: text[Int(s.start) ..< Int(s.start) + Int(s.length)], as: UTF8.self)
-        return error(s.line, s.column, "duplicate key \"\(name)\" in mapping (first at \(f.line):\(f.column))")
+        return error(s.line, s.column, "duplicate key \(shown(name)) in mapping (first at \(f.line):\(f.column))")
     }
 
     private mutating func checkDuplicateKeys(from start: Int) throws(SyntaxError) {

@@ -121,10 +121,10 @@ private enum YAMLEventReader {
         case YAML_ALIAS_EVENT:
             let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
             guard let target = state.anchors[name] else {
-                throw builder.error(line, column, "unknown anchor \"\(name)\"")
+                throw builder.error(line, column, "unknown anchor \(shown(name))")
             }
             if builder.isOpen(target) {
-                throw builder.error(line, column, "alias \"\(name)\" refers to a node that contains it")
+                throw builder.error(line, column, "alias \(shown(name)) refers to a node that contains it")
             }
             try builder.copySubtree(target, line: line, column: column)
 
