@@ -375,12 +375,11 @@ struct ObjectDecoder {
         guard tree.kind(map) == .mapping else { return false }
         var valid = true
         for (k, v) in tree.entries(map) {
-            let key = tree.text(k)
-            if let why = KubeValidation.qualifiedName(key) {
-                report(.error, k, "invalid key \(shown(key)): \(why)", field: fieldPath(k))
+            if let why = KubeValidation.qualifiedName(bytes: tree.bytes(k)) {
+                report(.error, k, "invalid key \(shown(tree.text(k))): \(why)", field: fieldPath(k))
                 valid = false
             }
-            if values, tree.kind(v) == .scalar, !isNull(v), let why = KubeValidation.labelValue(tree.text(v)) {
+            if values, tree.kind(v) == .scalar, !isNull(v), let why = KubeValidation.labelValue(bytes: tree.bytes(v)) {
                 error(v, "invalid label value \(shown(tree.text(v))): \(why)")
                 valid = false
             }
@@ -536,8 +535,8 @@ struct ObjectDecoder {
                 for other in addrs.dropFirst() { _ = ip(other, family: addressType, rule: .nonSpecial) }
                 if address == nil { continue }
             }
-            if let n = field(e, "nodeName"), let name = stringValue(n), let why = KubeValidation.dns1123Subdomain(name) {
-                error(n, "invalid node name \(shown(name)): \(why)")
+            if let n = field(e, "nodeName"), tree.kind(n) == .scalar, let why = KubeValidation.dns1123Subdomain(bytes: tree.bytes(n)) {
+                error(n, "invalid node name \(shown(tree.text(n))): \(why)")
             }
             var ready: Bool?, serving: Bool?, terminating: Bool?
             if let c = mapping(e, "conditions") {

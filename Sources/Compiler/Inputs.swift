@@ -304,9 +304,9 @@ struct ChunkDecoder: Sendable {
     /// Converts marks to file positions. JSON trees have no marks (jansson keeps none): the chunk
     /// is parsed again with libyaml, which reads JSON, only when it has something to report, and
     /// the node is found by its path.
-    mutating func locate(_ bytes: [UInt8]) {
+    mutating func locate(_ bytes: @autoclosure () -> [UInt8]) {
         let needsYAML = diagnostics.contains { $0.treePath != nil } || objects.contains { $0.treePath != nil }
-        let marked = needsYAML ? try? ManifestReader.parseYAML(bytes, file: chunk.file) : nil
+        let marked = needsYAML ? try? ManifestReader.parseYAML(bytes(), file: chunk.file) : nil
         func position(_ path: [Int]?) -> (Int, Int)? {
             guard let path, let t = marked, let n = t.node(atPath: path) else { return nil }
             let m = t.mark(n)

@@ -9,29 +9,44 @@ import MapImage
 enum KubeValidation {
     /// Each returns nil when the value is valid, else the reason, worded as Kubernetes words it.
 
+    // The checks run on UTF-8 bytes without allocating: a cluster dump has hundreds of thousands
+    // of names and label keys.
+
     /// RFC 1123 label: namespaces, Service and EndpointSlice port names.
-    static func dns1123Label(_ s: String) -> String? {
-        if s.utf8.count > 63 { return "must be no more than 63 characters" }
-        guard matchesLabel(s, firstIsLetter: false) else {
+    static func dns1123Label(_ s: some StringProtocol) -> String? { dns1123Label(bytes: s.utf8) }
+
+    static func dns1123Label(bytes u: some Collection<UInt8>) -> String? {
+        if u.count > 63 { return "must be no more than 63 characters" }
+        guard isLabel(u, firstIsLetter: false) else {
             return "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
         }
         return nil
     }
 
     /// RFC 1035 label: Service names (they become DNS names and environment variables).
-    static func dns1035Label(_ s: String) -> String? {
-        if s.utf8.count > 63 { return "must be no more than 63 characters" }
-        guard matchesLabel(s, firstIsLetter: true) else {
+    static func dns1035Label(_ s: some StringProtocol) -> String? {
+        let u = s.utf8
+        if u.count > 63 { return "must be no more than 63 characters" }
+        guard isLabel(u, firstIsLetter: true) else {
             return "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (regex '[a-z]([-a-z0-9]*[a-z0-9])?')"
         }
         return nil
     }
 
     /// RFC 1123 subdomain: names of EndpointSlices, Nodes, Pods and custom resources.
-    static func dns1123Subdomain(_ s: String) -> String? {
-        if s.utf8.count > 253 { return "must be no more than 253 characters" }
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard !parts.isEmpty, parts.allSatisfy({ matchesLabel(Substring($0), firstIsLetter: false) }) else {
+    static func dns1123Subdomain(_ s: some StringProtocol) -> String? { dns1123Subdomain(bytes: s.utf8) }
+
+    static func dns1123Subdomain(bytes u: some Collection<UInt8>) -> String? {
+        if u.count > 253 { return "must be no more than 253 characters" }
+        var start = u.startIndex
+        var valid = !u.isEmpty
+        while valid {
+            let end = u[start...].firstIndex(of: UInt8(ascii: ".")) ?? u.endIndex
+            valid = isLabel(u[start..<end], firstIsLetter: false)
+            if end == u.endIndex { break }
+            start = u.index(after: end)
+        }
+        guard valid else {
             return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
         }
         return nil
@@ -39,21 +54,22 @@ enum KubeValidation {
 
     /// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of at
     /// most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric.
-    static func qualifiedName(_ s: String) -> String? {
-        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
-        let name: Substring
-        switch parts.count {
-        case 1: name = parts[0]
-        case 2:
-            if parts[0].isEmpty { return "prefix part must be non-empty" }
-            if let why = dns1123Subdomain(String(parts[0])) { return "prefix part \(why)" }
-            name = parts[1]
-        default:
-            return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+    static func qualifiedName(_ s: some StringProtocol) -> String? { qualifiedName(bytes: s.utf8) }
+
+    static func qualifiedName(bytes u: some Collection<UInt8>) -> String? {
+        var name = u[...]
+        if let slash = u.firstIndex(of: UInt8(ascii: "/")) {
+            let prefix = u[..<slash]
+            name = u[u.index(after: slash)...]
+            if name.contains(UInt8(ascii: "/")) {
+                return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            }
+            if prefix.isEmpty { return "prefix part must be non-empty" }
+            if let why = dns1123Subdomain(bytes: prefix) { return "prefix part \(why)" }
         }
         if name.isEmpty { return "name part must be non-empty" }
-        if name.utf8.count > 63 { return "name part must be no more than 63 characters" }
-        guard matchesLabelValue(name) else {
+        if name.count > 63 { return "name part must be no more than 63 characters" }
+        guard isLabelValue(name) else {
             return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (regex '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
         }
         return nil
@@ -61,29 +77,39 @@ enum KubeValidation {
 
     /// A label value: empty, or at most 63 alphanumerics, '-', '_' or '.', starting and ending
     /// with an alphanumeric.
-    static func labelValue(_ s: String) -> String? {
-        if s.utf8.count > 63 { return "must be no more than 63 characters" }
-        guard s.isEmpty || matchesLabelValue(Substring(s)) else {
+    static func labelValue(_ s: some StringProtocol) -> String? { labelValue(bytes: s.utf8) }
+
+    static func labelValue(bytes u: some Collection<UInt8>) -> String? {
+        if u.count > 63 { return "must be no more than 63 characters" }
+        guard u.isEmpty || isLabelValue(u) else {
             return "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (regex '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
         }
         return nil
     }
 
-    private static func matchesLabel(_ s: some StringProtocol, firstIsLetter: Bool) -> Bool {
-        let u = Array(s.utf8)
-        guard let first = u.first, let last = u.last else { return false }
-        func alnum(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) }
-        if firstIsLetter ? !(first >= 0x61 && first <= 0x7A) : !alnum(first) { return false }
-        if !alnum(last) { return false }
-        return u.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
+    @inline(__always) private static func isLower(_ c: UInt8) -> Bool { c >= 0x61 && c <= 0x7A }
+    @inline(__always) private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+    @inline(__always) private static func isUpper(_ c: UInt8) -> Bool { c >= 0x41 && c <= 0x5A }
+
+    private static func isLabel(_ u: some Collection<UInt8>, firstIsLetter: Bool) -> Bool {
+        guard let first = u.first else { return false }
+        if firstIsLetter ? !isLower(first) : !(isLower(first) || isDigit(first)) { return false }
+        var last = first
+        for c in u {
+            guard isLower(c) || isDigit(c) || c == UInt8(ascii: "-") else { return false }
+            last = c
+        }
+        return isLower(last) || isDigit(last)
     }
 
-    private static func matchesLabelValue(_ s: Substring) -> Bool {
-        let u = Array(s.utf8)
-        guard let first = u.first, let last = u.last else { return false }
-        func alnum(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) }
-        guard alnum(first), alnum(last) else { return false }
-        return u.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+    private static func isLabelValue(_ u: some Collection<UInt8>) -> Bool {
+        guard let first = u.first, isLower(first) || isUpper(first) || isDigit(first) else { return false }
+        var last = first
+        for c in u {
+            guard isLower(c) || isUpper(c) || isDigit(c) || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") else { return false }
+            last = c
+        }
+        return isLower(last) || isUpper(last) || isDigit(last)
     }
 
     // MARK: Addresses
