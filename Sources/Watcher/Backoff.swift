@@ -63,6 +63,6 @@ extension Duration {
     /// "1.2 s" for logs.
     var secondsText: String {
         let s = Backoff.seconds(self)
-        return s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s)
+        return s < 1 ? String(format: "%.2f s", s) : s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s)
     }
 }

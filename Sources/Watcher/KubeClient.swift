@@ -109,7 +109,7 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     init(_ what: String, _ e: WireError, limits: KubeLimits) {
         var text = "\(what): \(e.message)"
         if e.problem == .tooLarge {
-            text += " (--max-object-bytes \(limits.maxObjectBytes)); raise --max-object-bytes if objects this large are expected"
+            text += "; raise --max-object-bytes (now \(limits.maxObjectBytes)) if objects this large are expected"
         }
         self.init(text, status: e.status?.code, reason: Reason(rawValue: e.problem.rawValue) ?? .malformed)
     }
@@ -198,8 +198,8 @@ public final class KubeClient: Sendable {
     /// anything is read, or while reading).
     static func collect(_ response: HTTPClientResponse, cap: Int, what: String, limits: KubeLimits) async throws(KubeError) -> [UInt8] {
         func tooLarge(_ size: String) -> KubeError {
-            KubeError("\(what): the response is \(size) bytes, more than the cap of \(cap) (--max-response-bytes; pages ask for "
-                      + "\(limits.pageSize) objects); raise --max-response-bytes if list pages this large are expected", reason: .tooLarge)
+            KubeError("\(what): the response is \(size) bytes, more than the response cap of \(cap) (pages ask for \(limits.pageSize) "
+                      + "objects); raise --max-response-bytes (now \(cap)) if list pages this large are expected", reason: .tooLarge)
         }
         if let length = response.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > cap { throw tooLarge("\(length)") }
         var bytes: [UInt8] = []
@@ -279,8 +279,8 @@ public final class KubeClient: Sendable {
             throw KubeError(what, WireError(problem, e.description), limits: limits)
         } catch let e as KubeError {
             throw e
-        } catch let e as HTTPClientError {
-            throw KubeError("\(what): the stream broke: \(e)", reason: .brokenStream)
+        } catch {
+            throw KubeError("\(what): the stream broke: \(error)", reason: .brokenStream)
         }
     }
 }

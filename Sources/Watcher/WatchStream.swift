@@ -72,8 +72,8 @@ public struct WatchStream: Sendable {
     }
 
     private func tooLong(_ n: Int?) -> Failure {
-        Failure(description: "a watch event of \(n.map { "\($0)" } ?? "more than \(maxLineBytes)") bytes, more than the cap of \(maxLineBytes)",
-                problem: .tooLarge)
+        Failure(description: "a watch event of \(n.map { "\($0) bytes" } ?? "more than \(maxLineBytes) bytes"), longer than the cap of \(maxLineBytes) "
+                    + "(an object at the object cap and its event's envelope)", problem: .tooLarge)
     }
 
     /// The end of the stream: an incomplete last line is an error (the connection broke mid-event).

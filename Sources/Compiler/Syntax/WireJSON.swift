@@ -278,7 +278,7 @@ public struct RawWatchEvent: Sendable, Equatable {
         event.object = WireJSON.dump(object)
         if event.object.count > maxObjectBytes {
             let who = event.name.map { " (\(shown(event.namespace.isEmpty ? $0 : event.namespace + "/" + $0)))" } ?? ""
-            throw WireError(.tooLarge, "the \(type) object\(who) is \(event.object.count) bytes, more than the cap of \(maxObjectBytes)")
+            throw WireError(.tooLarge, "the \(type) object\(who) is \(event.object.count) bytes, more than the object cap of \(maxObjectBytes)")
         }
         return event
     }
@@ -334,7 +334,7 @@ public struct RawListPage: Sendable {
                 let id = try WireJSON.checkObject(item, resource, place: "items[\(i)]")
                 let bytes = WireJSON.dump(item)
                 if bytes.count > maxObjectBytes {
-                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(bytes.count) bytes, more than the cap of \(maxObjectBytes)")
+                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(bytes.count) bytes, more than the object cap of \(maxObjectBytes)")
                 }
                 items.append(Item(namespace: id.namespace, name: id.name, object: bytes))
             }
