@@ -35,7 +35,8 @@ import Testing
         let stop = Atomic<Bool>(false)
         let task = Mutex<Task<Void, Never>?>(nil)
 
-        init(backoff: BackoffSchedule = ApiFaultTests.fast, resources: [KubeResource] = [.services, .endpointSlices, .nodes, .pods]) throws {
+        init(backoff: BackoffSchedule = ApiFaultTests.fast, resources: [KubeResource] = [.services, .endpointSlices, .nodes, .pods],
+             sink: (any ImageSink)? = nil, options: DirectoryWatcher.Options = .init(debounce: .milliseconds(20))) throws {
             api = try APIServerDouble()
             for (path, kind, version, json) in try ApiWatchTests.recorded() { api.put(path, kind: kind, apiVersion: version, json) }
             for i in 0..<5 {
@@ -48,7 +49,7 @@ import Testing
             let metrics = self.metrics
             client = try KubeClient(config: KubeClientConfig(server: "http://127.0.0.1:\(api.port)", insecureSkipTLSVerify: false, token: "good", origin: "test"),
                                     limits: ApiFaultTests.limits) { kind, verb in metrics.apiRequest(kind: kind, verb: verb) }
-            watcher = ApiWatcher(client: client, resources: resources, options: .init(debounce: .milliseconds(20)), sink: DirectorySink(directory: base),
+            watcher = ApiWatcher(client: client, resources: resources, options: options, sink: sink ?? DirectorySink(directory: base),
                                  metrics: metrics, apiBackoff: backoff, logger: log.logger)
         }
 
