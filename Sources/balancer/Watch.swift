@@ -256,9 +256,13 @@ struct APILimitOptions: ParsableArguments {
                                valueName: "BYTES"))
     var maxResponseBytes: Int = KubeLimits.defaultMaxResponseBytes
 
-    func limits() throws -> KubeLimits {
+    func validate() throws {
         guard maxObjectBytes >= 1024 else { throw ValidationError("--max-object-bytes must be at least 1024") }
         guard maxResponseBytes >= maxObjectBytes else { throw ValidationError("--max-response-bytes must be at least --max-object-bytes") }
+    }
+
+    func limits() throws -> KubeLimits {
+        try validate()
         return KubeLimits(maxObjectBytes: maxObjectBytes, maxResponseBytes: maxResponseBytes)
     }
 }
