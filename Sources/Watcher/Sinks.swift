@@ -89,8 +89,13 @@ public struct DatapathSink: IncrementalSink {
     /// Nothing when the maps are not pinned or hold no image; else the live image's digest
     /// (nil when written as deltas and not yet confirmed).
     public func liveState() -> LiveState {
-        guard let datapath = try? Datapath(pinDir: pinDir), let status = try? datapath.status(links: []) else { return .none }
-        return status.tables.isEmpty ? .none : .image(digest: status.liveImage)
+        guard let datapath = try? Datapath(pinDir: pinDir) else { return .none }
+        if let config = try? datapath.readConfig(), let digest = (try? datapath.imageDigest(config.activeGeneration)) ?? nil {
+            return .image(digest: digest.map { String($0 >> 4, radix: 16) + String($0 & 0xF, radix: 16) }.joined())
+        }
+        // No digest: nothing loaded, or records written as deltas (the tables tell which).
+        guard let status = try? datapath.status(links: []) else { return .none }
+        return status.tables.isEmpty ? .none : .image(digest: nil)
     }
 
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
