@@ -120,6 +120,7 @@ public final class ApiWatcher: Sendable {
             let (listed, hasDirty) = wake.withLock { ($0.listed, !$0.dirty.isEmpty) }
             // A failed delivery is retried without waiting for a change (a change first compiles
             // anew, which replaces what is owed).
+            if !hasDirty, !forceFull, listed == everything { pipeline.checkSink() }
             if !hasDirty, !forceFull, listed == everything, let due = pipeline.dueRetry() {
                 switch due {
                 case .image:
@@ -169,9 +170,12 @@ public final class ApiWatcher: Sendable {
             let changes = dirty.values.reduce(0) { $0 + $1.count }
             lastSync = clock.now
             syncs += 1
+            // A forced full compile (a verification that failed, a retry owed a whole image) never
+            // goes the incremental way, even with no change pending.
+            let wantFull = forceFull
             forceFull = false
             let syncStart = clock.now
-            if let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
+            if !wantFull, let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
                var compiler = incremental {
                 let decoded = clock.now
                 // The only reference: the compiler's tables are changed in place, not copied.

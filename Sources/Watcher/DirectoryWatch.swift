@@ -82,6 +82,7 @@ public final class DirectoryWatcher {
                 // Quiet: a failed delivery is retried when its back-off is over, with no change
                 // needed (the owed image is the compile of the tree as it is: any change since
                 // would have compiled anew).
+                pipeline.checkSink()
                 switch pipeline.dueRetry() {
                 case .image?: if let s = pipeline.retryOwedImage() { onSync(s) }
                 case .wholeImage?: onSync(sync(changes: 0, retrying: true))

@@ -22,6 +22,8 @@ public final class ImagePipeline: Sendable {
     /// (nothing delivered yet, records written as deltas, a delivery failed).
     let lastDigest = Mutex<String?>(nil)
     let owing: Mutex<Owing>
+    /// When `checkSink` last asked the sink.
+    let lastCheck = Mutex<ContinuousClock.Instant>(.now)
 
     /// What a failed delivery left to do.
     struct Owing {
@@ -73,6 +75,25 @@ public final class ImagePipeline: Sendable {
             if case .wholeImage = owed { return .wholeImage }
             return .image
         }
+    }
+
+    /// Every `interval`, while nothing is owed, asks the sink whether it still holds what was
+    /// delivered; when it does not (its maps replaced), a whole image is owed at once, so the
+    /// datapath converges again with no change of the objects.
+    func checkSink(every interval: Duration = .seconds(1)) {
+        let now = ContinuousClock.now
+        guard lastCheck.withLock({ last in
+            guard now - last >= interval else { return false }
+            last = now
+            return true
+        }), !owesDelivery, !sink.stillHolds() else { return }
+        lastDigest.withLock { $0 = nil }
+        metrics?.setDeliveryPending(true)
+        owing.withLock { o in
+            o.owed = .wholeImage
+            o.due = now
+        }
+        logger.warning("the sink no longer holds the delivered image (the datapath was attached again?); delivering the whole image again")
     }
 
     /// Whether a failed delivery is still to be made good.

@@ -13,6 +13,9 @@ public protocol ImageSink: Sendable {
     func deliver(_ bytes: [UInt8], digest: String) throws -> String
     /// What the sink holds now (for the logs of a failed delivery to say what stays live).
     func liveState() -> LiveState
+    /// False when what was delivered is gone from the sink since (a datapath detached and
+    /// attached again has new, empty maps): the watcher then delivers the whole image again.
+    func stillHolds() -> Bool
 }
 
 /// What a sink holds live.
@@ -27,6 +30,7 @@ public enum LiveState: Sendable, Equatable {
 
 extension ImageSink {
     public func liveState() -> LiveState { .unknown }
+    public func stillHolds() -> Bool { true }
 }
 
 /// A sink that can also take record deltas (what an incremental compile emits) between whole
@@ -84,6 +88,13 @@ public struct DatapathSink: IncrementalSink {
             w = (made, pinned)
             return made
         }
+    }
+
+    /// Whether the pinned bl_config is still the map the writer wrote (one open and one info
+    /// call): a `detach` and `attach` since pins new, empty maps. True before any delivery.
+    public func stillHolds() -> Bool {
+        guard let written = writerBox.writer.withLock({ $0?.config }) else { return true }
+        return (try? BPFMap.pinned("\(pinDir)/maps/bl_config").info().id) == written
     }
 
     /// Nothing when the maps are not pinned or hold no image; else the live image's digest

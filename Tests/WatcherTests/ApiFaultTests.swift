@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import Logging
 import MapImage
 import Synchronization
 import Testing
@@ -29,14 +30,15 @@ import Testing
         let api: APIServerDouble
         let client: KubeClient
         let metrics = WatchMetrics()
-        let log = LogCapture()
+        let log: LogCapture
         let base: String
         let watcher: ApiWatcher
         let stop = Atomic<Bool>(false)
         let task = Mutex<Task<Void, Never>?>(nil)
 
         init(backoff: BackoffSchedule = ApiFaultTests.fast, resources: [KubeResource] = [.services, .endpointSlices, .nodes, .pods],
-             sink: (any ImageSink)? = nil, options: DirectoryWatcher.Options = .init(debounce: .milliseconds(20))) throws {
+             sink: (any ImageSink)? = nil, options: DirectoryWatcher.Options = .init(debounce: .milliseconds(20)), echo: Logger.Level = .critical) throws {
+            log = LogCapture(echo: echo)
             api = try APIServerDouble()
             for (path, kind, version, json) in try ApiWatchTests.recorded() { api.put(path, kind: kind, apiVersion: version, json) }
             for i in 0..<5 {

@@ -19,6 +19,8 @@ import Testing
             var digest: String?
             var live = false
             var failDeliveries = 0, failApplies = 0
+            /// The sink lost what it held (a datapath attached again: new, empty maps).
+            var lost = false
             var images = 0, deltas = 0, failures = 0
         }
         let state = Mutex(State())
@@ -41,6 +43,7 @@ import Testing
                 s.tables = t
                 s.digest = digest
                 s.live = true
+                s.lost = false
                 s.images += 1
             }
             return "tables"
@@ -68,6 +71,18 @@ import Testing
 
         func liveState() -> LiveState {
             state.withLock { $0.live ? .image(digest: $0.digest) : LiveState.none }
+        }
+
+        func stillHolds() -> Bool { state.withLock { !$0.lost } }
+
+        /// What a detach and attach do to a datapath: new, empty maps.
+        func replaceMaps() {
+            state.withLock { s in
+                s.tables = [:]
+                s.digest = nil
+                s.live = false
+                s.lost = true
+            }
         }
     }
 
@@ -172,6 +187,51 @@ import Testing
         for _ in 0..<250 where sink.state.withLock({ $0.tables != next }) { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.tables } == next)
         #expect(sink.state.withLock { $0.deltas } == 1)
+        await h.finish()
+    }
+
+    /// The datapath attached again while the watcher is idle (new, empty maps): the watcher
+    /// notices within a second and delivers the whole image again, with no change of the objects.
+    @Test func replacedMapsGetTheImageAgain() async throws {
+        // watch --dir
+        let base = NSTemporaryDirectory() + "balancer-replaced-\(UUID().uuidString)"
+        let tree = base + "/tree"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try DirectoryWatchTests.service(backend: "10.244.1.10").write(toFile: tree + "/web.yaml", atomically: true, encoding: .utf8)
+        let sink = FlakySink()
+        let log = LogCapture(echo: .critical)
+        let stop = Atomic<Bool>(false)
+        let thread = Thread {
+            let w = DirectoryWatcher(root: tree, options: .init(debounce: .milliseconds(30), deliveryBackoff: Self.fast), sink: sink, logger: log.logger)
+            try? w.run(shouldStop: { stop.load(ordering: .relaxed) })
+        }
+        thread.start()
+        defer {
+            stop.store(true, ordering: .relaxed)
+            for _ in 0..<50 where !thread.isFinished { usleep(20_000) }
+        }
+        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        sink.replaceMaps()
+        for _ in 0..<250 where sink.state.withLock({ $0.images }) < 2 { try? await Task.sleep(for: .milliseconds(20)) }
+        #expect(sink.state.withLock { $0.images } == 2, "delivered again")
+        #expect(sink.state.withLock { $0.tables } == (try Self.tables(ofTree: tree)))
+        #expect(log.contains("the sink no longer holds the delivered image"))
+
+        // watch --kubeconfig, after a delta (the records had no digest)
+        let apiSink = FlakySink()
+        let h = try ApiFaultTests.Harness(sink: apiSink, options: .init(debounce: .milliseconds(20), deliveryBackoff: Self.fast))
+        h.start()
+        for _ in 0..<250 where apiSink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        h.api.put(ApiFaultTests.slicesPath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
+                  ApiFaultTests.slice("app0-1", service: "app0", "10.244.7.50"))
+        let expected = try ImageRecords.tables(of: try h.expected())
+        for _ in 0..<250 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
+        #expect(apiSink.state.withLock { $0.deltas } == 1)
+        apiSink.replaceMaps()
+        for _ in 0..<250 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
+        #expect(apiSink.state.withLock { $0.tables } == expected, "the whole image again")
+        #expect(apiSink.state.withLock { $0.images } == 2)
         await h.finish()
     }
 }
