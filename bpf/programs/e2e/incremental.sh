@@ -33,7 +33,9 @@
 #   watch-before-attach   detached and the maps unpinned, a new `watch --dir` starts: its
 #                         deliveries fail and say "no image is live yet"; then `balancer attach`:
 #                         with no change to the tree, the retries deliver and check-live of
-#                         `compile` of the tree is equal within a few seconds
+#                         `compile` of the tree is equal within a few seconds; then detached,
+#                         unpinned and attached again under the idle watcher (new, empty maps):
+#                         it delivers the whole image again by itself, check-live equal
 #   cleanup               nothing of this run is left
 # then `N passed, M failed`; the exit status is 1 when a check failed.
 #
@@ -273,6 +275,20 @@ PY
 		fi
 		live before-attach || return
 		good "attached: delivered ${ms} ms later ($(printf '%s' "$line" | grep -o 'retries=[0-9]*')), check-live equal"
+		# Attached again under the idle watcher: new, empty maps.
+		local delivered
+		delivered=$(grep -c "image delivered" "$log")
+		out=$(sb_detach 2>&1) || { bad "$out"; return; }
+		rm -rf "${SB_B:?}/maps"
+		out=$(sb_attach 2>&1) || { bad "$out"; return; }
+		start=$(date +%s%N)
+		for _ in $(seq 200); do [ "$(grep -c "image delivered" "$log")" -gt "$delivered" ] && break; sleep 0.05; done
+		ms=$((($(date +%s%N) - start) / 1000000))
+		if [ "$(grep -c "image delivered" "$log")" -le "$delivered" ]; then
+			bad "attached again: no delivery within 10 s: $(tail -n 2 "$log" | tr '\n' ' ')"
+			return
+		fi
+		live before-attach && good "attached again: the whole image delivered ${ms} ms later, check-live equal"
 		stop_watch
 	}
 	run_check watch-before-attach check_before_attach
