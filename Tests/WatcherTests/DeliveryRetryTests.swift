@@ -101,7 +101,7 @@ import Testing
     /// `watch --dir` started before the datapath is there: the first deliveries fail, and the
     /// tree's image reaches the sink with no change to the tree. Later, with an image live, a
     /// failing delivery says the live image stays, and converges again by itself.
-    @Test func directoryWatcherRetriesUntilDelivered() throws {
+    @Test func directoryWatcherRetriesUntilDelivered() async throws {
         let base = NSTemporaryDirectory() + "balancer-retry-\(UUID().uuidString)"
         let tree = base + "/tree"
         try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
@@ -123,7 +123,7 @@ import Testing
             stop.store(true, ordering: .relaxed)
             for _ in 0..<50 where !thread.isFinished { usleep(20_000) }
         }
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 0 { usleep(20_000) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.images } == 1, "delivered with no change to the tree")
         #expect(sink.state.withLock { $0.tables } == (try Self.tables(ofTree: tree)))
         let seen = syncs.withLock { $0 }
@@ -141,7 +141,7 @@ import Testing
         let first = sink.state.withLock { $0.digest } ?? ""
         sink.state.withLock { $0.failDeliveries = 2 }
         try DirectoryWatchTests.service(backend: "10.244.1.11").write(toFile: tree + "/web.yaml", atomically: true, encoding: .utf8)
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 1 { usleep(20_000) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 1 { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.images } == 2)
         #expect(sink.state.withLock { $0.tables } == (try Self.tables(ofTree: tree)))
         #expect(log.matching("delivery failed; the live image stays (sha256 \(first)); retrying in").count == 2, "\(log.matching("delivery failed"))")
@@ -155,7 +155,7 @@ import Testing
         let h = try ApiFaultTests.Harness(sink: sink, options: .init(debounce: .milliseconds(20), deliveryBackoff: Self.fast))
         h.start()
         let expected = try ImageRecords.tables(of: try h.expected())
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.images } == 1 && sink.state.withLock { $0.failures } == 4)
         #expect(sink.state.withLock { $0.tables } == expected)
         #expect(h.log.matching("delivery failed; no image is live yet").count == 4)
@@ -169,13 +169,13 @@ import Testing
         let sink = FlakySink(failApplies: 1)
         let h = try ApiFaultTests.Harness(sink: sink, options: .init(debounce: .milliseconds(20), deliveryBackoff: Self.fast))
         h.start()
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.images } == 1)
         // A slice change: a delta, which fails.
         h.api.put(ApiFaultTests.slicesPath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
                   ApiFaultTests.slice("app0-1", service: "app0", "10.244.7.50"))
         let expected = try ImageRecords.tables(of: try h.expected())
-        for _ in 0..<250 where sink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
         let (images, deltas, failures) = sink.state.withLock { ($0.images, $0.deltas, $0.failures) }
         #expect(sink.state.withLock { $0.tables } == expected, "the records equal a full compile of the server's objects")
         #expect(failures == 1 && images == 2 && deltas == 0, "images \(images), deltas \(deltas), failures \(failures)")
@@ -184,7 +184,7 @@ import Testing
         h.api.put(ApiFaultTests.slicesPath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
                   ApiFaultTests.slice("app0-1", service: "app0", "10.244.7.51"))
         let next = try ImageRecords.tables(of: try h.expected())
-        for _ in 0..<250 where sink.state.withLock({ $0.tables != next }) { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.tables != next }) { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.tables } == next)
         #expect(sink.state.withLock { $0.deltas } == 1)
         await h.finish()
@@ -211,9 +211,9 @@ import Testing
             stop.store(true, ordering: .relaxed)
             for _ in 0..<50 where !thread.isFinished { usleep(20_000) }
         }
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
         sink.replaceMaps()
-        for _ in 0..<250 where sink.state.withLock({ $0.images }) < 2 { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where sink.state.withLock({ $0.images }) < 2 { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(sink.state.withLock { $0.images } == 2, "delivered again")
         #expect(sink.state.withLock { $0.tables } == (try Self.tables(ofTree: tree)))
         #expect(log.contains("the sink no longer holds the delivered image"))
@@ -222,14 +222,14 @@ import Testing
         let apiSink = FlakySink()
         let h = try ApiFaultTests.Harness(sink: apiSink, options: .init(debounce: .milliseconds(20), deliveryBackoff: Self.fast))
         h.start()
-        for _ in 0..<250 where apiSink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where apiSink.state.withLock({ $0.images }) == 0 { try? await Task.sleep(for: .milliseconds(20)) }
         h.api.put(ApiFaultTests.slicesPath, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
                   ApiFaultTests.slice("app0-1", service: "app0", "10.244.7.50"))
         let expected = try ImageRecords.tables(of: try h.expected())
-        for _ in 0..<250 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(apiSink.state.withLock { $0.deltas } == 1)
         apiSink.replaceMaps()
-        for _ in 0..<250 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<500 where apiSink.state.withLock({ $0.tables != expected }) { try? await Task.sleep(for: .milliseconds(20)) }
         #expect(apiSink.state.withLock { $0.tables } == expected, "the whole image again")
         #expect(apiSink.state.withLock { $0.images } == 2)
         await h.finish()
