@@ -83,6 +83,7 @@ let package = Package(
             name: "WatcherTests",
             dependencies: [
                 "Watcher", "Compiler", "MapImage",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -6,10 +6,8 @@ import Synchronization
 
 /// `balancer watch --kubeconfig | --in-cluster`: keeps the image current with the API server.
 ///
-/// One reflector per kind lists (paged), then watches from the list's version with bookmarks;
-/// a watch that ends is resumed from the last version seen, an ERROR (410 Gone: the version left
-/// the server's window) or an unreadable stream leads to a relist, and failures back off with
-/// jitter from 0.8 s to 30 s (as client-go's reflector). Every change wakes the compile loop,
+/// One reflector per kind lists and watches (Reflector.swift: every response checked against its
+/// kind, errors keep the kind's last good state and back off). Every change wakes the compile loop,
 /// which waits for a quiet window (never longer than the maximum delay), then compiles all kinds'
 /// objects and delivers the image. Nothing is compiled before every kind has been listed once.
 public final class ApiWatcher: Sendable {
@@ -34,11 +32,14 @@ public final class ApiWatcher: Sendable {
     }
     /// Each watch request asks the server to end it after this long (it is then resumed).
     let watchTimeout: Int
+    /// The back-off after an error of the API server.
+    let apiBackoff: BackoffSchedule
 
     public init(client: KubeClient, resources: [KubeResource] = KubeResource.all, options: DirectoryWatcher.Options,
                 sink: any ImageSink, metrics: WatchMetrics? = nil, watchTimeoutSeconds: Int = 300,
-                logger: Logger = Logger(label: "balancer.watch")) {
+                apiBackoff: BackoffSchedule = .apiServer, logger: Logger = Logger(label: "balancer.watch")) {
         self.client = client
+        self.apiBackoff = apiBackoff
         self.resources = resources
         self.options = options
         self.logger = logger
@@ -73,64 +74,6 @@ public final class ApiWatcher: Sendable {
         doorbell.ring()
     }
 
-    func reflect(_ r: KubeResource, shouldStop: @escaping @Sendable () -> Bool) async {
-        var backoff = 0.8
-        var relist = true
-        while !shouldStop() {
-            do {
-                if relist {
-                    let (items, rv) = try await client.list(r)
-                    // Pods are kept trimmed to what the compiler reads.
-                    let isPod = r.kind == "Pod"
-                    let kept = items.map { item -> (key: KindStore.Key, object: [UInt8]) in
-                        (KindStore.Key(namespace: item.namespace, name: item.name), isPod ? trimPodJSON(item.object) : item.object)
-                    }
-                    let keys = stores.withLock { $0[r.kind]?.replace(items: kept, resourceVersion: rv) } ?? []
-                    changed(r.kind, keys: keys, listed: true)
-                    relist = false
-                    logger.debug("listed", metadata: ["kind": "\(r.kind)", "objects": "\(items.count)", "resourceVersion": "\(rv)"])
-                }
-                let from = stores.withLock { $0[r.kind]?.resourceVersion } ?? "0"
-                try await client.watch(r, from: from, timeoutSeconds: watchTimeout) { received in
-                    var event = received
-                    if r.kind == "Pod" && event.type != .error && event.type != .bookmark { event.object = trimPodJSON(event.object) }
-                    let (next, moved) = stores.withLock { s -> (KindStore.Next, Bool) in
-                        let before = s[r.kind]?.generation ?? 0
-                        let n = s[r.kind]?.apply(event) ?? .relist
-                        return (n, (s[r.kind]?.generation ?? 0) != before)
-                    }
-                    if moved, let name = event.name { changed(r.kind, keys: [KindStore.Key(namespace: event.namespace, name: name)]) }
-                    if next == .relist {
-                        logger.info("relisting", metadata: ["kind": "\(r.kind)", "code": "\(event.code.map { "\($0)" } ?? "-")"])
-                        relist = true
-                        return false
-                    }
-                    return !shouldStop()
-                }
-                backoff = 0.8
-            } catch {
-                if shouldStop() { return }
-                if let e = error as? KubeError, e.status == 410 { relist = true }
-                // A kind the server does not serve (the policies' CRDs not installed): no objects
-                // of it, so the others can compile; listed again after the back-off.
-                if let e = error as? KubeError, e.status == 404 {
-                    relist = true
-                    let keys = stores.withLock { $0[r.kind]?.replace(items: [], resourceVersion: "0") } ?? []
-                    changed(r.kind, keys: keys, listed: true)
-                }
-                if error is WatchStream.Failure { relist = true }
-                let delay = backoff * Double.random(in: 0.5...1.5)
-                logger.warning("\(r.kind): \(error); retrying in \(String(format: "%.1f", delay)) s")
-                backoff = min(backoff * 2, 30)
-                var waited = 0.0
-                while waited < delay && !shouldStop() {
-                    try? await Task.sleep(for: .milliseconds(100))
-                    waited += 0.1
-                }
-            }
-        }
-    }
-
     /// Syncs paced as kube-proxy's minSyncPeriod: the first change after a quiet spell is
     /// programmed at once; changes arriving within `debounce` of the last sync wait for the end
     /// of that window and are coalesced into one sync, so a burst costs a few generations and
@@ -150,6 +93,11 @@ public final class ApiWatcher: Sendable {
         var unverified = false
         var lastIncrementalSync = clock.now
         let deltaSink = pipeline.sink as? any IncrementalSink
+        // A whole image whose delivery failed is owed (retried by the pipeline's back-off); this is
+        // the incremental compiler of that image, taken up when the retry delivers it.
+        var owedCompiler: IncrementalCompiler?
+        // The next full compile is the retry of a failed delta.
+        var retryingFull = false
         while !shouldStop() {
             // Checking: a verification whose objects are still the live ones confirms them.
             if let v = verification, let done = v.result.result {
@@ -170,6 +118,26 @@ public final class ApiWatcher: Sendable {
                 }
             }
             let (listed, hasDirty) = wake.withLock { ($0.listed, !$0.dirty.isEmpty) }
+            // A failed delivery is retried without waiting for a change (a change first compiles
+            // anew, which replaces what is owed).
+            if !hasDirty, !forceFull, listed == everything { pipeline.checkSink() }
+            if !hasDirty, !forceFull, listed == everything, let due = pipeline.dueRetry() {
+                switch due {
+                case .image:
+                    if let sync = pipeline.retryOwedImage() {
+                        if case .delivered = sync.outcome {
+                            incremental = owedCompiler
+                            owedCompiler = nil
+                            unverified = false
+                        }
+                        onSync(sync)
+                    }
+                case .wholeImage:
+                    forceFull = true
+                    retryingFull = true
+                }
+                continue
+            }
             guard hasDirty || forceFull, listed == everything else {
                 // Quiet: start a verification of incremental syncs once changes have settled.
                 if unverified, verification == nil, clock.now - lastIncrementalSync > verifyAfter {
@@ -202,9 +170,12 @@ public final class ApiWatcher: Sendable {
             let changes = dirty.values.reduce(0) { $0 + $1.count }
             lastSync = clock.now
             syncs += 1
+            // A forced full compile (a verification that failed, a retry owed a whole image) never
+            // goes the incremental way, even with no change pending.
+            let wantFull = forceFull
             forceFull = false
             let syncStart = clock.now
-            if let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
+            if !wantFull, let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
                var compiler = incremental {
                 let decoded = clock.now
                 // The only reference: the compiler's tables are changed in place, not copied.
@@ -216,7 +187,10 @@ public final class ApiWatcher: Sendable {
                     let phases = "waited \(ms(syncStart - firstChange)), decode \(ms(decoded - syncStart)), compile \(ms(clock.now - decoded))"
                     let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices.decoded,
                                                 phases: phases)
-                    if case .failed = sync.outcome { incremental = nil } else if !delta.isEmpty {
+                    if case .failed = sync.outcome {
+                        incremental = nil
+                        unverified = false
+                    } else if !delta.isEmpty {
                         unverified = true
                         lastIncrementalSync = clock.now
                     }
@@ -228,19 +202,23 @@ public final class ApiWatcher: Sendable {
             }
             let manifests = stores.withLock { KindStore.manifests(Array($0.values)) }
             var next: IncrementalCompiler?
-            let sync = pipeline.sync(changes: changes, load: { () throws(CompileFailure) in
+            let sync = pipeline.sync(changes: changes, retrying: retryingFull, load: { () throws(CompileFailure) in
                 try InputLoader.load(contents: manifests)
             }, compile: { snapshot, diagnostics, options in
                 let (result, compiler) = Compiler.compileIncrementally(snapshot, inputDiagnostics: diagnostics, options: options)
                 next = compiler
                 return result
             })
+            retryingFull = false
             switch sync.outcome {
             case .delivered, .unchanged:
                 incremental = next
+                owedCompiler = nil
                 unverified = false
             case .failed:
                 incremental = nil
+                unverified = false
+                if sync.failedDelivery { owedCompiler = next }
             }
             onSync(sync)
         }

@@ -17,20 +17,24 @@ import Glibc
 /// continuous changes, so a steady trickle never starves the datapath. The whole tree is
 /// recompiled (a directory is small next to the API's object counts; the compile of the
 /// 150,000-endpoint benchmark takes about two seconds). A compile error keeps the last image
-/// serving and is reported; the next change tries again.
+/// serving and is reported; the next change tries again. A delivery that fails (the datapath not
+/// attached yet, say) is retried with back-off until it succeeds, with no change needed.
 public final class DirectoryWatcher {
     public struct Options: Sendable {
         public var debounce: Duration
         public var maxDelay: Duration
         public var compile: CompileOptions
         public var keepGoing: Bool
+        /// The back-off of a failed delivery's retries (ImagePipeline).
+        public var deliveryBackoff: BackoffSchedule
 
         public init(debounce: Duration = .milliseconds(50), maxDelay: Duration = .seconds(2), compile: CompileOptions = CompileOptions(),
-                    keepGoing: Bool = false) {
+                    keepGoing: Bool = false, deliveryBackoff: BackoffSchedule = .delivery) {
             self.debounce = debounce
             self.maxDelay = maxDelay
             self.compile = compile
             self.keepGoing = keepGoing
+            self.deliveryBackoff = deliveryBackoff
         }
     }
 
@@ -74,7 +78,18 @@ public final class DirectoryWatcher {
             var batch = cinotify_batch()
             let r = cinotify_wait(fd, 200, parentWatch, rootName, &batch)
             guard r == 0 else { throw WatchError("read inotify events for", root, -r) }
-            guard batch.events > 0 else { continue }
+            guard batch.events > 0 else {
+                // Quiet: a failed delivery is retried when its back-off is over, with no change
+                // needed (the owed image is the compile of the tree as it is: any change since
+                // would have compiled anew).
+                pipeline.checkSink()
+                switch pipeline.dueRetry() {
+                case .image?: if let s = pipeline.retryOwedImage() { onSync(s) }
+                case .wholeImage?: onSync(sync(changes: 0, retrying: true))
+                case nil: break
+                }
+                continue
+            }
             var changes = Int(batch.events)
             var structural = batch.new_dirs != 0 || batch.removed != 0 || batch.overflowed != 0
             // Coalesce: wait for a quiet window, but never longer than maxDelay in all.
@@ -127,8 +142,8 @@ public final class DirectoryWatcher {
     }
 
     /// One compile of the whole tree, delivered when it differs from the last delivered image.
-    func sync(changes: Int) -> Sync {
-        pipeline.sync(changes: changes) { () throws(CompileFailure) in try InputLoader.load(paths: [root]) }
+    func sync(changes: Int, retrying: Bool = false) -> Sync {
+        pipeline.sync(changes: changes, retrying: retrying) { () throws(CompileFailure) in try InputLoader.load(paths: [root]) }
     }
 }
 

@@ -18,6 +18,10 @@ public final class WatchMetrics: Sendable {
     let incrementalSyncs: Counter
     let verifications: Counter
     let verificationFailures: Counter
+    let deliveryRetries: Counter
+    let deliveryPending: Gauge
+    /// balancer_api_errors_total and balancer_api_requests_total, by their labels.
+    let apiCounters = Mutex<[String: Counter]>([:])
     struct State {
         var liveDigest: String?
         var liveGauge: Gauge?
@@ -47,6 +51,13 @@ public final class WatchMetrics: Sendable {
         verificationFailures = registry.makeCounter(
             descriptor: .init(namespace: "balancer", metricName: "incremental_verification_failures", unitName: "total",
                               helpText: "Background full compiles that found the live records different (the full image was then loaded)."))
+        deliveryRetries = registry.makeCounter(
+            descriptor: .init(namespace: "balancer", metricName: "delivery_retries", unitName: "total",
+                              helpText: "Deliveries retried after a failed one (datapath not attached yet, maps replaced, a transient error)."))
+        deliveryPending = registry.makeGauge(
+            descriptor: .init(namespace: "balancer", metricName: "delivery_pending", unitName: "",
+                              helpText: "1 while the image of the current objects has not been delivered (a failed delivery is being retried)."))
+        deliveryPending.set(to: 0)
         // kube-proxy's buckets for the same metric.
         var buckets: [Duration] = [.milliseconds(250), .milliseconds(500)]
         buckets += (1...59).map { Duration.seconds($0) }
@@ -117,6 +128,38 @@ public final class WatchMetrics: Sendable {
 
     func recordVerificationFailure() {
         verificationFailures.increment()
+    }
+
+    func recordDeliveryRetry() {
+        deliveryRetries.increment()
+    }
+
+    func setDeliveryPending(_ pending: Bool) {
+        deliveryPending.set(to: pending ? 1 : 0)
+    }
+
+    /// A response of the API server refused, or a request that failed, for `kind`: `reason` is
+    /// KubeError.label (wrong_kind, status_object, too_large, gone, http_404, transport, …).
+    public func apiError(kind: String, reason: String) {
+        apiCounter("errors", help: "Errors of the API server's responses, by kind and reason; the kind's last good state stayed.",
+                   labels: [("kind", kind), ("reason", reason)]).increment()
+    }
+
+    /// A request to the API server (verb: list for each page, watch).
+    public func apiRequest(kind: String, verb: String) {
+        apiCounter("requests", help: "Requests to the API server, by kind and verb (list counts pages).",
+                   labels: [("kind", kind), ("verb", verb)]).increment()
+    }
+
+    private func apiCounter(_ name: String, help: String, labels: [(String, String)]) -> Counter {
+        let key = name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return apiCounters.withLock { c in
+            if let existing = c[key] { return existing }
+            let made = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "api_\(name)", unitName: "total", helpText: help),
+                                            labels: labels)
+            c[key] = made
+            return made
+        }
     }
 
     private func setLive(_ digest: String, _ s: inout State) {

@@ -11,6 +11,26 @@ import Glibc
 public protocol ImageSink: Sendable {
     /// Delivers one image; returns a short description of where it went.
     func deliver(_ bytes: [UInt8], digest: String) throws -> String
+    /// What the sink holds now (for the logs of a failed delivery to say what stays live).
+    func liveState() -> LiveState
+    /// False when what was delivered is gone from the sink since (a datapath detached and
+    /// attached again has new, empty maps): the watcher then delivers the whole image again.
+    func stillHolds() -> Bool
+}
+
+/// What a sink holds live.
+public enum LiveState: Sendable, Equatable {
+    /// The sink cannot tell.
+    case unknown
+    /// Nothing: no image is live.
+    case none
+    /// An image, by its SHA-256 when known (nil: records written as deltas, not yet confirmed).
+    case image(digest: String?)
+}
+
+extension ImageSink {
+    public func liveState() -> LiveState { .unknown }
+    public func stillHolds() -> Bool { true }
 }
 
 /// A sink that can also take record deltas (what an incremental compile emits) between whole
@@ -49,13 +69,44 @@ public struct DatapathSink: IncrementalSink {
         self.netnsScope = netnsScope
     }
 
+    /// The writer of the datapath pinned now. The datapath's maps may be pinned later than the
+    /// sink is made (`attach` after `watch`), and replaced (`detach` and `attach` again): the
+    /// writer holds the maps it opened, so it is made again when the pinned bl_config is another
+    /// map than the one it was made with. A writer made again knows nothing of the datapath: its
+    /// first write must be a whole image (a delta throws, and the watcher retries with one).
     func writer() throws -> GenerationWriter {
-        try writerBox.writer.withLock { (w: inout GenerationWriter?) throws -> GenerationWriter in
-            if let w { return w }
+        let pinned: UInt32
+        do {
+            pinned = try BPFMap.pinned("\(pinDir)/maps/bl_config").info().id
+        } catch {
+            _ = try Datapath(pinDir: pinDir)  // its error says more (no bpffs, which map is missing)
+            throw error
+        }
+        return try writerBox.writer.withLock { (w: inout (writer: GenerationWriter, config: UInt32)?) throws -> GenerationWriter in
+            if let w, w.config == pinned { return w.writer }
             let made = GenerationWriter(datapath: try Datapath(pinDir: pinDir), node: node, hostMode: hostMode, headroom: headroom)
-            w = made
+            w = (made, pinned)
             return made
         }
+    }
+
+    /// Whether the pinned bl_config is still the map the writer wrote (one open and one info
+    /// call): a `detach` and `attach` since pins new, empty maps. True before any delivery.
+    public func stillHolds() -> Bool {
+        guard let written = writerBox.writer.withLock({ $0?.config }) else { return true }
+        return (try? BPFMap.pinned("\(pinDir)/maps/bl_config").info().id) == written
+    }
+
+    /// Nothing when the maps are not pinned or hold no image; else the live image's digest
+    /// (nil when written as deltas and not yet confirmed).
+    public func liveState() -> LiveState {
+        guard let datapath = try? Datapath(pinDir: pinDir) else { return .none }
+        if let config = try? datapath.readConfig(), let digest = (try? datapath.imageDigest(config.activeGeneration)) ?? nil {
+            return .image(digest: digest.map { String($0 >> 4, radix: 16) + String($0 & 0xF, radix: 16) }.joined())
+        }
+        // No digest: nothing loaded, or records written as deltas (the tables tell which).
+        guard let status = try? datapath.status(links: []) else { return .none }
+        return status.tables.isEmpty ? .none : .image(digest: nil)
     }
 
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
@@ -116,7 +167,8 @@ public struct DatapathSink: IncrementalSink {
 
 /// The GenerationWriter a DatapathSink and its copies share.
 final class WriterBox: Sendable {
-    let writer = Mutex<GenerationWriter?>(nil)
+    /// The writer and the id of the bl_config map it writes.
+    let writer = Mutex<(writer: GenerationWriter, config: UInt32)?>(nil)
 }
 
 /// Writes each image to a directory for a pipeline: `<sha256>.image` (content-addressed, written
@@ -140,6 +192,11 @@ public struct DirectorySink: ImageSink {
             throw SinkError("rename to \(directory)/latest: \(String(cString: strerror(e)))")
         }
         return "\(directory)/\(name)"
+    }
+
+    public func liveState() -> LiveState {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/latest") else { return .none }
+        return .image(digest: target.hasSuffix(".image") ? String(target.dropLast(6)) : nil)
     }
 }
 

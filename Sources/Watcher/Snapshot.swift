@@ -4,7 +4,8 @@ import Compiler
 /// YAML file that `balancer compile` reads — the bridge to air-gapped hosts and GitOps
 /// repositories. The file is a `kind: List` whose items are flow mappings (each item's JSON, which
 /// YAML reads as is), one per line so that a diff of two snapshots shows changed objects; Pods are
-/// trimmed as the watcher trims them.
+/// trimmed as the watcher trims them. Every page is checked as the watcher checks it (KubeClient):
+/// a wrong or oversize response fails the snapshot, naming the kind, the path and what was wrong.
 public enum ClusterSnapshot {
     public static func take(client: KubeClient, resources: [KubeResource] = KubeResource.all) async throws -> (yaml: [UInt8], counts: [String: Int]) {
         var out = Array("apiVersion: v1\nkind: List\nitems:\n".utf8)
@@ -14,8 +15,10 @@ public enum ClusterSnapshot {
             do {
                 items = try await client.list(r).items
             } catch {
-                guard error.status == 404 else { throw error }
-                // Not served (the policies' CRDs not installed): none.
+                // Not served: for a CustomResourceDefinition's kind (the policies), it is not
+                // installed and there are none; for a built-in kind it is an error, as is any
+                // response that is not a list of that kind (a snapshot never leaves a kind out).
+                guard r.custom, error.reason == .http, error.status == 404 else { throw error }
             }
             counts[r.kind] = items.count
             for item in items.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {

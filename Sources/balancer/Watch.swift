@@ -24,11 +24,17 @@ struct Watch: ParsableCommand {
         volumes do). --kubeconfig FILE (or KUBECONFIG, with --context) or --in-cluster lists and \
         watches Services, EndpointSlices, Nodes, Pods, LocalRedirectPolicies and \
         BalancingPolicies (paged lists, watches with bookmarks, relists on 410, jittered back-off). \
-        Changes are coalesced until they have been quiet for --debounce-ms (at most \
+        Every response is checked against the kind asked for: a list or object of another kind, \
+        a Status where a list belongs, an object without its name or namespace, an object or page \
+        over --max-object-bytes / --max-response-bytes is an error for that kind: its last good \
+        objects stay, the error is logged and counted (balancer_api_errors_total), and it is \
+        asked again after a back-off. Changes are coalesced until they have been quiet for --debounce-ms (at most \
         --max-delay-ms after the first), then everything is compiled and the image loaded into \
         the pinned datapath, or with --output-dir written there as <sha256>.image with a \
         `latest` symlink. A compile error keeps the live image and is logged; the next change \
-        tries again. Runs until SIGINT or SIGTERM. Logs are structured lines on standard error.
+        tries again. A delivery that fails (the datapath not attached yet, its maps replaced) is \
+        retried with back-off, with no change needed, until the datapath holds the image. Runs \
+        until SIGINT or SIGTERM. Logs are structured lines on standard error.
         """)
 
     @Option(help: "The directory tree of manifests to watch.")
@@ -78,6 +84,8 @@ struct Watch: ParsableCommand {
 
     @Option(help: "/healthz answers 503 once syncing has failed for longer than this many seconds.")
     var unhealthyAfterSeconds: Int = 60
+
+    @OptionGroup var limits: APILimitOptions
 
     func validate() throws {
         let sources = [dir != nil, kubeconfig != nil || context != nil, inCluster].filter { $0 }.count
@@ -146,7 +154,13 @@ struct Watch: ParsableCommand {
             throw CommandError(description: error.description)
         }
         let client: KubeClient
-        do { client = try KubeClient(config: config) } catch { throw CommandError(description: error.description) }
+        let counted = metrics
+        let caps = try limits.limits()
+        do {
+            client = try KubeClient(config: config, limits: caps) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
+        } catch {
+            throw CommandError(description: error.description)
+        }
         Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")
         let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics)
         // Detached: this synchronous command blocks its thread below. A stop request cancels the
@@ -188,6 +202,8 @@ struct SnapshotCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the snapshot.")
     var output: String
 
+    @OptionGroup var limits: APILimitOptions
+
     func run() throws {
         let config: KubeClientConfig
         do {
@@ -201,7 +217,8 @@ struct SnapshotCommand: ParsableCommand {
             throw CommandError(description: error.description)
         }
         let client: KubeClient
-        do { client = try KubeClient(config: config) } catch { throw CommandError(description: error.description) }
+        let caps = try limits.limits()
+        do { client = try KubeClient(config: config, limits: caps) } catch { throw CommandError(description: error.description) }
         let result = Mutex<Result<([UInt8], [String: Int]), any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task.detached {
@@ -224,5 +241,28 @@ struct SnapshotCommand: ParsableCommand {
         case nil:
             throw CommandError(description: "snapshot did not finish")
         }
+    }
+}
+
+/// The caps on what the API server sends (`watch` and `snapshot`); KubeLimits explains the defaults.
+struct APILimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Refuse an object (a list item or watch event) larger than this. The default, 4 MiB, is above the "
+                               + "apiserver's 3 MiB request limit and etcd's 1.5 MiB: raise it only for a cluster whose etcd allows more.",
+                               valueName: "BYTES"))
+    var maxObjectBytes: Int = KubeLimits.defaultMaxObjectBytes
+
+    @Option(help: ArgumentHelp("Refuse a list response larger than this. Pages ask for BYTES / --max-object-bytes objects "
+                               + "(at most 500; 64 with the defaults), so a page of objects within the object cap always fits.",
+                               valueName: "BYTES"))
+    var maxResponseBytes: Int = KubeLimits.defaultMaxResponseBytes
+
+    func validate() throws {
+        guard maxObjectBytes >= 1024 else { throw ValidationError("--max-object-bytes must be at least 1024") }
+        guard maxResponseBytes >= maxObjectBytes else { throw ValidationError("--max-response-bytes must be at least --max-object-bytes") }
+    }
+
+    func limits() throws -> KubeLimits {
+        try validate()
+        return KubeLimits(maxObjectBytes: maxObjectBytes, maxResponseBytes: maxResponseBytes)
     }
 }

@@ -8,8 +8,48 @@ import Synchronization
 /// An API server double for the watcher's tests (plain HTTP): paged lists with limit/continue and
 /// resourceVersion, watch streams with bookmarks, ERROR 410 for a version older than its window,
 /// events cut into chunks in the middle of a line, streams closed mid-event, and bearer tokens
-/// (401 without the right one, 403 for a token without rights).
+/// (401 without the right one, 403 for a token without rights). It is a double: there is no API
+/// server on this machine, so what a real one sends is reproduced here (lists are `<Kind>List`
+/// whose built-in items carry no kind/apiVersion, CRD items and watch objects do) — and, with
+/// `listFaults` / `watchFaults`, what a broken or hostile one sends.
 final class APIServerDouble: Sendable {
+    /// What a list of a path answers instead of its page, until cleared.
+    enum ListFault: Sendable {
+        /// A ConfigMapList (a list of another kind) with one ConfigMap.
+        case wrongKind
+        /// HTTP 200 carrying a Status (no items).
+        case statusIn200
+        /// A list whose items are ConfigMaps (kind given on the item).
+        case itemOfWrongKind
+        /// An item of a namespaced kind without metadata.namespace.
+        case itemWithoutNamespace
+        /// An item whose metadata.name is a number.
+        case itemNameNotString
+        /// This HTTP status with a Status body.
+        case http(Int)
+        /// Every item in one page, whatever the limit (a server ignoring `limit`), each padded
+        /// with an annotation of this many bytes.
+        case ignoreLimit(padding: Int)
+        /// One more item with an annotation of this many bytes.
+        case oversizeItem(Int)
+    }
+
+    /// What a watch of a path answers, until cleared.
+    enum WatchFault: Sendable {
+        /// An ERROR 410 event at once, then the end of the stream.
+        case gone
+        /// This HTTP status with a Status body.
+        case http(Int)
+    }
+
+    /// The kind and apiVersion served at each path.
+    static let kinds: [String: (kind: String, apiVersion: String)] = [
+        "/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"), "/api/v1/pods": ("Pod", "v1"),
+        "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
+        "/apis/balancing.elf.io/v1beta1/localredirectpolicies": ("LocalRedirectPolicy", "balancing.elf.io/v1beta1"),
+        "/apis/balancing.elf.io/v1beta1/balancingpolicies": ("BalancingPolicy", "balancing.elf.io/v1beta1"),
+    ]
+
     struct State {
         var rv = 1000
         /// path → name → item JSON (without kind, as lists carry them)
@@ -23,6 +63,13 @@ final class APIServerDouble: Sendable {
         var epoch = 0
         var watchRequests = 0
         var listRequests = 0
+        /// Requests per path.
+        var lists: [String: Int] = [:]
+        var watches: [String: Int] = [:]
+        var listFaults: [String: ListFault] = [:]
+        var watchFaults: [String: WatchFault] = [:]
+        /// CRD paths served (their CustomResourceDefinitions installed).
+        var crds: Set<String> = []
     }
 
     let state = Mutex(State())
@@ -90,6 +137,19 @@ final class APIServerDouble: Sendable {
         }
     }
 
+    /// Sends `line` (a watch event as is) to the path's watchers, with the next version.
+    func inject(_ path: String, _ line: String) {
+        state.withLock { s in
+            s.rv += 1
+            s.log[path, default: []].append((s.rv, line))
+        }
+    }
+
+    /// Ends every open watch stream at an event boundary (the watchers reconnect).
+    func dropStreams() {
+        state.withLock { $0.epoch += 1 }
+    }
+
     /// Drops every event from the window (a compaction): watches from older versions get 410.
     func compact() {
         state.withLock { s in
@@ -147,12 +207,30 @@ final class APIServerDouble: Sendable {
                         query[String(p[0])] = p.count > 1 ? String(p[1]).removingPercentEncoding ?? String(p[1]) : ""
                     }
                 }
-                let known = server.state.withLock { $0.objects[path] != nil || $0.log[path] != nil }
+                let known = server.state.withLock { $0.objects[path] != nil || $0.log[path] != nil || $0.crds.contains(path) }
                 guard known || path.hasSuffix("/services") || path.hasSuffix("/endpointslices") || path.hasSuffix("/nodes") || path.hasSuffix("/pods") else {
-                    respond(context, .notFound, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#)
+                    respond(context, .notFound, Self.status(404))
                     return
                 }
-                if query["watch"] == "1" {
+                let watch = query["watch"] == "1"
+                let (listFault, watchFault) = server.state.withLock { s in
+                    if watch { s.watches[path, default: 0] += 1 } else { s.lists[path, default: 0] += 1 }
+                    return (s.listFaults[path], s.watchFaults[path])
+                }
+                if watch, let watchFault {
+                    server.state.withLock { $0.watchRequests += 1 }
+                    switch watchFault {
+                    case .http(let code): respond(context, HTTPResponseStatus(statusCode: code), Self.status(code))
+                    case .gone: respond(context, .ok, #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"# + "\n")
+                    }
+                    return
+                }
+                if !watch, let listFault {
+                    server.state.withLock { $0.listRequests += 1 }
+                    serveFault(context, listFault, server: server, path: path)
+                    return
+                }
+                if watch {
                     startWatch(context, server: server, path: path, from: Int(query["resourceVersion"] ?? "0") ?? 0)
                 } else {
                     list(context, server: server, path: path, limit: Int(query["limit"] ?? "") ?? 500, start: Int(query["continue"] ?? "") ?? 0)
@@ -160,14 +238,62 @@ final class APIServerDouble: Sendable {
             }
         }
 
+        static func status(_ code: Int) -> String {
+            let reason = [401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 410: "Expired", 500: "InternalError"][code] ?? "Unknown"
+            return #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the double says \#(code)","reason":"\#(reason)","code":\#(code)}"#
+        }
+
+        /// The path's items as a list sends them: built-in kinds' without kind and apiVersion,
+        /// custom kinds' with them (as real API servers do).
+        static func items(_ s: State, _ path: String) -> [String] {
+            let custom = path.hasPrefix("/apis/balancing.elf.io/")
+            let (kind, version) = APIServerDouble.kinds[path] ?? ("Unknown", "v1")
+            return (s.objects[path] ?? [:]).keys.sorted().map { name in
+                let item = s.objects[path]?[name] ?? "{}"
+                return custom ? "{\"kind\":\"\(kind)\",\"apiVersion\":\"\(version)\"," + item.dropFirst() : item
+            }
+        }
+
+        static func listBody(_ path: String, rv: Int, next: String, items: some Sequence<String>) -> String {
+            let (kind, version) = APIServerDouble.kinds[path] ?? ("Unknown", "v1")
+            return "{\"kind\":\"\(kind)List\",\"apiVersion\":\"\(version)\",\"metadata\":{\"resourceVersion\":\"\(rv)\",\"continue\":\"\(next)\"},\"items\":[\(items.joined(separator: ","))]}"
+        }
+
         func list(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, limit: Int, start: Int) {
             let (items, rv) = server.state.withLock { s -> ([String], Int) in
                 s.listRequests += 1
-                return ((s.objects[path] ?? [:]).keys.sorted().map { s.objects[path]?[$0] ?? "" }, s.rv)
+                return (Self.items(s, path), s.rv)
             }
             let page = items.dropFirst(start).prefix(limit)
             let next = start + page.count < items.count ? "\(start + page.count)" : ""
-            respond(context, .ok, "{\"kind\":\"List\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"\(rv)\",\"continue\":\"\(next)\"},\"items\":[\(page.joined(separator: ","))]}")
+            respond(context, .ok, Self.listBody(path, rv: rv, next: next, items: page))
+        }
+
+        func serveFault(_ context: ChannelHandlerContext, _ fault: ListFault, server: APIServerDouble, path: String) {
+            let (items, rv) = server.state.withLock { s in (Self.items(s, path), s.rv) }
+            let configMap = #"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"default","resourceVersion":"7"},"data":{"a":"b"}}"#
+            let service = #"{"metadata":{"name":"odd","resourceVersion":"7"},"spec":{"clusterIP":"10.96.9.9","ports":[{"port":80}]}}"#
+            switch fault {
+            case .wrongKind:
+                respond(context, .ok, #"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"\#(rv)"},"items":[\#(configMap)]}"#)
+            case .statusIn200:
+                respond(context, .ok, Self.status(500))
+            case .itemOfWrongKind:
+                respond(context, .ok, Self.listBody(path, rv: rv, next: "", items: items + [configMap]))
+            case .itemWithoutNamespace:
+                respond(context, .ok, Self.listBody(path, rv: rv, next: "", items: items + [service]))
+            case .itemNameNotString:
+                respond(context, .ok, Self.listBody(path, rv: rv, next: "", items: items + [#"{"metadata":{"name":7,"namespace":"default","resourceVersion":"7"}}"#]))
+            case .http(let code):
+                respond(context, HTTPResponseStatus(statusCode: code), Self.status(code))
+            case .ignoreLimit(let padding):
+                let pad = String(repeating: "x", count: padding)
+                let padded = items.map { $0.replacingOccurrences(of: "\"metadata\":{", with: "\"metadata\":{\"annotations\":{\"pad\":\"\(pad)\"},") }
+                respond(context, .ok, Self.listBody(path, rv: rv, next: "", items: padded))
+            case .oversizeItem(let size):
+                let big = #"{"metadata":{"name":"big","namespace":"default","resourceVersion":"7","annotations":{"pad":"\#(String(repeating: "x", count: size))"}}}"#
+                respond(context, .ok, Self.listBody(path, rv: rv, next: "", items: items + [big]))
+            }
         }
 
         func startWatch(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, from: Int) {
@@ -216,7 +342,8 @@ final class APIServerDouble: Sendable {
                     p.sent = rv
                 }
                 if p.ticks % 20 == 0 {  // a bookmark every 200 ms
-                    text += "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Service\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"\(rv)\"}}}\n"
+                    let (kind, version) = APIServerDouble.kinds[path] ?? ("Unknown", "v1")
+                    text += "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"\(kind)\",\"apiVersion\":\"\(version)\",\"metadata\":{\"resourceVersion\":\"\(rv)\"}}}\n"
                     p.sent = max(p.sent, rv)
                 }
                 guard !text.isEmpty else { return }

@@ -105,7 +105,9 @@ import Testing
         try h.replace(h.tree + "/web.yaml", Self.service(backend: "10.244.1.11"))
         #expect(h.waitFor("10.96.0.50:80", "translate 10.244.1.11:8080") == "translate 10.244.1.11:8080")
 
-        // A rename changes no object: no new image.
+        // A rename changes no object: no new image. (The image file is there before its sync is
+        // reported: wait for the report, so the rename's sync is the one counted next.)
+        for _ in 0..<250 where h.syncs.withLock({ $0.filter { if case .delivered = $0.outcome { true } else { false } }.count }) < 2 { usleep(20_000) }
         let delivered = h.syncs.withLock { $0.filter { if case .delivered = $0.outcome { true } else { false } }.count }
         try FileManager.default.moveItem(atPath: h.tree + "/web.yaml", toPath: h.tree + "/renamed.yaml")
         let before = h.syncCount()

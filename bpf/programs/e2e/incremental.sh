@@ -30,6 +30,12 @@
 #                         GenerationWriter directly: whole images, RecordDeltas applied back and
 #                         forth, confirm, a `balancer load` by "another process"; the live tables
 #                         read back after every step equal the image they should hold
+#   watch-before-attach   detached and the maps unpinned, a new `watch --dir` starts: its
+#                         deliveries fail and say "no image is live yet"; then `balancer attach`:
+#                         with no change to the tree, the retries deliver and check-live of
+#                         `compile` of the tree is equal within a few seconds; then detached,
+#                         unpinned and attached again under the idle watcher (new, empty maps):
+#                         it delivers the whole image again by itself, check-live equal
 #   cleanup               nothing of this run is left
 # then `N passed, M failed`; the exit status is 1 when a check failed.
 #
@@ -235,6 +241,57 @@ PY
 		fi
 	}
 	run_check writer-deltas check_writer
+
+	# The datapath appears after the watcher started (a node agent up before `attach`): the
+	# watcher retries its delivery with back-off, and converges with no change to the tree.
+	check_before_attach() {
+		local log=$SB_WORK/watch-before-attach.log out start ms line
+		out=$(sb_detach 2>&1) || { bad "$out"; return; }
+		rm -rf "${SB_B:?}/maps"
+		compile before-attach || return
+		: >"$log"
+		"$BALANCER" watch --dir "$T" --pin-dir "$SB_B" --debounce-ms 50 2>"$log" &
+		WPID=$!
+		echo "$WPID" >>"$SB_WORK/pids"
+		for _ in $(seq 100); do [ "$(grep -c "delivery failed" "$log")" -ge 2 ] && break; sleep 0.05; done
+		if grep -q "delivery failed; no image is live yet; retrying in" "$log"; then
+			good "not attached: $(grep -c "delivery failed" "$log") failed deliveries, 'no image is live yet'"
+		else
+			bad "no 'delivery failed; no image is live yet' in the log: $(tail -n 2 "$log" | tr '\n' ' ')"
+		fi
+		grep -q "the live image stays" "$log" && bad "the log claims a live image before attach"
+		out=$(sb_attach 2>&1) || { bad "$out"; return; }
+		start=$(date +%s%N)
+		line=""
+		for _ in $(seq 200); do
+			line=$(grep "image delivered" "$log" | grep -F "sha256=$DIGEST" | tail -n 1)
+			[ -n "$line" ] && break
+			sleep 0.05
+		done
+		ms=$((($(date +%s%N) - start) / 1000000))
+		if [ -z "$line" ]; then
+			bad "no delivery of sha256 $DIGEST within 10 s of attach: $(tail -n 2 "$log" | tr '\n' ' ')"
+			return
+		fi
+		live before-attach || return
+		good "attached: delivered ${ms} ms later ($(printf '%s' "$line" | grep -o 'retries=[0-9]*')), check-live equal"
+		# Attached again under the idle watcher: new, empty maps.
+		local delivered
+		delivered=$(grep -c "image delivered" "$log")
+		out=$(sb_detach 2>&1) || { bad "$out"; return; }
+		rm -rf "${SB_B:?}/maps"
+		out=$(sb_attach 2>&1) || { bad "$out"; return; }
+		start=$(date +%s%N)
+		for _ in $(seq 200); do [ "$(grep -c "image delivered" "$log")" -gt "$delivered" ] && break; sleep 0.05; done
+		ms=$((($(date +%s%N) - start) / 1000000))
+		if [ "$(grep -c "image delivered" "$log")" -le "$delivered" ]; then
+			bad "attached again: no delivery within 10 s: $(tail -n 2 "$log" | tr '\n' ' ')"
+			return
+		fi
+		live before-attach && good "attached again: the whole image delivered ${ms} ms later, check-live equal"
+		stop_watch
+	}
+	run_check watch-before-attach check_before_attach
 	if grep -q "^FAIL" "$R"; then
 		echo "watcher log:" >&2
 		grep -v "^\s*$" "$LOG" | tail -n 30 >&2
