@@ -187,7 +187,7 @@ enum ManifestFiles {
     }
 
     private static func tooLarge(_ path: String, _ size: Int, _ limit: Int, atLeast: Bool = false) -> Diagnostic {
-        Diagnostic(.error, file: path, message: "file is \(atLeast ? "over " : "")\(size) bytes, more than the limit of \(limit) (--max-file-size raises it)")
+        Diagnostic(.error, file: path, message: "file is \(atLeast ? "over " : "")\(size) bytes, more than the limit of \(limit) (--max-file-bytes raises it)")
     }
 }
 

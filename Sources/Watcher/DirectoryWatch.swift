@@ -27,14 +27,17 @@ public final class DirectoryWatcher {
         public var keepGoing: Bool
         /// The back-off of a failed delivery's retries (ImagePipeline).
         public var deliveryBackoff: BackoffSchedule
+        /// What the directory watcher reads at most (a file over the cap is an error).
+        public var inputLimits: InputLimits
 
         public init(debounce: Duration = .milliseconds(50), maxDelay: Duration = .seconds(2), compile: CompileOptions = CompileOptions(),
-                    keepGoing: Bool = false, deliveryBackoff: BackoffSchedule = .delivery) {
+                    keepGoing: Bool = false, deliveryBackoff: BackoffSchedule = .delivery, inputLimits: InputLimits = InputLimits()) {
             self.debounce = debounce
             self.maxDelay = maxDelay
             self.compile = compile
             self.keepGoing = keepGoing
             self.deliveryBackoff = deliveryBackoff
+            self.inputLimits = inputLimits
         }
     }
 
@@ -143,7 +146,7 @@ public final class DirectoryWatcher {
 
     /// One compile of the whole tree, delivered when it differs from the last delivered image.
     func sync(changes: Int, retrying: Bool = false) -> Sync {
-        pipeline.sync(changes: changes, retrying: retrying) { () throws(CompileFailure) in try InputLoader.load(paths: [root]) }
+        pipeline.sync(changes: changes, retrying: retrying) { () throws(CompileFailure) in try InputLoader.load(paths: [root], limits: options.inputLimits) }
     }
 }
 

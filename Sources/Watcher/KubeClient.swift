@@ -65,8 +65,10 @@ public struct KubeLimits: Sendable, Equatable {
         self.maxResponseBytes = max(1, maxResponseBytes)
     }
 
-    /// Objects asked for per list page: as many as fit the response cap at the object cap.
-    public var pageSize: Int { max(1, min(500, maxResponseBytes / maxObjectBytes)) }
+    /// Objects asked for per list page, as client-go's reflector asks. A page over the response
+    /// cap is asked again with half as many objects (down to one), so the cap bounds memory
+    /// without costing a large cluster's list eight times the requests.
+    public var pageSize: Int { 500 }
     /// A watch line: one object and its event envelope (`{"type":"MODIFIED","object":…}`).
     var maxEventBytes: Int { maxObjectBytes + 4096 }
 }
@@ -198,8 +200,8 @@ public final class KubeClient: Sendable {
     /// anything is read, or while reading).
     static func collect(_ response: HTTPClientResponse, cap: Int, what: String, limits: KubeLimits) async throws(KubeError) -> [UInt8] {
         func tooLarge(_ size: String) -> KubeError {
-            KubeError("\(what): the response is \(size) bytes, more than the response cap of \(cap) (pages ask for \(limits.pageSize) "
-                      + "objects); raise --max-response-bytes (now \(cap)) if list pages this large are expected", reason: .tooLarge)
+            KubeError("\(what): the response is \(size) bytes, more than the response cap of \(cap); "
+                      + "raise --max-response-bytes (now \(cap)) if responses this large are expected", reason: .tooLarge)
         }
         if let length = response.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > cap { throw tooLarge("\(length)") }
         var bytes: [UInt8] = []
@@ -223,8 +225,9 @@ public final class KubeClient: Sendable {
         var items: [RawListPage.Item] = []
         var next: String?
         let what = "list \(resource.kind) (\(config.server)\(resource.path))"
+        var limit = pageSize ?? limits.pageSize
         repeat {
-            var query = "?limit=\(pageSize ?? limits.pageSize)"
+            var query = "?limit=\(limit)"
             if let next { query += "&continue=\(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? next)" }
             let page: RawListPage
             let body: [UInt8]
@@ -234,6 +237,11 @@ public final class KubeClient: Sendable {
                 guard response.status == .ok else { throw await Self.failure(what, response) }
                 body = try await Self.collect(response, cap: limits.maxResponseBytes, what: what, limits: limits)
             } catch let e as KubeError {
+                // The same page (the continue token stays valid) with half as many objects.
+                if e.reason == .tooLarge, limit > 1 {
+                    limit /= 2
+                    continue
+                }
                 throw e
             } catch {
                 throw KubeError("\(what): \(error)")

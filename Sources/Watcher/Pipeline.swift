@@ -24,6 +24,9 @@ public final class ImagePipeline: Sendable {
     let owing: Mutex<Owing>
     /// When `checkSink` last asked the sink.
     let lastCheck = Mutex<ContinuousClock.Instant>(.now)
+    /// The warnings of the last compile: each is logged when it first appears, not on every
+    /// sync (a FIFO in the tree, a slice without a Service).
+    let lastWarnings = Mutex<Set<String>>([])
 
     /// What a failed delivery left to do.
     struct Owing {
@@ -202,6 +205,16 @@ public final class ImagePipeline: Sendable {
         }
     }
 
+    private func logNewWarnings(_ diagnostics: [Diagnostic]) {
+        let warnings = Set(diagnostics.filter { $0.severity == .warning }.map(\.description))
+        let new = lastWarnings.withLock { last -> [String] in
+            defer { last = warnings }
+            return warnings.subtracting(last).sorted()
+        }
+        for w in new.prefix(20) { logger.warning("\(w)") }
+        if new.count > 20 { logger.warning("\(new.count - 20) more new warnings") }
+    }
+
     private func attempt(changes: Int, retrying: Bool, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
                          compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult, compiled: inout Snapshot?,
                          start: ContinuousClock.Instant) -> WatchSync {
@@ -225,6 +238,7 @@ public final class ImagePipeline: Sendable {
             let (snapshot, inputDiagnostics) = try load()
             compiled = snapshot
             let result = compile(snapshot, inputDiagnostics, options.compile)
+            logNewWarnings(result.diagnostics)
             let errors = result.diagnostics.filter { $0.severity == .error }
             if !errors.isEmpty && !options.keepGoing {
                 return failed(errors.count, errors.prefix(5).map(\.description).joined(separator: "; "))

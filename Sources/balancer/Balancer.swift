@@ -81,7 +81,7 @@ struct Compile: ParsableCommand {
     var redirectRateLimit: UInt32 = 0
 
     @Option(help: "Refuse an input file larger than this (bytes, or with Ki/Mi/Gi).")
-    var maxFileSize = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
+    var maxFileBytes = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
 
     func run() throws {
         let clock = ContinuousClock()
@@ -89,7 +89,7 @@ struct Compile: ParsableCommand {
         let snapshot: Snapshot
         let inputDiagnostics: [Diagnostic]
         do {
-            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs, limits: InputLimits(maxFileBytes: maxFileSize.bytes))
+            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs, limits: InputLimits(maxFileBytes: maxFileBytes.bytes))
         } catch {
             printError(error.description)
             throw ExitCode(1)

@@ -87,6 +87,9 @@ struct Watch: ParsableCommand {
 
     @OptionGroup var limits: APILimitOptions
 
+    @Option(help: "With --dir: refuse a manifest file larger than this (bytes, or with Ki/Mi/Gi; as for `compile`).")
+    var maxFileBytes = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
+
     func validate() throws {
         let sources = [dir != nil, kubeconfig != nil || context != nil, inCluster].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), or --in-cluster") }
@@ -132,7 +135,8 @@ struct Watch: ParsableCommand {
         signal(SIGINT) { _ in watchStopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in watchStopRequested.store(true, ordering: .relaxed) }
         let options = DirectoryWatcher.Options(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
-                                               compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing)
+                                               compile: CompileOptions(defaultRedirectRateLimit: redirectRateLimit), keepGoing: keepGoing,
+                                               inputLimits: InputLimits(maxFileBytes: maxFileBytes.bytes))
         if let dir {
             let watcher = DirectoryWatcher(root: dir, options: options, sink: sink, metrics: metrics)
             do {
@@ -249,20 +253,20 @@ struct APILimitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Refuse an object (a list item or watch event) larger than this. The default, 4 MiB, is above the "
                                + "apiserver's 3 MiB request limit and etcd's 1.5 MiB: raise it only for a cluster whose etcd allows more.",
                                valueName: "BYTES"))
-    var maxObjectBytes: Int = KubeLimits.defaultMaxObjectBytes
+    var maxObjectBytes = ByteSize(bytes: KubeLimits.defaultMaxObjectBytes)
 
-    @Option(help: ArgumentHelp("Refuse a list response larger than this. Pages ask for BYTES / --max-object-bytes objects "
-                               + "(at most 500; 64 with the defaults), so a page of objects within the object cap always fits.",
+    @Option(help: ArgumentHelp("Refuse a list response larger than this. Pages ask for 500 objects (as client-go); "
+                               + "a page over this is asked again with half as many, so objects within the object cap always fit.",
                                valueName: "BYTES"))
-    var maxResponseBytes: Int = KubeLimits.defaultMaxResponseBytes
+    var maxResponseBytes = ByteSize(bytes: KubeLimits.defaultMaxResponseBytes)
 
     func validate() throws {
-        guard maxObjectBytes >= 1024 else { throw ValidationError("--max-object-bytes must be at least 1024") }
-        guard maxResponseBytes >= maxObjectBytes else { throw ValidationError("--max-response-bytes must be at least --max-object-bytes") }
+        guard maxObjectBytes.bytes >= 1024 else { throw ValidationError("--max-object-bytes must be at least 1024") }
+        guard maxResponseBytes.bytes >= maxObjectBytes.bytes else { throw ValidationError("--max-response-bytes must be at least --max-object-bytes") }
     }
 
     func limits() throws -> KubeLimits {
         try validate()
-        return KubeLimits(maxObjectBytes: maxObjectBytes, maxResponseBytes: maxResponseBytes)
+        return KubeLimits(maxObjectBytes: maxObjectBytes.bytes, maxResponseBytes: maxResponseBytes.bytes)
     }
 }

@@ -115,7 +115,7 @@ import Glibc
         try write("big.yaml", Self.service + "# " + String(repeating: "x", count: 4096) + "\n")
         let text = Self.describe(InputLoader.self, dir + "/big.yaml", limits: InputLimits(maxFileBytes: 1024))
         let size = Self.service.utf8.count + 2 + 4096 + 1
-        #expect(text.contains("big.yaml: error: file is \(size) bytes, more than the limit of 1024 (--max-file-size raises it)"), "\(text)")
+        #expect(text.contains("big.yaml: error: file is \(size) bytes, more than the limit of 1024 (--max-file-bytes raises it)"), "\(text)")
         // Under the cap it compiles.
         #expect(Self.describe(InputLoader.self, dir + "/big.yaml").contains("accepted: 1 Service"))
     }

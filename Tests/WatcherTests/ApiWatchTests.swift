@@ -81,6 +81,26 @@ import Testing
         #expect(snapshot.services.count == 7)
     }
 
+    /// A page over the response cap is asked again with half as many objects: the list is whole,
+    /// every response stays under the cap, and no error is counted.
+    @Test func aPageOverTheResponseCapIsAskedAgainSmaller() async throws {
+        let api = try APIServerDouble()
+        defer { api.stop() }
+        let padding = String(repeating: "x", count: 3000)
+        for i in 0..<20 {
+            api.put("/api/v1/services", kind: "Service", apiVersion: "v1",
+                    #"{"metadata":{"name":"s\#(i)","namespace":"default","annotations":{"pad":"\#(padding)"}},"spec":{"clusterIP":"10.96.0.\#(i + 1)","ports":[{"port":80}]}}"#)
+        }
+        // About 3.2 KB per item: a page of 8 fits 32 KiB, a page of 16 does not.
+        let client = try KubeClient(config: config(api.port, token: "good"), limits: KubeLimits(maxObjectBytes: 8 << 10, maxResponseBytes: 32 << 10))
+        let (items, _) = try await client.list(.services, pageSize: 16)
+        await client.shutdown()
+        #expect(items.count == 20)
+        #expect(Set(items.map(\.name)).count == 20)
+        // 16 (over the cap), then 8, 8, 4 (the last page holds the remaining 4).
+        #expect(api.state.withLock { $0.listRequests } == 4)
+    }
+
     @Test func snapshotCompilesLikeTheCluster() async throws {
         let api = try APIServerDouble()
         defer { api.stop() }

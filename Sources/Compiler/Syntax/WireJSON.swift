@@ -81,24 +81,7 @@ public struct WireError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A value from the server in a message: quoted, control characters escaped, shortened.
-func shown(_ s: String, limit: Int = 120) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        if out.unicodeScalars.count >= limit {
-            out += "…"
-            break
-        }
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case _ where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value): out += "\\u{\(String(u.value, radix: 16))}"
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return "\"" + out + "\""
-}
+// Values from the server are quoted in messages by `shown` (Validation.swift).
 
 /// jansson, once, for the wire types.
 enum WireJSON {
