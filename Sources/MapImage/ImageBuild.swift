@@ -1,0 +1,60 @@
+/// Why no image was written: contents beyond the datapath's capacity, or bytes the verifier
+/// refuses (then it is a bug of the encoder or of the verifier: the two must agree).
+public enum ImageBuildError: Error, Sendable, CustomStringConvertible {
+    case capacity([CapacityProblem])
+    case verification(ImageError)
+
+    public var description: String {
+        switch self {
+        case .capacity(let problems):
+            return problems.map(\.description).joined(separator: "\n")
+        case .verification(let error):
+            return "the encoded image does not pass verification (a bug in balancer; please report it): \(error)"
+        }
+    }
+}
+
+extension ImageEncoder {
+    /// The image of `contents`, checked against every capacity of the datapath before it is
+    /// encoded and verified after (`ImageDecoder.verifyCompletely`, what `inspect` and `load`
+    /// check): what `compile` writes. An image this returns is one every reader accepts.
+    public static func encodeVerified(_ c: ImageContents) throws(ImageBuildError) -> [UInt8] {
+        let problems = ImageCapacity.check(c)
+        guard problems.isEmpty else { throw .capacity(problems) }
+        let sections = sections(c)
+        if let meta = sections.last, meta.data.count > ImageCapacity.maxMetadataBytes {
+            throw .capacity([CapacityProblem(subject: .metadata, count: meta.data.count, limit: ImageCapacity.maxMetadataBytes, constant: nil)])
+        }
+        let bytes = layout(sections)
+        do {
+            _ = try ImageDecoder.verifyCompletely(bytes)
+        } catch {
+            throw .verification(error)
+        }
+        return bytes
+    }
+}
+
+extension ImageFile {
+    /// Why an image file was not written.
+    public struct WriteError: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+        public var description: String { "\(path): not written: \(reason)" }
+    }
+
+    /// Writes image bytes that pass `ImageDecoder.verifyCompletely`, atomically; refuses any
+    /// other bytes, so no writer leaves a file that `inspect` or `load` would refuse.
+    public static func writeImage(_ bytes: [UInt8], to path: String) throws(WriteError) {
+        do {
+            _ = try ImageDecoder.verifyCompletely(bytes)
+        } catch {
+            throw WriteError(path: path, reason: "the image does not pass verification: \(error)")
+        }
+        do {
+            try writeAtomically(bytes, to: path)
+        } catch {
+            throw WriteError(path: path, reason: error.description)
+        }
+    }
+}
