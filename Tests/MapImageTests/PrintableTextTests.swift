@@ -141,4 +141,18 @@ enum Hostile {
             return text.contains("metadata is not valid") && !text.contains("\n") && Hostile.unsafeCharacters(text).isEmpty
         }
     }
+
+    /// Escapes of lone surrogates (no character) in a forged image's metadata JSON: refused
+    /// like bytes that are not UTF-8.
+    @Test func loneSurrogatesInMetadata() throws {
+        var c = sampleContents()
+        c.metadata.nodes[0].name = "@@@@@@@@@@@@"
+        var bytes = ImageEncoder.encode(c)
+        let marker = Array("@@@@@@@@@@@@".utf8)
+        let forged = Array("\\udc00\\ud800".utf8)
+        #expect(forged.count == marker.count)
+        let at = try #require((0...(bytes.count - marker.count)).first { Array(bytes[$0..<($0 + marker.count)]) == marker })
+        bytes.replaceSubrange(at..<(at + marker.count), with: forged)
+        #expect { try MapImage(bytes: resign(bytes)) } throws: { "\($0)".contains("metadata is not valid") }
+    }
 }
