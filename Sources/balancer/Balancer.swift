@@ -343,7 +343,10 @@ struct Load: ParsableCommand {
                 print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)\(skipNote)")
             }
         } catch let error as LoadError {
-            if case .image = error { throw CommandError(description: "\(image): \(error)") }
+            switch error {
+            case .image, .node: throw CommandError(description: "\(PrintableText.escape(image)): \(error)")
+            default: break
+            }
             throw CommandError(description: error.description)
         } catch {
             throw CommandError(description: "\(error)")
