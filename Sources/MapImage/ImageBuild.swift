@@ -19,19 +19,29 @@ extension ImageEncoder {
     /// encoded and verified after (`ImageDecoder.verifyCompletely`, what `inspect` and `load`
     /// check): what `compile` writes. An image this returns is one every reader accepts.
     public static func encodeVerified(_ c: ImageContents) throws(ImageBuildError) -> [UInt8] {
+        let bytes = try encodeChecked(c)
+        try verifyEncoded(bytes)
+        return bytes
+    }
+
+    /// The first half of `encodeVerified`: the capacity checks, then the encoding.
+    public static func encodeChecked(_ c: ImageContents) throws(ImageBuildError) -> [UInt8] {
         let problems = ImageCapacity.check(c)
         guard problems.isEmpty else { throw .capacity(problems) }
         let sections = sections(c)
         if let meta = sections.last, meta.data.count > ImageCapacity.maxMetadataBytes {
             throw .capacity([CapacityProblem(subject: .metadata, count: meta.data.count, limit: ImageCapacity.maxMetadataBytes, constant: nil)])
         }
-        let bytes = layout(sections)
+        return layout(sections)
+    }
+
+    /// The second half: the encoder's bytes verified as a reader verifies them.
+    public static func verifyEncoded(_ bytes: [UInt8]) throws(ImageBuildError) {
         do {
             _ = try ImageDecoder.verifyCompletely(bytes)
         } catch {
             throw .verification(error)
         }
-        return bytes
     }
 }
 
