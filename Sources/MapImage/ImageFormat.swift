@@ -444,42 +444,6 @@ public enum ImageDecoder {
         return VerifiedImage(header: header, bytes: bytes, nodes: contents.metadata.nodes)
     }
 
-    /// Every check `MapImage(bytes:)` makes (`verify`'s, and the whole metadata decoded), without
-    /// building the tables' model: what a writer runs so that it never writes an image that
-    /// `inspect`, `diff`, `resolve` or `load` would refuse.
-    /// The tables and the metadata are checked side by side (they take about as long as each
-    /// other on a large cluster); the errors are the ones `decode` would give.
-    public static func verifyCompletely(_ bytes: [UInt8]) throws(ImageError) -> VerifiedImage {
-        enum Part: Sendable {
-            case tables(Result<ImageHeader, ImageError>)
-            case metadata(Result<ImageMetadata, ImageError>)
-        }
-        let parts = concurrentMap(2) { i -> Part in
-            if i == 0 {
-                return .tables(Result { () throws(ImageError) in try decode(bytes, materialize: false, nodes: false).0 })
-            }
-            return .metadata(Result { () throws(ImageError) in
-                let meta = try decodeLayout(bytes).sections[ImageTable.allCases.count]
-                return try metadata(bytes, meta)
-            })
-        }
-        guard case .tables(let tables) = parts[0], case .metadata(let metadata) = parts[1] else {
-            throw ImageError("verification did not run")
-        }
-        let header = try tables.get()
-        return VerifiedImage(header: header, bytes: bytes, nodes: try metadata.get().nodes)
-    }
-
-    /// The metadata section decoded; its error as `decode` reports it.
-    static func metadata(_ bytes: [UInt8], _ section: SectionInfo) throws(ImageError) -> ImageMetadata {
-        do {
-            return try ImageMetadata.decode(Array(bytes[section.offset..<(section.offset + section.length)]))
-        } catch {
-            // The decoder's message may quote the section's own (forged) bytes.
-            throw ImageError("metadata is not valid: \(PrintableText.escape("\(error)"))", offset: section.offset)
-        }
-    }
-
     static func decode(_ bytes: [UInt8], materialize: Bool, nodes decodeNodes: Bool = true) throws(ImageError) -> (ImageHeader, ImageContents) {
         let header = try decodeHeader(bytes)
         func section(_ t: ImageTable) -> SectionInfo { header.sections[Int(t.rawValue) - 1] }
