@@ -6,6 +6,9 @@ import MapImage
 public struct CompileResult: Sendable {
     public var contents: ImageContents
     public var diagnostics: [Diagnostic]
+    /// The contents do not fit the datapath (the errors say where): no image of them can be
+    /// written, not even with --keep-going.
+    public var exceedsCapacity = false
 }
 
 /// Snapshot → image contents: a pure function. The same objects give the same contents whatever
@@ -194,7 +197,14 @@ public enum Compiler {
             services: sc.services,
             groups: sc.groups,
             diagnostics: diagnostics.map(\.info).sorted { ($0.object, $0.field, $0.severity, $0.message) < ($1.object, $1.field, $1.severity, $1.message) })
-        return CompileResult(contents: contents, diagnostics: diagnostics)
+        var result = CompileResult(contents: contents, diagnostics: diagnostics)
+        // Last: the errors name objects through the metadata, and no image of them is written.
+        let capacity = capacityDiagnostics(contents, snapshot: snapshot)
+        if !capacity.isEmpty {
+            result.diagnostics += capacity
+            result.exceedsCapacity = true
+        }
+        return result
     }
 }
 

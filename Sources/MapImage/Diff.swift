@@ -87,6 +87,7 @@ public struct ImageDiff: Sendable {
             for l in e.removed { lines.append("    - \(l)") }
             for l in e.added { lines.append("    + \(l)") }
         }
-        return lines.joined(separator: "\n") + "\n"
+        // Entity names and lines carry the images' own strings: each line stays one record.
+        return lines.map(PrintableText.escape).joined(separator: "\n") + "\n"
     }
 }

@@ -159,9 +159,17 @@ extension Array where Element == UInt8 {
 public enum ImageEncoder {
     /// Encodes contents into image bytes. Records are sorted by key bytes here, so callers may pass
     /// tables in any order; keys must be unique (the compiler guarantees it).
+    ///
+    /// The contents must fit the datapath (`ImageCapacity.check`); `encodeVerified` checks that
+    /// and verifies the result, and is what anything that writes an image file uses.
     public static func encode(_ c: ImageContents) -> [UInt8] {
-        typealias Section = (kind: UInt32, keySize: Int, valueSize: Int, count: Int, data: [UInt8])
+        layout(sections(c))
+    }
 
+    typealias Section = (kind: UInt32, keySize: Int, valueSize: Int, count: Int, data: [UInt8])
+
+    /// Each section's records (or the metadata's bytes), in the fixed section order.
+    static func sections(_ c: ImageContents) -> [Section] {
         @Sendable func table(_ t: ImageTable, count: Int, _ fill: (inout [UInt8]) -> Void) -> Section {
             var data: [UInt8] = []
             data.reserveCapacity(count * (ABI.keySize(t) + ABI.valueSize(t)))
@@ -257,8 +265,11 @@ public enum ImageEncoder {
                 return (ImageLayout.metadataKind, 0, 0, meta.count, meta)
             },
         ]
-        let sections = concurrentMap(jobs.count) { jobs[$0]() }
+        return concurrentMap(jobs.count) { jobs[$0]() }
+    }
 
+    /// Header, section table and the sections, 8-aligned, sealed with the digest.
+    static func layout(_ sections: [Section]) -> [UInt8] {
         // Lay out: header, section table, then each section 8-aligned.
         var offset = ImageLayout.headerSize + sections.count * ImageLayout.sectionEntrySize
         var placed: [(Int, Int)] = []
@@ -401,7 +412,9 @@ public enum ImageDecoder {
                     throw ImageError("\(table): \(count) records of \(keySize + valueSize) bytes do not fill \(length) bytes", offset: e + 8)
                 }
                 guard count <= ABI.maxEntries(table) else {
-                    throw ImageError("\(table): \(count) records exceed the datapath's capacity of \(ABI.maxEntries(table))", offset: e + 8)
+                    let problem = CapacityProblem(subject: .table(table), count: count, limit: ABI.maxEntries(table),
+                                                  constant: ImageCapacity.constant(table))
+                    throw ImageError(problem.description, offset: e + 8)
                 }
             } else {
                 guard keySize == 0, valueSize == 0, count == length else {
@@ -618,15 +631,14 @@ public enum ImageDecoder {
         }
 
         let meta = header.sections[ImageTable.allCases.count]
-        do {
-            let json = Array(bytes[meta.offset..<(meta.offset + meta.length)])
-            if materialize {
-                contents.metadata = try ImageMetadata.decode(json)
-            } else if decodeNodes {
-                contents.metadata.nodes = try ImageMetadata.decodeNodes(json)
+        if materialize {
+            contents.metadata = try metadata(bytes, meta)
+        } else if decodeNodes {
+            do {
+                contents.metadata.nodes = try ImageMetadata.decodeNodes(Array(bytes[meta.offset..<(meta.offset + meta.length)]))
+            } catch {
+                throw ImageError("metadata is not valid: \(PrintableText.escape("\(error)"))", offset: meta.offset)
             }
-        } catch {
-            throw ImageError("metadata is not valid: \(error)", offset: meta.offset)
         }
         return (header, contents)
     }

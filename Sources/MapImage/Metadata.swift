@@ -70,9 +70,9 @@ public struct NodeInfo: Codable, Hashable, Sendable {
     /// The id of the node named `name`; the error lists the names the image knows.
     static func id(named name: String, in nodes: [NodeInfo]) throws(ResolverError) -> UInt32 {
         if let n = nodes.first(where: { $0.name == name }) { return n.id }
-        let known = nodes.map(\.name).sorted()
+        let known = nodes.map { PrintableText.escape($0.name) }.sorted()
         let list = known.prefix(10).joined(separator: ", ") + (known.count > 10 ? ", …" : "")
-        throw ResolverError(message: "node \"\(name)\" is not in this image (known: \(known.isEmpty ? "none" : list))")
+        throw ResolverError(message: "node \"\(PrintableText.escape(name))\" is not in this image (known: \(known.isEmpty ? "none" : list))")
     }
 
     public var id: UInt32

@@ -52,6 +52,7 @@ public func hex(_ v: UInt32) -> String {
 
 /// The canonical text form of an image: one line per record in key-byte order (slots nested
 /// under their set), with names next to ids, so a reviewer reads a `diff` of two renderings.
+/// Strings from the image are escaped (PrintableText): no name can forge a line.
 public enum TextRenderer {
     public static func render(_ image: MapImage) -> String {
         let c = image.contents
@@ -105,7 +106,8 @@ public enum TextRenderer {
         for d in c.metadata.diagnostics {
             out.append("DIAGNOSTIC \(d.severity) \(d.object)\(d.field.isEmpty ? "" : " \(d.field)"): \(d.message)")
         }
-        return out.joined(separator: "\n") + "\n"
+        // Names, labels and messages are the image's own strings: each line stays one record.
+        return out.map(PrintableText.escape).joined(separator: "\n") + "\n"
     }
 
     static func ruleText(_ r: Rule, _ names: ImageNames) -> String {
@@ -233,6 +235,6 @@ public enum JSONRenderer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(doc) else { return "{}\n" }
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return PrintableText.escapeJSON(String(decoding: data, as: UTF8.self)) + "\n"
     }
 }

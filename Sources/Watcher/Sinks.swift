@@ -182,7 +182,8 @@ public struct DirectorySink: ImageSink {
 
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
         let name = "\(digest).image"
-        try ImageFile.writeAtomically(bytes, to: "\(directory)/\(name)")
+        // Verified before it is written: no file here that `inspect` or `load` would refuse.
+        try ImageFile.writeImage(bytes, to: "\(directory)/\(name)")
         let temporary = "\(directory)/.latest.\(getpid())"
         unlink(temporary)
         guard symlink(name, temporary) == 0 else { throw SinkError("symlink \(temporary): \(String(cString: strerror(errno)))") }

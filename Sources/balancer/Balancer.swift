@@ -32,21 +32,28 @@ struct CommandError: Error, CustomStringConvertible {
     var description: String
 }
 
-func readImageBytes(_ path: String) throws -> [UInt8] {
+func readImageBytes(_ path: String) throws(CommandError) -> [UInt8] {
     do {
         return try ImageFile.read(path)
     } catch {
-        throw CommandError(description: "cannot read image \(error)")
+        throw CommandError(description: "cannot read image \(PrintableText.escape(error.description))")
     }
 }
 
-func loadImage(_ path: String) throws -> MapImage {
+/// Reads and verifies an image; the error names the file, for a read and a verification failure.
+func loadImage(_ path: String) throws(CommandError) -> MapImage {
     let bytes = try readImageBytes(path)
     do {
         return try MapImage(bytes: bytes)
     } catch {
-        throw CommandError(description: "\(path): \(error)")
+        throw CommandError(description: "\(PrintableText.escape(path)): \(error)")
     }
+}
+
+/// Prints one line of text output with the image's (or the host's) strings in it escaped, so
+/// that it stays one line (PrintableText).
+func printLine(_ s: String) {
+    print(PrintableText.escape(s))
 }
 
 struct Compile: ParsableCommand {
@@ -99,13 +106,27 @@ struct Compile: ParsableCommand {
                                       options: CompileOptions(defaultRedirectRateLimit: redirectRateLimit))
         let t2 = clock.now
         let errors = result.diagnostics.filter { $0.severity == .error }.count
-        if errors > 0 && !keepGoing {
+        if errors > 0 && (!keepGoing || result.exceedsCapacity) {
             for d in result.diagnostics where verbose || d.severity != .note { printError(d.description) }
-            printError("\(errors) error\(errors == 1 ? "" : "s"); no image written (--keep-going writes it without the failing policies)")
+            printError("\(errors) error\(errors == 1 ? "" : "s"); no image written"
+                       + (result.exceedsCapacity ? " (the image would not fit the datapath)" : " (--keep-going writes it without the failing policies)"))
             throw ExitCode(1)
         }
-        let bytes = ImageEncoder.encode(result.contents)
-        let tEncoded = clock.now
+        // Checked against every capacity and verified as `inspect` and `load` verify it, before
+        // anything is written: no image file a reader would refuse.
+        let bytes: [UInt8]
+        var tEncoded = clock.now
+        do {
+            bytes = try ImageEncoder.encodeChecked(result.contents)
+            tEncoded = clock.now
+            try ImageEncoder.verifyEncoded(bytes)
+        } catch {
+            for d in result.diagnostics where verbose || d.severity != .note { printError(d.description) }
+            for line in error.description.split(separator: "\n") { printError("error: \(line)") }
+            printError("no image written")
+            throw ExitCode(1)
+        }
+        let tVerified = clock.now
         do {
             try ImageFile.writeAtomically(bytes, to: output)
         } catch {
@@ -127,7 +148,7 @@ struct Compile: ParsableCommand {
             getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
             let objects = snapshot.counts.filter { !$0.key.hasPrefix("skipped/") }.values.reduce(0, +)
             let line = "{\"parse_seconds\":\(s(t1 - t0)),\"model_seconds\":\(s(t2 - t1)),\"image_seconds\":\(s(tEncoded - t2)),"
-                + "\"write_seconds\":\(s(t3 - tEncoded)),\"total_seconds\":\(s(t3 - t0)),\"peak_rss_bytes\":\(Int(usage.ru_maxrss) * 1024),\"image_bytes\":\(bytes.count),"
+                + "\"verify_seconds\":\(s(tVerified - tEncoded)),\"write_seconds\":\(s(t3 - tVerified)),\"total_seconds\":\(s(t3 - t0)),\"peak_rss_bytes\":\(Int(usage.ru_maxrss) * 1024),\"image_bytes\":\(bytes.count),"
                 + "\"objects\":\(objects)}"
             printError(line)
         }
@@ -167,8 +188,8 @@ struct Diff: ParsableCommand {
     func run() throws {
         let a: MapImage, b: MapImage
         do {
-            a = try MapImage(bytes: try ImageFile.read(old))
-            b = try MapImage(bytes: try ImageFile.read(new))
+            a = try loadImage(old)
+            b = try loadImage(new)
         } catch {
             printError("error: \(error)")
             throw ExitCode(2)
@@ -249,16 +270,16 @@ struct Resolve: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(view)
-            print(String(decoding: data, as: UTF8.self))
+            print(PrintableText.escapeJSON(String(decoding: data, as: UTF8.self)))
         case .text:
             let from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
-            print("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
+            printLine("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
             if let f = r.frontend, let rule = r.rule, let i = r.ruleIndex {
-                print("  frontend \(f), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)")
+                printLine("  frontend \(f), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)")
             }
-            print("  \(r.reason)")
+            printLine("  \(r.reason)")
             if !r.backends.isEmpty {
-                print("  backends: " + r.backends.map(\.description).joined(separator: " "))
+                printLine("  backends: " + r.backends.map(\.description).joined(separator: " "))
             }
         }
     }
@@ -328,7 +349,10 @@ struct Load: ParsableCommand {
                 print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)\(skipNote)")
             }
         } catch let error as LoadError {
-            if case .image = error { throw CommandError(description: "\(image): \(error)") }
+            switch error {
+            case .image, .node: throw CommandError(description: "\(PrintableText.escape(image)): \(error)")
+            default: break
+            }
             throw CommandError(description: error.description)
         } catch {
             throw CommandError(description: "\(error)")
@@ -374,9 +398,14 @@ struct CheckLive: ParsableCommand {
     func run() throws {
         let verified: VerifiedImage
         do {
-            verified = try ImageDecoder.verify(try ImageFile.read(image), nodes: false)
+            let bytes = try readImageBytes(image)
+            do {
+                verified = try ImageDecoder.verify(bytes, nodes: false)
+            } catch {
+                throw CommandError(description: "\(PrintableText.escape(image)): \(error)")
+            }
         } catch {
-            printError("error: \(image): \(error)")
+            printError("error: \(error)")
             throw ExitCode(2)
         }
         let result: Datapath.LiveComparison
@@ -389,10 +418,10 @@ struct CheckLive: ParsableCommand {
         let named = result.liveDigest.map { $0 == verified.header.digestHex ? "; recorded as this image" : "; recorded as sha256 \($0)" }
             ?? "; no image digest recorded"
         if result.isEqual {
-            print("equal: live generation \(result.generation) holds exactly the \(result.imageRecords) records of \(image) (sha256 \(verified.header.digestHex))\(named)")
+            printLine("equal: live generation \(result.generation) holds exactly the \(result.imageRecords) records of \(image) (sha256 \(verified.header.digestHex))\(named)")
             return
         }
-        print("different: live generation \(result.generation) differs from \(image) (sha256 \(verified.header.digestHex)) in \(result.differenceCount) record\(result.differenceCount == 1 ? "" : "s"): "
+        printLine("different: live generation \(result.generation) differs from \(image) (sha256 \(verified.header.digestHex)) in \(result.differenceCount) record\(result.differenceCount == 1 ? "" : "s"): "
               + "\(result.missing) missing, \(result.extra) extra, \(result.changed) changed (\(result.liveRecords) live, \(result.imageRecords) in the image)\(named)")
         for d in result.differences {
             let key = d.key.map { hexByteString($0) }.joined()
@@ -473,13 +502,14 @@ struct Status: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
+        // The image first: a bad one is named whatever state the datapath is in.
+        let img = try image.map { (path: String) throws(CommandError) -> MapImage in try loadImage(path) }
         let st: Datapath.Status
         do {
             st = try Datapath(pinDir: pinDir).status(links: Attachment.links(pinDir: pinDir))
         } catch {
             throw CommandError(description: error.description)
         }
-        let img = try image.map { try loadImage($0) }
         let frontendNames = Dictionary((img?.contents.frontends ?? []).map { ($0.id, $0.key.description) }, uniquingKeysWith: { a, _ in a })
         let nodeName = img?.contents.metadata.node(id: st.config.nodeID)?.name
         switch output {
@@ -514,23 +544,24 @@ struct Status: ParsableCommand {
                             })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(view), as: UTF8.self))
+            print(PrintableText.escapeJSON(String(decoding: try encoder.encode(view), as: UTF8.self)))
         case .text:
-            print("pin dir \(pinDir): generation \(st.config.activeGeneration) live\(st.previousGeneration ? ", previous kept for rollback" : "")")
+            // The node's name is the image's; link names are the bpffs directory's entries.
+            printLine("pin dir \(pinDir): generation \(st.config.activeGeneration) live\(st.previousGeneration ? ", previous kept for rollback" : "")")
             let nodeLabel: String
             if let nodeName {
                 nodeLabel = " (\(nodeName))"
             } else {
                 nodeLabel = st.config.nodeID == 0 ? " (not a node)" : ""
             }
-            print("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
-            print("image: \(st.liveImage.map { "sha256 \($0)" } ?? "not recorded (written record by record since the last whole image, or not by balancer; `balancer check-live IMAGE` compares)")")
-            print("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-            print("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
-            if st.skipEntries > 0 { print("skipRedirectFromBackend: \(st.skipEntries) backend namespace entr\(st.skipEntries == 1 ? "y" : "ies")") }
+            printLine("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
+            printLine("image: \(st.liveImage.map { "sha256 \($0)" } ?? "not recorded (written record by record since the last whole image, or not by balancer; `balancer check-live IMAGE` compares)")")
+            printLine("tables: " + st.tables.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            printLine("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
+            if st.skipEntries > 0 { printLine("skipRedirectFromBackend: \(st.skipEntries) backend namespace entr\(st.skipEntries == 1 ? "y" : "ies")") }
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
-                print("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")
+                printLine("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")
             }
         }
     }

@@ -1,0 +1,117 @@
+#!/bin/bash
+# The image boundary on a real datapath: an image whose metadata was forged (names carrying
+# newlines, terminal escapes, C1 controls and bidirectional overrides; its digest re-sealed) is
+# loaded with `--node` set to a forged name; `status --image`, `status -o json` and `check-live`
+# must print one record per line, nothing a terminal would act on, valid JSON; a corrupt image
+# is refused by `load`, `check-live` and `status --image` with its file named. Needs root and
+# BALANCER (the binary). About 5 s.
+#
+# Sandbox: sandbox.sh (cgroup balancer-hostile-<pid>, a private bpffs in a private mount
+# namespace; no network namespace: nothing connects). Output: `ok NAME` / `FAIL NAME: why`, then
+# `N passed, M failed`.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/sandbox.sh"
+sb_init hostile
+
+# forge IN OUT: IN with its metadata's names replaced (node demo-worker, zone zone-b, service
+# kube-system/kube-dns), the metadata section re-laid and the digest re-sealed.
+forge() {
+	"$SB_PY" - "$1" "$2" <<'PY'
+import hashlib, json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+entry = 64 + 8 * 32                      # the metadata's section table entry (the 9th)
+off, length = struct.unpack_from("<QQ", b, entry + 16)
+meta = json.loads(b[off:off + length])
+bad = "\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b31m\u202e"
+for n in meta["nodes"]:
+    if n["name"] == "demo-worker":
+        n["name"] += bad
+for z in meta["zones"]:
+    z["name"] += "\r\x00\x7f"
+for s in meta["services"]:
+    if s["name"] == "kube-dns":
+        s["name"] += "\u2028VIP 10.0.0.1 service=forged"
+for g in meta["groups"]:
+    if g["ownerName"] == "kube-system/kube-dns":
+        g["ownerName"] += "\u2028VIP 10.0.0.1 service=forged"
+data = json.dumps(meta, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+out = b[:off] + data
+out += bytes(-len(out) % 8)
+struct.pack_into("<I", out, entry + 8, len(data))
+struct.pack_into("<Q", out, entry + 24, len(data))
+struct.pack_into("<Q", out, 24, len(out))
+out[32:64] = bytes(32)
+out[32:64] = hashlib.sha256(out).digest()
+open(sys.argv[2], "wb").write(out)
+PY
+}
+
+# clean TEXT: no control, separator or bidirectional character but the newlines.
+clean() {
+	"$SB_PY" -c '
+import sys, unicodedata
+t = sys.stdin.read()
+bad = [c for c in t if c != "\n" and (ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029\u061c\u200e\u200f" or 0x202a <= ord(c) <= 0x202e or 0x2066 <= ord(c) <= 0x2069)]
+sys.exit(1 if bad else 0)'
+}
+
+if sb_inner; then
+	R=$SB_WORK/results
+	report() { echo "$1"; echo "$1" >>"$R"; }
+	die() { report "FAIL setup: $*"; exit 1; }
+	check() { # check NAME CONDITION-EXIT-STATUS DETAIL
+		if [ "$2" = 0 ]; then report "ok $1"; else report "FAIL $1: $3"; fi
+	}
+	trap sb_inner_cleanup EXIT
+	trap 'exit 143' INT TERM
+	sb_mount_bpffs || die "mount bpffs on $SB_B"
+	out=$(sb_attach 2>&1) || die "$out"
+
+	img=$SB_WORK/forged.image
+	node=$(printf 'demo-worker\nNODE 0xdeadbeef forged\033[2J\007\302\23331m\342\200\256')
+	out=$("$BALANCER" load "$img" --pin-dir "$SB_B" --node "$node" 2>&1)
+	check load-forged $? "$out"
+
+	st=$("$BALANCER" status --pin-dir "$SB_B" --image "$img" 2>&1)
+	rc=$?
+	lines=$(printf '%s\n' "$st" | wc -l)
+	printf '%s' "$st" | clean
+	ok=$?
+	case "$rc/$ok/$lines/$st" in
+	0/0/[56]/*"node id "*" (demo-worker\\nNODE 0xdeadbeef forged\\x1b[2J\\x07\\u{9b}31m\\u{202e}), host mode pod"*) report "ok status-text-escaped" ;;
+	*) report "FAIL status-text-escaped: rc $rc, clean $ok, $lines lines: $(printf '%s' "$st" | od -c | head -20)" ;;
+	esac
+	js=$("$BALANCER" status --pin-dir "$SB_B" --image "$img" -o json 2>&1)
+	printf '%s' "$js" | clean && printf '%s' "$js" | "$SB_PY" -c '
+import json, sys
+v = json.load(sys.stdin)
+sys.exit(0 if v["node"] == "demo-worker\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b31m\u202e" else 1)'
+	check status-json-valid $? "$js"
+
+	cl=$("$BALANCER" check-live "$img" --pin-dir "$SB_B" 2>&1)
+	check check-live-forged $? "$cl"
+
+	bad=$SB_WORK/corrupt.image
+	out=$("$BALANCER" load "$bad" --pin-dir "$SB_B" 2>&1)
+	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) report "ok load-names-the-file" ;; *) report "FAIL load-names-the-file: $out" ;; esac
+	out=$("$BALANCER" check-live "$bad" --pin-dir "$SB_B" 2>&1)
+	case "$?/$out" in 2/"error: $bad: invalid image: digest mismatch"*) report "ok check-live-names-the-file" ;; *) report "FAIL check-live-names-the-file: $out" ;; esac
+	out=$("$BALANCER" status --pin-dir "$SB_B" --image "$bad" 2>&1)
+	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) report "ok status-names-the-file" ;; *) report "FAIL status-names-the-file: $out" ;; esac
+
+	out=$(sb_detach 2>&1) || report "FAIL detach: $out"
+	exit 0
+fi
+
+sb_install_trap
+out=$(sb_check_host 2>&1) || sb_fail_setup "$out"
+[ -n "${BALANCER:-}" ] || sb_fail_setup "set BALANCER to the balancer binary"
+sb_make_work || sb_fail_setup "mkdir $SB_WORK"
+sb_make_cgroup || sb_fail_setup "mkdir $SB_CG"
+"$BALANCER" compile "$here/../../../fixtures/example" -o "$SB_WORK/example.image" >/dev/null || sb_fail_setup "compile"
+forge "$SB_WORK/example.image" "$SB_WORK/forged.image" || sb_fail_setup "forge"
+"$SB_PY" -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-9] ^= 1; open(sys.argv[2], "wb").write(b)' \
+	"$SB_WORK/example.image" "$SB_WORK/corrupt.image" || sb_fail_setup "corrupt"
+sb_run_inner "$BASH" "$here/$(basename "$0")"
+sb_finish $?
