@@ -240,7 +240,7 @@ public final class ImagePipeline: Sendable {
             let result = compile(snapshot, inputDiagnostics, options.compile)
             logNewWarnings(result.diagnostics)
             let errors = result.diagnostics.filter { $0.severity == .error }
-            if !errors.isEmpty && !options.keepGoing {
+            if !errors.isEmpty && (!options.keepGoing || result.exceedsCapacity) {
                 return failed(errors.count, errors.prefix(5).map(\.description).joined(separator: "; "))
             }
             bytes = ImageEncoder.encode(result.contents)

@@ -93,17 +93,21 @@ import Testing
 
         // Inside compile: past BL_MAX_NODES, by node names endpoints mention.
         let n = ABI.maxEntries(.nodes) + 1
-        let endpoints = (0..<n).map { "{addresses: [10.3.\($0 / 250).\($0 % 250 + 1)], nodeName: n\($0)}" }.joined(separator: ", ")
-        let text = Self.manifests + """
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: api-2, namespace: shop, labels: {kubernetes.io/service-name: api}}
-            addressType: IPv4
-            ports: [{name: grpc, port: 9000, protocol: TCP}]
-            endpoints: [\(endpoints)]
+        // In slices of at most 1000 endpoints, the API server's limit.
+        var text = Self.manifests
+        for start in stride(from: 0, to: n, by: 1000) {
+            let endpoints = (start..<min(n, start + 1000)).map { "{addresses: [10.3.\($0 / 250).\($0 % 250 + 1)], nodeName: n\($0)}" }
+            text += """
+                ---
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: api-n\(start), namespace: shop, labels: {kubernetes.io/service-name: api}}
+                addressType: IPv4
+                ports: [{name: grpc, port: 9000, protocol: TCP}]
+                endpoints: [\(endpoints.joined(separator: ", "))]
 
-            """
+                """
+        }
         let (big, diags) = try InputLoader.load(contents: [("shop.yaml", Array(text.utf8))])
         let result = Compiler.compile(big, inputDiagnostics: diags)
         #expect(result.exceedsCapacity)
