@@ -60,10 +60,12 @@ long bl_json_skip_value(const uint8_t *buf, size_t len, size_t pos, size_t *line
 			i++;
 			break;
 		default: {
+			/* A scalar (number, true, false, null) ends at anything that cannot be part of
+			 * one: `1"a"` is two values, not one. */
 			size_t start = i;
 			while (i < len) {
 				uint8_t d = buf[i];
-				if (d == ',' || d == '}' || d == ']' || is_space(d))
+				if (d == ',' || d == '}' || d == ']' || d == '"' || d == '{' || d == '[' || d == ':' || is_space(d))
 					break;
 				i++;
 			}
@@ -111,7 +113,8 @@ int bl_yaml_has_directive(const uint8_t *buf, size_t len)
 		if (!p)
 			return 0;
 		size_t at = (size_t)(p - buf);
-		if (at == 0 || buf[at - 1] == '\n')
+		/* YAML breaks lines at LF, CRLF and a lone CR alike. */
+		if (at == 0 || buf[at - 1] == '\n' || buf[at - 1] == '\r')
 			return 1;
 		i = at + 1;
 	}

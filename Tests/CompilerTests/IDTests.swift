@@ -68,6 +68,22 @@ import Testing
         #expect(chunks.map(\.column) == [3, 3])
     }
 
+    /// Findings of the splitter fuzzer (fuzz/): each piece must parse as the whole file does.
+    @Test func fuzzerFindingsSplitAsTheWholeFileParses() throws {
+        // A document end right after another closes nothing: no piece of `...` alone.
+        let ends = ManifestSplitter.split(Array("a: 1\n...\n...\n# c\n...\nb: 2\n".utf8), file: "e.yaml", format: .yaml)
+        #expect(ends.count == 2)
+        for c in ends { _ = try ManifestReader.parseYAML(Array(Array("a: 1\n...\n...\n# c\n...\nb: 2\n".utf8)[c.range]), file: "e.yaml") }
+        // A scalar runs into a string: two values.
+        let json = Array("1\"a b\"".utf8)
+        #expect(ManifestSplitter.split(json, file: "s.json", format: .json).map(\.range) == [0..<1, 1..<6])
+        // A directive after a lone CR (a YAML line break) keeps the file whole.
+        #expect(ManifestSplitter.split(Array("a: 1\r%TAG ! tag:x,2000:\n---\nb: 2\n".utf8), file: "d.yaml", format: .yaml).count == 1)
+        // UTF-16: marker-like bytes mean nothing; whole.
+        #expect(ManifestSplitter.split([0xFE, 0xFF, 0x0A, 0x2D, 0x2D, 0x2D, 0x0A, 0x61], file: "u.yaml", format: .yaml).count == 1)
+        #expect(ManifestSplitter.split([0x61, 0x00, 0x0A, 0x00, 0x2D, 0x00, 0x2D, 0x00, 0x2D, 0x00, 0x0A, 0x00], file: "u.yaml", format: .yaml).count == 1)
+    }
+
     @Test func yamlDocumentsSplitAtMarkersOnly() {
         let yaml = "a: 1\n---\nb: |\n  --- not a marker inside\n  text\n...\n---\nc: 3\n"
         let chunks = ManifestSplitter.split(Array(yaml.utf8), file: "x.yaml", format: .yaml)

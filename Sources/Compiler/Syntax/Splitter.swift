@@ -51,6 +51,9 @@ enum ManifestSplitter {
     /// directives (`%YAML`) stay whole.
     static func splitYAML(_ b: [UInt8], file: String) -> [ManifestChunk]? {
         if ScanBridge.hasYAMLDirective(b) { return nil }
+        // UTF-16 and UTF-32 (a BOM, or a NUL among the first bytes, as YAML detects them): the
+        // byte patterns of markers mean nothing there; libyaml reads the file whole.
+        if b.starts(with: [0xFE, 0xFF]) || b.starts(with: [0xFF, 0xFE]) || b.prefix(4).contains(0) { return nil }
         let n = b.count
         var chunks: [ManifestChunk] = []
         var start = 0, startLine = 1
@@ -72,6 +75,13 @@ enum ManifestSplitter {
             line += 1
             if dots {
                 // An end marker closes the document (it stays in it); the next starts after it.
+                // One with no content since the last marker closes nothing: it is skipped (a
+                // piece holding only `...`, or comments and `...`, is not a YAML stream).
+                if isBlank(b, start..<m) {
+                    start = pos
+                    startLine = line
+                    continue
+                }
                 if pos > start {
                     chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<pos, line: startLine, column: 1))
                 }
@@ -83,6 +93,26 @@ enum ManifestSplitter {
             chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<n, line: startLine, column: 1))
         }
         return chunks.count > 1 ? chunks : nil
+    }
+
+    /// Only blank lines and comments.
+    static func isBlank(_ b: [UInt8], _ range: Range<Int>) -> Bool {
+        var i = range.lowerBound
+        var lineStart = true
+        while i < range.upperBound {
+            let c = b[i]
+            if c == UInt8(ascii: "#") && lineStart {
+                while i < range.upperBound && b[i] != 0x0A { i += 1 }
+                continue
+            }
+            if c == 0x0A {
+                lineStart = true
+            } else if c != 0x20 && c != 0x09 && c != 0x0D {
+                return false
+            }
+            i += 1
+        }
+        return true
     }
 
     // MARK: JSON
