@@ -16,8 +16,8 @@
  * checked against the live generation on every use (DESIGN.md decision 3).
  *
  * Layout: maps.h (maps, constants, the config read), addr.h (addresses and the context's address
- * fields), decide.h (the decision, as global functions the verifier checks once each), and here
- * the nine programs. Build: see build.sh next to this file.
+ * fields), decide.h (the decision; its three global functions are verified once each), and
+ * here the nine programs. Build: see build.sh next to this file.
  */
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -72,13 +72,13 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int sock_v6)
 {
 	struct bl_reverse_value *rv;
-	struct bl_frontend_value fe;
+	struct bl_frontend_value *fe;
 	struct bl_frontend_key fk;
 	struct bl_reverse_key rk;
 	struct bl_addr cur, backend, vip;
 	struct bl_cfg c;
 	__be16 vip_port_be;
-	__u32 frontend_id;
+	int vip_reject = 0;
 
 	if (ctx->protocol != BL_IPPROTO_UDP)
 		return BL_ALLOW;
@@ -103,9 +103,8 @@ static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int s
 	bl_addr_store(fk.addr, &vip);
 	fk.port_be = vip_port_be;
 	fk.proto = rv->proto;
-	frontend_id = rv->frontend_id;
-	__builtin_memset(&fe, 0, sizeof(fe));
-	if (bl_lookup_frontend(c.gen, &fk, 0, &fe) != BL_FE_FOUND || fe.frontend_id != frontend_id) {
+	fe = bl_find_frontend(c.gen, &fk, 0, &vip_reject);
+	if (!fe || fe->frontend_id != rv->frontend_id) {
 		/* A stale frontend: its reverse entry is dropped (DESIGN.md decision 3). */
 		bpf_map_delete_elem(&bl_reverse, &rk);
 		return BL_ALLOW;

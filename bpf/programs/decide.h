@@ -3,25 +3,32 @@
  * The translation decision (part of balancer.bpf.c, included once from it): Resolver.evaluate
  * step for step (docs/image-format.md, "How the datapath reads the tables").
  *
- * Each step is a global function (BL_SUBPROG). The verifier checks a global function once, on its
- * own, against the types of its arguments, and a call to it costs one instruction at the call
- * site whatever the callee does; a static function is instead walked again for every state its
- * caller reaches it in. Written as one inlined body, the rule chain, the three ways to a backend
- * (UDP stickiness, affinity, random slot + bpf_loop scan) and the branches of each multiplied
- * into more than the verifier's one million instructions on kernel 6.18.
+ * Three steps are global functions (BL_SUBPROG): the rule chain (bl_choose), the choice of the
+ * backend (bl_pick) and the target of one slot (bl_slot_target, the body of the bpf_loop scan).
+ * The verifier checks a global function once, on its own, against the types of its arguments,
+ * and a call to it costs the caller's verification one instruction whatever the callee does; a
+ * static function is walked again for every state its caller reaches it in. Written as one
+ * inlined body, the rules' branches times the three ways to a backend (UDP stickiness, affinity,
+ * random slot) times the bpf_loop callback, which the verifier walks as a loop body for each state
+ * it is reached in, came to more than the verifier's 1,000,000 instructions on kernel 6.18.44.
+ * Everything else is inlined: each call and return costs time at run time (a return goes
+ * through the return thunk on CPUs with return mitigations), so the functions are only where
+ * paths multiply; a TCP connect makes two calls, bl_choose and bl_pick.
  *
- * Consequences of the split, which the code below follows:
+ * What the split imposes, which the code below follows:
  *  - The verifier takes a global function's pointer arguments as possibly NULL: each checks them
  *    (one instruction each; the arg:nonnull tag would need kernel 6.8).
  *  - Map pointers cannot cross a global function's boundary (only scalars, the context and
- *    pointers to sized memory can), so a step that reads an image table looks it up itself under
- *    the generation it is given (an inlined array lookup: a few instructions).
+ *    pointers to sized memory can), so a function that reads an image table looks it up itself
+ *    under the generation it is given (an inlined array lookup: a few instructions).
  *  - A global function's result and whatever it writes through its pointer arguments are
- *    unknown to its caller's verification: every step reports through its return value and
- *    fills its outputs completely when it succeeds.
+ *    unknown to its caller's verification: each reports through its return value and fills its
+ *    outputs whole when it succeeds.
  *  - The context arrives as the program's context type, so helpers taking it work; only the
  *    per-program bodies in balancer.bpf.c read or write user_ip4/user_ip6 (whether a hook may
  *    touch them depends on its attach type, which a shared function cannot know).
+ *  - The stack of a program and the functions it calls together is limited to 512 bytes: the
+ *    frontend is used where it lies in its map, not copied.
  */
 #ifndef BL_DECIDE_H
 #define BL_DECIDE_H
@@ -85,62 +92,48 @@ static __always_inline int bl_is_member(__u32 gen, const struct bl_set_key *set,
 	return bpf_map_lookup_elem(members, &mk) != 0;
 }
 
-enum bl_frontend_found {
-	BL_FE_NONE = 0,
-	BL_FE_FOUND = 1,
-	BL_FE_VIP_REJECT = 2, /* none, and the address is a ClusterIP refusing unknown ports */
-};
-
-/* The frontend of key (address, port, protocol), copied to *out: the exact one, else the NodePort
- * wildcard of the address's family when the address is a node address. With check_vip, a ClusterIP
- * that refuses unknown ports answers BL_FE_VIP_REJECT instead of looking further. */
-BL_SUBPROG int bl_lookup_frontend(__u32 gen, const struct bl_frontend_key *key, int check_vip,
-				  struct bl_frontend_value *out)
+/* The frontend of key (address, port, protocol): the exact one, else the NodePort wildcard of the
+ * address's family when the address is a node address. With check_vip, a ClusterIP that refuses
+ * unknown ports sets *vip_reject instead of looking further. */
+static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, struct bl_frontend_key *key, int check_vip,
+								  int *vip_reject)
 {
 	struct bl_frontend_value *fe;
-	struct bl_frontend_key fk;
 	struct bl_addr_key ak;
 	struct bl_addr a, wild;
-	void *frontends, *vips, *node_addrs;
+	void *frontends, *node_addrs;
 
-	if (!key || !out)
-		return BL_FE_NONE;
-	fk = *key;
 	frontends = bpf_map_lookup_elem(&bl_frontends, &gen);
 	if (!frontends)
-		return BL_FE_NONE;
-	fe = bpf_map_lookup_elem(frontends, &fk);
-	if (fe) {
-		*out = *fe;
-		return BL_FE_FOUND;
-	}
+		return 0;
+	fe = bpf_map_lookup_elem(frontends, key);
+	if (fe)
+		return fe;
 
-	bl_addr_load(&a, fk.addr);
+	bl_addr_load(&a, key->addr);
 	bl_addr_store(ak.addr, &a);
 	if (check_vip) {
 		struct bl_vip_value *vip;
+		void *vips = bpf_map_lookup_elem(&bl_vips, &gen);
 
-		vips = bpf_map_lookup_elem(&bl_vips, &gen);
 		if (!vips)
-			return BL_FE_NONE;
+			return 0;
 		vip = bpf_map_lookup_elem(vips, &ak);
-		if (vip && (vip->flags & BL_VIP_REJECT_UNKNOWN_PORT))
-			return BL_FE_VIP_REJECT;
+		if (vip && (vip->flags & BL_VIP_REJECT_UNKNOWN_PORT)) {
+			*vip_reject = 1;
+			return 0;
+		}
 	}
 	node_addrs = bpf_map_lookup_elem(&bl_node_addrs, &gen);
 	if (!node_addrs || !bpf_map_lookup_elem(node_addrs, &ak))
-		return BL_FE_NONE;
+		return 0;
 
 	/* The wildcard of the family: ::ffff:0.0.0.0 or ::. */
 	__builtin_memset(&wild, 0, sizeof(wild));
 	if (bl_addr_is_v4(&a))
 		bl_addr_from_v4(&wild, 0);
-	bl_addr_store(fk.addr, &wild);
-	fe = bpf_map_lookup_elem(frontends, &fk);
-	if (!fe)
-		return BL_FE_NONE;
-	*out = *fe;
-	return BL_FE_FOUND;
+	bl_addr_store(key->addr, &wild);
+	return bpf_map_lookup_elem(frontends, key);
 }
 
 /* ---- counters ---------------------------------------------------------------------------------- */
@@ -156,12 +149,12 @@ static __always_inline void bl_count_apply(struct bl_counters *c, int outcome, _
 	c->fallthrough += fallthroughs;
 }
 
-BL_SUBPROG int bl_count(__u32 frontend_id, int outcome, __u32 fallthroughs)
+static __always_inline void bl_count(__u32 frontend_id, int outcome, __u32 fallthroughs)
 {
 	struct bl_counters *c;
 
 	if (outcome == BL_OUT_PASS && fallthroughs == 0)
-		return 0;
+		return;
 	c = bpf_map_lookup_elem(&bl_counters, &frontend_id);
 	if (!c) {
 		struct bl_counters init;
@@ -169,14 +162,13 @@ BL_SUBPROG int bl_count(__u32 frontend_id, int outcome, __u32 fallthroughs)
 		__builtin_memset(&init, 0, sizeof(init));
 		bl_count_apply(&init, outcome, fallthroughs);
 		if (bpf_map_update_elem(&bl_counters, &frontend_id, &init, BPF_NOEXIST) == 0)
-			return 0;
+			return;
 		/* Another CPU created it meanwhile. */
 		c = bpf_map_lookup_elem(&bl_counters, &frontend_id);
 		if (!c)
-			return 0;
+			return;
 	}
 	bl_count_apply(c, outcome, fallthroughs);
-	return 0;
 }
 
 /* ---- which rule serves, and from which set ------------------------------------------------------ */
@@ -237,16 +229,14 @@ static __always_inline int bl_from_backend(struct bpf_sock_addr *ctx, __u32 owne
 
 /* One rule of the chain: BL_NEXT_RULE when it does not apply or hands over (counted in
  * ch->fallthroughs), else the outcome; with BL_OUT_TRANSLATE, *ch names the set to pick from. */
-BL_SUBPROG int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const struct bl_rule *r,
-		       struct bl_choice *ch)
+static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const struct bl_rule *r,
+				   struct bl_choice *ch)
 {
 	struct bl_set_value *sv = 0;
 	__u32 gen, node_id, group;
 	__u16 flags;
 	void *sets;
 
-	if (!c || !r || !ch)
-		return BL_OUT_PASS;
 	gen = c->gen;
 	node_id = c->node_id;
 	group = r->group_id;
@@ -358,7 +348,8 @@ struct bl_use {
  * its node's address of the backend's family and the rule's nodePort. Nonzero when the backend
  * cannot be reached from here (no such backend, no node address of its family) — the Resolver
  * leaves such backends out of its answer. *t is whole when it answers 0. */
-BL_SUBPROG int bl_backend_target(__u32 gen, __u32 backend_id, const struct bl_use *use, struct bl_target *t)
+static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const struct bl_use *use,
+					     struct bl_target *t)
 {
 	struct bl_backend_value *b;
 	struct bl_id_key k;
@@ -366,7 +357,7 @@ BL_SUBPROG int bl_backend_target(__u32 gen, __u32 backend_id, const struct bl_us
 	__be16 port_be;
 	void *backends = bpf_map_lookup_elem(&bl_backends, &gen);
 
-	if (!use || !t || !backends)
+	if (!backends)
 		return -1;
 	k.id = backend_id;
 	b = bpf_map_lookup_elem(backends, &k);
@@ -409,14 +400,14 @@ BL_SUBPROG int bl_backend_target(__u32 gen, __u32 backend_id, const struct bl_us
 }
 
 /* The target of slot `index` of set `set` (bl_backend_target's answer). */
-BL_SUBPROG int bl_slot_target(__u32 gen, const struct bl_set_key *set, __u32 index, const struct bl_use *use,
-			      struct bl_target *t)
+static __always_inline int bl_slot_target_at(__u32 gen, const struct bl_set_key *set, __u32 index,
+					     const struct bl_use *use, struct bl_target *t)
 {
 	struct bl_slot_value *sv;
 	struct bl_slot_key sk;
 	void *slots = bpf_map_lookup_elem(&bl_slots, &gen);
 
-	if (!set || !use || !t || !slots)
+	if (!slots)
 		return -1;
 	__builtin_memset(&sk, 0, sizeof(sk));
 	sk.group_id = set->group_id;
@@ -427,6 +418,15 @@ BL_SUBPROG int bl_slot_target(__u32 gen, const struct bl_set_key *set, __u32 ind
 	if (!sv)
 		return -1;
 	return bl_backend_target(gen, sv->backend_id, use, t);
+}
+
+/* The same as a global function: the body of the bpf_loop scan, verified once. */
+BL_SUBPROG int bl_slot_target(__u32 gen, const struct bl_set_key *set, __u32 index, const struct bl_use *use,
+			      struct bl_target *t)
+{
+	if (!set || !use || !t)
+		return -1;
+	return bl_slot_target_at(gen, set, index, use, t);
 }
 
 /* The rest of the set, after the randomly picked slot turned out unusable: slots start+1 ...
@@ -533,7 +533,7 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 	if (!have) {
 		__u32 start = bpf_get_prandom_u32() % ch->count;
 
-		if (bl_slot_target(gen, &ch->set, start, &use, t) != 0) {
+		if (bl_slot_target_at(gen, &ch->set, start, &use, t) != 0) {
 			struct bl_scan s;
 
 			__builtin_memset(&s, 0, sizeof(s));
@@ -581,35 +581,35 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 
 /* connect4/6 and sendmsg4/6 after the socket checks: the outcome, and with BL_OUT_TRANSLATE the
  * target in req->t. Counters are bumped here. */
-BL_SUBPROG int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *req)
+static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *req)
 {
-	struct bl_frontend_value fe;
+	struct bl_frontend_value *fe;
 	struct bl_frontend_key fk;
 	struct bl_choice ch;
 	struct bl_cfg c;
-	int found, outcome;
+	int vip_reject = 0, outcome;
 
-	if (!req || !bl_read_config(&c))
+	if (!bl_read_config(&c))
 		return BL_OUT_PASS;
 	__builtin_memset(&fk, 0, sizeof(fk));
 	bl_addr_store(fk.addr, &req->dst);
 	fk.port_be = req->port_be;
 	fk.proto = req->proto;
-	__builtin_memset(&fe, 0, sizeof(fe));
-	found = bl_lookup_frontend(c.gen, &fk, 1, &fe);
-	if (found == BL_FE_VIP_REJECT) {
-		bl_count(0, BL_OUT_REJECT, 0);
-		return BL_OUT_REJECT;
-	}
-	if (found != BL_FE_FOUND)
+	fe = bl_find_frontend(c.gen, &fk, 1, &vip_reject);
+	if (!fe) {
+		if (vip_reject) {
+			bl_count(0, BL_OUT_REJECT, 0);
+			return BL_OUT_REJECT;
+		}
 		return BL_OUT_PASS;
-	req->frontend_id = fe.frontend_id;
+	}
+	req->frontend_id = fe->frontend_id;
 
 	__builtin_memset(&ch, 0, sizeof(ch));
-	outcome = bl_choose(ctx, &c, &fe, &ch);
+	outcome = bl_choose(ctx, &c, fe, &ch);
 	if (outcome == BL_OUT_TRANSLATE)
 		outcome = bl_pick(ctx, &c, &ch, req);
-	bl_count(fe.frontend_id, outcome, ch.fallthroughs);
+	bl_count(req->frontend_id, outcome, ch.fallthroughs);
 	return outcome;
 }
 
