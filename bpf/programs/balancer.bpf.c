@@ -16,8 +16,8 @@
  * checked against the live generation on every use (DESIGN.md decision 3).
  *
  * Layout: maps.h (maps, constants, the config read), addr.h (addresses and the context's address
- * fields), decide.h (the decision; its three global functions are verified once each), and
- * here the nine programs. Build: see build.sh next to this file.
+ * fields), decide.h with choose.h and pick.h (the decision; its three global functions are
+ * verified once each), and here the nine programs. Build: see build.sh next to this file.
  */
 #include <linux/bpf.h>
 #include <linux/types.h>
