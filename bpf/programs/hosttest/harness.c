@@ -372,6 +372,21 @@ int main(void)
 	config(0, 0, BL_HOST_MODE_POD);
 	EXPECT(call(bl_connect4, 0, "10.0.0.21", 80, TCP), "10.1.0.3:5353");
 
+	/* the third rule serves after two hand over; with all three handing over, the connect passes */
+	config(0, 0, BL_HOST_MODE_POD);
+	f = fe_new(0, "10.0.0.22", 80, TCP, 1060);
+	rule(f, 77, BL_ACTION_TRANSLATE, BL_RULE_FALLTHROUGH, 0, 0);
+	rule(f, 78, BL_ACTION_TRANSLATE, BL_RULE_FALLTHROUGH, 0, 0);
+	rule(f, 2, BL_ACTION_TRANSLATE, 0, 0, 0);
+	EXPECT(call(bl_connect4, 0, "10.0.0.22", 80, TCP), "10.1.0.3:5353");
+	EXPECT(counter(1060, 3) == 2 ? "2 fallthroughs" : "wrong count", "2 fallthroughs");
+	f = fe_new(0, "10.0.0.23", 80, TCP, 1061);
+	rule(f, 77, BL_ACTION_TRANSLATE, BL_RULE_FALLTHROUGH, 0, 0);
+	rule(f, 78, BL_ACTION_TRANSLATE, BL_RULE_FALLTHROUGH, 0, 0);
+	rule(f, 79, BL_ACTION_REJECT, BL_RULE_FALLTHROUGH, 0, 0);
+	EXPECT(call(bl_connect4, 0, "10.0.0.23", 80, TCP), "pass");
+	EXPECT(counter(1061, 3) == 3 ? "3 fallthroughs" : "wrong count", "3 fallthroughs");
+
 	/* generation flip: gen 1 without the frontend; reverse of a stale frontend dropped */
 	config(0, 0, BL_HOST_MODE_POD);
 	cookie = 700; rnd = 0;
