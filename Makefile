@@ -73,6 +73,11 @@ test: deps bpf
 	# (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/incremental.sh; \
 	else echo "e2e/incremental.sh skipped: attaching BPF programs needs root"; fi
+	# A forged image (control characters, escape sequences and NUL in its names) loaded: status and
+	# check-live print one record per line; a corrupt image is named by load, check-live and status
+	# (same sandbox). Needs root.
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/hostile-image.sh; \
+	else echo "e2e/hostile-image.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
 # Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/, and the expected refusals
