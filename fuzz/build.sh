@@ -27,7 +27,7 @@ needs_swift=0
 for t in "${TARGETS[@]}"; do [ "$t" = scan ] || needs_swift=1; done
 if [ $needs_swift = 1 ]; then
 	# swift-crypto, uninstrumented, from SwiftPM's debug build (a no-op when it is up to date).
-	swift build --target Crypto >/dev/null
+	swift build --target Crypto >"$OUT/deps.log" 2>&1 || { cat "$OUT/deps.log"; exit 1; }
 	DEP=$(swift build --show-bin-path)
 	CRYPTO_SRC=$ROOT/.build/checkouts/swift-crypto/Sources
 	mkdir -p "$OUT/deps"

@@ -5,12 +5,15 @@
 #
 # Each target starts from its seeds in fuzz/corpus/<target>/ (all replayed first) and adds what it
 # discovers to .build-fuzz/corpus/<target>/, which later runs continue from.
+# FUZZ_SMOKE=1 (make test) instead runs every seed and then a fixed number of new inputs from a
+# fixed random seed, with a fresh working corpus: the same inputs on every machine, about 10 s
+# per target here.
 # FUZZ_KEEP_GOING=1 runs each target in libFuzzer's fork mode, which goes on after a finding and
 # keeps every input that crashed, timed out or ran out of memory (for long runs).
 # Usage: fuzz/run.sh [target...]   (default: all). Build first with fuzz/build.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=$PWD/.build-fuzz
+OUT=${FUZZ_OUT:-$PWD/.build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(scan splitter loader image watch)
@@ -34,10 +37,19 @@ for t in "${TARGETS[@]}"; do
 	watch) extra=(-detect_leaks=0 -dict=fuzz/dict/json.dict) ;;
 	image) extra=(-detect_leaks=0) ;;
 	esac
+	limit=(-max_total_time="$SECONDS_EACH")
+	work=$OUT/corpus/$t
+	if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
+		case $t in scan) runs=300000 ;; splitter) runs=20000 ;; loader) runs=1500 ;; image) runs=30000 ;; watch) runs=10000 ;; esac
+		limit=(-runs=$runs -seed=1)
+		work=$OUT/smoke-corpus/$t
+		rm -rf "$work"
+	fi
 	[ "${FUZZ_KEEP_GOING:-0}" = 1 ] && extra+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
-	mkdir -p "$OUT/corpus/$t" "$OUT/artifacts/$t"
+	mkdir -p "$work" "$OUT/artifacts/$t"
 	log=$OUT/fuzz-$t.log
-	"$bin" "$OUT/corpus/$t" "fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+	start=$(date +%s)
+	"$bin" "$work" "fuzz/corpus/$t" "${limit[@]}" -rss_limit_mb=2048 -timeout=10 \
 		-print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "${extra[@]}" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -47,18 +59,19 @@ for t in "${TARGETS[@]}"; do
 		last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
 		execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
 		rate=$(sed -E 's/.*exec\/s: ([0-9]+).*/\1/' <<<"$last")
-		echo "fuzz-$t: ${execs:-?} executions (${rate:-?}/s), oom/timeout/crash $(sed -E 's/.*oom\/timeout\/crash: ([0-9/]+).*/\1/' <<<"$last"), corpus $(ls "$OUT/corpus/$t" | wc -l) inputs; kept: $(ls "$OUT/artifacts/$t" | tr '\n' ' ')"
+		echo "fuzz-$t: ${execs:-?} executions (${rate:-?}/s), oom/timeout/crash $(sed -E 's/.*oom\/timeout\/crash: ([0-9/]+).*/\1/' <<<"$last"), corpus $(ls "$work" | wc -l) inputs; kept: $(ls "$OUT/artifacts/$t" | tr '\n' ' ')"
 		[ -z "$(ls "$OUT/artifacts/$t")" ] || failed=1
 		continue
 	fi
-	corpus=$(ls "$OUT/corpus/$t" | wc -l)
+	took=$(($(date +%s) - start))
+	corpus=$(ls "$work" | wc -l)
 	found=$(grep -Eo "Test unit written to [^ ]+" "$log" | sed 's/Test unit written to //')
 	if [ $rc -ne 0 ] || [ -n "$found" ]; then
 		failed=1
 		kind=$(grep -Eo "ERROR: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|libFuzzer): [a-z-]+[a-z -]*|fuzz invariant violated: .*|runtime error: .*|Fatal error: .*" "$log" | head -1)
 		echo "fuzz-$t: FOUND after ${execs:-?} executions: ${kind:-exit $rc} — input ${found:-?} (log $log)"
 	else
-		echo "fuzz-$t: ${execs:-?} executions in ${SECONDS_EACH} s (${rate:-?}/s), corpus ${corpus} inputs, no crash"
+		echo "fuzz-$t: ${execs:-?} executions in ${took} s (${rate:-?}/s), ${corpus} new inputs kept, no crash"
 	fi
 done
 exit $failed
