@@ -1,5 +1,9 @@
 @testable import Compiler
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Target 1: the manifest splitter (Sources/Compiler/Syntax/Splitter.swift and its C byte loops).
 // The same input is split as YAML and as JSON. Besides crashes, each split is checked against
 // what it promises: pieces in order, inside the file, at the positions they claim, and — when the
@@ -26,11 +30,12 @@ func checkYAMLSplit(_ b: [UInt8]) {
         let p = position(of: c.range.lowerBound, in: b)
         check(c.line == p.line && c.column == 1, "YAML piece \(i) claims \(c.line):\(c.column), is at \(p.line):\(p.column)")
     }
-    guard chunks.count > 1, let whole = try? ManifestReader.parseYAML(b, file: "f.yaml") else { return }
+    guard chunks.count > 1, !Known.yamlFile(b), let whole = try? ManifestReader.parseYAML(b, file: "f.yaml") else { return }
     var pieces: [[UInt8]] = []
     for c in chunks {
         let piece = Array(b[c.range])
         guard let tree = try? ManifestReader.parseYAML(piece, file: "f.yaml") else {
+            if Known.yamlPiece(piece) { return }
             violated("the file parses whole but its YAML piece \(show(piece)) does not")
         }
         pieces += tree.documents.map { tree.canonicalDigest($0) }
@@ -58,6 +63,7 @@ func checkJSONSplit(_ b: [UInt8]) {
     for c in chunks {
         let piece = Array(b[c.range])
         guard let tree = try? ManifestReader.parseJSON(piece, file: "f.json") else {
+            if Known.jsonPiece(piece) { return }
             violated("the file parses whole but its JSON piece \(show(piece)) does not")
         }
         actual += tree.documents.map { tree.canonicalDigest($0) }
@@ -80,4 +86,36 @@ func checkJSONSplit(_ b: [UInt8]) {
         next += itemDigests.count
     }
     check(next == actual.count, "JSON pieces give \(actual.count) documents, the whole file \(next)")
+}
+
+/// Findings not fixed yet (fuzz/crashes/splitter/, fuzz/README.md). The differential checks skip
+/// inputs of exactly these shapes so that a run goes on to find new ones; with FUZZ_NO_KNOWN=1
+/// they are checked too (to see a fix work: FUZZ_NO_KNOWN=1 fuzz-splitter fuzz/crashes/splitter/*).
+/// Delete each case when its fix lands.
+enum Known {
+    static let tolerated = getenv("FUZZ_NO_KNOWN") == nil
+
+    /// yaml-utf16-bom-split-bytewise: a UTF-16/32 file is split at ASCII-looking bytes.
+    /// yaml-directive-after-cr: a directive after a CR line break is not seen, so the file is split.
+    static func yamlFile(_ b: [UInt8]) -> Bool {
+        guard tolerated else { return false }
+        let bom = b.starts(with: [0xFE, 0xFF]) || b.starts(with: [0xFF, 0xFE]) || b.starts(with: [0, 0, 0xFE, 0xFF])
+        return bom || zip(b, b.dropFirst()).contains { $0 == 0x0D && $1 == UInt8(ascii: "%") }
+    }
+
+    /// yaml-repeated-document-end: a piece that is only "..." lines (with blanks and comments).
+    static func yamlPiece(_ piece: [UInt8]) -> Bool {
+        guard tolerated else { return false }
+        let lines = piece.split(separator: 0x0A, omittingEmptySubsequences: true)
+        return lines.contains { $0.starts(with: Array("...".utf8)) } && lines.allSatisfy { line in
+            let t = line.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+            return t.isEmpty || t.first == UInt8(ascii: "#") || t.starts(with: Array("...".utf8))
+        }
+    }
+
+    /// json-scalar-runs-into-string: a top-level scalar's bytes run on into a string after it.
+    static func jsonPiece(_ piece: [UInt8]) -> Bool {
+        guard tolerated, let first = piece.first else { return false }
+        return first != UInt8(ascii: "{") && first != UInt8(ascii: "[") && first != UInt8(ascii: "\"") && piece.contains(UInt8(ascii: "\""))
+    }
 }
