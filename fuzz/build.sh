@@ -16,6 +16,9 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(scan splitter loader image watch)
 mkdir -p "$OUT"/{obj,modules,include/CBalancerABI,include/CManifestScan,bin}
 
+# Rebuilds an output only when one of its inputs is newer than it.
+stale() { local out=$1; shift; [ ! -e "$out" ] || [ -n "$(find "$@" -newer "$out" -print -quit)" ]; }
+
 # C libFuzzer target: needs nothing of Swift.
 build_scan() {
 	"$CLANG" -g -O1 -fuse-ld=lld -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -49,9 +52,6 @@ if [ $needs_swift = 1 ]; then
 		-Xcc "-fmodule-map-file=$CRYPTO_SRC/CCryptoBoringSSL/include/module.modulemap"
 		-Xcc -I -Xcc "$CRYPTO_SRC/CCryptoBoringSSL/include")
 
-	# Rebuilds a module only when one of its inputs is newer than its object.
-	stale() { local out=$1; shift; [ ! -e "$out" ] || [ -n "$(find "$@" -newer "$out" -print -quit)" ]; }
-
 	if stale "$OUT/obj/cscan.o" Sources/CManifestScan bpf/include bpf/abi_check.c; then
 		"$CLANG" -c -g -O1 -fPIC -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 			-I Sources/CManifestScan/include Sources/CManifestScan/manifest_scan.c -o "$OUT/obj/cscan.o"
@@ -79,13 +79,17 @@ build_swift() {
 }
 
 for t in "${TARGETS[@]}"; do
+	case $t in
+	scan) inputs=(Sources/CManifestScan fuzz/c) ;;
+	splitter | loader | image) inputs=(fuzz/Sources/common "fuzz/Sources/$t" "$OUT/obj" "$OUT/deps") ;;
+	watch) inputs=(fuzz/Sources/common fuzz/Sources/watch Sources/Watcher/WatchStream.swift "$OUT/obj" "$OUT/deps") ;;
+	*) echo "unknown fuzz target $t (scan splitter loader image watch)" >&2; exit 2 ;;
+	esac
+	stale "$OUT/bin/fuzz-$t" "${inputs[@]}" fuzz/build.sh || continue
 	echo "fuzz: building fuzz-$t"
 	case $t in
 	scan) build_scan ;;
-	splitter) build_swift splitter fuzz/Sources/splitter/*.swift ;;
-	loader) build_swift loader fuzz/Sources/loader/*.swift ;;
-	image) build_swift image fuzz/Sources/image/*.swift ;;
 	watch) build_swift watch fuzz/Sources/watch/*.swift Sources/Watcher/WatchStream.swift ;;
-	*) echo "unknown fuzz target $t (scan splitter loader image watch)" >&2; exit 2 ;;
+	*) build_swift "$t" "fuzz/Sources/$t"/*.swift ;;
 	esac
 done

@@ -40,7 +40,7 @@ for t in "${TARGETS[@]}"; do
 	limit=(-max_total_time="$SECONDS_EACH")
 	work=$OUT/corpus/$t
 	if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
-		case $t in scan) runs=300000 ;; splitter) runs=20000 ;; loader) runs=1500 ;; image) runs=30000 ;; watch) runs=10000 ;; esac
+		case $t in scan) runs=300000 ;; splitter) runs=20000 ;; loader) runs=3000 ;; image) runs=30000 ;; watch) runs=20000 ;; esac
 		limit=(-runs=$runs -seed=1)
 		work=$OUT/smoke-corpus/$t
 		rm -rf "$work"
@@ -71,7 +71,7 @@ for t in "${TARGETS[@]}"; do
 		kind=$(grep -Eo "ERROR: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|libFuzzer): [a-z-]+[a-z -]*|fuzz invariant violated: .*|runtime error: .*|Fatal error: .*" "$log" | head -1)
 		echo "fuzz-$t: FOUND after ${execs:-?} executions: ${kind:-exit $rc} — input ${found:-?} (log $log)"
 	else
-		echo "fuzz-$t: ${execs:-?} executions in ${took} s (${rate:-?}/s), ${corpus} new inputs kept, no crash"
+		echo "fuzz-$t: ${execs:-?} executions in ${took} s (${rate:-?}/s), corpus ${corpus} inputs, no crash"
 	fi
 done
 exit $failed
