@@ -32,7 +32,7 @@ func load(_ bytes: [UInt8], path: String) {
     do {
         _ = json ? try ManifestReader.parseJSON(bytes, file: path) : try ManifestReader.parseYAML(bytes, file: path)
     } catch {
-        if json && knownCompactionGap(bytes) { return }
+        if json && (knownCompactionGap(bytes) || knownListWrapperGap(bytes, error)) { return }
         violated("\(path) loads, but does not parse whole: \(error) — input \(show(bytes))")
     }
     let result = Compiler.compile(snapshot, inputDiagnostics: diagnostics)
@@ -63,4 +63,21 @@ func checkPositions(_ diagnostics: [Diagnostic], _ bytes: [UInt8], _ path: Strin
 func knownCompactionGap(_ bytes: [UInt8]) -> Bool {
     guard toleratingKnownFindings, JSONCompactor.isIndented(bytes) else { return false }
     return (try? ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: "in.json")) != nil
+}
+
+/// fuzz/crashes/loader/json-list-wrapper-never-parsed.json, not fixed yet: the splitter opens a
+/// List and only its items are parsed; the wrapper's other members (kind, apiVersion, metadata)
+/// are only skipped lexically, so a syntax error or bad bytes there go unreported. Skipped
+/// (unless FUZZ_NO_KNOWN=1) when the whole file's error lies outside every item of an opened List.
+func knownListWrapperGap(_ bytes: [UInt8], _ error: SyntaxError) -> Bool {
+    guard toleratingKnownFindings else { return false }
+    let items = ManifestSplitter.split(bytes, file: "in.json", format: .json).filter(\.isListItem).map(\.range)
+    guard !items.isEmpty, error.line >= 1 else { return false }
+    var line = 1, offset = 0
+    while line < error.line, let nl = bytes[offset...].firstIndex(of: 0x0A) {
+        offset = nl + 1
+        line += 1
+    }
+    offset += max(0, error.column - 1)
+    return !items.contains { $0.contains(offset) }
 }
