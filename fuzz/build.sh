@@ -4,7 +4,7 @@
 # Our modules (MapImage, Compiler, the C byte loops) are compiled here with swiftc/clang, with
 # libFuzzer's coverage instrumentation and AddressSanitizer (C also UBSan). swift-crypto, which
 # both modules import, is taken uninstrumented from SwiftPM's own debug build (`swift build
-# --target Compiler` builds it and nothing of NIO); its objects are linked as they are.
+# --target Crypto`, nothing of NIO; a no-op after `swift build`); its objects are linked as they are.
 # Usage: fuzz/build.sh [target...]   (default: all; targets: scan splitter loader image watch)
 set -euo pipefail
 cd "$(dirname "$0")/.."

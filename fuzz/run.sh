@@ -40,7 +40,7 @@ for t in "${TARGETS[@]}"; do
 	limit=(-max_total_time="$SECONDS_EACH")
 	work=$OUT/corpus/$t
 	if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
-		case $t in scan) runs=300000 ;; splitter) runs=20000 ;; loader) runs=3000 ;; image) runs=30000 ;; watch) runs=20000 ;; esac
+		case $t in scan) runs=300000 ;; splitter) runs=30000 ;; loader) runs=5000 ;; image) runs=30000 ;; watch) runs=30000 ;; esac
 		limit=(-runs=$runs -seed=1)
 		work=$OUT/smoke-corpus/$t
 		rm -rf "$work"
