@@ -69,10 +69,14 @@ func knownCompactionGap(_ bytes: [UInt8]) -> Bool {
 /// List and only its items are parsed; the wrapper's other members (kind, apiVersion, metadata)
 /// are only skipped lexically, so a syntax error or bad bytes there go unreported. Skipped
 /// (unless FUZZ_NO_KNOWN=1) when the whole file's error lies outside every item of an opened List.
+/// Found as a ServiceList with a broken metadata, and as a List with empty items and garbage
+/// members.
 func knownListWrapperGap(_ bytes: [UInt8], _ error: SyntaxError) -> Bool {
     guard toleratingKnownFindings else { return false }
-    let items = ManifestSplitter.split(bytes, file: "in.json", format: .json).filter(\.isListItem).map(\.range)
-    guard !items.isEmpty, error.line >= 1 else { return false }
+    let pieces = ManifestSplitter.split(bytes, file: "in.json", format: .json)
+    let items = pieces.filter(\.isListItem).map(\.range)
+    // An opened List: item pieces, or none at all (a List whose items are empty).
+    guard pieces.isEmpty || !items.isEmpty, error.line >= 1 else { return false }
     var line = 1, offset = 0
     while line < error.line, let nl = bytes[offset...].firstIndex(of: 0x0A) {
         offset = nl + 1
