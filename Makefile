@@ -10,8 +10,9 @@ SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build release bpf test golden demo bench clean
+.PHONY: all deps build release bpf test fuzz golden demo bench clean
 
 all: build
 
@@ -50,6 +51,11 @@ test: deps bpf
 	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
 	else echo "verify.sh skipped: loading BPF programs needs root"; fi
 	$(SWIFT) build --build-tests
+	# Coverage-guided fuzzers (fuzz/README.md), smoke: every seed of fuzz/corpus/, then a fixed
+	# number of new inputs per target from a fixed random seed (35-45 s; the first instrumented
+	# build of MapImage and Compiler adds about 2 min of CPU, later builds only relink).
+	bash fuzz/build.sh
+	FUZZ_SMOKE=1 bash fuzz/run.sh
 	# deploy/agent against the code: RBAC covers exactly what the watcher reads; every flag the
 	# DaemonSet passes exists.
 	python3 deploy/check.py $(BALANCER)
@@ -80,6 +86,11 @@ test: deps bpf
 	else echo "e2e/hostile-image.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 
+# Runs each fuzzer (fuzz/README.md) for FUZZ_SECONDS and prints executions and findings.
+fuzz: deps
+	bash fuzz/build.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
 # Rewrites golden/<case>.image and golden/<case>.txt from fixtures/<case>/, and the expected refusals
 # fixtures/hostile/*.expected. Review the diff.
 # Cases whose compile reports policy errors are rendered as --keep-going writes them (the Swift
@@ -107,4 +118,4 @@ bench: deps bpf
 	else echo "bench/swap.sh and bench/hook.sh skipped: they need root"; fi
 
 clean:
-	rm -rf .build bench/out
+	rm -rf .build .build-fuzz bench/out

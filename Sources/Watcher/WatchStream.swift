@@ -58,7 +58,7 @@ public struct WatchStream: Sendable {
             if chunk[i] == UInt8(ascii: "\n") {
                 pending.append(contentsOf: chunk[start..<i])
                 if pending.count > maxLineBytes { throw tooLong(pending.count) }
-                if !pending.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
+                if !pending.allSatisfy(Self.isKeepAlive) {
                     events.append(try event(pending))
                 }
                 pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
@@ -79,9 +79,15 @@ public struct WatchStream: Sendable {
     /// The end of the stream: an incomplete last line is an error (the connection broke mid-event).
     public mutating func finish() throws(Failure) {
         defer { pending.removeAll() }
-        if pending.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }) {
+        if !pending.allSatisfy(Self.isKeepAlive) {
             throw Failure(description: "the stream ended inside an event (\(pending.count) bytes)")
         }
+    }
+
+    /// Bytes of a blank (keep-alive) line, skipped whole; the same at the end of the stream, so a
+    /// body cut after a partial keep-alive ends cleanly however it was chunked.
+    static func isKeepAlive(_ b: UInt8) -> Bool {
+        b == UInt8(ascii: " ") || b == UInt8(ascii: "\r") || b == UInt8(ascii: "\t")
     }
 
     func event(_ line: [UInt8]) throws(Failure) -> Event {

@@ -72,7 +72,7 @@ import Testing
     @Test func fuzzerFindingsSplitAsTheWholeFileParses() throws {
         // A document end right after another closes nothing: no piece of `...` alone.
         let ends = ManifestSplitter.split(Array("a: 1\n...\n...\n# c\n...\nb: 2\n".utf8), file: "e.yaml", format: .yaml)
-        #expect(ends.count == 2)
+        #expect(ends.count == 2 && ends[0].range.upperBound == ends[1].range.lowerBound)
         for c in ends { _ = try ManifestReader.parseYAML(Array(Array("a: 1\n...\n...\n# c\n...\nb: 2\n".utf8)[c.range]), file: "e.yaml") }
         // A scalar runs into a string: two values.
         let json = Array("1\"a b\"".utf8)

@@ -48,4 +48,20 @@ import Testing
         var u = WatchStream()
         #expect(throws: WatchStream.Failure.self) { try u.feed(Array("not json\n".utf8)) }
     }
+
+    /// Found by fuzz/ (watch target): a body ending in a partial keep-alive line with a tab
+    /// failed at the end although the same bytes as a whole line are skipped.
+    @Test func keepAliveBytesAreTheSameMidStreamAndAtTheEnd() throws {
+        for blank in [" ", "\t", "\r", " \t\r"] {
+            var whole = WatchStream()
+            #expect(try whole.feed(Array((blank + "\n").utf8)).isEmpty)
+            try whole.finish()
+            var cut = WatchStream()
+            #expect(try cut.feed(Array(blank.utf8)).isEmpty)
+            #expect(throws: Never.self, "trailing \(blank.debugDescription)") { try cut.finish() }
+        }
+        var s = WatchStream()
+        _ = try s.feed(Array("\t{".utf8))
+        #expect(throws: WatchStream.Failure.self) { try s.finish() }
+    }
 }

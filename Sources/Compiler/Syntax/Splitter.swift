@@ -75,9 +75,11 @@ enum ManifestSplitter {
             line += 1
             if dots {
                 // An end marker closes the document (it stays in it); the next starts after it.
-                // One with no content since the last marker closes nothing: it is skipped (a
-                // piece holding only `...`, or comments and `...`, is not a YAML stream).
-                if isBlank(b, start..<m) {
+                // One with no content since the last marker closes nothing, and a piece holding
+                // only `...` (or comments and `...`) is not a YAML stream: it stays with the
+                // piece before it, which libyaml reads with it as the whole file would be read.
+                if isBlank(b, start..<m), let last = chunks.indices.last {
+                    chunks[last].range = chunks[last].range.lowerBound..<pos
                     start = pos
                     startLine = line
                     continue
