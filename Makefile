@@ -12,7 +12,7 @@ RELEASE_BALANCER := .build/release/balancer
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build release bpf test fuzz golden demo bench clean
+.PHONY: all deps build release bpf test fuzz golden demo bench fault clean
 
 all: build
 
@@ -116,6 +116,15 @@ bench: deps bpf
 	@if [ "$$(id -u)" = 0 ]; then bash bench/incremental.sh; else echo "bench/incremental.sh skipped: it needs root"; fi
 	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh && bash bench/hook.sh; \
 	else echo "bench/swap.sh and bench/hook.sh skipped: they need root"; fi
+
+# Fault figures (bench/fault.sh, bench/README.md): 1,000 `balancer load`s and 100 watchers killed
+# with SIGKILL at random points under continuous connects, in the kernel sandbox, with a release
+# build; ends with one summary block (also in bench/out/fault/summary.txt). Root only; about 45
+# minutes on 2 cores.
+fault: deps bpf
+	@if [ "$$(id -u)" != 0 ]; then echo "make fault needs root: it attaches the datapath in a sandbox"; exit 1; fi
+	$(SWIFT) build -c release
+	BALANCER=$(CURDIR)/$(RELEASE_BALANCER) bash bench/fault.sh
 
 clean:
 	rm -rf .build .build-fuzz bench/out
