@@ -22,8 +22,10 @@ func check(_ condition: Bool, _ message: @autoclosure () -> String) {
 }
 
 /// 1-based line and byte column of `offset` in `bytes`.
-func position(of offset: Int, in bytes: [UInt8]) -> (line: Int, column: Int) {
-    var line = 1, lineStart = 0
+/// A UTF-8 byte order mark at the start of a JSON file is not a column: the splitter hands jansson
+/// the bytes after it, and editors show the first character after it in column 1.
+func position(of offset: Int, in bytes: [UInt8], bomIsColumn: Bool = true) -> (line: Int, column: Int) {
+    var line = 1, lineStart = !bomIsColumn && offset >= 3 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
     for i in 0..<offset where bytes[i] == 0x0A {
         line += 1
         lineStart = i + 1
