@@ -50,7 +50,8 @@ if sb_inner; then
 	client tcp clusterip-tcp 10.96.0.10 80 40 "$WEB"
 	# b. A port the ClusterIP lacks: refused by the VIP entry.
 	client refused clusterip-unknown-port 10.96.0.10 81 ECONNREFUSED
-	# e. A REJECT rule; a LOCAL_ONLY rule without a local set on node 7 (a cluster set exists).
+	# e. A REJECT rule (no endpoints); a LOCAL_ONLY rule (internalTrafficPolicy Local) without a
+	# local set on e2e-node (its only endpoint is on e2e-other).
 	client refused reject-rule 10.96.0.20 80 ECONNREFUSED
 	client refused local-only-no-local-set 10.96.0.30 80 EHOSTUNREACH
 	# Counters so far (`balancer status -o json`, named by frontend): web's TCP frontend
