@@ -60,29 +60,29 @@ test: deps bpf
 	# DaemonSet passes exists.
 	python3 deploy/check.py $(BALANCER)
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
-	# private bpffs (DESIGN.md's sandbox rules); records written with bpftool, then a compiled
-	# image loaded with `balancer load` and rolled back. Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/run.sh; \
+	# private bpffs (DESIGN.md's sandbox rules, e2e/sandbox.sh); programs attached by bpftool,
+	# then by `balancer attach`; compiled images loaded with `balancer load` and rolled back. Needs root.
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/run.sh; \
 	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
 	# Differential: for every golden fixture and every probe of its expect.txt, the kernel reaches
 	# exactly the backends the Resolver names, or fails as it says (same sandbox). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/differential.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/differential.sh; \
 	else echo "e2e/differential.sh skipped: attaching BPF programs needs root"; fi
 	# LocalRedirectPolicy and BalancingPolicy behaviour that depends on the host, on time or on a
 	# sequence of images: node, pods vanishing, skipRedirectFromBackend, rate limit, redirect modes
 	# and host mode nodeport, rule priority, node selection (same sandbox). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/policies.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/policies.sh; \
 	else echo "e2e/policies.sh skipped: attaching BPF programs needs root"; fi
 	# Incremental loads: `watch --dir` writes only the records that differ into the standby
 	# generation; after every change (endpoints, Services, a broken file, a change beyond the maps'
 	# headroom, a rollback) `check-live` finds the live tables equal to `compile` of the same tree
 	# (same sandbox). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/incremental.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/incremental.sh; \
 	else echo "e2e/incremental.sh skipped: attaching BPF programs needs root"; fi
 	# A forged image (control characters, escape sequences and NUL in its names) loaded: status and
 	# check-live print one record per line; a corrupt image is named by load, check-live and status
 	# (same sandbox). Needs root.
-	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash bpf/programs/e2e/hostile-image.sh; \
+	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/hostile-image.sh; \
 	else echo "e2e/hostile-image.sh skipped: attaching BPF programs needs root"; fi
 	$(SWIFT) test --skip-build
 

@@ -19,28 +19,23 @@
 # also written with every figure to bench/out/fault/ (summary.txt, loads.json, watch.json).
 # About 45 min for both on the 2-core development machine.
 #
-# Sandbox: bpf/programs/e2e/sandbox.sh (DESIGN.md's rules for kernel tests): the programs are
+# Sandbox: e2e/sandbox.sh (DESIGN.md's rules for kernel tests): the programs are
 # attached only to the cgroup balancer-fault-<pid> made here, pins live in a private bpffs in a
 # private mount namespace, the client connects only from the namespace balancer-fault-c-<pid>
 # to the servers in balancer-fault-s-<pid> (10.99.0.2-4), and everything is removed on exit.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-. "$root/bpf/programs/e2e/sandbox.sh"
+. "$here/../e2e/sandbox.sh"
+BALANCER=${BALANCER:-$SB_ROOT/.build/release/balancer}
 sb_init fault
-BALANCER=${BALANCER:-$root/.build/release/balancer}
-OUT=$root/bench/out/fault
-export BALANCER OUT
+OUT=$SB_ROOT/bench/out/fault
+export OUT
 mode=${1:-all}
 case "$mode" in loads | watch | all) ;; *) echo "usage: $0 [loads|watch|all]" >&2; exit 2 ;; esac
 
 # ---- inner half: inside `unshare -m --propagation private` ------------------------------------
 if sb_inner; then
-	R=$SB_WORK/results
-	report() { echo "$1"; echo "$1" >>"$R"; }
-	trap sb_inner_cleanup EXIT
-	trap 'exit 143' INT TERM
-	sb_mount_bpffs || { report "FAIL setup: mount bpffs on $SB_B"; exit 1; }
+	sb_inner_start none
 	cluster() { echo "$OUT/seed$1/cluster.compact.json"; }
 	part() { # part NAME ARGS...: one driver; its summary block is kept in $OUT
 		local name=$1 rc
@@ -50,15 +45,15 @@ if sb_inner; then
 		cat "$SB_WORK/$name.summary"
 		cp "$SB_WORK/$name.summary" "$OUT/$name.summary" 2>/dev/null
 		cp "$SB_WORK/$name.json" "$OUT/$name.json" 2>/dev/null
-		if [ "$rc" = 0 ]; then report "ok $name"; else
-			report "FAIL $name: $(grep -m1 '^FAIL' "$SB_WORK/$name.summary" || echo "exit status $rc")"; fi
+		if [ "$rc" = 0 ]; then sb_report "ok $name"; else
+			sb_report "FAIL $name: $(grep -m1 '^FAIL' "$SB_WORK/$name.summary" || echo "exit status $rc")"; fi
 	}
 	if [ "$mode" != watch ]; then part loads "$(cluster 1)" "$(cluster 2)"; fi
 	if [ "$mode" != loads ]; then
 		# A datapath of its own: attached anew, nothing loaded.
 		sb_detach >/dev/null
 		rm -rf "${SB_B:?}/maps" "${SB_B:?}/links"
-		out=$(sb_attach 2>&1) || { report "FAIL setup: $out"; exit 1; }
+		out=$(sb_attach 2>&1) || sb_die "$out"
 		part watch "$(cluster 1)"
 	fi
 	sb_detach >/dev/null
@@ -66,9 +61,7 @@ if sb_inner; then
 fi
 
 # ---- outer half -------------------------------------------------------------------------------
-if [ ! -x "$BALANCER" ]; then
-	(cd "$root" && swift build -c release >&2) || { echo "FAIL setup: swift build -c release"; exit 1; }
-fi
+sb_build_missing release "$BALANCER" || { echo "FAIL setup: swift build -c release"; exit 1; }
 mkdir -p "$OUT"
 for s in 1 2; do
 	python3 "$here/gen_cluster.py" --format json --seed "$s" --out "$OUT/seed$s" --if-stale \
@@ -76,18 +69,13 @@ for s in 1 2; do
 		{ echo "FAIL setup: gen_cluster.py"; exit 1; }
 done
 rm -f "$OUT"/*.summary "$OUT"/*.json "$OUT/summary.txt"
-sb_install_trap
-out=$(sb_check_host 2>&1) || sb_fail_setup "$out"
-sb_make_work || sb_fail_setup "mkdir $SB_WORK"
-sb_make_cgroup || sb_fail_setup "mkdir $SB_CG"
-sb_make_netns || sb_fail_setup "network namespaces"
+sb_setup -n
 sb_add_backends 10.99.0.3 10.99.0.4 || sb_fail_setup "addresses"
 ip netns exec "$SB_NSC" sysctl -q -w net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000" ||
 	sb_fail_setup "client netns sysctls"
 out=$(sb_start_server --wildcard 8080,5353 2>&1) || sb_fail_setup "$out"
 
-sb_run_inner "$BASH" "$here/$(basename "$0")" "$mode"
-sb_finish $?
+sb_run_self "$mode"
 rc=$?
 {
 	echo

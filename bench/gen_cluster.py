@@ -641,21 +641,21 @@ def main(argv: list[str] | None = None) -> int:
 
     files = {}
     timings = {"model_seconds": round(t_model, 3)}
+
+    def write(kind, name, writer, timing=None):
+        """a.out/NAME written by WRITER(path), listed in files as KIND; its time in timings[TIMING]."""
+        t = time.perf_counter()
+        p = os.path.join(a.out, name)
+        writer(p)
+        if timing:
+            timings[timing] = round(time.perf_counter() - t, 3)
+        files[kind] = {"path": name, "bytes": os.path.getsize(p)}
+
     if a.format in ("json", "both"):
-        t = time.perf_counter()
-        p = os.path.join(a.out, "cluster.json")
-        write_json(p, items)
-        timings["json_seconds"] = round(time.perf_counter() - t, 3)
-        files["json"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
-        p = os.path.join(a.out, "cluster.compact.json")
-        write_json(p, items, compact=True)
-        files["json-compact"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
+        write("json", "cluster.json", lambda p: write_json(p, items), "json_seconds")
+        write("json-compact", "cluster.compact.json", lambda p: write_json(p, items, compact=True))
     if a.format in ("yaml", "both"):
-        t = time.perf_counter()
-        p = os.path.join(a.out, "cluster.yaml")
-        write_yaml(p, items)
-        timings["yaml_seconds"] = round(time.perf_counter() - t, 3)
-        files["yaml"] = {"path": os.path.basename(p), "bytes": os.path.getsize(p)}
+        write("yaml", "cluster.yaml", lambda p: write_yaml(p, items), "yaml_seconds")
 
     stats = {
         "params": params,

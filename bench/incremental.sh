@@ -3,33 +3,30 @@
 # from the watch event being decoded to the new generation being live, through
 # `balancer watch --kubeconfig` and a real pinned datapath; then a burst of 1,000 changes.
 # The API server is a double (bench/incremental.py) serving bench/out/cluster.compact.json.
-# Runs in a private bpffs (its own mount namespace) with the programs attached to a cgroup it
-# creates; no traffic. Needs root. Usage: bench/incremental.sh (after bench/run.sh generated the
-# cluster; BENCH_SINGLE, BENCH_INTERVAL, BENCH_BURST tune the phases).
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-BAL=${BALANCER:-$root/.build/release/balancer}
-[ -x "$BAL" ] || (cd "$root" && swift build -c release >/dev/null)
-cluster=$root/bench/out/cluster.compact.json
-[ -f "$cluster" ] || python3 "$root/bench/gen_cluster.py" --format json --if-stale >/dev/null
+# Runs in the kernel tests' sandbox (e2e/sandbox.sh: a private bpffs in its own mount namespace,
+# the programs attached to a cgroup it creates); no traffic. Needs root. Usage:
+# bench/incremental.sh (after bench/run.sh generated the cluster; BENCH_SINGLE, BENCH_INTERVAL,
+# BENCH_BURST tune the phases).
+set -u
+. "$(dirname "$0")/../e2e/sandbox.sh"
+BALANCER=${BALANCER:-$SB_ROOT/.build/release/balancer}
+sb_init incr
+cluster=$SB_ROOT/bench/out/cluster.compact.json
+export cluster
 
-work=/tmp/balancer-incr-$$
-CG=/sys/fs/cgroup/unified/balancer-incr-$$
-mkdir -p "$work/bpffs"
-mkdir "$CG"
-cleanup() {
-	set +e
-	rmdir "$CG" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# ---- inner half: inside `unshare -m --propagation private` ------------------------------------
+if sb_inner; then
+	sb_inner_start
+	BENCH_WORK=$SB_WORK python3 "$SB_ROOT/bench/incremental.py" "$cluster" -- "$BALANCER" watch --pin-dir "$SB_B" --log-level info ||
+		sb_die "bench/incremental.py: exit status $?"
+	sb_detach >/dev/null
+	exit 0
+fi
 
-export BAL CG work cluster root
-unshare -m --propagation private bash -c '
-	set -eu
-	B=$work/bpffs
-	mount -t bpf bpf "$B"
-	trap "\"$BAL\" detach --cgroup \"$CG\" --pin-dir \"$B\" >/dev/null 2>&1; umount \"$B\"" EXIT
-	"$BAL" attach --cgroup "$CG" --pin-dir "$B" >/dev/null
-	BENCH_WORK=$work python3 "$root/bench/incremental.py" "$cluster" -- "$BAL" watch --pin-dir "$B" --log-level info
-'
+# ---- outer half -------------------------------------------------------------------------------
+set -e
+sb_build_missing release "$BALANCER"
+[ -f "$cluster" ] || python3 "$SB_ROOT/bench/gen_cluster.py" --format json --if-stale >/dev/null
+set +e
+sb_setup
+sb_run_self

@@ -22,6 +22,9 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "e2e"))
+from sandbox import answer  # noqa: E402  (e2e/sandbox.py: server.py's answer)
+
 TIMEOUT = 2.0
 
 
@@ -59,13 +62,7 @@ def main():
         try:
             if kind == "tcp":
                 s.connect(dst)
-                reply = b""
-                while not reply.endswith(b"\n"):
-                    chunk = s.recv(100)
-                    if not chunk:
-                        break
-                    reply += chunk
-                who = reply.decode().strip()
+                who = answer(s)
             else:
                 s.sendto(b"ping", dst)
                 data, src = s.recvfrom(2048)

@@ -1,5 +1,5 @@
-"""What both fault drivers (loads.py, watch.py) share: the sandbox's names (from sandbox.sh's
-environment), the manifests of the services the client connects to, running balancer, reading
+"""What both fault drivers (loads.py, watch.py) share: the sandbox's names (e2e/sandbox.py), the
+manifests of the services the client connects to, running balancer, reading
 the datapath's generation records, the continuous client, and figures."""
 import json
 import os
@@ -10,11 +10,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "e2e"))
+import sandbox  # noqa: E402  (e2e/sandbox.py)
+from sandbox import B, CG, NSC, WORK  # noqa: E402,F401  (the bpffs, the test cgroup, the client netns, the run's directory)
+
 BAL = os.environ.get("BALANCER", "")
-B = os.environ.get("SB_B", "")  # the private bpffs (pin dir)
-CG = os.environ.get("SB_CG", "")  # the test cgroup
-NSC = os.environ.get("SB_NSC", "")  # the client network namespace
-WORK = os.environ.get("SB_WORK", "")
 NODE = "e2e-node"
 
 # The services the client connects to, in every image: web (TCP 80 -> 8080, UDP 53 -> 5353) on
@@ -31,50 +31,39 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def service_yaml(name, vip, ports, endpoints):
+    """Service fault/NAME on VIP and its one slice: PORTS are (name, port, protocol, targetPort),
+    ENDPOINTS the slice's endpoint lines."""
+    sp = "".join(f"  - {{name: {n}, port: {p}, protocol: {pr}, targetPort: {tp}}}\n" for n, p, pr, tp in ports)
+    ep = "".join(f"- {{name: {n}, port: {tp}, protocol: {pr}}}\n" for n, _, pr, tp in ports)
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: fault}}
+spec:
+  clusterIP: {vip}
+  clusterIPs: [{vip}]
+  ports:
+{sp}---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: fault, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints:
+{endpoints}ports:
+{ep}"""
+
+
 def sandbox_yaml(variant):
     """The sandbox's node and the client's services, with the variant's backends."""
     eps = "".join(f"- addresses: [{a}]\n  conditions: {{ready: true}}\n  nodeName: {NODE}\n" for a in VARIANTS[variant])
+    http = ("http", 80, "TCP", 8080)
     return f"""apiVersion: v1
 kind: Node
 metadata: {{name: {NODE}}}
 status:
   addresses: [{{type: InternalIP, address: 10.99.0.2}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: fault}}
-spec:
-  clusterIP: {WEB_VIP}
-  clusterIPs: [{WEB_VIP}]
-  ports:
-  - {{name: http, port: 80, protocol: TCP, targetPort: 8080}}
-  - {{name: dns, port: 53, protocol: UDP, targetPort: 5353}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: fault, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-endpoints:
-{eps}ports:
-- {{name: http, port: 8080, protocol: TCP}}
-- {{name: dns, port: 5353, protocol: UDP}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: api, namespace: fault}}
-spec:
-  clusterIP: {API_VIP}
-  clusterIPs: [{API_VIP}]
-  ports: [{{name: http, port: 80, protocol: TCP, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: api-1, namespace: fault, labels: {{kubernetes.io/service-name: api}}}}
-addressType: IPv4
-endpoints:
-{eps}ports:
-- {{name: http, port: 8080, protocol: TCP}}
-"""
+""" + service_yaml("web", WEB_VIP, [http, ("dns", 53, "UDP", 5353)], eps) + service_yaml("api", API_VIP, [http], eps)
 
 
 def app_yaml(n):
@@ -211,21 +200,15 @@ def inner_ids(generation):
 
 
 class Client:
-    """client.py in the test cgroup and the client netns (recorded in $SB_WORK/pids, so the
-    sandbox's cleanup stops it whatever happens here)."""
+    """client.py in the test cgroup and the client netns (sandbox.spawn: the sandbox's cleanup
+    stops it whatever happens here)."""
 
     def __init__(self, name, rate=0):
         self.stats = f"{WORK}/{name}.stats.json"
         self.failures = f"{WORK}/{name}.failures"
         open(self.failures, "w").close()
         probes = [f"tcp:{WEB_VIP}:80:{ALL_BACKENDS}", f"udp:{WEB_VIP}:53:{ALL_BACKENDS}", f"tcp:{API_VIP}:80:{ALL_BACKENDS}"]
-        py = os.environ.get("SB_PY", sys.executable)
-        self.proc = subprocess.Popen(
-            ["sh", "-c", 'echo $$ >"$1/cgroup.procs" && ns=$2 && shift 2 && exec nsenter --net="/run/netns/$ns" -- "$@"', "sh", CG, NSC,
-             py, f"{HERE}/client.py", self.stats, self.failures, *probes, "--rate", str(rate)],
-            stdin=subprocess.DEVNULL)
-        with open(f"{WORK}/pids", "a") as f:
-            f.write(f"{self.proc.pid}\n")
+        self.proc = sandbox.spawn(NSC, [sandbox.PY, f"{HERE}/client.py", self.stats, self.failures, *probes, "--rate", str(rate)])
         for _ in range(100):
             if os.path.exists(self.stats):
                 return

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from common import (B, BAL, CG, CHECK_SECONDS, WORK, Client, check_live, compile_image, figures, generations, inner_ids, log,
+from common import (B, BAL, CG, sandbox, CHECK_SECONDS, WORK, Client, check_live, compile_image, figures, generations, inner_ids, log,
                     percentile, rng, run, sandbox_yaml)
 
 N = int(os.environ.get("FAULT_LOADS", "1000"))
@@ -40,23 +40,12 @@ RECOVER = float(os.environ.get("FAULT_RECOVER_PCT", "30")) / 100
 RATE = float(os.environ.get("FAULT_RATE", "2000"))
 
 
-def record_programs():
-    """Program ids on the test cgroup join sandbox.sh's list (its leftovers check)."""
-    out = subprocess.run(["bpftool", "-j", "cgroup", "show", CG], stdout=subprocess.PIPE, text=True).stdout.strip()
-    ids = {p["id"] for p in json.loads(out)} if out else set()
-    path = f"{WORK}/prog_ids"
-    if os.path.exists(path):
-        ids |= {int(x) for x in open(path).read().split()}
-    with open(path, "w") as f:
-        f.write("".join(f"{i}\n" for i in sorted(ids)))
-
-
 def fresh_datapath():
     """Detaches, drops every pinned map and attaches again: nothing is live."""
     run("detach", "--cgroup", CG, "--pin-dir", B, check=False)
     subprocess.run(["rm", "-rf", f"{B}/maps", f"{B}/links"], check=True)
     run("attach", "--cgroup", CG, "--pin-dir", B)
-    record_programs()
+    sandbox.record_programs()
 
 
 def load(image):

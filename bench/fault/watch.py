@@ -94,6 +94,16 @@ def kill_at(w, delay):
     w.kill()
 
 
+def kill_either(w, gens, r, p_uniform, delay, jitter, since_start=False):
+    """Kills W one of two ways, drawn with R: with probability P_UNIFORM at a uniform delay in
+    [0, DELAY] (counted from W's start with SINCE_START, else from now), else when its write
+    starts plus a uniform [0, JITTER] (kill_on_write). Returns how, for the log."""
+    if r.random() < p_uniform:
+        kill_at(w, r.uniform(0, delay) - (time.monotonic() - w.t0 if since_start else 0.0))
+        return "uniform delay"
+    return "on write" if kill_on_write(w, gens, r.uniform(0, jitter), 180) else "on write (not seen)"
+
+
 def kill_on_write(w, gens, after, timeout):
     """Kills W AFTER seconds once a generation's record turns "filling" (a write starts); at once
     when a record changes without being seen filling (the write was quicker than a poll), when W
@@ -227,11 +237,7 @@ def main():
             new = compile_tree(f"{WORK}/app.next")
             old = expected
             os.replace(f"{WORK}/app.next", f"{T}/app.yaml")  # one rename: the watcher sees the whole file
-            if r.random() < 1 / 3:
-                kill_at(w, r.uniform(0, 1.2 * percentile(change_d or [10.0], 50)))
-                trigger = "uniform delay"
-            else:
-                trigger = "on write" if kill_on_write(w, gens, r.uniform(0, 0.002), 180) else "on write (not seen)"
+            trigger = kill_either(w, gens, r, 1 / 3, 1.2 * percentile(change_d or [10.0], 50), 0.002)
             live = live_among([old, new])
             if live is None:
                 fail(f"watcher {k} killed after a change ({trigger}): the live tables are neither the image before nor after it: "
@@ -253,11 +259,7 @@ def main():
         if counts["kills"] < N and r.random() < 0.2:
             ends["startup"] += 1
             counts["kills"] += 1
-            if r.random() < 0.5:
-                kill_at(w, r.uniform(0, 1.2 * percentile(conv or [15.0], 50)) - (time.monotonic() - w.t0))
-                trigger = "uniform delay"
-            else:
-                trigger = "on write" if kill_on_write(w, gens, r.uniform(0, 0.3), 180) else "on write (not seen)"
+            trigger = kill_either(w, gens, r, 0.5, 1.2 * percentile(conv or [15.0], 50), 0.3, since_start=True)
             live = live_among([expected, previous])
             if live is None:
                 fail(f"watcher {k}, killed in its startup ({trigger}): the live tables are neither the previous image nor the "

@@ -12,7 +12,7 @@
 // Also measures the kernel's grace period alone (an update of a private map-in-map).
 //
 // Run it only inside a sandbox whose bpffs DIR holds the datapath's maps (bench/writer.sh,
-// bpf/programs/e2e/incremental.sh).
+// e2e/incremental.sh).
 import Dispatch
 import Loader
 import MapImage

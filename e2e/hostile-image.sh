@@ -3,8 +3,13 @@
 # newlines, terminal escapes, C1 controls and bidirectional overrides; its digest re-sealed) is
 # loaded with `--node` set to a forged name; `status --image`, `status -o json` and `check-live`
 # must print one record per line, nothing a terminal would act on, valid JSON; a corrupt image
-# is refused by `load`, `check-live` and `status --image` with its file named. Needs root and
-# BALANCER (the binary). About 5 s.
+# is refused by `load`, `check-live` and `status --image` with its file named. Needs root and the
+# balancer binary (BALANCER, default .build/debug/balancer). About 5 s.
+#
+# Both images are byte edits of `balancer compile fixtures/example`: the compiler refuses such
+# names (and the encoder writes only what it compiled), while a forged image is exactly what an
+# attacker hands the loader; the edit touches only the container (metadata section, its table
+# entry, the digest), so every table stays the encoder's own.
 #
 # Sandbox: sandbox.sh (cgroup balancer-hostile-<pid>, a private bpffs in a private mount
 # namespace; no network namespace: nothing connects). Output: `ok NAME` / `FAIL NAME: why`, then
@@ -57,16 +62,10 @@ sys.exit(1 if bad else 0)'
 }
 
 if sb_inner; then
-	R=$SB_WORK/results
-	report() { echo "$1"; echo "$1" >>"$R"; }
-	die() { report "FAIL setup: $*"; exit 1; }
 	check() { # check NAME CONDITION-EXIT-STATUS DETAIL
-		if [ "$2" = 0 ]; then report "ok $1"; else report "FAIL $1: $3"; fi
+		if [ "$2" = 0 ]; then sb_report "ok $1"; else sb_report "FAIL $1: $3"; fi
 	}
-	trap sb_inner_cleanup EXIT
-	trap 'exit 143' INT TERM
-	sb_mount_bpffs || die "mount bpffs on $SB_B"
-	out=$(sb_attach 2>&1) || die "$out"
+	sb_inner_start
 
 	img=$SB_WORK/forged.image
 	node=$(printf 'demo-worker\nNODE 0xdeadbeef forged\033[2J\007\302\23331m\342\200\256')
@@ -79,8 +78,8 @@ if sb_inner; then
 	printf '%s' "$st" | clean
 	ok=$?
 	case "$rc/$ok/$lines/$st" in
-	0/0/[56]/*"node id "*" (demo-worker\\nNODE 0xdeadbeef forged\\x1b[2J\\x07\\u{9b}31m\\u{202e}), host mode pod"*) report "ok status-text-escaped" ;;
-	*) report "FAIL status-text-escaped: rc $rc, clean $ok, $lines lines: $(printf '%s' "$st" | od -c | head -20)" ;;
+	0/0/[56]/*"node id "*" (demo-worker\\nNODE 0xdeadbeef forged\\x1b[2J\\x07\\u{9b}31m\\u{202e}), host mode pod"*) sb_report "ok status-text-escaped" ;;
+	*) sb_report "FAIL status-text-escaped: rc $rc, clean $ok, $lines lines: $(printf '%s' "$st" | od -c | head -20)" ;;
 	esac
 	js=$("$BALANCER" status --pin-dir "$SB_B" --image "$img" -o json 2>&1)
 	printf '%s' "$js" | clean && printf '%s' "$js" | "$SB_PY" -c '
@@ -94,24 +93,19 @@ sys.exit(0 if v["node"] == "demo-worker\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b
 
 	bad=$SB_WORK/corrupt.image
 	out=$("$BALANCER" load "$bad" --pin-dir "$SB_B" 2>&1)
-	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) report "ok load-names-the-file" ;; *) report "FAIL load-names-the-file: $out" ;; esac
+	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) sb_report "ok load-names-the-file" ;; *) sb_report "FAIL load-names-the-file: $out" ;; esac
 	out=$("$BALANCER" check-live "$bad" --pin-dir "$SB_B" 2>&1)
-	case "$?/$out" in 2/"error: $bad: invalid image: digest mismatch"*) report "ok check-live-names-the-file" ;; *) report "FAIL check-live-names-the-file: $out" ;; esac
+	case "$?/$out" in 2/"error: $bad: invalid image: digest mismatch"*) sb_report "ok check-live-names-the-file" ;; *) sb_report "FAIL check-live-names-the-file: $out" ;; esac
 	out=$("$BALANCER" status --pin-dir "$SB_B" --image "$bad" 2>&1)
-	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) report "ok status-names-the-file" ;; *) report "FAIL status-names-the-file: $out" ;; esac
+	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) sb_report "ok status-names-the-file" ;; *) sb_report "FAIL status-names-the-file: $out" ;; esac
 
-	out=$(sb_detach 2>&1) || report "FAIL detach: $out"
+	out=$(sb_detach 2>&1) || sb_report "FAIL detach: $out"
 	exit 0
 fi
 
-sb_install_trap
-out=$(sb_check_host 2>&1) || sb_fail_setup "$out"
-[ -n "${BALANCER:-}" ] || sb_fail_setup "set BALANCER to the balancer binary"
-sb_make_work || sb_fail_setup "mkdir $SB_WORK"
-sb_make_cgroup || sb_fail_setup "mkdir $SB_CG"
-"$BALANCER" compile "$here/../../../fixtures/example" -o "$SB_WORK/example.image" >/dev/null || sb_fail_setup "compile"
+sb_setup
+"$BALANCER" compile "$SB_ROOT/fixtures/example" -o "$SB_WORK/example.image" >/dev/null || sb_fail_setup "compile"
 forge "$SB_WORK/example.image" "$SB_WORK/forged.image" || sb_fail_setup "forge"
 "$SB_PY" -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-9] ^= 1; open(sys.argv[2], "wb").write(b)' \
 	"$SB_WORK/example.image" "$SB_WORK/corrupt.image" || sb_fail_setup "corrupt"
-sb_run_inner "$BASH" "$here/$(basename "$0")"
-sb_finish $?
+sb_run_self

@@ -3,18 +3,19 @@
 for every probe of every golden fixture.
 
   differential.py prepare   compile every fixture, ask `balancer resolve` about every probe of its
-                            expect.txt, write $WORK/plan.json; prints the ports the server must
+                            expect.txt, write $SB_WORK/plan.json; prints the ports the server must
                             listen on (comma-separated). Touches no kernel state.
-  differential.py run       inside differential.sh's sandbox (private bpffs at $B with the programs
-                            attached to $CG): per fixture, add its backend addresses to the server
+  differential.py run       inside differential.sh's sandbox (sandbox.py: the programs attached to
+                            the test cgroup, pins in the private bpffs): per fixture, add its backend addresses to the server
                             namespace and /32 (/128) routes to them in the client namespace; per
                             <from>, `balancer load` the image for that node and run every probe
-                            of that <from> in one diffclient.py process (in $CG and $NSC); compare
+                            of that <from> in one diffclient.py process (in the test cgroup and
+                            the client netns); compare
                             with the Resolver; remove the addresses and routes again.
 
-Environment: BALANCER, WORK, FIXTURES, CASES (space-separated case names, empty: all) for
-prepare; WORK, B, CG, NSC, NSS, PY, BALANCER, V4MAPPED (1: also probe every IPv4 destination
-through an IPv6 socket as ::ffff:a.b.c.d) for run. Results go to stdout and to $WORK/results:
+Environment: the sandbox's names (sandbox.py), BALANCER, FIXTURES, CASES (space-separated case
+names, empty: all) for prepare; V4MAPPED (1: also probe every IPv4 destination through an IPv6
+socket as ::ffff:a.b.c.d) for run. Results go to stdout and to $SB_WORK/results:
 `ok NAME  (details)`, `FAIL NAME: why`, `skip NAME: why`.
 
 What the kernel must do, by the Resolver's result (K tries, a new socket each):
@@ -40,6 +41,8 @@ import os
 import subprocess
 import sys
 import time
+
+import sandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINK4 = ("10.99.0.1", "10.99.0.2")      # client, server on the veth (see differential.sh)
@@ -99,7 +102,7 @@ def resolve(balancer, image, p):
 
 
 def prepare():
-    balancer, work, fixtures = os.environ["BALANCER"], os.environ["WORK"], os.environ["FIXTURES"]
+    balancer, work, fixtures = os.environ["BALANCER"], sandbox.WORK, os.environ["FIXTURES"]
     only = os.environ.get("CASES", "").split()
     cases, ports, jobs = [], set(), []
     names = sorted(d for d in os.listdir(fixtures) if os.path.isfile(os.path.join(fixtures, d, "expect.txt")))
@@ -172,20 +175,10 @@ def prepare():
 
 class Run:
     def __init__(self):
-        e = os.environ
-        self.work, self.B, self.CG, self.NSC, self.NSS = e["WORK"], e["B"], e["CG"], e["NSC"], e["NSS"]
-        self.py, self.balancer = e["PY"], e["BALANCER"]
-        self.v4mapped = e.get("V4MAPPED", "1") == "1"
-        self.results = open(os.path.join(self.work, "results"), "a")
-
-    def report(self, line):
-        print(line, flush=True)
-        self.results.write(line + "\n")
-        self.results.flush()
-
-    def ip_batch(self, ns, lines):
-        r = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
-        return None if r.returncode == 0 else (r.stderr or r.stdout).strip()
+        self.work, self.B, self.NSC, self.NSS = sandbox.WORK, sandbox.B, sandbox.NSC, sandbox.NSS
+        self.balancer = os.environ["BALANCER"]
+        self.v4mapped = os.environ.get("V4MAPPED", "1") == "1"
+        self.report = sandbox.report
 
     def net_lines(self, routed, verb):
         srv, cli = [], []
@@ -249,10 +242,8 @@ class Run:
     def run_client(self, specs):
         path = os.path.join(self.work, "probes.json")
         json.dump(specs, open(path, "w"))
-        # The client joins the test cgroup before `ip netns exec`, which remounts /sys.
-        r = subprocess.run(["timeout", "600", "sh", "-c", 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"',
-                            "sh", self.CG, self.NSC, self.py, os.path.join(HERE, "diffclient.py"), path,
-                            os.path.join(self.B, "maps", "bl_affinity")], capture_output=True, text=True)
+        r = subprocess.run(["timeout", "600"] + sandbox.in_sandbox(self.NSC, [sandbox.PY, os.path.join(HERE, "diffclient.py"), path,
+                            os.path.join(self.B, "maps", "bl_affinity")]), capture_output=True, text=True)
         out = {}
         for line in r.stdout.splitlines():
             try:
@@ -320,8 +311,8 @@ class Run:
         srv_add, cli_add = self.net_lines(case["routed"], "add")
         srv_del, cli_del = self.net_lines(case["routed"], "del")
         try:
-            err = self.ip_batch(self.NSS, srv_add) if srv_add else None
-            err = err or (self.ip_batch(self.NSC, cli_add) if cli_add else None)
+            err = sandbox.ip_batch(self.NSS, srv_add) if srv_add else None
+            err = err or (sandbox.ip_batch(self.NSC, cli_add) if cli_add else None)
             err = err or self.check_routes(case["routed"])
             if err:
                 self.report(f"FAIL {name}/setup: {err}")
@@ -334,10 +325,8 @@ class Run:
                 self.from_(case, frm, [p for p in case["probes"] if p["from"] == frm])
         finally:
             # Undo this case's routes and addresses whatever happened (-force: go on past errors).
-            subprocess.run(["ip", "-n", self.NSC, "-force", "-batch", "-"], input="\n".join(cli_del) + "\n",
-                           capture_output=True, text=True)
-            subprocess.run(["ip", "-n", self.NSS, "-force", "-batch", "-"], input="\n".join(srv_del) + "\n",
-                           capture_output=True, text=True)
+            sandbox.ip_batch(self.NSC, cli_del, force=True)
+            sandbox.ip_batch(self.NSS, srv_del, force=True)
 
     def from_(self, case, frm, probes):
         name = f"{case['name']}/{frm}"

@@ -11,7 +11,7 @@
 # documents what each result must look like in the kernel; diffclient.py runs the probes of one
 # <from> in one process; server.py --wildcard serves every backend.
 #
-# Usage: bpf/programs/e2e/differential.sh [CASE...]       (default: every fixture)
+# Usage: e2e/differential.sh [CASE...]       (default: every fixture)
 # Environment: BALANCER (default .build/debug/balancer), V4MAPPED=0 to skip the extra probe of
 # every IPv4 destination through an IPv6 socket (::ffff:a.b.c.d).
 # Needs root, bpftool, iproute2, util-linux (unshare, nsenter), python3, a cgroup2 mount at
@@ -33,22 +33,14 @@
 # served, then `N passed, M failed[, S skipped]`; the exit status is 1 when a check failed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
 . "$here/sandbox.sh"
 sb_init diff
-BALANCER=${BALANCER:-$root/.build/debug/balancer}
 V4MAPPED=${V4MAPPED:-1}
-export BALANCER V4MAPPED
+export V4MAPPED
 
 # ---- inner half: runs inside `unshare -m --propagation private`, started by the outer half ----
 if sb_inner; then
-	R=$SB_WORK/results
 	driver_pid=""
-
-	die() {
-		echo "FAIL setup: $*" | tee -a "$R"
-		exit 1
-	}
 	inner_cleanup() {
 		if [ -n "$driver_pid" ]; then
 			kill "$driver_pid" 2>/dev/null
@@ -56,40 +48,29 @@ if sb_inner; then
 		fi
 		sb_inner_cleanup
 	}
+	sb_inner_start bpftool "$SB_WORK/balancer.o"
 	trap inner_cleanup EXIT
-	trap 'exit 143' INT TERM
 
-	sb_mount_bpffs || die "mount bpffs on $SB_B"
-	out=$(sb_bpftool_load "$SB_WORK/balancer.o" 2>&1) || die "$out"
-	out=$(sb_bpftool_attach 2>&1) || die "$out"
-
-	# differential.py's names for the sandbox.
-	WORK=$SB_WORK B=$SB_B CG=$SB_CG NSC=$SB_NSC NSS=$SB_NSS PY=$SB_PY "$SB_PY" "$here/differential.py" run &
+	"$SB_PY" "$here/differential.py" run &
 	driver_pid=$!
 	wait "$driver_pid"
 	rc=$?
 	driver_pid=""
-	[ "$rc" -eq 0 ] || die "differential.py run: exit status $rc"
+	[ "$rc" -eq 0 ] || sb_die "differential.py run: exit status $rc"
 
 	sb_bpftool_detach
 	left=$(sb_cgroup_progs | tr '\n' ' ')
-	[ -z "$left" ] || echo "FAIL detach: still attached to $SB_CG: $left" | tee -a "$R"
+	[ -z "$left" ] || sb_report "FAIL detach: still attached to $SB_CG: $left"
 	exit 0
 fi
 
 # ---- outer half -------------------------------------------------------------------------------
-sb_install_trap
-out=$(sb_check_host 2>&1) || sb_fail_setup "$out"
-[ -x "$BALANCER" ] || sb_fail_setup "no balancer binary at $BALANCER (set BALANCER)"
-sb_make_work || sb_fail_setup "mkdir $SB_WORK"
+sb_setup -6
 
 # Compile every fixture and ask the Resolver about every probe (no kernel state involved).
-ports=$(WORK=$SB_WORK FIXTURES=$root/fixtures CASES="$*" "$SB_PY" "$here/differential.py" prepare) ||
+ports=$(FIXTURES=$SB_ROOT/fixtures CASES="$*" "$SB_PY" "$here/differential.py" prepare) ||
 	sb_fail_setup "differential.py prepare"
-"$here/../build.sh" "$SB_WORK/balancer.o" || sb_fail_setup "build"
-sb_make_cgroup || sb_fail_setup "mkdir $SB_CG"
-sb_make_netns -6 || sb_fail_setup "network namespaces"
+sb_build_object "$SB_WORK/balancer.o" || sb_fail_setup "build"
 out=$(sb_start_server --wildcard "$ports" 2>&1) || sb_fail_setup "$out"
 
-sb_run_inner "$BASH" "$here/$(basename "$0")"
-sb_finish $?
+sb_run_self

@@ -39,7 +39,7 @@
 #   cleanup               nothing of this run is left
 # then `N passed, M failed`; the exit status is 1 when a check failed.
 #
-# Usage: bpf/programs/e2e/incremental.sh        (BALANCER: default .build/debug/balancer)
+# Usage: e2e/incremental.sh        (BALANCER: default .build/debug/balancer)
 # Needs root, bpftool, util-linux (unshare), python3, a cgroup2 mount at /sys/fs/cgroup/unified.
 # About 15 s.
 #
@@ -48,20 +48,14 @@
 # namespace is made; everything removed on exit, also on failure).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
 . "$here/sandbox.sh"
 sb_init inc
-BALANCER=${BALANCER:-$root/.build/debug/balancer}
-export BALANCER
 
 # ---- inner half: inside `unshare -m --propagation private` ------------------------------------
 if sb_inner; then
-	R=$SB_WORK/results
 	T=$SB_WORK/tree
 	I=$SB_WORK/images
 	LOG=$SB_WORK/watch.log
-	report() { echo "$1"; echo "$1" >>"$R"; }
-	die() { report "FAIL setup: $*"; exit 1; }
 	WPID=""
 	stop_watch() {
 		if [ -n "$WPID" ]; then
@@ -70,14 +64,11 @@ if sb_inner; then
 			WPID=""
 		fi
 	}
+	sb_inner_start
 	trap 'stop_watch; sb_inner_cleanup' EXIT
-	trap 'exit 143' INT TERM
-
-	sb_mount_bpffs || die "mount bpffs on $SB_B"
-	out=$(sb_attach 2>&1) || die "$out"
 	mkdir -p "$T" "$I"
 	: >"$LOG"
-	cp "$root/fixtures/realistic-kind/"* "$T/" && rm -f "$T/README.md" "$T/expect.txt"
+	cp "$SB_ROOT/fixtures/realistic-kind/"* "$T/" && rm -f "$T/README.md" "$T/expect.txt"
 
 	# put FILE: standard input becomes $T/FILE, atomically (the watcher never sees half a file);
 	# remove FILE. Both set MARK, the watcher log's length before the change.
@@ -112,21 +103,12 @@ print("  ports: [{name: http, port: 8080, protocol: TCP}]")
 PY
 	}
 
-	# One check: steps add details or failures; `run_check` prints the line.
-	CK_OK="" CK_FAIL=""
-	good() { CK_OK="${CK_OK:+$CK_OK; }$1"; }
-	bad() { CK_FAIL="${CK_FAIL:+$CK_FAIL; }$1"; }
-	run_check() { # run_check NAME FUNCTION
-		CK_OK="" CK_FAIL=""
-		"$2"
-		if [ -z "$CK_FAIL" ]; then report "ok $1  ($CK_OK)"; else report "FAIL $1: $CK_FAIL"; fi
-	}
 
 	# compile NAME: `balancer compile` of the tree into $I/NAME.image; DIGEST is its sha256.
 	DIGEST=""
 	compile() {
 		local out
-		out=$("$BALANCER" compile "$T" -o "$I/$1.image" 2>&1) || { bad "balancer compile ($1): $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
+		out=$("$BALANCER" compile "$T" -o "$I/$1.image" 2>&1) || { sb_bad "balancer compile ($1): $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
 		DIGEST=${out##*sha256 }
 	}
 	# delivered DIGEST: waits (10 s at most) for the watcher's log line of that image after MARK;
@@ -147,7 +129,7 @@ PY
 		LIVE_OUT=$("$BALANCER" check-live "$I/$1.image" --pin-dir "$SB_B" 2>&1)
 		rc=$?
 		if [ "$rc" != "$want" ]; then
-			bad "check-live $1.image: exit $rc, expected $want: $(printf '%s' "$LIVE_OUT" | head -n 4 | tr '\n' ' ')"
+			sb_bad "check-live $1.image: exit $rc, expected $want: $(printf '%s' "$LIVE_OUT" | head -n 4 | tr '\n' ' ')"
 			return 1
 		fi
 	}
@@ -157,18 +139,18 @@ PY
 		local name=$1 method=$2 line how
 		compile "$name" || return 1
 		if ! line=$(delivered "$DIGEST"); then
-			bad "$name: the watcher did not deliver sha256 $DIGEST: $(tail -n 2 "$LOG" | tr '\n' ' ')"
+			sb_bad "$name: the watcher did not deliver sha256 $DIGEST: $(tail -n 2 "$LOG" | tr '\n' ' ')"
 			return 1
 		fi
 		how=${line#*to=}
 		how=${how%% \[*}
 		case "$method:$how" in
-		delta:*refilled*) bad "$name: expected a delta written in place, the watcher says: $how" ;;
+		delta:*refilled*) sb_bad "$name: expected a delta written in place, the watcher says: $how" ;;
 		fresh:*"fresh fill"* | delta:*"(delta:"* | refill:*"refilled"*) ;;
-		*) bad "$name: expected a $method write, the watcher says: $how" ;;
+		*) sb_bad "$name: expected a $method write, the watcher says: $how" ;;
 		esac
 		live "$name" || return 1
-		good "$name: ${how#generation }, check-live equal"
+		sb_good "$name: ${how#generation }, check-live equal"
 	}
 
 	app web 10.96.50.1 4 | put app-web.yaml
@@ -189,42 +171,42 @@ PY
 		failures=$(grep -c "compile failed" "$LOG")
 		printf 'apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: default\n' | put broken.yaml
 		for _ in $(seq 200); do [ "$(grep -c "compile failed" "$LOG")" -gt "$failures" ] && break; sleep 0.05; done
-		if [ "$(grep -c "compile failed" "$LOG")" -gt "$failures" ]; then good "the compile failed"; else bad "no compile failure logged"; fi
-		live delete-service && good "the previous image stays live"
+		if [ "$(grep -c "compile failed" "$LOG")" -gt "$failures" ]; then sb_good "the compile failed"; else sb_bad "no compile failure logged"; fi
+		live delete-service && sb_good "the previous image stays live"
 		app broken 10.96.50.3 1 200 | put broken.yaml && step broken-fixed delta
 	}
 	check_headroom() { app web 10.96.50.1 400 | put app-web.yaml && step beyond-headroom refill; }
 	check_detects() {
 		if live add-endpoints 1; then
 			case "$LIVE_OUT" in
-			different:*) good "check-live of an earlier image: exit 1 ($(printf '%s\n' "$LIVE_OUT" | sed -n 1p | grep -o '[0-9]* missing, [0-9]* extra, [0-9]* changed'), $(($(printf '%s\n' "$LIVE_OUT" | wc -l) - 1)) listed)" ;;
-			*) bad "check-live output: $(printf '%s' "$LIVE_OUT" | head -n 3 | tr '\n' ' ')" ;;
+			different:*) sb_good "check-live of an earlier image: exit 1 ($(printf '%s\n' "$LIVE_OUT" | sed -n 1p | grep -o '[0-9]* missing, [0-9]* extra, [0-9]* changed'), $(($(printf '%s\n' "$LIVE_OUT" | wc -l) - 1)) listed)" ;;
+			*) sb_bad "check-live output: $(printf '%s' "$LIVE_OUT" | head -n 3 | tr '\n' ' ')" ;;
 			esac
 		fi
 		head -c 100 "$I/start.image" >"$I/corrupt.image"
-		live corrupt 2 && good "a truncated image: exit 2"
+		live corrupt 2 && sb_good "a truncated image: exit 2"
 	}
 	check_rollback() {
 		local out
 		# 400 -> 399 refills the other generation's grown tables; 399 -> 398 is written in place.
 		app web 10.96.50.1 399 | put app-web.yaml && step after-headroom refill || return
 		app web 10.96.50.1 398 | put app-web.yaml && step after-headroom-2 delta || return
-		if ! out=$("$BALANCER" rollback --pin-dir "$SB_B" 2>&1); then bad "balancer rollback: $out"; return; fi
-		live after-headroom && good "rollback: the previous compile is live again"
-		live after-headroom-2 1 && good "the rolled-back one is not (exit 1)"
+		if ! out=$("$BALANCER" rollback --pin-dir "$SB_B" 2>&1); then sb_bad "balancer rollback: $out"; return; fi
+		live after-headroom && sb_good "rollback: the previous compile is live again"
+		live after-headroom-2 1 && sb_good "the rolled-back one is not (exit 1)"
 		app web 10.96.50.1 5 | put app-web.yaml && step after-rollback fresh
 	}
 
-	run_check start check_start
-	run_check add-endpoints check_add
-	run_check add-endpoints-again check_add2
-	run_check remove-endpoints check_remove
-	run_check add-service check_add_service
-	run_check delete-service check_delete_service
-	run_check broken-file check_broken
-	run_check beyond-headroom check_headroom
-	run_check check-live-detects check_detects
-	run_check rollback-after-delta check_rollback
+	sb_check start check_start
+	sb_check add-endpoints check_add
+	sb_check add-endpoints-again check_add2
+	sb_check remove-endpoints check_remove
+	sb_check add-service check_add_service
+	sb_check delete-service check_delete_service
+	sb_check broken-file check_broken
+	sb_check beyond-headroom check_headroom
+	sb_check check-live-detects check_detects
+	sb_check rollback-after-delta check_rollback
 	stop_watch
 
 	# GenerationWriter's delta API (what the API watcher's incremental compiles use), with no
@@ -232,21 +214,21 @@ PY
 	# this run and reads the live tables back after every step.
 	check_writer() {
 		local bench=${BALANCER%/*}/writer-bench out
-		[ -x "$bench" ] || { bad "no writer-bench next to $BALANCER (swift build builds it)"; return; }
+		[ -x "$bench" ] || { sb_bad "no writer-bench next to $BALANCER (swift build builds it)"; return; }
 		if out=$(timeout 60 "$bench" --pin-dir "$SB_B" --check --rounds 6 --interval-ms 0 "$I/add-service.image" "$I/beyond-headroom.image" 2>&1); then
-			good "$(printf '%s\n' "$out" | grep -E "^(grace period|apply \+ flip)" | sed 's/ (synchronize_rcu[^:]*//' | tr '\n' ';' | sed 's/;$//')"
+			sb_good "$(printf '%s\n' "$out" | grep -E "^(grace period|apply \+ flip)" | sed 's/ (synchronize_rcu[^:]*//' | tr '\n' ';' | sed 's/;$//')"
 		else
-			bad "$(printf '%s\n' "$out" | grep FAIL | head -n 3 | tr '\n' ' ')"
+			sb_bad "$(printf '%s\n' "$out" | grep FAIL | head -n 3 | tr '\n' ' ')"
 			printf '%s\n' "$out" >&2
 		fi
 	}
-	run_check writer-deltas check_writer
+	sb_check writer-deltas check_writer
 
 	# The datapath appears after the watcher started (a node agent up before `attach`): the
 	# watcher retries its delivery with back-off, and converges with no change to the tree.
 	check_before_attach() {
 		local log=$SB_WORK/watch-before-attach.log out start ms line
-		out=$(sb_detach 2>&1) || { bad "$out"; return; }
+		out=$(sb_detach 2>&1) || { sb_bad "$out"; return; }
 		rm -rf "${SB_B:?}/maps"
 		compile before-attach || return
 		: >"$log"
@@ -255,12 +237,12 @@ PY
 		echo "$WPID" >>"$SB_WORK/pids"
 		for _ in $(seq 100); do [ "$(grep -c "delivery failed" "$log")" -ge 2 ] && break; sleep 0.05; done
 		if grep -q "delivery failed; no image is live yet; retrying in" "$log"; then
-			good "not attached: $(grep -c "delivery failed" "$log") failed deliveries, 'no image is live yet'"
+			sb_good "not attached: $(grep -c "delivery failed" "$log") failed deliveries, 'no image is live yet'"
 		else
-			bad "no 'delivery failed; no image is live yet' in the log: $(tail -n 2 "$log" | tr '\n' ' ')"
+			sb_bad "no 'delivery failed; no image is live yet' in the log: $(tail -n 2 "$log" | tr '\n' ' ')"
 		fi
-		grep -q "the live image stays" "$log" && bad "the log claims a live image before attach"
-		out=$(sb_attach 2>&1) || { bad "$out"; return; }
+		grep -q "the live image stays" "$log" && sb_bad "the log claims a live image before attach"
+		out=$(sb_attach 2>&1) || { sb_bad "$out"; return; }
 		start=$(date +%s%N)
 		line=""
 		for _ in $(seq 200); do
@@ -270,45 +252,38 @@ PY
 		done
 		ms=$((($(date +%s%N) - start) / 1000000))
 		if [ -z "$line" ]; then
-			bad "no delivery of sha256 $DIGEST within 10 s of attach: $(tail -n 2 "$log" | tr '\n' ' ')"
+			sb_bad "no delivery of sha256 $DIGEST within 10 s of attach: $(tail -n 2 "$log" | tr '\n' ' ')"
 			return
 		fi
 		live before-attach || return
-		good "attached: delivered ${ms} ms later ($(printf '%s' "$line" | grep -o 'retries=[0-9]*')), check-live equal"
+		sb_good "attached: delivered ${ms} ms later ($(printf '%s' "$line" | grep -o 'retries=[0-9]*')), check-live equal"
 		# Attached again under the idle watcher: new, empty maps.
 		local delivered
 		delivered=$(grep -c "image delivered" "$log")
-		out=$(sb_detach 2>&1) || { bad "$out"; return; }
+		out=$(sb_detach 2>&1) || { sb_bad "$out"; return; }
 		rm -rf "${SB_B:?}/maps"
-		out=$(sb_attach 2>&1) || { bad "$out"; return; }
+		out=$(sb_attach 2>&1) || { sb_bad "$out"; return; }
 		start=$(date +%s%N)
 		for _ in $(seq 200); do [ "$(grep -c "image delivered" "$log")" -gt "$delivered" ] && break; sleep 0.05; done
 		ms=$((($(date +%s%N) - start) / 1000000))
 		if [ "$(grep -c "image delivered" "$log")" -le "$delivered" ]; then
-			bad "attached again: no delivery within 10 s: $(tail -n 2 "$log" | tr '\n' ' ')"
+			sb_bad "attached again: no delivery within 10 s: $(tail -n 2 "$log" | tr '\n' ' ')"
 			return
 		fi
-		live before-attach && good "attached again: the whole image delivered ${ms} ms later, check-live equal"
+		live before-attach && sb_good "attached again: the whole image delivered ${ms} ms later, check-live equal"
 		stop_watch
 	}
-	run_check watch-before-attach check_before_attach
-	if grep -q "^FAIL" "$R"; then
+	sb_check watch-before-attach check_before_attach
+	if grep -q "^FAIL" "$SB_WORK/results"; then
 		echo "watcher log:" >&2
 		grep -v "^\s*$" "$LOG" | tail -n 30 >&2
 	fi
-	if grep -q "delivery failed" "$LOG"; then report "FAIL watcher: $(grep "delivery failed" "$LOG" | head -n 2 | tr '\n' ' ')"; fi
+	if grep -q "delivery failed" "$LOG"; then sb_report "FAIL watcher: $(grep "delivery failed" "$LOG" | head -n 2 | tr '\n' ' ')"; fi
 
-	out=$(sb_detach 2>&1) || die "$out"
+	out=$(sb_detach 2>&1) || sb_die "$out"
 	exit 0
 fi
 
 # ---- outer half --------------------------------------------------------------------------------
-fail_setup() { sb_fail_setup "$@"; }
-sb_install_trap
-out=$(sb_check_host 2>&1) || fail_setup "$out"
-[ -x "$BALANCER" ] || fail_setup "no balancer binary at $BALANCER (set BALANCER)"
-sb_make_work || fail_setup "make $SB_WORK"
-sb_make_cgroup || fail_setup "mkdir $SB_CG"
-
-sb_run_inner "$BASH" "$here/$(basename "$0")"
-sb_finish $?
+sb_setup
+sb_run_self

@@ -34,7 +34,7 @@
 #   cleanup                    nothing of this run is left (namespaces, cgroup, files, programs)
 # then `N passed, M failed`; the exit status is 1 when a check failed.
 #
-# Usage: bpf/programs/e2e/policies.sh          (BALANCER: default .build/debug/balancer)
+# Usage: e2e/policies.sh          (BALANCER: default .build/debug/balancer)
 # Needs root, bpftool, iproute2, util-linux (unshare, nsenter), python3, a cgroup2 mount at
 # /sys/fs/cgroup/unified. About 10 s.
 #
@@ -43,11 +43,8 @@
 # exit, also on failure, ^C or a killed inner half).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
 . "$here/sandbox.sh"
 sb_init pol
-BALANCER=${BALANCER:-$root/.build/debug/balancer}
-export BALANCER
 
 # Addresses (policies/cluster.yaml): node-a's LRP pod, the Service endpoints, the BP pods.
 LRP_TCP=10.98.1.10:8080
@@ -64,28 +61,14 @@ LVIP=10.96.30.10 # vip-local (LRP addressMatcher)
 
 # ---- inner half: inside `unshare -m --propagation private` ------------------------------------
 if sb_inner; then
-	R=$SB_WORK/results
 	I=$SB_WORK/images
-	report() { echo "$1"; echo "$1" >>"$R"; }
-	die() { report "FAIL setup: $*"; exit 1; }
-	trap sb_inner_cleanup EXIT
-	trap 'exit 143' INT TERM
 
-	# One check: steps add details or failures; `end` prints the line.
-	CK_OK="" CK_FAIL=""
-	good() { CK_OK="${CK_OK:+$CK_OK; }$1"; }
-	bad() { CK_FAIL="${CK_FAIL:+$CK_FAIL; }$1"; }
-	run_check() { # run_check NAME FUNCTION
-		CK_OK="" CK_FAIL=""
-		"$2"
-		if [ -z "$CK_FAIL" ]; then report "ok $1  ($CK_OK)"; else report "FAIL $1: $CK_FAIL"; fi
-	}
 	step() { # step LABEL LINE: a client's one-line answer
 		local d
 		case "$2" in
-		"ok "*) d=${2#ok }; d=${d#* }; d=${d#"${d%%[! ]*}"}; d=${d#(}; good "$1: ${d%)}" ;;
-		"FAIL "*) d=${2#FAIL }; bad "$1: ${d#*: }" ;;
-		*) bad "$1: the client printed: $(printf '%s' "${2:-nothing}" | tr '\n' ' ')" ;;
+		"ok "*) d=${2#ok }; d=${d#* }; d=${d#"${d%%[! ]*}"}; d=${d#(}; sb_good "$1: ${d%)}" ;;
+		"FAIL "*) d=${2#FAIL }; sb_bad "$1: ${d#*: }" ;;
+		*) sb_bad "$1: the client printed: $(printf '%s' "${2:-nothing}" | tr '\n' ' ')" ;;
 		esac
 	}
 	# Clients: NS is $SB_NSC or $SB_NSS; every one runs in the test cgroup.
@@ -108,15 +91,14 @@ if sb_inner; then
 		if LOAD_OUT=$("$BALANCER" load "$I/$img.image" --pin-dir "$SB_B" "$@" "${scope[@]}" 2>&1); then
 			return 0
 		fi
-		bad "balancer load $img.image $*: $(printf '%s' "$LOAD_OUT" | tr '\n' ' ')"
+		sb_bad "balancer load $img.image $*: $(printf '%s' "$LOAD_OUT" | tr '\n' ' ')"
 		return 1
 	}
 	skip_entries() { # entries of the pinned bl_skip map
 		bpftool -j map dump pinned "$SB_B/maps/bl_skip" 2>/dev/null | "$SB_PY" -c 'import json,sys; t=sys.stdin.read().strip(); print(len(json.loads(t)) if t else 0)'
 	}
 
-	sb_mount_bpffs || die "mount bpffs on $SB_B"
-	out=$(sb_attach 2>&1) || die "$out"
+	sb_inner_start
 
 	check_lrp_service() {
 		load lrp --node node-a || return
@@ -151,28 +133,28 @@ if sb_inner; then
 		# A process of this run in the server namespace (which holds the pod's address) and in
 		# the test cgroup, so that `load --netns-scope` finds that namespace.
 		if ! sb_spawn "$SB_NSS" sleep 600 2>"$SB_WORK/spawn.err"; then
-			bad "start a process in the server namespace: $(cat "$SB_WORK/spawn.err")"
+			sb_bad "start a process in the server namespace: $(cat "$SB_WORK/spawn.err")"
 			return
 		fi
 		holder=$SB_SPAWNED
 		if load skip --node node-a; then
 			case "$LOAD_OUT" in
-			*"skipRedirectFromBackend: 1 namespace entry"*) good "load: ${LOAD_OUT#*skipRedirectFromBackend: }" ;;
-			*) bad "load --netns-scope does not report one namespace entry: $LOAD_OUT" ;;
+			*"skipRedirectFromBackend: 1 namespace entry"*) sb_good "load: ${LOAD_OUT#*skipRedirectFromBackend: }" ;;
+			*) sb_bad "load --netns-scope does not report one namespace entry: $LOAD_OUT" ;;
 			esac
 			n=$(skip_entries)
-			[ "$n" = 1 ] || bad "bl_skip holds $n entries, expected 1"
+			[ "$n" = 1 ] || sb_bad "bl_skip holds $n entries, expected 1"
 			st=$("$BALANCER" status --pin-dir "$SB_B" 2>&1)
 			case "$st" in
 			*"skipRedirectFromBackend: 1 backend namespace entry"*) ;;
-			*) bad "balancer status does not show the skip entry: $st" ;;
+			*) sb_bad "balancer status does not show the skip entry: $st" ;;
 			esac
 			client "skip, from the pod's netns" "$SB_NSS" tcp "$DNS" 80 20 "$SVC_TCP"
 			client "skip, UDP from the pod's netns" "$SB_NSS" sticky "$DNS" 53 10 2 "$SVC_UDP"
 			client "skip, from the client netns" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
 			if load lrp --node node-a; then
 				n=$(skip_entries)
-				[ "$n" = 0 ] || bad "bl_skip holds $n entries after loading an image without skipRedirectFromBackend"
+				[ "$n" = 0 ] || sb_bad "bl_skip holds $n entries after loading an image without skipRedirectFromBackend"
 				client "no skip, from the pod's netns" "$SB_NSS" tcp "$DNS" 80 10 "$LRP_TCP"
 				client "no skip, from the client netns" "$SB_NSC" tcp "$DNS" 80 10 "$LRP_TCP"
 			fi
@@ -235,7 +217,7 @@ if sb_inner; then
 		wpid=$!
 		echo "$wpid" >>"$SB_WORK/pids"
 		for _ in $(seq 100); do grep -q "image delivered" "$SB_WORK/watch.log" && break; sleep 0.05; done
-		grep -q "image delivered" "$SB_WORK/watch.log" || { bad "no image from the watcher: $(tail -n 3 "$SB_WORK/watch.log")"; kill "$wpid"; return; }
+		grep -q "image delivered" "$SB_WORK/watch.log" || { sb_bad "no image from the watcher: $(tail -n 3 "$SB_WORK/watch.log")"; kill "$wpid"; return; }
 		sb_exec "$SB_NSC" "$SB_PY" "$here/polclient.py" follow x 10.96.10.40 80 3.5 "$SB_WORK/follow.txt" >"$SB_WORK/follow.out" 2>&1 &
 		local cpid=$!
 		sleep 1
@@ -265,31 +247,27 @@ print(("FAIL " + "; ".join(problems)) if problems else
 PY
 )
 		case "$out" in
-		ok*) good "${out#ok }" ;;
-		*) bad "${out#FAIL }" ;;
+		ok*) sb_good "${out#ok }" ;;
+		*) sb_bad "${out#FAIL }" ;;
 		esac
 	}
 
-	run_check lrp-service check_lrp_service
-	run_check lrp-address check_lrp_address
-	run_check lrp-fallback-after-vanish check_fallback
-	run_check skip-from-backend check_skip
-	run_check rate-limit check_rate
-	run_check bp-modes check_bp_modes
-	run_check priority-stack check_stack
-	run_check node-selection check_nodes
-	run_check watcher-follows-a-directory check_watch
+	sb_check lrp-service check_lrp_service
+	sb_check lrp-address check_lrp_address
+	sb_check lrp-fallback-after-vanish check_fallback
+	sb_check skip-from-backend check_skip
+	sb_check rate-limit check_rate
+	sb_check bp-modes check_bp_modes
+	sb_check priority-stack check_stack
+	sb_check node-selection check_nodes
+	sb_check watcher-follows-a-directory check_watch
 
-	out=$(sb_detach 2>&1) || die "$out"
+	out=$(sb_detach 2>&1) || sb_die "$out"
 	exit 0
 fi
 
 # ---- outer half --------------------------------------------------------------------------------
-fail_setup() { sb_fail_setup "$@"; }
-sb_install_trap
-out=$(sb_check_host 2>&1) || fail_setup "$out"
-[ -x "$BALANCER" ] || fail_setup "no balancer binary at $BALANCER (set BALANCER)"
-sb_make_work || fail_setup "make $SB_WORK"
+sb_setup -n
 
 # The images (no kernel involved).
 P=$here/policies
@@ -300,7 +278,7 @@ compile() { # compile NAME [--redirect-rate-limit N] FILE...: policies/FILE.yaml
 	if [ "$1" = --redirect-rate-limit ]; then opts=("$1" "$2"); shift 2; fi
 	for f in "$@"; do files+=("$P/$f.yaml"); done
 	out=$("$BALANCER" compile "${files[@]}" "${opts[@]}" -o "$SB_WORK/images/$name.image" 2>&1) ||
-		fail_setup "balancer compile ($name.image): $(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"
+		sb_fail_setup "balancer compile ($name.image): $(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"
 }
 compile lrp pod-local-dns-a lrp-service
 compile addr pod-local-dns-a lrp-address
@@ -315,10 +293,7 @@ compile stack-nolrp pod-local-dns-a bp-service
 compile stack-nobp pod-local-dns-a
 compile gated pod-local-dns-a bp-service-gated
 
-sb_make_cgroup || fail_setup "mkdir $SB_CG"
-sb_make_netns || fail_setup "network namespaces"
-sb_add_backends $BACKENDS || fail_setup "backend addresses"
-out=$(sb_start_server --wildcard "$PORTS" 2>&1) || fail_setup "$out"
+sb_add_backends $BACKENDS || sb_fail_setup "backend addresses"
+out=$(sb_start_server --wildcard "$PORTS" 2>&1) || sb_fail_setup "$out"
 
-sb_run_inner "$BASH" "$here/$(basename "$0")"
-sb_finish $?
+sb_run_self

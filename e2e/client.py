@@ -22,11 +22,9 @@ import socket
 import sys
 import time
 
+from sandbox import Fail, connect_answer, reported
+
 TIMEOUT = 2.0
-
-
-class Fail(Exception):
-    pass
 
 
 def main():
@@ -48,28 +46,23 @@ def main():
         s.settimeout(TIMEOUT)
         return s
 
-    def answer(i):  # one TCP connect: the backend's "ADDR:PORT" answer
-        s = sock(socket.SOCK_STREAM)
-        try:
-            s.connect(dst)
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                reply += chunk
-        except OSError as e:
-            raise Fail(f"connect #{i + 1} to {want}: {e}")
-        finally:
-            s.close()
-        return reply.decode().strip()
+    def reached(i):  # one TCP connect: the backend's "ADDR:PORT" answer
+        return connect_answer(fam, dst, i, TIMEOUT)
 
-    try:
+    def udp_reply(data, src, backends, name_backend=False):  # a UDP reply: from a backend, its source the VIP
+        who = data.decode()
+        if who not in backends:
+            raise Fail(f"reply from backend {who!r}, not one of {sorted(backends)}")
+        if (src[0], src[1]) != dst:
+            raise Fail(f"recvfrom source {peer(src)}, expected the VIP {want}" + (f" (backend {who})" if name_backend else ""))
+        return who
+
+    with reported(name):
         if check == "tcp":
             n, backends = int(rest[0]), set(rest[1].split(","))
             seen = {}
             for i in range(n):
-                who = answer(i)
+                who = reached(i)
                 if who not in backends:
                     raise Fail(f"connect #{i + 1} answered by {who!r}, not one of {sorted(backends)}")
                 seen[who] = seen.get(who, 0) + 1
@@ -106,11 +99,7 @@ def main():
                 raise Fail(f"sendto/recvfrom {want}: {e}")
             finally:
                 s.close()
-            who = data.decode()
-            if who not in backends:
-                raise Fail(f"reply from backend {who!r}, not one of {sorted(backends)}")
-            if (src[0], src[1]) != dst:
-                raise Fail(f"recvfrom source {peer(src)}, expected the VIP {want} (backend {who})")
+            who = udp_reply(data, src, backends, name_backend=True)
             print(f"ok {name}  (backend {who}, recvfrom source {peer(src)})")
 
         elif check == "udpconn":
@@ -128,17 +117,14 @@ def main():
             who = data.decode()
             if (pn[0], pn[1]) != dst:
                 raise Fail(f"getpeername() {peer(pn)}, expected the VIP {want} (backend {who})")
-            if who not in backends:
-                raise Fail(f"reply from backend {who!r}, not one of {sorted(backends)}")
-            if (src[0], src[1]) != dst:
-                raise Fail(f"recvfrom source {peer(src)}, expected the VIP {want}")
+            udp_reply(data, src, backends)
             print(f"ok {name}  (getpeername {peer(pn)}, backend {who})")
 
         elif check == "affine":
             n, backends = int(rest[0]), set(rest[1].split(","))
             got = {}
             for i in range(n):
-                who = answer(i)
+                who = reached(i)
                 got[who] = got.get(who, 0) + 1
             if len(got) != 1 or not set(got) <= backends:
                 raise Fail(f"{n} connects reached {got}, expected one backend of {sorted(backends)}")
@@ -171,10 +157,6 @@ def main():
                   + ", ".join(f"{b} x{c}" for b, c in sorted(seen.items())) + ")")
         else:
             raise Fail(f"unknown check {check}")
-    except Fail as e:
-        print(f"FAIL {name}: {e}")
-    except Exception as e:  # noqa: BLE001 - any surprise is a failed check, not a crash
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-# Shared sandbox of the kernel end-to-end tests run.sh, differential.sh and policies.sh (source it
-# from bash; it runs nothing by itself).
+# The sandbox of every script that touches the kernel: the system tests (run.sh, differential.sh,
+# policies.sh, incremental.sh, hostile-image.sh), the kernel benchmarks (bench/hook.sh, swap.sh,
+# writer.sh, incremental.sh, fault.sh) and the kernel half of the demo (docs/demo-kernel.sh).
+# Source it from bash; it runs nothing by itself. sandbox.py is the same sandbox seen from the
+# Python drivers and clients these scripts start (names, commands in the cgroup and netns, pids).
 #
 # /work/shared/DESIGN.md "Rules for tests that touch the kernel": the machines are shared, so a
 # test changes nothing it did not create:
@@ -11,7 +14,7 @@
 #    bpffs, and with it every pinned program, link and map, goes away with that namespace);
 #  - every connect to a service address starts in the network namespace balancer-TAG-c-<pid>,
 #    whose only link is a veth (created inside it) to balancer-TAG-s-<pid>, where the servers
-#    run: 10.99.0.1/24 <-> 10.99.0.2/24 (+ fd0b:a1a:ce::1/64 <-> ::2/64 with sb_make_netns -6).
+#    run: 10.99.0.1/24 <-> 10.99.0.2/24 (+ fd0b:a1a:ce::1/64 <-> ::2/64 with sb_setup -6).
 #    Backend addresses are added to the server's veth, with one host route each in the client
 #    namespace (sb_add_backends); neither namespace has a default route, so an untranslated
 #    connect to a service address fails with ENETUNREACH and nothing leaves the machine;
@@ -23,28 +26,36 @@
 #
 # A test is two halves of one script:
 #
-#   . "$here/sandbox.sh"
+#   . "$(dirname "$0")/sandbox.sh"      # (from bench/ or docs/: "$(dirname "$0")/../e2e/sandbox.sh")
 #   sb_init TAG                         # names of this run, exported for the inner half
 #   if sb_inner; then                   # inside the private mount namespace
-#       trap sb_inner_cleanup EXIT; trap 'exit 143' INT TERM
-#       sb_mount_bpffs && sb_attach || ...          # or sb_bpftool_load OBJ && sb_bpftool_attach
+#       sb_inner_start                  # EXIT trap, the bpffs, `balancer attach` (or: bpftool OBJ)
 #       sb_exec "$SB_NSC" CMD...        # CMD in the test cgroup and the client netns
 #       sb_detach; exit 0                           # (sb_bpftool_detach)
 #   fi
-#   sb_install_trap                     # outer half: EXIT/INT/TERM -> sb_cleanup
-#   sb_check_host || sb_fail_setup ...; sb_make_work; sb_make_cgroup; sb_make_netns; sb_add_backends ADDR...
+#   sb_setup [-n|-6]                    # outer half: EXIT trap, host checked, directory, cgroup
+#                                       # (-n, -6: and the network namespaces)
+#   sb_add_backends ADDR...             # backend addresses in the server netns
 #   sb_start_server SPEC...             # server.py in the server netns
-#   sb_run_inner "$BASH" "$here/$(basename "$0")"   # the script again, in a private mount namespace
-#   sb_finish $?                        # FAIL inner, sb_cleanup, `ok cleanup`, `N passed, M failed`
+#   sb_run_self [ARG...]                # the script again, in a private mount namespace; then
+#                                       # sb_finish: FAIL inner, sb_cleanup, `ok cleanup`, counts
 #
 # Both halves write their result lines (`ok NAME ...`, `FAIL NAME: why`, `skip ...`) to standard
-# output and to $SB_WORK/results, which sb_finish counts.
+# output and to $SB_WORK/results (sb_report), which sb_finish counts.
 # Every sb_ function returns nonzero on failure with the reason on standard error. The state
 # that sb_cleanup and the detach functions need is kept in files under $SB_WORK, so an sb_
 # function may be called in a command substitution ($(...)) like any other.
 
 SB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SB_ROOT=$(cd "$SB_HERE/.." && pwd)
 SB_CGROOT=/sys/fs/cgroup/unified
+# The script that sourced this file, by absolute path (sb_run_self runs it again as the inner
+# half; unshare looks a bare name up in PATH).
+SB_SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+# What a command runs as to join the test cgroup ($1) and then the network namespace $2: into the
+# cgroup first (the cgroup programs see it from its first syscall), by nsenter, which keeps the
+# mount namespace (`ip netns exec` would remount /sys). sandbox.py's in_sandbox is the same.
+SB_JOIN='echo $$ >"$1/cgroup.procs" && ns=$2 && shift 2 && exec nsenter --net="/run/netns/$ns" -- "$@"'
 
 # sb_init TAG: the names of this run (balancer-TAG-... with the outer half's pid). In the inner
 # half (SB_INNER=1) the names inherited from the outer half are kept.
@@ -62,6 +73,52 @@ sb_init() {
 		SB_T0=$(date +%s%N)
 		export SB_ID SB_NSC SB_NSS SB_CG SB_WORK SB_B SB_PY
 	fi
+	# The binary under test (a debug build unless the caller named another).
+	BALANCER=${BALANCER:-$SB_ROOT/.build/debug/balancer}
+	export BALANCER
+}
+
+# sb_build_missing CONFIG FILE...: `swift build -c CONFIG` when one of FILE is not there yet
+# (the benchmarks' release build).
+sb_build_missing() {
+	local config=$1 f
+	shift
+	for f in "$@"; do
+		[ -x "$f" ] || { (cd "$SB_ROOT" && swift build -c "$config" >&2); return; }
+	done
+}
+
+# sb_build_object OUT: the datapath object, built from bpf/ (what `balancer attach` embeds).
+sb_build_object() {
+	sh "$SB_ROOT/bpf/programs/build.sh" "$1"
+}
+
+# sb_report LINE...: result lines, to standard output and $SB_WORK/results (sb_finish counts them).
+sb_report() {
+	local line
+	for line in "$@"; do
+		echo "$line"
+		echo "$line" >>"$SB_WORK/results"
+	done
+}
+
+# A check made of steps: sb_check NAME FUNCTION runs FUNCTION, whose steps call sb_good DETAIL
+# or sb_bad WHY; then reports `ok NAME  (details; ...)` when no step was bad, else
+# `FAIL NAME: why; ...`.
+SB_CK_OK="" SB_CK_FAIL=""
+sb_good() { SB_CK_OK="${SB_CK_OK:+$SB_CK_OK; }$1"; }
+sb_bad() { SB_CK_FAIL="${SB_CK_FAIL:+$SB_CK_FAIL; }$1"; }
+sb_check() {
+	SB_CK_OK="" SB_CK_FAIL=""
+	"$2"
+	if [ -z "$SB_CK_FAIL" ]; then sb_report "ok $1  ($SB_CK_OK)"; else sb_report "FAIL $1: $SB_CK_FAIL"; fi
+}
+
+# sb_die MESSAGE: a setup step of the inner half failed: `FAIL setup: MESSAGE`, exit 1 (the
+# remaining checks do not run; the EXIT trap cleans up).
+sb_die() {
+	sb_report "FAIL setup: $*"
+	exit 1
 }
 
 # The nine programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
@@ -85,7 +142,22 @@ sb_check_host() {
 	done
 	[ -n "$SB_PY" ] || { echo "python3 does not run" >&2; return 1; }
 	[ "$(stat -f -c %T "$SB_CGROOT" 2>/dev/null)" = cgroup2fs ] || { echo "$SB_CGROOT is not a cgroup2 mount" >&2; return 1; }
-	[ -z "${BALANCER:-}" ] || [ -x "$BALANCER" ] || { echo "no balancer binary at $BALANCER" >&2; return 1; }
+	[ -x "$BALANCER" ] || { echo "no balancer binary at $BALANCER (set BALANCER)" >&2; return 1; }
+}
+
+# sb_setup [-n|-6]: the outer half's start: the EXIT trap (sb_cleanup), the host checked, the
+# run's directory and cgroup made; with -n the two network namespaces and their veth, with -6
+# also its IPv6 addresses. A failure ends the run (sb_fail_setup).
+sb_setup() {
+	local out
+	sb_install_trap
+	out=$(sb_check_host 2>&1) || sb_fail_setup "$out"
+	sb_make_work || sb_fail_setup "mkdir $SB_WORK"
+	sb_make_cgroup || sb_fail_setup "mkdir $SB_CG"
+	case "${1:-}" in
+	-n) sb_make_netns || sb_fail_setup "network namespaces" ;;
+	-6) sb_make_netns -6 || sb_fail_setup "network namespaces" ;;
+	esac
 }
 
 sb_make_work() {
@@ -159,8 +231,7 @@ sb_start_server() {
 sb_spawn() {
 	local ns=$1
 	shift
-	sh -c 'echo $$ >"$1/cgroup.procs" && ns=$2 && shift 2 && exec nsenter --net="/run/netns/$ns" -- "$@"' \
-		sh "$SB_CG" "$ns" "$@" </dev/null >/dev/null 2>&1 &
+	sh -c "$SB_JOIN" sh "$SB_CG" "$ns" "$@" </dev/null >/dev/null 2>&1 &
 	SB_SPAWNED=$!
 	echo "$SB_SPAWNED" >>"$SB_WORK/pids"
 	# Until it is in the cgroup (the first thing it does), it is not what the caller asked for.
@@ -195,6 +266,13 @@ sb_run_inner() {
 	rc=$?
 	SB_INNER_PID=""
 	return "$rc"
+}
+
+# sb_run_self [ARG...]: the outer half's end: the calling script again as the inner half (with
+# ARGs), then sb_finish of its exit status; returns what sb_finish returns.
+sb_run_self() {
+	sb_run_inner "$BASH" "$SB_SELF" "$@"
+	sb_finish $?
 }
 
 sb_cgroup_progs() { # "ATTACH_TYPE ID" of every program attached to the test cgroup
@@ -342,13 +420,25 @@ sb_fail_setup() {
 	exit 1
 }
 
+# sb_close RC: sb_cleanup, then what of this run is left (nothing, if all went well; after a
+# successful inner half, RC 0, program ids must have been recorded): the line `ok cleanup` or
+# `FAIL cleanup: left behind: ...`, printed and kept in SB_CLOSED. Returns 1 when something is left.
+sb_close() {
+	local left
+	sb_cleanup
+	left=$(sb_leftovers)
+	[ "$1" -ne 0 ] || [ -n "$SB_PROG_IDS" ] || left="${left:+$left }(no program ids recorded)"
+	if [ -z "$left" ]; then SB_CLOSED="ok cleanup"; else SB_CLOSED="FAIL cleanup: left behind: $left"; fi
+	echo "$SB_CLOSED"
+	[ -z "$left" ]
+}
+
 # sb_finish RC: the outer half's end, RC being the inner half's exit status: `FAIL inner` when it
-# failed without a `FAIL setup` line, the server's log (standard error), sb_cleanup, the check
-# `cleanup` (nothing of this run is left; after a successful inner half, program ids must have
-# been recorded), the time taken, `N passed, M failed[, S skipped]` over $SB_WORK/results.
+# failed without a `FAIL setup` line, the server's log (standard error), sb_close (the check
+# `cleanup`), the time taken, `N passed, M failed[, S skipped]` over $SB_WORK/results.
 # Returns 0 when nothing failed and something passed.
 sb_finish() {
-	local rc=$1 results left line passed failed skipped t1
+	local rc=$1 results line passed failed skipped t1
 	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL setup' "$SB_WORK/results"; then
 		echo "FAIL inner: exit status $rc" | tee -a "$SB_WORK/results"
 	fi
@@ -357,11 +447,8 @@ sb_finish() {
 		tail -n 20 "$SB_WORK/server.log" >&2
 	fi
 	results=$(cat "$SB_WORK/results")
-	sb_cleanup
-	left=$(sb_leftovers)
-	[ "$rc" -ne 0 ] || [ -n "$SB_PROG_IDS" ] || left="${left:+$left }(no program ids recorded)"
-	if [ -z "$left" ]; then line="ok cleanup"; else line="FAIL cleanup: left behind: $left"; fi
-	echo "$line"
+	sb_close "$rc"
+	line=$SB_CLOSED
 	results=$(printf '%s\n%s' "$results" "$line")
 	passed=$(printf '%s\n' "$results" | grep -c '^ok ')
 	failed=$(printf '%s\n' "$results" | grep -c '^FAIL ')
@@ -379,6 +466,26 @@ sb_finish() {
 sb_mount_bpffs() {
 	readlink /proc/$$/ns/mnt >"$SB_WORK/mntns" || return 1
 	mount -t bpf bpf "$SB_B"
+}
+
+# sb_inner_start [attach | bpftool OBJECT | none]: the inner half's start: its EXIT trap
+# (sb_inner_cleanup; INT and TERM exit), the run's bpffs mounted, then the programs attached to
+# the test cgroup by `balancer attach` (attach, the default), or loaded and attached by bpftool
+# from OBJECT (bpftool), or nothing attached (none). A failure ends the run (sb_die).
+sb_inner_start() {
+	local out
+	trap sb_inner_cleanup EXIT
+	trap 'exit 143' INT TERM
+	sb_mount_bpffs || sb_die "mount bpffs on $SB_B"
+	case "${1:-attach}" in
+	attach) out=$(sb_attach 2>&1) || sb_die "$out" ;;
+	bpftool)
+		out=$(sb_bpftool_load "$2" 2>&1) || sb_die "$out"
+		out=$(sb_bpftool_attach 2>&1) || sb_die "$out"
+		;;
+	none) ;;
+	*) sb_die "sb_inner_start: unknown mode $1" ;;
+	esac
 }
 
 # sb_record_progs: the program ids on standard input join those sb_leftovers checks.
@@ -454,6 +561,5 @@ sb_inner_cleanup() {
 sb_exec() {
 	local ns=$1
 	shift
-	timeout "${SB_TIMEOUT:-20}" sh -c 'echo $$ >"$1/cgroup.procs" && ns=$2 && shift 2 && exec nsenter --net="/run/netns/$ns" -- "$@"' \
-		sh "$SB_CG" "$ns" "$@"
+	timeout "${SB_TIMEOUT:-20}" sh -c "$SB_JOIN" sh "$SB_CG" "$ns" "$@"
 }

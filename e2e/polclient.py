@@ -19,41 +19,25 @@ import socket
 import sys
 import time
 
+from sandbox import Fail, connect_answer, reported
+
 TIMEOUT = 2.0
 
 
-class Fail(Exception):
-    pass
-
-
-def answer(dst, i):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT)
-    try:
-        s.connect(dst)
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = s.recv(100)
-            if not chunk:
-                break
-            reply += chunk
-    except OSError as e:
-        raise Fail(f"connect #{i + 1} to {dst[0]}:{dst[1]}: {e}")
-    finally:
-        s.close()
-    return reply.decode().strip()
+def reached(dst, i):
+    return connect_answer(socket.AF_INET, dst, i, TIMEOUT)
 
 
 def main():
     check, name, addr, port, rest = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
     dst = (addr, port)
-    try:
+    with reported(name):
         if check == "burst":
             n, target, others, lo, hi = int(rest[0]), rest[1], set(rest[2].split(",")), int(rest[3]), int(rest[4])
             got = []
             t0 = time.monotonic()
             for i in range(n):
-                got.append(answer(dst, i))
+                got.append(reached(dst, i))
             dt = time.monotonic() - t0
             hits = got.count(target)
             stray = sorted({g for g in got if g != target and g not in others})
@@ -77,7 +61,7 @@ def main():
             end = time.monotonic() + seconds
             i = 0
             while time.monotonic() < end:
-                got = answer(dst, i)  # raises Fail on any failed connect
+                got = reached(dst, i)  # raises Fail on any failed connect
                 lines.append(f"{time.time():.6f} {got}")
                 seen[got] = seen.get(got, 0) + 1
                 i += 1
@@ -108,10 +92,6 @@ def main():
                 s.close()
         else:
             raise Fail(f"unknown check {check}")
-    except Fail as e:
-        print(f"FAIL {name}: {e}")
-    except Exception as e:  # noqa: BLE001 - any surprise is a failed check, not a crash
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

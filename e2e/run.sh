@@ -1,0 +1,282 @@
+#!/bin/bash
+# End-to-end test of the datapath with real sockets: loads balancer.bpf.o (built from bpf/) with
+# bpftool and attaches its programs to a cgroup made for this run, writes small images compiled
+# from run/datapath.yaml into its maps with `balancer load`, and runs TCP/UDP clients in that
+# cgroup against servers in a private pair of network namespaces; then drives `balancer load`,
+# `rollback`, `attach`, `status` and `detach` on the same sandbox. Needs root, bpftool, iproute2,
+# util-linux (unshare, nsenter), python3, a cgroup2 mount at /sys/fs/cgroup/unified. About 40 s.
+#
+# Usage: e2e/run.sh          (BALANCER: the binary, default .build/debug/balancer)
+#
+# Sandbox: sandbox.sh, shared with every kernel test and benchmark (shared machines,
+# /work/shared/DESIGN.md "Rules for tests that touch the kernel"): cgroup balancer-e2e-<pid>,
+# namespaces balancer-e2e-{c,s}-<pid> (10.99.0.1/24 <-> 10.99.0.2/24 + 10.99.0.3/24, where the
+# servers run), a private bpffs in a private mount namespace that only the inner half of this
+# script runs in, everything removed on exit, also on failure, ^C or a killed inner half.
+#
+# Output: one line per check, `ok NAME` or `FAIL NAME: why`, then `N passed, M failed`; the exit
+# status is nonzero when a check failed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/sandbox.sh"
+sb_init e2e
+
+# ---- inner half: runs inside `unshare -m --propagation private`, started by the outer half ----
+if sb_inner; then
+	# run_client ARGS...: client.py ARGS in the test cgroup and the client netns (SB_TIMEOUT, 20 s).
+	run_client() { sb_exec "$SB_NSC" "$SB_PY" "$here/client.py" "$@" 2>&1; }
+	# client [-6] CHECK NAME ...: run_client, its line reported.
+	client() {
+		local out name
+		if [ "$1" = -6 ]; then name=$3; else name=$2; fi
+		out=$(run_client "$@")
+		[ -n "$out" ] || out="FAIL $name: the client printed nothing (timeout?)"
+		sb_report "$out"
+	}
+	load() { # load NAME: `balancer load` of $SB_WORK/NAME.image for node e2e-node
+		"$BALANCER" load "$SB_WORK/$1.image" --pin-dir "$SB_B" --node e2e-node >"$SB_WORK/load-$1.log" 2>&1 ||
+			sb_die "balancer load $1.image: $(tail -n 3 "$SB_WORK/load-$1.log")"
+	}
+	# The programs of the object bpf/ builds, loaded and attached by bpftool (no balancer
+	# process involved); the maps they pinned are filled by `balancer load`.
+	sb_inner_start bpftool "$SB_WORK/balancer.o"
+	# Generation 0: run/datapath.yaml with both web backends.
+	load first
+
+	WEB=10.99.0.2:8080,10.99.0.3:8080
+	DNS2=10.99.0.2:5353,10.99.0.3:5353
+
+	# a. ClusterIP TCP: every connect translated, both backends used.
+	client tcp clusterip-tcp 10.96.0.10 80 40 "$WEB"
+	# b. A port the ClusterIP lacks: refused by the VIP entry.
+	client refused clusterip-unknown-port 10.96.0.10 81 ECONNREFUSED
+	# e. A REJECT rule (no endpoints); a LOCAL_ONLY rule (internalTrafficPolicy Local) without a
+	# local set on e2e-node (its only endpoint is on e2e-other).
+	client refused reject-rule 10.96.0.20 80 ECONNREFUSED
+	client refused local-only-no-local-set 10.96.0.30 80 EHOSTUNREACH
+	# Counters so far (`balancer status -o json`, named by frontend): web's TCP frontend
+	# translated 40; an unknown port (counter 0) rejected 1; reject rejected 1; local unreachable 1.
+	sb_report "$("$BALANCER" status --pin-dir "$SB_B" --image "$SB_WORK/first.image" -o json 2>&1 | "$SB_PY" -c '
+import json, sys
+want = {"(unknown ports)": (0, 1, 0, 0), "10.96.0.10:80/TCP": (40, 0, 0, 0), "10.96.0.20:80/TCP": (0, 1, 0, 0),
+        "10.96.0.30:80/TCP": (0, 0, 1, 0)}
+got = {}
+for c in json.load(sys.stdin)["counters"]:
+    counts = (c["translated"], c["rejected"], c["unreachable"], c["fallThrough"])
+    if any(counts):
+        got[c["name"] if c["frontend"] else "(unknown ports)"] = counts
+print("ok counters" if got == want else
+      "FAIL counters: {translated,rejected,unreachable,fallthrough} by frontend %s, expected %s" % (got, want))
+' 2>&1)"
+	# d. Not a service address: untouched.
+	client tcp passthrough-direct 10.99.0.2 8080 3 10.99.0.2:8080
+	# c. UDP, unconnected and connected; a UDP socket keeps its backend.
+	client udp udp-sendto-recvfrom 10.96.0.10 53 10.99.0.2:5353
+	client udpconn udp-connected-getpeername 10.96.0.10 53 10.99.0.2:5353
+	client sticky udp-socket-sticky 10.96.0.10 54 20 5 "$DNS2"
+	# The same through IPv6 sockets and v4-mapped addresses (connect6, sendmsg4 and recvmsg6 run).
+	client -6 tcp v4mapped-tcp 10.96.0.10 80 20 "$WEB"
+	client -6 refused v4mapped-unknown-port 10.96.0.10 81 ECONNREFUSED
+	client -6 udp v4mapped-udp-sendto-recvfrom 10.96.0.10 53 10.99.0.2:5353
+	client -6 udpconn v4mapped-udp-connected-getpeername 10.96.0.10 53 10.99.0.2:5353
+	# sock_release: every UDP socket above is closed, so no reverse entry is left.
+	n=$(bpftool -j map dump pinned "$SB_B/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
+	if [ "$n" = 0 ]; then sb_report "ok sock-release-clears-reverse"; else
+		sb_report "FAIL sock-release-clears-reverse: $n bl_reverse entries left after every UDP socket closed"; fi
+	# Only the test cgroup is translated: the same connect from the client netns outside it is
+	# not (no route to 10.96.0.0/12 there).
+	out=$(timeout 20 ip netns exec "$SB_NSC" "$SB_PY" "$here/client.py" refused scope-outside-cgroup 10.96.0.10 80 ENETUNREACH 2>&1)
+	sb_report "${out:-FAIL scope-outside-cgroup: the client printed nothing}"
+
+	# f. Generation flip: generation 1 serves the web service from 10.99.0.3:8080 only; a
+	# rollback flips back to generation 0.
+	load second
+	client tcp generation-1 10.96.0.10 80 20 10.99.0.3:8080
+	"$BALANCER" rollback --pin-dir "$SB_B" >"$SB_WORK/rollback-0.log" 2>&1 || sb_die "balancer rollback: $(cat "$SB_WORK/rollback-0.log")"
+	client tcp generation-0-again 10.96.0.10 80 40 "$WEB"
+
+	# g. Another compiled image (run/cluster.yaml): the standby generation is filled from the
+	# image and made live in one flip; rollback flips back.
+	load cluster
+	client tcp image-clusterip-tcp 10.96.1.10 80 40 "$WEB"
+	client tcp image-nodeport-tcp 10.99.0.2 30080 40 "$WEB"
+	client refused image-unknown-port 10.96.1.10 81 ECONNREFUSED
+	client refused image-no-endpoints 10.96.1.20 80 ECONNREFUSED
+	client sticky image-udp-sticky 10.96.1.10 53 20 5 "$DNS2"
+	# The whole first image is gone: its VIP is not a service address any more.
+	client refused image-replaced-previous 10.96.0.10 80 ENETUNREACH
+	"$BALANCER" rollback --pin-dir "$SB_B" >"$SB_WORK/rollback.log" 2>&1 || sb_die "balancer rollback: $(cat "$SB_WORK/rollback.log")"
+	client tcp rollback-previous-live 10.96.0.10 80 20 "$WEB"
+	client refused rollback-image-gone 10.96.1.10 80 ENETUNREACH
+
+	sb_bpftool_detach
+	left=$(sb_cgroup_progs | tr '\n' ' ')
+	if [ -z "$left" ]; then sb_report "ok detach"; else sb_report "FAIL detach: still attached to $SB_CG: $left"; fi
+
+	# h. `balancer attach`: the embedded object, the same pinned maps, links pinned in the bpffs.
+	# Every check below runs after the balancer process that attached has exited.
+	out=$(sb_attach 2>&1) || sb_die "$out"
+	case "$out" in "attached 9 programs"*) sb_report "ok balancer-attach  ($out)" ;;
+		*) sb_report "FAIL balancer-attach: $out" ;; esac
+	out=$(sb_attach 2>&1) || sb_die "again: $out"
+	n=$(sb_cgroup_progs | wc -l)
+	case "$out" in "attached 0 programs"*"9 already attached") [ "$n" = 9 ] && sb_report "ok balancer-attach-twice-is-a-no-op" ||
+			sb_report "FAIL balancer-attach-twice-is-a-no-op: $n programs on the cgroup" ;;
+		*) sb_report "FAIL balancer-attach-twice-is-a-no-op: $out" ;; esac
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >"$SB_WORK/load-image2.log" 2>&1 ||
+		sb_die "balancer load (2): $(tail -n 3 "$SB_WORK/load-image2.log")"
+	client tcp attached-by-balancer-clusterip 10.96.1.10 80 40 "$WEB"
+	client refused attached-by-balancer-no-endpoints 10.96.1.20 80 ECONNREFUSED
+	st=$("$BALANCER" status --pin-dir "$SB_B" --image "$SB_WORK/cluster.image" 2>&1)
+	nlinks=$(printf '%s\n' "$st" | grep '^links:' | tr ' ' '\n' | grep -c '^cg')
+	if printf '%s\n' "$st" | grep -q 'node id .* (e2e-node), host mode pod' &&
+		printf '%s\n' "$st" | grep -q 'frontends=4 ' &&
+		printf '%s\n' "$st" | grep -q 'previous kept for rollback' &&
+		printf '%s\n' "$st" | grep -Eq 'counters 10\.96\.1\.10:80/TCP: translated [0-9]*[1-9]' &&
+		[ "$nlinks" = 9 ]; then
+		sb_report "ok balancer-status"
+	else
+		sb_report "FAIL balancer-status: $(printf '%s' "$st" | tr '\n' '|')"
+	fi
+	# Loading the live image again changes nothing; status names the live image.
+	before=$(bpftool map dump pinned "$SB_B/maps/bl_config" 2>&1)
+	out=$("$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node 2>&1)
+	after=$(bpftool map dump pinned "$SB_B/maps/bl_config" 2>&1)
+	digest=$("$BALANCER" inspect "$SB_WORK/cluster.image" | sed -n 's/^# sha256 //p')
+	case "$out" in *"nothing changed"*)
+		if [ "$before" = "$after" ] && "$BALANCER" status --pin-dir "$SB_B" | grep -q "image: sha256 $digest"; then
+			sb_report "ok balancer-load-live-image-is-a-no-op"
+		else sb_report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
+	*) sb_report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
+	# Swap torture: two images with different backend sets; `balancer rollback` flips between
+	# them without pause while one client makes 100,000 connects. Every connect must succeed
+	# and reach a backend of one of the two images, and there must be at least 1,000 flips.
+	"$BALANCER" compile "$here/run/cluster-b.yaml" -o "$SB_WORK/cluster-b.image" >/dev/null 2>&1 || sb_die "compile cluster-b"
+	"$BALANCER" load "$SB_WORK/cluster-b.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster-b"
+	ip netns exec "$SB_NSC" sysctl -q -w net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000" ||
+		sb_die "client netns sysctls"
+	touch "$SB_WORK/flipping"
+	(
+		n=0
+		while [ -e "$SB_WORK/flipping" ]; do
+			"$BALANCER" rollback --pin-dir "$SB_B" >/dev/null 2>&1 || { echo "rollback failed" >"$SB_WORK/flips"; exit 1; }
+			n=$((n + 1))
+			[ "$n" = 1000 ] && touch "$SB_WORK/flip-1000"
+		done
+		echo "$n" >"$SB_WORK/flips"
+	) &
+	flipper=$!
+	# Batches of 50,000 connects until at least 100,000 connects and 1,000 flips (a flip is a
+	# process start, slower than a connect).
+	batches=0 torture=""
+	started=$(date +%s)
+	while :; do
+		out=$(SB_TIMEOUT=300 run_client tcp swap-torture 10.96.1.10 80 50000 "$WEB")
+		batches=$((batches + 1))
+		case "$out" in "ok swap-torture"*) ;; *) torture="${out:-FAIL swap-torture: the client printed nothing}"; break ;; esac
+		[ "$batches" -ge 2 ] && [ -e "$SB_WORK/flip-1000" ] && break
+		[ $(($(date +%s) - started)) -gt 120 ] && { torture="FAIL swap-torture: fewer than 1,000 flips in 120 s"; break; }
+	done
+	rm -f "$SB_WORK/flipping"
+	wait "$flipper"
+	flips=$(cat "$SB_WORK/flips" 2>/dev/null)
+	rm -f "$SB_WORK"/flip-*
+	if [ -z "$torture" ]; then
+		sb_report "ok swap-torture  ($((batches * 50000)) connects, 0 failures, every one to a backend of one of the two images; $flips flips)"
+	else
+		sb_report "$torture ($flips flips)"
+	fi
+
+	# Session affinity (ClientIP, 1 s): sticks; leaves a backend removed from the service even
+	# within the timeout; expires (after the timeout a new pick is made: over 10 expiries both
+	# backends must appear; a never-expiring entry would always give the same one).
+	for f in affinity affinity-only-2 affinity-only-3; do
+		"$BALANCER" compile "$here/run/$f.yaml" -o "$SB_WORK/$f.image" >/dev/null 2>&1 || sb_die "compile $f"
+	done
+	"$BALANCER" load "$SB_WORK/affinity.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load affinity"
+	out=$(run_client affine affinity-sticks 10.96.1.40 80 30 "$WEB")
+	sb_report "$out"
+	first=$(printf '%s' "$out" | sed -n 's/.*all to \([0-9.:]*\)).*/\1/p')
+	case "$first" in 10.99.0.2:8080) other=3 ;; *) other=2 ;; esac
+	"$BALANCER" load "$SB_WORK/affinity-only-$other.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load affinity-only"
+	client affine affinity-leaves-removed-backend 10.96.1.40 80 10 "10.99.0.$other:8080"
+	"$BALANCER" load "$SB_WORK/affinity.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load affinity again"
+	seen=""
+	for c in $(seq 1 10); do
+		sleep 1.1
+		o=$(run_client affine expiry-$c 10.96.1.40 80 1 "$WEB")
+		seen="$seen $(printf '%s' "$o" | sed -n 's/.*all to \([0-9.:]*\)).*/\1/p')"
+	done
+	n=$(printf '%s\n' $seen | sort -u | grep -c .)
+	if [ "$n" = 2 ]; then sb_report "ok affinity-expires  (10 picks after the timeout:$seen)"; else
+		sb_report "FAIL affinity-expires: 10 picks after the timeout all went to$seen"; fi
+
+	# Host mode nodeport (a host that is not a node, without a pod network): the ClusterIP
+	# goes to the backends' node address (10.99.0.2, e2e-node's InternalIP) and the NodePort.
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --host-mode nodeport >/dev/null 2>&1 || sb_die "load (host mode nodeport)"
+	client tcp host-mode-nodeport 10.96.1.10 80 10 10.99.0.2:30080
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load (node again)"
+	client tcp host-mode-pod-again 10.96.1.10 80 20 "$WEB"
+
+	# Crash safety: loads killed with SIGKILL at random points leave one complete generation
+	# serving; rollback never makes a half-filled generation live; the next load succeeds.
+	sed 's/10\.96\.1\.20/10.96.1.21/' "$here/run/cluster.yaml" >"$SB_WORK/cluster-c.yaml"
+	"$BALANCER" compile "$SB_WORK/cluster-c.yaml" -o "$SB_WORK/cluster-c.image" >/dev/null 2>&1 || sb_die "compile cluster-c"
+	# Both generations hold images whose web service has both backends (A, then C); the killed
+	# loads alternate between them, so whatever generation ends up live serves both.
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load A"
+	"$BALANCER" load "$SB_WORK/cluster-c.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load C"
+	crash="" refused=0
+	for i in $(seq 1 15); do
+		if [ $((i % 2)) = 1 ]; then img="$SB_WORK/cluster.image"; else img="$SB_WORK/cluster-c.image"; fi
+		"$BALANCER" load "$img" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 &
+		victim=$!
+		sleep "$(printf '0.%03d' $(( (i * 41) % 300 )))"
+		kill -9 "$victim" 2>/dev/null
+		wait "$victim" 2>/dev/null
+		out=$(run_client tcp crash-$i 10.96.1.10 80 40 "$WEB")
+		case "$out" in "ok "*) ;; *) crash="after kill $i: $out"; break ;; esac
+		# Refused when the other generation is half-filled by the killed load.
+		if "$BALANCER" rollback --pin-dir "$SB_B" >"$SB_WORK/rb.log" 2>&1; then :; else
+			grep -q incomplete "$SB_WORK/rb.log" && refused=$((refused + 1))
+		fi
+		out=$(run_client tcp crash-rollback-$i 10.96.1.10 80 40 "$WEB")
+		case "$out" in "ok "*) ;; *) crash="after kill $i and a rollback: $out"; break ;; esac
+	done
+	if [ -z "$crash" ] && "$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 &&
+		"$BALANCER" load "$SB_WORK/cluster-c.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1; then
+		client refused crash-then-load-serves-new-image 10.96.1.21 80 ECONNREFUSED
+		sb_report "ok crash-safety  (15 loads killed at 0–299 ms; $refused rollbacks refused a half-filled generation)"
+	else
+		sb_report "FAIL crash-safety: ${crash:-the load after the kills failed}"
+	fi
+
+	out=$(sb_detach 2>&1) || sb_die "$out"
+	client refused detached-untranslated 10.96.1.10 80 ENETUNREACH
+	left=$(sb_cgroup_progs | tr '\n' ' ')
+	if [ -z "$left" ] && [ -z "$(ls "$SB_B/links" 2>/dev/null)" ]; then sb_report "ok balancer-detach  ($out)"; else
+		sb_report "FAIL balancer-detach: attached: $left; link pins: $(ls "$SB_B/links" 2>/dev/null | tr '\n' ' ')"; fi
+	rm -rf "$SB_B/links" 2>/dev/null
+	left=$(sb_cgroup_progs | tr '\n' ' ')
+	if [ -z "$left" ]; then sb_report "ok nothing-left-attached"; else sb_report "FAIL nothing-left-attached: still attached to $SB_CG: $left"; fi
+	exit 0
+fi
+
+# ---- outer half -------------------------------------------------------------------------------
+sb_setup -n
+sb_build_object "$SB_WORK/balancer.o" || sb_fail_setup "build"
+# The images of parts a-g: first and second (generations 0 and 1), cluster.
+compile() { # compile NAME FILE...: run/FILE.yaml... into $SB_WORK/NAME.image
+	local name=$1 out
+	shift
+	out=$("$BALANCER" compile "${@/#/$here/run/}" -o "$SB_WORK/$name.image" 2>&1) ||
+		sb_fail_setup "balancer compile ($name.image): $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
+}
+compile first datapath.yaml web-both.yaml
+compile second datapath.yaml web-one.yaml
+compile cluster cluster.yaml
+sb_add_backends 10.99.0.3 || sb_fail_setup "addresses"
+out=$(sb_start_server tcp:10.99.0.2:8080 tcp:10.99.0.3:8080 udp:10.99.0.2:5353 udp:10.99.0.3:5353 \
+	tcp:10.99.0.2:30080 2>&1) || sb_fail_setup "$out"
+
+sb_run_self
