@@ -1,6 +1,4 @@
 import ArgumentParser
-import Compiler
-import Loader
 import Logging
 import MapImage
 import Synchronization

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Watcher
 
 /// The API server to read (`watch`, `snapshot`): a kubeconfig's, or the cluster's this pod runs in.

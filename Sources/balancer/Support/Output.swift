@@ -23,8 +23,6 @@ func printJSON(_ value: some Encodable, pretty: Bool = false) throws {
 struct CommandError: Error, CustomStringConvertible {
     var description: String
 
-    init(description: String) { self.description = description }
-
     /// Runs `body`; its failure becomes a CommandError in the failure's own words, after `prefix`.
     static func wrapping<T>(_ prefix: String = "", _ body: () throws -> T) throws(CommandError) -> T {
         do {
