@@ -1,0 +1,67 @@
+import ArgumentParser
+import Loader
+import MapImage
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load an image into the datapath's pinned maps: fill the standby generation, then flip.",
+        discussion: """
+        The image is verified completely before any map is touched. The standby generation gets new \
+        tables, then one update of bl_config makes it live; the previous generation stays as the \
+        rollback target. The datapath's maps must be pinned under PIN-DIR/maps (`balancer attach` \
+        does that). Loading the live image again changes nothing.
+        """)
+
+    @OptionGroup var image: ImageArgument
+
+    @OptionGroup var pinDir: PinDirOption
+
+    @OptionGroup var nodeOptions: NodeOptions
+
+    @Flag(help: "Print one JSON line of per-step timings to standard error.")
+    var timings = false
+
+    @OptionGroup var netns: NetnsScopeOption
+
+    func run() throws {
+        let node = nodeOptions.name, mode = nodeOptions.hostMode
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let bytes = try image.bytes()
+        let t1 = clock.now
+        do {
+            let datapath = try Datapath(pinDir: pinDir.path)
+            let report = try datapath.load(imageBytes: bytes, node: node, hostMode: mode)
+            if timings {
+                var line = TimingsLine()
+                line.add("read_seconds", seconds: t1 - t0)
+                for (phase, seconds) in report.phases { line.add("\(phase.replacingOccurrences(of: " ", with: "_"))_seconds", seconds) }
+                line.add("total_seconds", seconds: clock.now - t0)
+                line.print()
+            }
+            let counts = keyValues(report.records)
+            var skipNote = ""
+            if node != nil {
+                let scope = try netns.scope()
+                let sr = try datapath.syncSkips(report.skipTargets, scope: scope)
+                if !report.skipTargets.isEmpty {
+                    skipNote = "; skipRedirectFromBackend: \(counted(sr.entries, "namespace entry", "namespace entries")) (\(counted(sr.namespacesVisited, "namespace")) searched under \(scope))"
+                    if !sr.unmatched.isEmpty { skipNote += ", no namespace holds \(sr.unmatched.map(\.description).joined(separator: " "))" }
+                }
+            }
+            if report.unchanged {
+                print("generation \(report.generation) already live with this image (sha256 \(report.digestHex)): nothing changed\(skipNote)")
+            } else {
+                print("generation \(report.generation) live: sha256 \(report.digestHex); \(counts)\(skipNote)")
+            }
+        } catch let error as LoadError {
+            switch error {
+            case .image, .node: throw CommandError(description: "\(PrintableText.escape(image.path)): \(error)")
+            default: break
+            }
+            throw CommandError(description: error.description)
+        } catch {
+            throw CommandError(description: "\(error)")
+        }
+    }
+}

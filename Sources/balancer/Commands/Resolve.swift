@@ -1,0 +1,76 @@
+import ArgumentParser
+import MapImage
+
+struct Resolve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Where would a connect to ADDRESS:PORT go? The Resolver's answer over an image.",
+        discussion: """
+        Without --node the client is a host that is not a node of the cluster. IPv6 as [addr]:port.
+        Results: translate (with every backend it may reach), reject (ECONNREFUSED), \
+        unreachable (EHOSTUNREACH), passthrough (not a service address).
+        """)
+
+    @OptionGroup var image: ImageArgument
+
+    @Argument(help: "Destination, e.g. 10.96.0.10:53 or [fd00::10]:443.")
+    var destination: String
+
+    @Flag(help: "UDP instead of TCP.")
+    var udp = false
+
+    @OptionGroup var nodeOptions: NodeOptions
+
+    @OptionGroup var output: OutputOption
+
+    func run() throws {
+        guard let dest = SocketAddress(destination) else {
+            throw ValidationError("\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)")
+        }
+        let node = nodeOptions.name, mode = nodeOptions.hostMode
+        let img = try image.load()
+        let resolver = Resolver(img.contents)
+        var nodeID: UInt32 = 0
+        if let node {
+            nodeID = try CommandError.wrapping { try resolver.nodeID(named: node) }
+        }
+        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode)
+        let names = ImageNames(img.contents)
+        switch output.format {
+        case .json:
+            struct RuleView: Encodable {
+                var index: Int
+                var origin: String
+                var kind: String
+                var group: String
+                var flags: [String]
+            }
+            struct View: Encodable {
+                var result: String
+                var backends: [String]
+                var destination: String
+                var `protocol`: String
+                var node: String?
+                var hostMode: String
+                var frontend: String?
+                var rule: RuleView?
+                var reason: String
+            }
+            let view = View(result: r.result.rawValue, backends: r.backends.map(\.description), destination: dest.description,
+                            protocol: udp ? "UDP" : "TCP", node: node, hostMode: mode.rawValue, frontend: r.frontend?.description,
+                            rule: r.rule.map { RuleView(index: r.ruleIndex ?? 0, origin: $0.origin.description, kind: $0.kind.description,
+                                                         group: names.group($0.groupID), flags: $0.flags.names) },
+                            reason: r.reason)
+            try printJSON(view)
+        case .text:
+            let from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
+            printLine("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
+            if let f = r.frontend, let rule = r.rule, let i = r.ruleIndex {
+                printLine("  frontend \(f), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)")
+            }
+            printLine("  \(r.reason)")
+            if !r.backends.isEmpty {
+                printLine("  backends: " + r.backends.map(\.description).joined(separator: " "))
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Logging
+import MapImage
+import Synchronization
+import Watcher
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by the SIGINT/SIGTERM handlers (a C signal handler can only reach globals).
+let watchStopRequested = Atomic<Bool>(false)
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep the datapath (or a directory of images) current with a directory of manifests or the Kubernetes API.",
+        discussion: """
+        --dir DIR watches DIR and everything below it (inotify: edits, renames, deletions, new \
+        directories, a directory or symlink swapped in atomically as checkouts and ConfigMap \
+        volumes do). --kubeconfig FILE (or KUBECONFIG, with --context) or --in-cluster lists and \
+        watches Services, EndpointSlices, Nodes, Pods, LocalRedirectPolicies and \
+        BalancingPolicies (paged lists, watches with bookmarks, relists on 410, jittered back-off). \
+        Every response is checked against the kind asked for: a list or object of another kind, \
+        a Status where a list belongs, an object without its name or namespace, an object or page \
+        over --max-object-bytes / --max-response-bytes is an error for that kind: its last good \
+        objects stay, the error is logged and counted (balancer_api_errors_total), and it is \
+        asked again after a back-off. Changes are coalesced until they have been quiet for --debounce-ms (at most \
+        --max-delay-ms after the first), then everything is compiled and the image loaded into \
+        the pinned datapath, or with --output-dir written there as <sha256>.image with a \
+        `latest` symlink. A compile error keeps the live image and is logged; the next change \
+        tries again. A delivery that fails (the datapath not attached yet, its maps replaced) is \
+        retried with back-off, with no change needed, until the datapath holds the image. Runs \
+        until SIGINT or SIGTERM. Logs are structured lines on standard error.
+        """)
+
+    @Option(help: "The directory tree of manifests to watch.")
+    var dir: String?
+
+    @OptionGroup var kube: KubeSourceOptions
+
+    @OptionGroup var nodeOptions: NodeOptions
+
+    @OptionGroup var pinDir: PinDirOption
+
+    @Option(help: "Write images to this directory instead of loading them.")
+    var outputDir: String?
+
+    @Option(help: "Quiet time, in milliseconds, that ends a burst of changes.")
+    var debounceMs: Int = 50
+
+    @Option(help: "Longest wait, in milliseconds, from a change to its compile while changes keep coming.")
+    var maxDelayMs: Int = 2000
+
+    @OptionGroup var manifests: ManifestOptions
+
+    @OptionGroup var netns: NetnsScopeOption
+
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: ArgumentHelp("Serve Prometheus text at /metrics and /healthz here.", valueName: "HOST:PORT"))
+    var metricsAddress: String?
+
+    @Option(help: "/healthz answers 503 once syncing has failed for longer than this many seconds.")
+    var unhealthyAfterSeconds: Int = 60
+
+    @OptionGroup var limits: APILimitOptions
+
+    func validate() throws {
+        let sources = [dir != nil, kube.kubeconfig != nil || kube.context != nil, kube.inCluster].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), or --in-cluster") }
+        guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
+    }
+
+    func run() async throws {
+        let node = nodeOptions.name, mode = nodeOptions.hostMode
+        logging.bootstrap()
+        let sink: any ImageSink
+        var metrics: WatchMetrics?
+        if let outputDir {
+            sink = DirectorySink(directory: outputDir)
+            if metricsAddress != nil { metrics = WatchMetrics() }
+        } else {
+            var d = DatapathSink(pinDir: pinDir.path, node: node, hostMode: mode, netnsScope: netns.netnsScope)
+            d.nameFrontends = metricsAddress != nil
+            sink = d
+            let datapath = d
+            if metricsAddress != nil { metrics = WatchMetrics(extra: { datapath.countersExposition() }) }
+        }
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress, let metrics {
+            guard let colon = metricsAddress.lastIndex(of: ":"), let port = Int(metricsAddress[metricsAddress.index(after: colon)...]) else {
+                throw ValidationError("--metrics-address must be HOST:PORT")
+            }
+            var host = String(metricsAddress[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            endpoint = try CommandError.wrapping("cannot serve metrics on \(metricsAddress): ") {
+                try MetricsEndpoint.start(host: host.isEmpty ? "0.0.0.0" : host, port: port, metrics: metrics,
+                                          unhealthyAfter: .seconds(unhealthyAfterSeconds))
+            }
+        }
+        defer { endpoint?.stop() }
+        // SIGINT/SIGTERM end the loop between two waits (it checks at least every 200 ms).
+        signal(SIGINT) { _ in watchStopRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in watchStopRequested.store(true, ordering: .relaxed) }
+        let options = DirectoryWatcher.Options(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
+                                               compile: manifests.compileOptions, keepGoing: manifests.keepGoing,
+                                               inputLimits: manifests.inputLimits)
+        if let dir {
+            let watcher = DirectoryWatcher(root: dir, options: options, sink: sink, metrics: metrics)
+            try CommandError.wrapping { try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) }) }
+            return
+        }
+        let config = try kube.clientConfig()
+        let counted = metrics
+        let client = try limits.client(config) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
+        Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")
+        let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics)
+        // A stop request cancels the run, which ends requests in flight (a watch can otherwise
+        // wait minutes for an event); the signal handlers can only set a flag, so it is polled.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled })
+            }
+            group.addTask {
+                while !watchStopRequested.load(ordering: .relaxed) && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        await client.shutdown()
+    }
+}

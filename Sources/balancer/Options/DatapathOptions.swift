@@ -1,0 +1,38 @@
+import ArgumentParser
+import Loader
+import MapImage
+
+/// The bpffs directory of one datapath: its maps under maps/, its links under links/ (`attach`
+/// sets both up; every command that reads or writes the datapath takes it).
+struct PinDirOption: ParsableArguments {
+    @Option(name: .customLong("pin-dir"), help: ArgumentHelp("The bpffs directory holding the datapath's maps (maps/bl_*) and links.", valueName: "pin-dir"))
+    var path: String = "/sys/fs/bpf/balancer"
+}
+
+/// The node connects start on (`resolve`, `load`, `watch`); without one, the client is a host
+/// that is not a node, and the host mode says how it reaches backends.
+struct NodeOptions: ParsableArguments {
+    @Option(name: [.customLong("node"), .customLong("node-name")],
+            help: ArgumentHelp("The node connects start on (its name in the image); omit for a host that is not a node.", valueName: "node"))
+    var name: String?
+
+    @Option(help: "For hosts that are not nodes: pod (reach backends directly) or nodeport (the backend's node address and NodePort).")
+    var hostMode: HostMode = .pod
+}
+
+/// Where `load` and `watch` (with --node) look for the network namespaces of the backends that
+/// skipRedirectFromBackend policies exempt.
+struct NetnsScopeOption: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "With --node: the cgroup whose processes' network namespaces are searched for the backend pods of skipRedirectFromBackend policies (default: the cgroup2 root).",
+        valueName: "CGROUP"))
+    var netnsScope: String?
+
+    /// The cgroup to search: the one given, else the cgroup2 root.
+    func scope() throws(CommandError) -> String {
+        guard let scope = netnsScope ?? Attachment.cgroup2Root() else {
+            throw CommandError(description: "no cgroup2 mount found: give --netns-scope")
+        }
+        return scope
+    }
+}
