@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import FoundationEssentials
+import HostSystem
 import Loader
 import MapImage
 
@@ -34,7 +35,7 @@ struct CommandError: Error, CustomStringConvertible {
 
 func readImageBytes(_ path: String) throws(CommandError) -> [UInt8] {
     do {
-        return try ImageFile.read(path)
+        return try FileContents.read(path)
     } catch {
         throw CommandError(description: "cannot read image \(PrintableText.escape(error.description))")
     }
@@ -128,7 +129,7 @@ struct Compile: ParsableCommand {
         }
         let tVerified = clock.now
         do {
-            try ImageFile.writeAtomically(bytes, to: output)
+            try FileContents.writeAtomically(bytes, to: output)
         } catch {
             printError("error: cannot write image: \(error)")
             throw ExitCode(1)
@@ -539,8 +540,8 @@ struct Status: ParsableCommand {
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
                             image: st.liveImage, links: st.links, skipRedirectFromBackendEntries: st.skipEntries,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
-                                CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value[0], rejected: $0.value[1],
-                                            unreachable: $0.value[2], fallThrough: $0.value[3])
+                                CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value.translated, rejected: $0.value.rejected,
+                                            unreachable: $0.value.unreachable, fallThrough: $0.value.fallthrough)
                             })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -561,7 +562,7 @@ struct Status: ParsableCommand {
             if st.skipEntries > 0 { printLine("skipRedirectFromBackend: \(st.skipEntries) backend namespace entr\(st.skipEntries == 1 ? "y" : "ies")") }
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
-                printLine("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")
+                printLine("counters \(label): translated \(c.translated) rejected \(c.rejected) unreachable \(c.unreachable) fallthrough \(c.fallthrough)")
             }
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Compiler
+import HostSystem
 import Loader
 import Logging
 import MapImage
@@ -238,7 +239,7 @@ struct SnapshotCommand: ParsableCommand {
         done.wait()
         switch result.withLock({ $0 }) {
         case .success(let (yaml, counts))?:
-            do { try ImageFile.writeAtomically(yaml, to: output) } catch { throw CommandError(description: "cannot write \(output): \(error)") }
+            do { try FileContents.writeAtomically(yaml, to: output) } catch { throw CommandError(description: "cannot write \(output): \(error)") }
             print("wrote \(output): " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + " from \(config.server)")
         case .failure(let error)?:
             throw CommandError(description: "\(error)")
