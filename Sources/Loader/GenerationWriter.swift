@@ -304,8 +304,11 @@ extension GenerationWriter {
             if !fresh.isEmpty {
                 let sources = fresh.map { table -> Datapath.FillSource in
                     let count = target.counts[table] ?? 0
+                    // A whole image's section as it is (no copy of a large image's records).
+                    let unchanged = target.sinceBase.changes[table]?.isEmpty ?? true
                     return Datapath.FillSource(table: table, keySize: ABI.keySize(table), valueSize: ABI.valueSize(table), count: count,
-                                               capacity: capacityFor(table, count: count), records: target.records(table)[...])
+                                               capacity: capacityFor(table, count: count),
+                                               records: unchanged ? target.view(table).records : target.records(table)[...])
                 }
                 do { filled = try datapath.fill(generation: standby, sources: sources) } catch { throw .bpf(error) }
                 phases += filled?.phases ?? []

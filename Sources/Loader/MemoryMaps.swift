@@ -33,7 +33,8 @@ public final class MemoryMaps: MapBackend {
     }
 
     /// What happened, in order: "update bl_config", "create bl_g1_1" (generation 1's frontends),
-    /// "insert bl_frontends[1]", "batch update bl_g1_1", "grace period", …
+    /// "fill batch update bl_g1_1" (before it is published), "insert bl_frontends[1]",
+    /// "batch update bl_g1_1", "grace period", …
     public var events: [String] { state.withLock { $0.events } }
 
     public func clearEvents() { state.withLock { $0.events = [] } }
@@ -140,6 +141,9 @@ public final class MemoryMap: MapHandle {
     let maxEntries: Int
     let id: UInt32
     let contents = Mutex(Contents())
+    /// Pinned or held by a map-in-map: what programs and other loaders can see. Writes to other
+    /// maps are logged as "fill …".
+    let reachable = Mutex(false)
 
     init(backend: MemoryMaps, name: String, kind: Kind, keySize: Int, valueSize: Int, maxEntries: Int) {
         self.backend = backend
@@ -166,6 +170,12 @@ public final class MemoryMap: MapHandle {
         if let limit = arrayIndexLimit, Int(UInt32(littleEndian: key.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })) >= limit {
             throw BPFError(operation, name, -E2BIG)
         }
+    }
+
+    /// A write's event: "update bl_config", or "fill batch update bl_g1_1" for a map nothing
+    /// can reach yet.
+    private func event(_ operation: String) -> String {
+        (reachable.withLock { $0 } ? "" : "fill ") + "\(operation) \(name)"
     }
 
     private func store(_ key: [UInt8], _ value: [UInt8]) throws(BPFError) {
@@ -196,11 +206,12 @@ public final class MemoryMap: MapHandle {
             return false
         }
         if taken { throw BPFError("pin", path, -EEXIST) }
+        reachable.withLock { $0 = true }
     }
 
     public func update(key: [UInt8], value: [UInt8]) throws(BPFError) {
         try check(key, value, "update")
-        try backend.perform("update \(name)", on: name)
+        try backend.perform(event("update"), on: name)
         try store(key, value)
     }
 
@@ -214,7 +225,7 @@ public final class MemoryMap: MapHandle {
 
     public func delete(key: [UInt8]) throws(BPFError) {
         if arrayIndexLimit != nil { throw BPFError("delete from", name, -EINVAL) }
-        try backend.perform("delete \(name)", on: name)
+        try backend.perform(event("delete"), on: name)
         _ = contents.withLock { $0.records.removeValue(forKey: key) }
     }
 
@@ -250,7 +261,7 @@ public final class MemoryMap: MapHandle {
             let value = Array(values[(j * valueSize)..<((j + 1) * valueSize)])
             do throws(BPFError) {
                 try check(key, value, "batch update")
-                try backend.perform("batch update \(name)", on: name)
+                try backend.perform(event("batch update"), on: name)
                 try store(key, value)
             } catch {
                 guard error.code != 0 else { throw error }
@@ -288,6 +299,7 @@ public final class MemoryMap: MapHandle {
         }
         try backend.perform("insert \(name)[\(index)]", on: name)
         contents.withLock { $0.inners[index] = m }
+        m.reachable.withLock { $0 = true }
     }
 
     public func inner(_ index: UInt32) throws(BPFError) -> (any MapHandle)? {

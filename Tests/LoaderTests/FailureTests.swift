@@ -15,11 +15,7 @@ import Glibc
     let b: VerifiedImage
     let c: VerifiedImage
 
-    init() throws {
-        a = try Golden.image("example")
-        b = try Golden.image("clusterip-basic")
-        c = try Golden.image("loadbalancer")
-    }
+    init() throws { (a, b, c) = try Golden.three() }
 
     @Test func aFailedDeltaWriteLeavesTheLiveGenerationServing() throws {
         let rig = try Rig()

@@ -45,9 +45,10 @@ struct Rig {
         return true
     }
 
-    /// Events that change what a program or another loader sees (not map creation or grace periods).
+    /// Events that change what a program or another loader sees (not map creation, fills of
+    /// maps not published yet, or grace periods).
     var visibleWrites: [String] {
-        maps.events.filter { !$0.contains("create ") && $0 != "grace period" }
+        maps.events.filter { !$0.contains("create ") && !$0.hasPrefix("fill ") && $0 != "grace period" }
     }
 }
 
@@ -61,6 +62,11 @@ enum Golden {
 
     static func image(_ name: String) throws -> VerifiedImage {
         try ImageDecoder.verify(try FileContents.read(directory + "/\(name).image"))
+    }
+
+    /// Three images that differ in every table.
+    static func three() throws -> (VerifiedImage, VerifiedImage, VerifiedImage) {
+        (try image("example"), try image("clusterip-basic"), try image("loadbalancer"))
     }
 }
 
