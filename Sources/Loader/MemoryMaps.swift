@@ -21,15 +21,20 @@ public final class MemoryMaps: MapBackend {
         var nextID: UInt32 = 1
         var events: [String] = []
         var failing: (@Sendable (String) -> Int32?)?
+        var gracePeriodSeconds: Double
     }
 
-    let state = Mutex(State())
-    /// How long a grace period takes (readers to leave); long enough to tell a writer that waits
-    /// for it from one that does not.
-    public let gracePeriodSeconds: Double
+    let state: Mutex<State>
 
-    public init(gracePeriodSeconds: Double = 0.02) {
-        self.gracePeriodSeconds = gracePeriodSeconds
+    public init(gracePeriodSeconds: Double = 0.002) {
+        state = Mutex(State(gracePeriodSeconds: gracePeriodSeconds))
+    }
+
+    /// How long a grace period takes (readers to leave), from the next one on; long enough to
+    /// tell a writer that waits for it from one that does not.
+    public var gracePeriodSeconds: Double {
+        get { state.withLock { $0.gracePeriodSeconds } }
+        set { state.withLock { $0.gracePeriodSeconds = newValue } }
     }
 
     /// What happened, in order: "update bl_config", "create bl_g1_1" (generation 1's frontends),
