@@ -139,23 +139,4 @@ import Testing
         #expect(throws: LoadError.self) { try rig.writer().apply(addedBackends(1)) }
         #expect(rig.visibleWrites.isEmpty)
     }
-
-    @Test func writesWaitForTheGracePeriodOfTheLastFlip() throws {
-        let rig = try Rig()
-        let writer = try rig.writer()
-        _ = try writer.load(image: a.bytes)
-        _ = try writer.load(image: b.bytes)
-        // The grace period the next flip starts is long, and the only one running (a wait
-        // blocks a thread; a second one would hold up the verification as well, and a writer
-        // that does not wait would look as if it did).
-        rig.maps.gracePeriodSeconds = 0.3
-        _ = try writer.load(image: a.bytes)
-        rig.maps.clearEvents()
-        _ = try writer.load(image: c.bytes)
-        // It ends before the generation it protects is touched again.
-        let events = rig.maps.events
-        let grace = try #require(events.firstIndex(of: "grace period"))
-        let firstWrite = try #require(events.firstIndex { $0.hasPrefix("update") || $0.hasPrefix("insert") || $0.hasPrefix("batch") })
-        #expect(grace < firstWrite, "\(events)")
-    }
 }
