@@ -1,13 +1,14 @@
 import CLibbpf
+import HostSystem
 import MapImage
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// The libbpf wrapper layer: the only file of the loader that touches pointers or file
-// descriptors. Every call returns a typed error carrying libbpf's own message; every fd is owned
-// by a BPFMap and closed when it goes away.
+// The libbpf wrapper layer, with BPFObject.swift the only files of the loader that call libbpf:
+// the kernel implementation of MapHandle and MapBackend. Every call returns a typed error
+// carrying libbpf's own message; every fd is owned by a BPFMap and closed when it goes away.
 
 /// A failed BPF operation: what was attempted, on what, and the kernel's or libbpf's reason.
 public struct BPFError: Error, Sendable, CustomStringConvertible {
@@ -32,15 +33,18 @@ public struct BPFError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// What EPERM and EACCES mean for the loader's calls (libbpf's and mount's).
+    static let privilegeHint = "needs root, or CAP_BPF with CAP_SYS_ADMIN for mounting and attaching"
+
     public var description: String {
         var hint = ""
-        if code == EPERM || code == EACCES { hint = " (needs root, or CAP_BPF with CAP_SYS_ADMIN for mounting and attaching)" }
+        if code == EPERM || code == EACCES { hint = " (\(BPFError.privilegeHint))" }
         return "\(operation) \(target): \(message)\(hint)"
     }
 }
 
 /// An owned BPF map file descriptor.
-public final class BPFMap: @unchecked Sendable {
+public final class BPFMap: MapHandle, @unchecked Sendable {
     public let fd: Int32
     public let name: String
 
@@ -129,20 +133,18 @@ public final class BPFMap: @unchecked Sendable {
     }
 
     /// Inserts `inner` at `index` of this map-in-map.
-    public func setInner(_ index: UInt32, _ inner: BPFMap) throws(BPFError) {
+    public func setInner(_ index: UInt32, _ inner: any MapHandle) throws(BPFError) {
+        let inner = try BPFMap.kernel(inner)
         var k = index
         var v = UInt32(bitPattern: inner.fd)
         let r = bpf_map_update_elem(fd, &k, &v, UInt64(BPF_ANY))
         guard r == 0 else { throw BPFError("insert \(inner.name) at generation \(index) of", name, Int32(r)) }
     }
 
-    /// The kernel's record sizes of this map.
-    public func recordSizes() throws(BPFError) -> (key: Int, value: Int) {
-        var info = bpf_map_info()
-        var len = UInt32(MemoryLayout<bpf_map_info>.size)
-        let r = bpf_obj_get_info_by_fd(fd, &info, &len)
-        guard r == 0 else { throw BPFError("read info of", name, Int32(r)) }
-        return (Int(info.key_size), Int(info.value_size))
+    /// A map of this backend (maps of another backend have no file descriptor).
+    static func kernel(_ map: any MapHandle) throws(BPFError) -> BPFMap {
+        guard let m = map as? BPFMap else { throw BPFError("use", map.name, message: "not a kernel map") }
+        return m
     }
 
     public func delete(key: [UInt8]) throws(BPFError) {
@@ -194,7 +196,7 @@ public final class BPFMap: @unchecked Sendable {
     }
 
     /// The map held at `index` of this map-in-map, opened by id.
-    public func inner(_ index: UInt32) throws(BPFError) -> BPFMap? {
+    public func inner(_ index: UInt32) throws(BPFError) -> (any MapHandle)? {
         var k = index
         var id: UInt32 = 0
         guard bpf_map_lookup_elem(fd, &k, &id) == 0, id != 0 else { return nil }
@@ -319,13 +321,30 @@ public final class BPFMap: @unchecked Sendable {
             throw BPFError("batch lookup", name, Int32(r))
         }
     }
+}
 
-    /// Whether `index` of this map-in-map holds a map.
-    public func hasInner(_ index: UInt32) -> Bool {
-        var k = index
-        var id: UInt32 = 0
-        return bpf_map_lookup_elem(fd, &k, &id) == 0 && id != 0
+/// The kernel's maps, through libbpf.
+public struct KernelMaps: MapBackend {
+    public init() {}
+
+    public func isPinDirectory(_ path: String) -> Bool? { FileSystem.isOn(.bpf, path) }
+    public func pinned(_ path: String) throws(BPFError) -> any MapHandle { try BPFMap.pinned(path) }
+
+    public func createHash(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
+        try BPFMap.createHash(name: name, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, noPrealloc: false)
     }
+
+    public func createArray(name: String, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
+        try BPFMap.createArray(name: name, valueSize: valueSize, maxEntries: maxEntries)
+    }
+
+    public func setInners(_ updates: [(outer: any MapHandle, index: UInt32, inner: any MapHandle)]) throws(BPFError) {
+        var kernel: [(outer: BPFMap, index: UInt32, inner: BPFMap)] = []
+        for u in updates { kernel.append((try BPFMap.kernel(u.outer), u.index, try BPFMap.kernel(u.inner))) }
+        try BPFMap.setInners(kernel)
+    }
+
+    public func gracePeriod() throws(BPFError) -> any GracePeriodWaiting { try GracePeriod() }
 }
 
 /// An RCU grace period on demand, with maps of its own: the kernel waits for one after every
@@ -333,7 +352,7 @@ public final class BPFMap: @unchecked Sendable {
 /// and BPF programs run inside RCU read-side sections. When `wait` returns, every program that
 /// had started before it was called has finished. Updating a private map leaves the datapath's
 /// maps alone, so it may run while others write them.
-public final class GracePeriod: Sendable {
+public final class GracePeriod: GracePeriodWaiting {
     let outer: BPFMap
     let inner: BPFMap
 
@@ -347,32 +366,5 @@ public final class GracePeriod: Sendable {
     /// Blocks for one grace period.
     public func wait() throws(BPFError) {
         try outer.setInner(0, inner)
-    }
-}
-
-public enum BPFFS {
-    /// Whether `path` is on a bpffs (nil when it does not exist).
-    public static func isBPFFS(_ path: String) -> Bool? {
-        let r = clibbpf_is_bpffs(path)
-        return r < 0 ? nil : r == 1
-    }
-}
-
-/// Network namespaces, for skipRedirectFromBackend.
-public enum NetworkNamespace {
-    /// The cookie (what bpf_get_netns_cookie returns for sockets there) and the interface
-    /// addresses of the namespace at `path` (a /proc/PID/ns/net), read by a short-lived thread
-    /// that enters it; the calling process stays where it is.
-    public static func probe(_ path: String) throws(BPFError) -> (cookie: UInt64, addresses: [IPAddress]) {
-        var p = clibbpf_netns_probe()
-        let r = clibbpf_probe_netns(path, &p)
-        guard r == 0 else { throw BPFError("probe network namespace", path, Int32(r)) }
-        var out: [IPAddress] = []
-        withUnsafeBytes(of: p.addrs) { raw in
-            for i in 0..<min(Int(p.count), 64) {
-                if let a = IPAddress(bytes: raw[(16 * i)..<(16 * i + 16)]) { out.append(a) }
-            }
-        }
-        return (p.cookie, out)
     }
 }

@@ -14,14 +14,18 @@ import Synchronization
 ///   standby was live (`pending`), or nothing known;
 /// - each generation's map capacities (fresh maps get headroom so later deltas fit in place).
 ///
-/// A write goes to the standby generation only: after the grace period that followed the last
-/// flip (the barrier is started right after each flip and waited for before the next write to
-/// that generation, so it is normally over), the generation is marked "filling" in
-/// bl_generations, the records are deleted and written with batch calls, its digest record is
-/// set (the image's digest, or zero = unknown after a delta), and one update of bl_config flips.
-/// Readers see the whole old state or the whole new one, as with `Datapath.load`. A table whose
-/// new record count exceeds its map's capacity, or of a generation whose content is unknown, is
-/// filled into a fresh map instead, published into the standby slot before the flip.
+/// A write goes to the standby generation only. Tables filled fresh (a generation whose content
+/// is unknown, or a table whose new record count exceeds its map's capacity) are filled into new
+/// maps no program can reach, alongside the image's verification. Then, after the grace period
+/// that followed the last flip (the barrier is started right after each flip and waited for
+/// before the next write to that generation, so it is normally over), the generation is marked
+/// "filling" in bl_generations, the fresh maps are published into its slots, the other records
+/// are deleted and written with batch calls, its digest record is set (the image's digest, or
+/// zero = unknown after a delta), and one update of bl_config flips. Readers see the whole old
+/// state or the whole new one; a failure before the flip leaves the live generation serving.
+///
+/// `balancer load` is a writer of one load (`Datapath.load`): with no state, it fills the
+/// standby fresh.
 ///
 /// Use it from one thread at a time; every method holds a lock for its whole duration, so
 /// concurrent calls are serialised, not interleaved. Other processes (`balancer load`,
@@ -68,7 +72,7 @@ public final class GenerationWriter: Sendable {
     }
 }
 
-private func hex2(_ b: UInt8) -> String { String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }
+func hex2(_ b: UInt8) -> String { String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }
 
 extension GenerationWriter {
     /// The writer's state; only touched under the lock.
@@ -95,10 +99,10 @@ extension GenerationWriter {
         var capacity: [UInt32: [ImageTable: Int]] = [:]
         /// The grace period after the last flip, running in the background, and the generation
         /// it protects.
-        var barrier: (generation: UInt32, wait: Background<Double, Never>)?
+        var barrier: (generation: UInt32, wait: Background<Double, BPFError>)?
         var lastGracePeriod: Double?
         /// The writer's own grace-period barrier (see GracePeriod).
-        var gracePeriod: GracePeriod?
+        var gracePeriod: (any GracePeriodWaiting)?
         var skip: SkipIndex?
 
         init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double) {
@@ -115,8 +119,8 @@ extension GenerationWriter {
             var t = Datapath.now()
             let header: ImageHeader
             do { header = try ImageDecoder.decodeLayout(bytes) } catch { throw .image(error) }
-            let wantNodes = node != nil
-            let verification = Background { () throws(ImageError) -> VerifiedImage in try ImageDecoder.verify(bytes, nodes: wantNodes) }
+            let node = self.node
+            let verification = Background { () throws(ImageError) -> VerifiedImage in try ImageDecoder.verify(bytes, nodes: node != nil) }
             func verified() throws(LoadError) -> (VerifiedImage, UInt32) {
                 let image: VerifiedImage
                 do { image = try verification.wait() } catch { throw .image(error) }
@@ -131,9 +135,6 @@ extension GenerationWriter {
                 _ = try? verification.wait()
                 throw .bpf(error)
             }
-            // A process that flipped just before this one started may still have readers on the
-            // standby: without a barrier of this writer's own, start one now.
-            if barrier == nil { startBarrier(generation: config.activeGeneration ^ 1) }
             let image = RecordState(header: header, bytes: bytes)
             var records: [String: Int] = [:]
             for t in ImageTable.allCases { records[t.description] = image.counts[t] ?? 0 }
@@ -162,6 +163,9 @@ extension GenerationWriter {
                                            skipTargetsChanged: adopted, gracePeriod: lastGracePeriod)
             }
 
+            // A process that flipped just before this one started may still have readers on the
+            // standby: without a barrier of this writer's own, start one now.
+            if barrier == nil { startBarrier(generation: config.activeGeneration ^ 1) }
             // What differs from the live state, when it is known (the sorted merge needs only
             // the layout; nothing is written before the verification has succeeded).
             var delta: RecordDelta?
@@ -169,15 +173,15 @@ extension GenerationWriter {
                 delta = state.delta(to: header, bytes)
                 phases.append(("diff", Datapath.now() - t))
             }
-            t = Datapath.now()
-            let (_, nodeID) = try verified()
-            phases.append(("wait for verification", Datapath.now() - t))
-            self.nodeID = nodeID
 
             if let delta, delta.isEmpty, let live {
                 // The live state is the image already, record for record: name it.
+                t = Datapath.now()
+                let (_, nodeID) = try verified()
+                phases.append(("wait for verification", Datapath.now() - t))
+                self.nodeID = nodeID
                 do {
-                    try datapath.generations.update(key: le(live), value: header.digest)
+                    try datapath.setGenerationRecord(live, header.digest)
                     let wanted = Datapath.Config(activeGeneration: live, nodeID: nodeID, hostMode: hostMode)
                     if wanted != config { try datapath.writeConfig(wanted) }
                 } catch {
@@ -193,7 +197,9 @@ extension GenerationWriter {
                 p.merge(delta)
                 write = p
             }
-            var report = try writeStandby(target: image, write: write, digest: header.digest, active: config.activeGeneration, phases: phases)
+            var report = try writeStandby(target: image, write: write, digest: header.digest, active: config.activeGeneration, phases: phases) {
+                () throws(LoadError) -> UInt32? in try verified().1
+            }
             // The generation left standby holds the old state: it lacks exactly `delta`.
             pending = delta
             state = image
@@ -244,7 +250,9 @@ extension GenerationWriter {
                 write = p
             }
             let liveHeldCurrent = live == config.activeGeneration
-            var report = try writeStandby(target: next, write: write, digest: nil, active: config.activeGeneration, phases: phases)
+            var report = try writeStandby(target: next, write: write, digest: nil, active: config.activeGeneration, phases: phases) {
+                () throws(LoadError) -> UInt32? in nil
+            }
             pending = liveHeldCurrent ? effective : nil
             state = next
             liveDigest = nil
@@ -267,104 +275,10 @@ extension GenerationWriter {
             guard let verified = try? ImageDecoder.verify(bytes, nodes: false) else { return false }
             guard let config = try? observe(), config.activeGeneration == live, self.live == live else { return false }
             guard state.matches(verified.header, bytes) else { return false }
-            guard (try? datapath.generations.update(key: le(live), value: verified.header.digest)) != nil else { return false }
+            guard (try? datapath.setGenerationRecord(live, verified.header.digest)) != nil else { return false }
             self.state = RecordState(header: verified.header, bytes: bytes)
             liveDigest = verified.header.digest
             return true
-        }
-
-        // MARK: writing the standby
-
-        /// Brings the standby generation to `target` and flips it live. `write`: the records
-        /// the standby lacks (nil: its content is unknown, every table is filled fresh).
-        mutating func writeStandby(target: RecordState, write: RecordDelta?, digest: [UInt8]?, active: UInt32,
-                                   phases: [(String, Double)]) throws(LoadError) -> Datapath.LoadReport {
-            var phases = phases
-            let standby = active ^ 1
-            var t = Datapath.now()
-            // No reader may still be in the standby generation.
-            waitForBarrier(generation: standby)
-            phases.append(("wait for grace period", Datapath.now() - t))
-            // Fresh maps for unknown content and for tables that outgrow their maps.
-            var fresh: [ImageTable] = []
-            for table in ImageTable.allCases {
-                let needed = target.counts[table] ?? 0
-                if write == nil || ids[standby]?[table] == nil || needed > (capacity[standby]?[table] ?? 0) { fresh.append(table) }
-            }
-            var written = 0, deleted = 0
-            do throws(BPFError) {
-                t = Datapath.now()
-                try datapath.generations.update(key: le(standby), value: Datapath.filling)
-                if !fresh.isEmpty {
-                    let sources = fresh.map { table -> (Datapath.FillSource, [UInt8]) in
-                        let records = target.records(table)
-                        let count = target.counts[table] ?? 0
-                        return (Datapath.FillSource(table: table, keySize: ABI.keySize(table), valueSize: ABI.valueSize(table), count: count,
-                                                    capacity: capacityFor(table, count: count), records: records[...]), records)
-                    }
-                    let filled = try datapath.fill(generation: standby, sources: sources.map(\.0))
-                    phases += filled.phases
-                    let p = Datapath.now()
-                    try BPFMap.setInners(filled.inners.compactMap { (table, inner) in datapath.outer[table].map { ($0, standby, inner) } })
-                    phases.append(("publish", Datapath.now() - p))
-                    written += sources.reduce(0) { $0 + $1.0.count }
-                    t = Datapath.now()
-                }
-                if let write {
-                    var deletes = 0.0, updates = 0.0
-                    for table in ImageTable.allCases where !fresh.contains(table) {
-                        guard let changes = write.changes[table], !changes.isEmpty, let o = datapath.outer[table] else { continue }
-                        guard let inner = try o.inner(standby) else {
-                            throw BPFError("write", "\(o.name)[\(standby)]", message: "the standby generation has no map")
-                        }
-                        var dkeys: [UInt8] = [], ukeys: [UInt8] = [], uvalues: [UInt8] = []
-                        for (key, value) in changes {
-                            if let value {
-                                ukeys += key
-                                uvalues += value
-                            } else {
-                                dkeys += key
-                            }
-                        }
-                        // Deletes first: the map never holds more than the new count.
-                        let d0 = Datapath.now()
-                        try inner.deleteBatch(keys: dkeys, keySize: ABI.keySize(table))
-                        let d1 = Datapath.now()
-                        try inner.updateBatch(keys: ukeys, values: uvalues, keySize: ABI.keySize(table), valueSize: ABI.valueSize(table))
-                        updates += Datapath.now() - d1
-                        deletes += d1 - d0
-                        deleted += dkeys.count / ABI.keySize(table)
-                        written += ukeys.count / ABI.keySize(table)
-                    }
-                    phases.append(("delete", deletes))
-                    phases.append(("update", updates))
-                }
-                t = Datapath.now()
-                try datapath.generations.update(key: le(standby), value: digest ?? [UInt8](repeating: 0, count: Datapath.filling.count))
-                // The flip: one update of one array element.
-                try datapath.writeConfig(Datapath.Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode))
-                phases.append(("flip", Datapath.now() - t))
-            } catch {
-                // The standby is marked filling (or holds records of an unfinished write): unknown.
-                pending = nil
-                ids[standby] = nil
-                throw .bpf(error)
-            }
-            // Readers that read the old active generation leave within a grace period; it runs
-            // in the background until the next write to that generation.
-            startBarrier(generation: active)
-            live = standby
-            do { try remember(generation: standby) } catch { throw .bpf(error) }
-            return Datapath.LoadReport(generation: standby, digestHex: digest.map { $0.map { hex2($0) }.joined() } ?? "", records: [:],
-                                       phases: phases, method: fresh.count == ImageTable.allCases.count ? .fresh : .delta,
-                                       written: written, deleted: deleted,
-                                       refilled: fresh.count == ImageTable.allCases.count ? [] : fresh.map(\.description),
-                                       gracePeriod: lastGracePeriod)
-        }
-
-        func capacityFor(_ table: ImageTable, count: Int) -> Int {
-            let wanted = count + Int(Double(count) * headroom) + Core.slack
-            return max(count, min(wanted, ABI.maxEntries(table)), 1)
         }
 
         // MARK: what the kernel holds
@@ -414,36 +328,40 @@ extension GenerationWriter {
 
         /// Starts the wait for a grace period after which no program uses `generation`: an
         /// update of a private map-in-map (GracePeriod), so a concurrent writer of the datapath's
-        /// slots is never overwritten by a stale re-insert.
+        /// slots is never overwritten by a stale re-insert. The only grace-period mechanism of
+        /// the loader: without a private map (which needs the privileges a fresh fill needs)
+        /// the next write fails before it touches anything.
         mutating func startBarrier(generation: UInt32) {
-            if gracePeriod == nil { gracePeriod = try? GracePeriod() }
-            let outer = datapath.outer[.frontends]
-            let private_ = gracePeriod
-            barrier = (generation, Background { () -> Double in
+            let source: Result<any GracePeriodWaiting, BPFError>
+            if let gracePeriod {
+                source = .success(gracePeriod)
+            } else {
+                let backend = datapath.backend
+                source = Result { () throws(BPFError) -> any GracePeriodWaiting in try backend.gracePeriod() }
+                gracePeriod = try? source.get()
+            }
+            barrier = (generation, Background { () throws(BPFError) -> Double in
                 let t = Datapath.now()
-                if let private_, (try? private_.wait()) != nil { return Datapath.now() - t }
-                // Without a map of its own: the datapath's slot, re-inserted as it is.
-                guard let outer, let inner = try? outer.inner(generation) else { return 0 }
-                try? outer.setInner(generation, inner)
+                try source.get().wait()
                 return Datapath.now() - t
             })
         }
 
-        mutating func waitForBarrier(generation: UInt32) {
+        mutating func waitForBarrier(generation: UInt32) throws(BPFError) {
             if let b = barrier {
-                let d = b.wait.wait()
+                barrier = nil
+                let d = try b.wait.wait()
                 if b.generation == generation {
                     lastGracePeriod = d
-                    barrier = nil
                     return
                 }
             }
             // None for this generation (a process flipped without this writer): wait here.
             startBarrier(generation: generation)
-            if let b = barrier { lastGracePeriod = b.wait.wait() }
-            barrier = nil
+            if let b = barrier {
+                barrier = nil
+                lastGracePeriod = try b.wait.wait()
+            }
         }
-
-        func le(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
     }
 }

@@ -84,7 +84,13 @@ extension ImageEncoder {
     }
 }
 
-extension ImageFile {
+// fuzz/build.sh compiles MapImage's sources alone, without the system layer; nothing it fuzzes
+// writes files.
+#if canImport(HostSystem)
+import HostSystem
+
+/// Image files: written only when they verify (reading one is HostSystem's FileContents.read).
+public enum ImageFile {
     /// Why an image file was not written.
     public struct WriteError: Error, Sendable, CustomStringConvertible {
         public var path: String
@@ -101,9 +107,10 @@ extension ImageFile {
             throw WriteError(path: path, reason: "the image does not pass verification: \(error)")
         }
         do {
-            try writeAtomically(bytes, to: path)
+            try FileContents.writeAtomically(bytes, to: path)
         } catch {
             throw WriteError(path: path, reason: error.description)
         }
     }
 }
+#endif

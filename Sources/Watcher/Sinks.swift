@@ -217,11 +217,10 @@ extension DatapathSink {
         }
         var out = "# HELP balancer_frontend_connects_total Connects (and unconnected sends) per frontend and outcome, counted by the datapath.\n"
         out += "# TYPE balancer_frontend_connects_total counter\n"
-        let outcomes = ["translated", "rejected", "unreachable", "fallthrough"]
-        for (id, values) in status.counters.sorted(by: { $0.key < $1.key }) {
+        for (id, counters) in status.counters.sorted(by: { $0.key < $1.key }) {
             let (frontend, owner) = names[id] ?? (id == 0 ? ("unknown port of a ClusterIP", "") : ("frontend \(id)", ""))
-            for (i, outcome) in outcomes.enumerated() where i < values.count {
-                out += "balancer_frontend_connects_total{frontend=\"\(escape(frontend))\",owner=\"\(escape(owner))\",outcome=\"\(outcome)\"} \(values[i])\n"
+            for (outcome, value) in counters.outcomes {
+                out += "balancer_frontend_connects_total{frontend=\"\(escape(frontend))\",owner=\"\(escape(owner))\",outcome=\"\(outcome)\"} \(value)\n"
             }
         }
         return out

@@ -1,4 +1,5 @@
 import Foundation
+import HostSystem
 import MapImage
 import Testing
 
@@ -52,10 +53,10 @@ import Testing
         let r = try run(["compile", "fixtures/example", "-o", dir + "/x.image"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("wrote \(dir)/x.image: 13 frontends"))
-        let bytes = try ImageFile.read(dir + "/x.image")
+        let bytes = try FileContents.read(dir + "/x.image")
         #expect(throws: Never.self) { try MapImage(bytes: bytes) }
         // Same bytes as the golden image.
-        let golden = try ImageFile.read(Self.root + "/golden/example.image")
+        let golden = try FileContents.read(Self.root + "/golden/example.image")
         let same = bytes == golden
         #expect(same)
     }
@@ -76,10 +77,10 @@ import Testing
         // An existing image is left untouched by a failed compile.
         let good = try run(["compile", "fixtures/clusterip-basic", "-o", dir + "/img"])
         #expect(good.status == 0)
-        let before = try ImageFile.read(dir + "/img")
+        let before = try FileContents.read(dir + "/img")
         let again = try run(["compile", bad, "-o", dir + "/img"])
         #expect(again.status == 1)
-        let after = try ImageFile.read(dir + "/img")
+        let after = try FileContents.read(dir + "/img")
         let same = before == after
         #expect(same)
     }

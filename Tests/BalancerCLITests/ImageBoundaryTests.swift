@@ -1,4 +1,5 @@
 import Foundation
+import HostSystem
 import MapImage
 import Testing
 
@@ -15,12 +16,12 @@ extension CLITests {
     func forgedImage(in dir: String) throws -> (clean: String, forged: String) {
         let compiled = dir + "/compiled.image"
         #expect(try run(["compile", "fixtures/example", "-o", compiled]).status == 0)
-        var c = try MapImage(bytes: ImageFile.read(compiled)).contents
+        var c = try MapImage(bytes: FileContents.read(compiled)).contents
         // The clean image has a plain diagnostic where the forged one has a hostile one.
         var plain = c
         plain.metadata.diagnostics.append(DiagnosticInfo(severity: "warning", object: "Service a/b", field: "x", message: "one"))
         let clean = dir + "/clean.image"
-        try ImageFile.writeAtomically(ImageEncoder.encode(plain), to: clean)
+        try FileContents.writeAtomically(ImageEncoder.encode(plain), to: clean)
         for i in c.metadata.nodes.indices where c.metadata.nodes[i].name == "demo-worker" { c.metadata.nodes[i].name = Self.hostileNode }
         for i in c.metadata.zones.indices { c.metadata.zones[i].name += "\u{9b}1;31m\u{7f}" }
         for i in c.metadata.services.indices where c.metadata.services[i].name == "kube-dns" {
@@ -31,7 +32,7 @@ extension CLITests {
         }
         c.metadata.diagnostics.append(DiagnosticInfo(severity: "warning", object: "Service a/b\n", field: "x\u{2028}", message: "one\ntwo\\n\u{0}"))
         let forged = dir + "/forged.image"
-        try ImageFile.writeAtomically(ImageEncoder.encode(c), to: forged)
+        try FileContents.writeAtomically(ImageEncoder.encode(c), to: forged)
         return (clean, forged)
     }
 
@@ -122,9 +123,9 @@ extension CLITests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let good = dir + "/good.image", corrupt = dir + "/corrupt.image"
         #expect(try run(["compile", "fixtures/example", "-o", good]).status == 0)
-        var bytes = try ImageFile.read(good)
+        var bytes = try FileContents.read(good)
         bytes[bytes.count - 9] ^= 1
-        try ImageFile.writeAtomically(bytes, to: corrupt)
+        try FileContents.writeAtomically(bytes, to: corrupt)
 
         for (args, culprit) in [([good, corrupt], corrupt), ([corrupt, good], corrupt)] {
             let r = try run(["diff"] + args)

@@ -1,5 +1,6 @@
 import Compiler
 import FoundationEssentials
+import HostSystem
 import MapImage
 import Testing
 
@@ -13,7 +14,7 @@ import Testing
         let image = try MapImage(bytes: bytes)
         let text = TextRenderer.render(image)
         let goldenText = readText(Repo.golden + "/\(name).txt")
-        let goldenBytes = try? ImageFile.read(Repo.golden + "/\(name).image")
+        let goldenBytes = try? FileContents.read(Repo.golden + "/\(name).image")
         #expect(goldenText != nil && goldenBytes != nil, "golden/\(name).{image,txt} missing: run `make golden`")
         guard let goldenText, let goldenBytes else { return }
         #expect(text == goldenText, "golden/\(name).txt differs (run `make golden` and review):\n\(lineDiff(expected: goldenText, actual: text))")

@@ -1,5 +1,6 @@
 import CBalancerABI
 import Foundation
+import HostSystem
 import MapImage
 import Testing
 
@@ -115,6 +116,6 @@ import Testing
 
         let good = ImageEncoder.encode(sampleContents())
         try ImageFile.writeImage(good, to: dir + "/z.image")
-        #expect(try ImageFile.read(dir + "/z.image") == good)
+        #expect(try FileContents.read(dir + "/z.image") == good)
     }
 }

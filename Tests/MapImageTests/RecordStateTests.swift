@@ -1,3 +1,4 @@
+import HostSystem
 import MapImage
 import Testing
 
@@ -25,7 +26,7 @@ import Glibc
             if name.hasSuffix(".image") { names.append(name) }
         }
         return names.sorted().compactMap { name in
-            guard let bytes = try? ImageFile.read(golden + "/" + name), let v = try? ImageDecoder.verify(bytes) else { return nil }
+            guard let bytes = try? FileContents.read(golden + "/" + name), let v = try? ImageDecoder.verify(bytes) else { return nil }
             return (name, v.header, bytes)
         }
     }()

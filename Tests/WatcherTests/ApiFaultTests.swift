@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import HostSystem
 import Logging
 import MapImage
 import Synchronization
@@ -68,7 +69,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: base)
         }
 
-        func latest() -> [UInt8]? { try? ImageFile.read(base + "/latest") }
+        func latest() -> [UInt8]? { try? FileContents.read(base + "/latest") }
 
         /// A full compile of the server's objects.
         func expected() throws -> [UInt8] {

@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import HostSystem
 import MapImage
 import Synchronization
 import Testing
@@ -150,7 +151,7 @@ import Testing
         let task = Task { await watcher.run(shouldStop: { stop.load(ordering: .relaxed) }) }
 
         func answer(_ dest: String, node: String? = nil) -> String? {
-            guard let bytes = try? ImageFile.read(base + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
+            guard let bytes = try? FileContents.read(base + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
             let r = Resolver(image.contents)
             let id = node.flatMap { try? r.nodeID(named: $0) } ?? 0
             let res = r.resolve(SocketAddress(dest)!, proto: .tcp, nodeID: id)
@@ -210,10 +211,10 @@ import Testing
         }
         let (snapshot, diags) = try InputLoader.load(contents: serverObjects)
         let expected = ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diags).contents)
-        var got = try ImageFile.read(base + "/latest")
+        var got = try FileContents.read(base + "/latest")
         for _ in 0..<1000 where got != expected {
             try? await Task.sleep(for: .milliseconds(20))
-            got = try ImageFile.read(base + "/latest")
+            got = try FileContents.read(base + "/latest")
         }
         let same = got == expected
         if !same, let a = try? MapImage(bytes: got), let b = try? MapImage(bytes: expected) {

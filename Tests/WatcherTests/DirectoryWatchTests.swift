@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import HostSystem
 import MapImage
 import Synchronization
 import Testing
@@ -75,7 +76,7 @@ import Testing
 
         /// The answer of the latest image for a TCP connect to `dest`, from a host.
         func latestAnswer(_ dest: String) -> String? {
-            guard let bytes = try? ImageFile.read(out + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
+            guard let bytes = try? FileContents.read(out + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
             let r = Resolver(image.contents).resolve(SocketAddress(dest)!, proto: .tcp)
             return ([r.result.rawValue] + r.backends.map(\.description)).joined(separator: " ")
         }

@@ -14,6 +14,7 @@
 // Run it only inside a sandbox whose bpffs DIR holds the datapath's maps (bench/writer.sh,
 // e2e/incremental.sh).
 import Dispatch
+import HostSystem
 import Loader
 import MapImage
 
@@ -57,8 +58,8 @@ guard !pinDir.isEmpty, files.count == 2 else {
 
 let imageA: VerifiedImage, imageB: VerifiedImage
 do {
-    imageA = try ImageDecoder.verify(try ImageFile.read(files[0]), nodes: false)
-    imageB = try ImageDecoder.verify(try ImageFile.read(files[1]), nodes: false)
+    imageA = try ImageDecoder.verify(try FileContents.read(files[0]), nodes: false)
+    imageB = try ImageDecoder.verify(try FileContents.read(files[1]), nodes: false)
 } catch {
     fail("\(error)")
 }
@@ -174,7 +175,7 @@ do {
 load("load of the live image", live, name: "the live image", expect: .unchanged)
 load("load of the other image (only differing records)", other, name: "the other image", expect: .delta)
 
-// For comparison: `balancer load`'s fresh fill of the same image (maps sized exactly).
+// For comparison: `balancer load`'s fresh fill of the same image (a writer of one load, no headroom).
 t = now()
 do {
     let r = try datapath.load(imageBytes: live.bytes, node: nil, hostMode: .pod)

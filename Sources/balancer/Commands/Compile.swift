@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import HostSystem
 import MapImage
 
 #if canImport(Glibc)
@@ -70,7 +71,7 @@ struct Compile: ParsableCommand {
         }
         let tVerified = clock.now
         do {
-            try ImageFile.writeAtomically(bytes, to: output)
+            try FileContents.writeAtomically(bytes, to: output)
         } catch {
             printError("error: cannot write image: \(error)")
             throw ExitCode(1)

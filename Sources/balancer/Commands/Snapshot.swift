@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostSystem
 import MapImage
 import Watcher
 
@@ -31,7 +32,7 @@ struct SnapshotCommand: AsyncParsableCommand {
         }
         await client.shutdown()
         let snapshot = try CommandError.wrapping { try taken.get() }
-        try CommandError.wrapping("cannot write \(output): ") { try ImageFile.writeAtomically(snapshot.yaml, to: output) }
+        try CommandError.wrapping("cannot write \(output): ") { try FileContents.writeAtomically(snapshot.yaml, to: output) }
         print("wrote \(output): " + keyValues(snapshot.counts) + " from \(config.server)")
     }
 }

@@ -50,8 +50,8 @@ struct Status: ParsableCommand {
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
                             image: st.liveImage, links: st.links, skipRedirectFromBackendEntries: st.skipEntries,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
-                                CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value[0], rejected: $0.value[1],
-                                            unreachable: $0.value[2], fallThrough: $0.value[3])
+                                CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value.translated, rejected: $0.value.rejected,
+                                            unreachable: $0.value.unreachable, fallThrough: $0.value.fallthrough)
                             })
             try printJSON(view, pretty: true)
         case .text:
@@ -70,7 +70,7 @@ struct Status: ParsableCommand {
             if st.skipEntries > 0 { printLine("skipRedirectFromBackend: \(counted(st.skipEntries, "backend namespace entry", "backend namespace entries"))") }
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
-                printLine("counters \(label): translated \(c[0]) rejected \(c[1]) unreachable \(c[2]) fallthrough \(c[3])")
+                printLine("counters \(label): translated \(c.translated) rejected \(c.rejected) unreachable \(c.unreachable) fallthrough \(c.fallthrough)")
             }
         }
     }

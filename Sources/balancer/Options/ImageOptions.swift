@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostSystem
 import MapImage
 
 /// The image a command reads (`inspect`, `resolve`, `load`, `check-live`).
@@ -19,7 +20,7 @@ struct OutputOption: ParsableArguments {
 
 func readImageBytes(_ path: String) throws(CommandError) -> [UInt8] {
     do {
-        return try ImageFile.read(path)
+        return try FileContents.read(path)
     } catch {
         throw CommandError(description: "cannot read image \(PrintableText.escape(error.description))")
     }

@@ -1,0 +1,89 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "chostsystem.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+int chost_fs_magic(const char *path, long long *magic)
+{
+	struct statfs st;
+
+	if (statfs(path, &st) != 0)
+		return -errno;
+	*magic = (long long)st.f_type;
+	return 0;
+}
+
+static void *probe_netns(void *arg)
+{
+	struct chost_netns_probe *p = arg;
+	struct ifaddrs *list = NULL, *i;
+	socklen_t len = sizeof(p->cookie);
+	int s;
+
+	/* Only this thread enters the namespace; it ends right after. */
+	if (setns(p->netns_fd, CLONE_NEWNET) != 0) {
+		p->error = errno;
+		return NULL;
+	}
+	s = socket(AF_INET6, SOCK_DGRAM, 0);
+	if (s < 0)
+		s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &p->cookie, &len) != 0) {
+		p->error = errno;
+		if (s >= 0)
+			close(s);
+		return NULL;
+	}
+	close(s);
+	if (getifaddrs(&list) != 0) {
+		p->error = errno;
+		return NULL;
+	}
+	for (i = list; i && p->count < 64; i = i->ifa_next) {
+		unsigned char *a = p->addrs + 16 * p->count;
+
+		if (!i->ifa_addr)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			memset(a, 0, 10);
+			a[10] = a[11] = 0xff;
+			memcpy(a + 12, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+			p->count++;
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			memcpy(a, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+			p->count++;
+		}
+	}
+	freeifaddrs(list);
+	return NULL;
+}
+
+int chost_probe_netns(const char *path, struct chost_netns_probe *p)
+{
+	pthread_t t;
+
+	memset(p, 0, sizeof(*p));
+	p->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->netns_fd < 0)
+		return -errno;
+	if (pthread_create(&t, NULL, probe_netns, p) != 0) {
+		close(p->netns_fd);
+		return -EAGAIN;
+	}
+	pthread_join(t, NULL);
+	close(p->netns_fd);
+	return p->error ? -p->error : 0;
+}

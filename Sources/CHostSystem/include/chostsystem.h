@@ -1,0 +1,26 @@
+#ifndef CHOSTSYSTEM_H
+#define CHOSTSYSTEM_H
+
+/* The file-system type (statfs f_type) of `path` into *magic; 0 or -errno. In C because the C
+ * library module Swift imports does not include <sys/vfs.h>. */
+int chost_fs_magic(const char *path, long long *magic);
+
+/* Network namespaces, for skipRedirectFromBackend. In C because the thread that enters another
+ * namespace (setns) must be one that runs nothing else and ends right after: a pthread started
+ * and joined here. A Swift or Dispatch thread would return to a pool inside the other namespace.
+ * setns is also declared only under _GNU_SOURCE, which the C library module Swift imports does
+ * not define. */
+
+struct chost_netns_probe {
+	int netns_fd;                /* in: an open /proc/PID/ns/net */
+	int error;                   /* out: 0 or an errno */
+	unsigned long long cookie;   /* out: the namespace's cookie (bpf_get_netns_cookie) */
+	unsigned count;              /* out: addresses found (at most 64) */
+	unsigned char addrs[64 * 16]; /* out: IPv4 as ::ffff:a.b.c.d, IPv6 as is */
+};
+
+/* The cookie and addresses of the network namespace of `path` (/proc/PID/ns/net), read from a
+ * short-lived thread that enters it: the caller's own namespace never changes. 0 or -errno. */
+int chost_probe_netns(const char *path, struct chost_netns_probe *p);
+
+#endif

@@ -1,0 +1,55 @@
+@testable import Loader
+import CBalancerABI
+import MapImage
+import Testing
+
+/// The loader's kernel-facing values against the bytes the datapath reads (balancer_abi.h).
+@Suite struct KernelValueTests {
+    /// The flip's bytes: active_gen, node_id, host_mode, flags, each a little-endian 32-bit word.
+    @Test func configBytes() throws {
+        let config = Datapath.Config(activeGeneration: 1, nodeID: 0x0403_0201, hostMode: .nodeport)
+        let bytes = structBytes(config.abi)
+        let mode = BL_HOST_MODE_NODEPORT.rawValue
+        #expect(bytes == [1, 0, 0, 0, 1, 2, 3, 4, UInt8(mode & 0xFF), UInt8(mode >> 8 & 0xFF), UInt8(mode >> 16 & 0xFF), UInt8(mode >> 24), 0, 0, 0, 0])
+        #expect(Datapath.Config(structValue(bl_config(), bytes)) == config)
+        // The datapath reads the generation's low bit; a short value reads as zeros.
+        #expect(Datapath.Config(structValue(bl_config(), [3, 0, 0, 0])).activeGeneration == 1)
+        #expect(Datapath.Config(structValue(bl_config(), [])).hostMode == .pod)
+    }
+
+    @Test func configWrittenByALoad() throws {
+        let rig = try Rig()
+        let image = try Golden.image("example")
+        _ = try rig.writer(node: "demo-worker2", hostMode: .pod).load(image: image.bytes)
+        let dp = try rig.datapath()
+        let raw = try #require(try dp.config.lookup(key: [0, 0, 0, 0], valueSize: 16))
+        let id = try image.nodeID(named: "demo-worker2")
+        let pod = BL_HOST_MODE_POD.rawValue
+        #expect(raw == [1, 0, 0, 0] + withUnsafeBytes(of: id.littleEndian) { Array($0) } + withUnsafeBytes(of: pod.littleEndian) { Array($0) } + [0, 0, 0, 0])
+    }
+
+    /// bl_skip_key: the namespace cookie, then the policy id, then 4 bytes of padding.
+    @Test func skipKeyBytes() {
+        let key = Datapath.skipKey(cookie: 0x0807_0605_0403_0201, owner: 0x0C0B_0A09)
+        #expect(key == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0])
+        #expect(Datapath.skipPresent == [1, 0, 0, 0])
+    }
+
+    /// Counters are summed over the CPUs, field by field, and keyed by frontend id.
+    @Test func countersSumOverCPUs() throws {
+        let rig = try Rig()
+        _ = try rig.writer().load(image: try Golden.image("example").bytes)
+        let counters = try #require(try rig.maps.pinned("\(rig.pinDir)/maps/bl_counters") as? MemoryMap)
+        func cpu(_ t: UInt64, _ r: UInt64, _ u: UInt64, _ f: UInt64) -> [UInt8] {
+            structBytes(bl_counters(translated: t.littleEndian, rejected: r.littleEndian, unreachable: u.littleEndian, fallthrough: f.littleEndian))
+        }
+        counters.setPerCPU(key: arrayKey(0x1234_5678), values: [cpu(1, 2, 3, 4), cpu(10, 20, 30, 40)])
+        counters.setPerCPU(key: arrayKey(0), values: [cpu(0, 0, 0, 1), cpu(0, 0, 0, 0)])
+        let status = try rig.datapath().status(links: [])
+        #expect(status.counters[0x1234_5678] == Counters(translated: 11, rejected: 22, unreachable: 33, fallthrough: 44))
+        #expect(status.counters[0] == Counters(fallthrough: 1))
+        #expect(status.counters[0x1234_5678]?.outcomes.map(\.name) == ["translated", "rejected", "unreachable", "fallthrough"])
+        #expect(status.liveImage != nil)
+        #expect(status.tables.count == ImageTable.allCases.count)
+    }
+}
