@@ -2,6 +2,7 @@ import ArgumentParser
 import Compiler
 import FoundationEssentials
 import Loader
+import Manifests
 import MapImage
 
 #if canImport(Glibc)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Compiler
+import KubeAPI
+import Manifests
 import Loader
 import Logging
 import MapImage

@@ -1,6 +1,8 @@
 import Compiler
 import FoundationEssentials
+import Manifests
 import MapImage
+import TestSupport
 import Testing
 
 /// Every fixture is compiled and checked twice: against its golden files (bytes and text, so an

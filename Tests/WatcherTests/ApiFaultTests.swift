@@ -1,6 +1,8 @@
 import Compiler
 import Foundation
+@testable import KubeAPI
 import Logging
+import Manifests
 import MapImage
 import Synchronization
 import Testing
