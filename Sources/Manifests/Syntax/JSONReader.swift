@@ -44,7 +44,7 @@ private enum JSONValueReader {
                 }
                 // jansson counts from the start of the value it was given; errors are rare, so
                 // the value's own position in the file is only computed here.
-                let (line, column) = lineAndColumn(of: offset, in: input)
+                let (line, column) = ManifestReader.lineAndColumn(of: offset, in: input)
                 let errorLine = line + Int(error.line) - 1
                 let errorColumn = error.line == 1 ? column + Int(error.column) - 1 : Int(error.column)
                 return SyntaxError(file: builder.file, line: errorLine, column: max(errorColumn, 1), message: text)
@@ -60,26 +60,11 @@ private enum JSONValueReader {
 
             let consumed = Int(error.position)
             guard consumed > 0 else {
-                let (line, column) = lineAndColumn(of: offset, in: input)
+                let (line, column) = ManifestReader.lineAndColumn(of: offset, in: input)
                 return SyntaxError(file: builder.file, line: line, column: column, message: "JSON parser made no progress")
             }
             offset += consumed
         }
-    }
-
-    /// 1-based line and column (in characters, as jansson counts them) of a byte offset.
-    static func lineAndColumn(of offset: Int, in input: UnsafeBufferPointer<UInt8>) -> (Int, Int) {
-        var line = 1, column = 1
-        for i in 0 ..< min(offset, input.count) {
-            let b = input[i]
-            if b == UInt8(ascii: "\n") {
-                line += 1
-                column = 1
-            } else if b & 0xC0 != 0x80 {
-                column += 1
-            }
-        }
-        return (line, column)
     }
 
     /// Walks the jansson tree with an explicit stack; JSON nesting depth must not become call depth.

@@ -33,6 +33,22 @@ public enum ManifestReader {
     public static func parseYAML(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
         try TreeBuilder.build(bytes, file: file, yamlSemantics: true, YAMLEventReader.run)
     }
+
+    /// 1-based line and column (in characters, as jansson and libyaml count them) of a byte
+    /// offset, for the readers' errors.
+    static func lineAndColumn(of offset: Int, in input: UnsafeBufferPointer<UInt8>) -> (Int, Int) {
+        var line = 1, column = 1
+        for i in 0 ..< min(offset, input.count) {
+            let b = input[i]
+            if b == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return (line, column)
+    }
 }
 
 private enum YAMLEventReader {
@@ -143,7 +159,7 @@ private enum YAMLEventReader {
         case YAML_READER_ERROR:
             // Reader (encoding) errors carry a byte offset rather than a mark.
             if p.problem_value >= 0 { message += " (byte 0x\(String(p.problem_value, radix: 16)))" }
-            let (line, column) = lineAndColumn(of: min(p.problem_offset, input.count), in: input)
+            let (line, column) = ManifestReader.lineAndColumn(of: p.problem_offset, in: input)
             return SyntaxError(file: file, line: line, column: column, message: message)
         default:
             if let context = p.context {
@@ -152,20 +168,6 @@ private enum YAMLEventReader {
             return SyntaxError(file: file, line: Int(p.problem_mark.line) + 1,
                                column: Int(p.problem_mark.column) + 1, message: message)
         }
-    }
-
-    static func lineAndColumn(of offset: Int, in input: UnsafeBufferPointer<UInt8>) -> (Int, Int) {
-        var line = 1, column = 1
-        for i in 0 ..< offset {
-            let b = input[i]
-            if b == UInt8(ascii: "\n") {
-                line += 1
-                column = 1
-            } else if b & 0xC0 != 0x80 {
-                column += 1
-            }
-        }
-        return (line, column)
     }
 }
 
