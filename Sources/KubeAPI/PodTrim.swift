@@ -30,25 +30,26 @@ public func trimPodJSON(_ object: [UInt8]) -> [UInt8] {
 /// reference-counted); nil when `value` is not the object or array the selection reduces. The
 /// depth is the declaration's, never the input's.
 private func reduced(_ value: UnsafeMutablePointer<json_t>, _ selection: FieldSelection) -> UnsafeMutablePointer<json_t>? {
-    switch selection {
+    switch selection.shape {
     case .whole:
         return nil
-    case .object(let members):
+    case .object:
         guard value.pointee.type == JSON_OBJECT, let out = json_object() else { return nil }
-        for (name, member) in members {
+        for (name, member) in selection.members {
             guard let v = json_object_get(value, name) else { continue }
-            if case .whole = member {
+            if member.shape == .whole {
                 json_object_set(out, name, v)
             } else if let r = reduced(v, member) {
                 json_object_set_new(out, name, r)
             }
         }
         return out
-    case .array(let element):
+    case .array:
+        let element = selection.element
         guard value.pointee.type == JSON_ARRAY, let out = json_array() else { return nil }
         for i in 0..<json_array_size(value) {
             guard let e = json_array_get(value, i) else { continue }
-            if case .whole = element {
+            if element.shape == .whole {
                 json_array_append(out, e)
             } else if let r = reduced(e, element) {
                 json_array_append_new(out, r)

@@ -80,13 +80,13 @@ import Testing
         }
         var current = selection
         for step in steps {
-            switch current {
+            switch current.shape {
             case .whole: return true
-            case .array(let element):
+            case .array:
                 guard step == "[]" else { return false }
-                current = element
-            case .object(let members):
-                guard let m = members.first(where: { $0.name == step }) else { return false }
+                current = current.element
+            case .object:
+                guard let m = current.members.first(where: { $0.name == step }) else { return false }
                 current = m.selection
             }
         }

@@ -4,15 +4,35 @@ import MapImage
 /// (`PodFields.kept`), the decoder below reads nothing outside it (KubeAPITests.PodTrimTests
 /// records every field the decoder looks up), and the watcher keeps Pods cut down to it
 /// (KubeAPI's trimPodJSON).
-public indirect enum FieldSelection: Sendable {
+///
+/// A struct of plain arrays rather than an indirect enum: a multi-payload enum keeps its case in
+/// the spare bits of its payload pointer, and LeakSanitizer (the fuzzers') then takes the global
+/// declaration's boxes for leaks.
+public struct FieldSelection: Sendable {
+    public enum Shape: Sendable { case whole, object, array }
+
+    public let shape: Shape
+    /// `.object`: the members kept, in this order, each reduced in turn.
+    public let members: [(name: String, selection: FieldSelection)]
+    /// `.array`: how each element is reduced (one selection).
+    let elements: [FieldSelection]
+
     /// The value as it is, everything under it included.
-    case whole
-    /// An object reduced to these members, in this order, each reduced in turn; anything but an
-    /// object is dropped.
-    case object([(name: String, selection: FieldSelection)])
-    /// An array whose elements are each reduced; elements that reduce to nothing are dropped,
-    /// and anything but an array is dropped.
-    case array(FieldSelection)
+    public static let whole = FieldSelection(shape: .whole, members: [], elements: [])
+
+    /// An object reduced to `members`; anything but an object is dropped.
+    public static func object(_ members: [(name: String, selection: FieldSelection)]) -> FieldSelection {
+        FieldSelection(shape: .object, members: members, elements: [])
+    }
+
+    /// An array whose elements are each reduced by `element`; elements that reduce to nothing
+    /// are dropped, and anything but an array is dropped.
+    public static func array(_ element: FieldSelection) -> FieldSelection {
+        FieldSelection(shape: .array, members: [], elements: [element])
+    }
+
+    /// `.array`: the selection of each element.
+    public var element: FieldSelection { elements.first ?? .whole }
 }
 
 /// What of a Pod the compiler reads: metadata's identity, labels and deletion; the node, host
