@@ -28,7 +28,7 @@ let package = Package(
             sources: ["abi_check.c"],
             publicHeadersPath: "include"
         ),
-        // The splitter's byte loops (Sources/Compiler/Syntax/Splitter.swift).
+        // The splitter's byte loops (Sources/Manifests/Syntax/Splitter.swift).
         .target(name: "CManifestScan"),
         .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
         // The system layer: files, directories, mounts, file-system kinds and network
@@ -44,11 +44,34 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Manifests (YAML, JSON, Lists) read, decoded and validated into the model: the Snapshot.
         .target(
-            name: "Compiler",
+            name: "Manifests",
             dependencies: [
                 "MapImage", "CYAML", "CJansson", "CManifestScan",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The model compiled into an image's records; reads nothing itself.
+        .target(
+            name: "Compiler",
+            dependencies: [
+                "Manifests", "MapImage",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The Kubernetes API client: kubeconfig, requests, list pages and watch streams checked
+        // against the kind asked for, reflectors and their stores, Pods trimmed to what the
+        // decoder reads.
+        .target(
+            name: "KubeAPI",
+            dependencies: [
+                "Manifests", "CJansson",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // libbpf behind one wrapper layer; knows nothing of Kubernetes.
@@ -63,20 +86,18 @@ let package = Package(
         .target(
             name: "Watcher",
             dependencies: [
-                "Compiler", "MapImage", "Loader", "CInotify",
+                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "CInotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .executableTarget(
             name: "balancer",
             dependencies: [
-                "Compiler", "MapImage", "Loader", "Watcher", "HostSystem",
+                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "Watcher", "HostSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -85,14 +106,18 @@ let package = Package(
         // tables read back after every step (bench/writer.sh, bpf/programs/e2e/incremental.sh).
         .executableTarget(name: "writer-bench", dependencies: ["Loader", "MapImage", "HostSystem"], path: "bench/writer"),
         .testTarget(name: "MapImageTests", dependencies: ["MapImage", "HostSystem", "CBalancerABI", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "CompilerTests", dependencies: ["Compiler", "MapImage", "HostSystem"]),
+        // Paths of the repository and small helpers shared by the manifest and compiler tests.
+        .target(name: "TestSupport", dependencies: ["Manifests"], path: "Tests/TestSupport"),
+        .testTarget(name: "ManifestsTests", dependencies: ["Manifests", "MapImage", "TestSupport"]),
+        .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Manifests", "MapImage", "HostSystem", "TestSupport"]),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Manifests"]),
         // GenerationWriter and Datapath on in-memory maps (MemoryMaps): no root, no kernel.
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "MapImage", "HostSystem"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage", "HostSystem"]),
         .testTarget(
             name: "WatcherTests",
             dependencies: [
-                "Watcher", "Compiler", "MapImage", "HostSystem",
+                "Watcher", "KubeAPI", "Compiler", "Manifests", "MapImage", "HostSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

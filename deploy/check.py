@@ -2,7 +2,7 @@
 """Checks deploy/agent against the code it deploys (part of `make test`):
 
 - the ClusterRole grants get, list and watch on exactly the resources the watcher lists and
-  watches (the paths in Sources/Watcher/KubeClient.swift);
+  watches (the paths in Sources/KubeAPI/KubeClient.swift);
 - the DaemonSet runs as that ServiceAccount, and every flag its containers pass to `balancer`
   is one the command accepts (`balancer <command> --help`), so a renamed flag fails here;
 - the kustomization names files that exist.
@@ -22,7 +22,7 @@ for f in ("rbac.yaml", "daemonset.yaml", "kustomization.yaml"):
         docs += [(f, d) for d in yaml.safe_load_all(fh) if d]
 
 # Resources the watcher uses: "/api/v1/services" -> ("", "services"); "/apis/G/V/R" -> (G, R).
-src = open(os.path.join(root, "Sources/Watcher/KubeClient.swift")).read()
+src = open(os.path.join(root, "Sources/KubeAPI/KubeClient.swift")).read()
 used = set()
 for p in re.findall(r'path: "(/apis?/[^"]+)"', src):
     parts = p.strip("/").split("/")

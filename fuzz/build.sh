@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the coverage-guided fuzzers into .build-fuzz/bin (see fuzz/README.md).
 #
-# Our modules (MapImage, Compiler, the C byte loops) are compiled here with swiftc/clang, with
-# libFuzzer's coverage instrumentation and AddressSanitizer (C also UBSan). swift-crypto, which
-# both modules import, is taken uninstrumented from SwiftPM's own debug build (`swift build
-# --target Crypto`, nothing of NIO; a no-op after `swift build`); its objects are linked as they are.
+# Our modules (MapImage, Manifests, Compiler, the C byte loops) are compiled here with
+# swiftc/clang, with libFuzzer's coverage instrumentation and AddressSanitizer (C also UBSan).
+# swift-crypto, which the Swift modules import, is taken uninstrumented from SwiftPM's own debug
+# build (`swift build --target Crypto`, nothing of NIO; a no-op after `swift build`); its objects
+# are linked as they are.
 # Usage: fuzz/build.sh [target...]   (default: all; targets: scan splitter loader image watch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,19 +63,28 @@ if [ $needs_swift = 1 ]; then
 		"$SWIFTC" "${SWIFT_FLAGS[@]}" -module-name MapImage -wmo -emit-module -emit-module-path "$OUT/modules/MapImage.swiftmodule" \
 			-c -o "$OUT/obj/MapImage.o" $(find Sources/MapImage -name '*.swift' | sort)
 	fi
-	if stale "$OUT/obj/Compiler.o" Sources/Compiler "$OUT/obj/MapImage.o"; then
+	if stale "$OUT/obj/Manifests.o" Sources/Manifests "$OUT/obj/MapImage.o"; then
+		echo "fuzz: compiling Manifests (instrumented)"
+		"$SWIFTC" "${SWIFT_FLAGS[@]}" -module-name Manifests -wmo -emit-module -emit-module-path "$OUT/modules/Manifests.swiftmodule" \
+			-c -o "$OUT/obj/Manifests.o" $(find Sources/Manifests -name '*.swift' | sort)
+	fi
+	if stale "$OUT/obj/Compiler.o" Sources/Compiler "$OUT/obj/Manifests.o"; then
 		echo "fuzz: compiling Compiler (instrumented)"
 		"$SWIFTC" "${SWIFT_FLAGS[@]}" -module-name Compiler -wmo -emit-module -emit-module-path "$OUT/modules/Compiler.swiftmodule" \
 			-c -o "$OUT/obj/Compiler.o" $(find Sources/Compiler -name '*.swift' | sort)
 	fi
 fi
 
-# One executable per target: the harness (plus, for watch, the framer's own source file) linked
+# KubeAPI's wire layer without its HTTP client: the watch target compiles these files into itself
+# (KubeClient and Kubeconfig need NIO and async-http-client, which are not built here).
+WIRE_SOURCES=(Sources/KubeAPI/WatchStream.swift Sources/KubeAPI/WireJSON.swift Sources/KubeAPI/PodTrim.swift)
+
+# One executable per target: the harness (plus, for watch, the wire layer's source files) linked
 # against the instrumented modules; libFuzzer supplies main.
 build_swift() {
 	local name=$1; shift
 	"$SWIFTC" "${SWIFT_FLAGS[@]}" -use-ld=lld -module-name "fuzz_$name" fuzz/Sources/common/*.swift "$@" \
-		"$OUT/obj/MapImage.o" "$OUT/obj/Compiler.o" "$OUT/obj/cscan.o" "$OUT/obj/abi_check.o" $CRYPTO_OBJS \
+		"$OUT/obj/MapImage.o" "$OUT/obj/Manifests.o" "$OUT/obj/Compiler.o" "$OUT/obj/cscan.o" "$OUT/obj/abi_check.o" $CRYPTO_OBJS \
 		-lyaml -ljansson -o "$OUT/bin/fuzz-$name"
 }
 
@@ -82,14 +92,14 @@ for t in "${TARGETS[@]}"; do
 	case $t in
 	scan) inputs=(Sources/CManifestScan fuzz/c) ;;
 	splitter | loader | image) inputs=(fuzz/Sources/common "fuzz/Sources/$t" "$OUT/obj" "$OUT/deps") ;;
-	watch) inputs=(fuzz/Sources/common fuzz/Sources/watch Sources/Watcher/WatchStream.swift "$OUT/obj" "$OUT/deps") ;;
+	watch) inputs=(fuzz/Sources/common fuzz/Sources/watch "${WIRE_SOURCES[@]}" "$OUT/obj" "$OUT/deps") ;;
 	*) echo "unknown fuzz target $t (scan splitter loader image watch)" >&2; exit 2 ;;
 	esac
 	stale "$OUT/bin/fuzz-$t" "${inputs[@]}" fuzz/build.sh || continue
 	echo "fuzz: building fuzz-$t"
 	case $t in
 	scan) build_scan ;;
-	watch) build_swift watch fuzz/Sources/watch/*.swift Sources/Watcher/WatchStream.swift ;;
+	watch) build_swift watch fuzz/Sources/watch/*.swift "${WIRE_SOURCES[@]}" ;;
 	*) build_swift "$t" "fuzz/Sources/$t"/*.swift ;;
 	esac
 done

@@ -1,4 +1,5 @@
 import Crypto
+import Manifests
 import MapImage
 
 /// What a compile produced: the image's contents, the diagnostics that did not stop it (warnings
@@ -151,14 +152,8 @@ public enum Compiler {
         // Sets.
         contents.sets.reserveCapacity(sc.sets.count)
         for s in sc.sets {
-            let scopeID: UInt32
-            switch s.scope {
-            case .cluster: scopeID = 0
-            case .zone: scopeID = zoneIDs[s.scopeName] ?? 0
-            case .node, .local, .gate: scopeID = nodeIDs[s.scopeName] ?? 0
-            }
-            contents.sets.append(BackendSet(key: SetKey(groupID: s.groupID, scope: s.scope, scopeID: scopeID), flags: s.flags,
-                                            backends: s.backends.map { backendID[Int($0)] }))
+            let key = SetKey(groupID: s.groupID, scope: s.scope, scopeName: s.scopeName, zoneIDs: zoneIDs, nodeIDs: nodeIDs)
+            contents.sets.append(BackendSet(key: key, flags: s.flags, backends: s.backends.map { backendID[Int($0)] }))
         }
 
         // Frontends: ids by the same collision rule (keys are unique: the dense path).
@@ -211,4 +206,11 @@ public enum Compiler {
 func hexByte2(_ b: UInt8) -> String {
     let digits: [Character] = Array("0123456789abcdef")
     return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
+}
+
+extension Diagnostic {
+    /// The form kept in an image: no file paths (images carry no paths).
+    var info: DiagnosticInfo {
+        DiagnosticInfo(severity: severity.rawValue, object: object, field: field, message: message)
+    }
 }

@@ -1,3 +1,6 @@
+import Manifests
+import MapImage
+
 /// Stable ids: derived from an object's identity (a name, an address), so an unrelated change does
 /// not renumber the image and runtime state keyed by ids survives recompiles.
 ///
@@ -167,5 +170,20 @@ struct DenseIDAllocator {
         set.insert(id)
         taken = set
         return id
+    }
+}
+
+extension SetKey {
+    /// The key of a set whose scope is named: a zone's or a node's set takes that zone's or node's
+    /// id, the cluster set 0. Full and incremental compiles both key sets here, so their records
+    /// cannot disagree.
+    init(groupID: UInt32, scope: SetScope, scopeName: String, zoneIDs: [String: UInt32], nodeIDs: [String: UInt32]) {
+        let scopeID: UInt32
+        switch scope {
+        case .cluster: scopeID = 0
+        case .zone: scopeID = zoneIDs[scopeName] ?? 0
+        case .node, .local, .gate: scopeID = nodeIDs[scopeName] ?? 0
+        }
+        self.init(groupID: groupID, scope: scope, scopeID: scopeID)
     }
 }

@@ -1,3 +1,4 @@
+import Manifests
 import MapImage
 
 /// Recompiles only the services a change of EndpointSlices touches, and says which records of
@@ -137,15 +138,9 @@ public struct IncrementalCompiler: Sendable {
     /// The records a plan contributes: its sets, and the frontends it wins.
     func records(_ plan: ServicePlan, into tables: inout [ImageTable: RecordTable]) {
         for s in plan.sets {
-            let scopeID: UInt32
-            switch s.scope {
-            case .cluster: scopeID = 0
-            case .zone: scopeID = zoneIDs[s.scopeName] ?? 0
-            case .node, .local, .gate: scopeID = nodeIDs[s.scopeName] ?? 0
-            }
+            let key = SetKey(groupID: s.groupID, scope: s.scope, scopeName: s.scopeName, zoneIDs: zoneIDs, nodeIDs: nodeIDs)
             let ids = s.members.map { backends[plan.endpoints[Int($0)]]?.id ?? 0 }
-            ImageRecords.set(BackendSet(key: SetKey(groupID: s.groupID, scope: s.scope, scopeID: scopeID), flags: s.flags, backends: ids),
-                             into: &tables)
+            ImageRecords.set(BackendSet(key: key, flags: s.flags, backends: ids), into: &tables)
         }
         var seen = Set<FrontendKey>()
         for (key, rule) in plan.frontends where frontendWinner[key] == plan.name && seen.insert(key).inserted {

@@ -1,3 +1,4 @@
+import Manifests
 import MapImage
 
 /// LocalRedirectPolicy and BalancingPolicy, compiled (docs/policies.md). A policy becomes backend

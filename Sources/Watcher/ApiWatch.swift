@@ -1,15 +1,17 @@
 import Compiler
 import FoundationEssentials
+import KubeAPI
 import Logging
+import Manifests
 import MapImage
 import Synchronization
 
 /// `balancer watch --kubeconfig | --in-cluster`: keeps the image current with the API server.
 ///
-/// One reflector per kind lists and watches (Reflector.swift: every response checked against its
-/// kind, errors keep the kind's last good state and back off). Every change wakes the compile loop,
-/// which waits for a quiet window (never longer than the maximum delay), then compiles all kinds'
-/// objects and delivers the image. Nothing is compiled before every kind has been listed once.
+/// One reflector per kind lists and watches (KubeAPI's Reflector: every response checked against
+/// its kind, errors keep the kind's last good state and back off). Every change wakes the compile
+/// loop, which waits for a quiet window (never longer than the maximum delay), then compiles all
+/// kinds' objects and delivers the image. Nothing is compiled before every kind has been listed once.
 public final class ApiWatcher: Sendable {
     let client: KubeClient
     let resources: [KubeResource]
@@ -54,7 +56,8 @@ public final class ApiWatcher: Sendable {
         let shouldStop: @Sendable () -> Bool = { shouldStop() || Task.isCancelled }
         await withTaskGroup(of: Void.self) { group in
             for r in resources {
-                group.addTask { await self.reflect(r, shouldStop: shouldStop) }
+                let reflector = Reflector(client: client, resource: r, backoff: apiBackoff, watchTimeout: watchTimeout, logger: logger)
+                group.addTask { await reflector.run(into: ReflectorFeed(watcher: self), shouldStop: shouldStop) }
             }
             group.addTask { await self.compileLoop(shouldStop: shouldStop, onSync: onSync) }
         }
@@ -257,6 +260,23 @@ public final class ApiWatcher: Sendable {
             }
         }
         return (out, snapshot.endpointSlices)
+    }
+}
+
+/// The reflectors' view of the watcher: its stores, its wake-ups, its error counter.
+struct ReflectorFeed: ReflectorSink {
+    let watcher: ApiWatcher
+
+    func withStores<T: Sendable>(_ body: (inout [String: KindStore]) -> T) -> T {
+        watcher.stores.withLock { body(&$0) }
+    }
+
+    func changed(_ kind: String, keys: Set<KindStore.Key>, listed: Bool) {
+        watcher.changed(kind, keys: keys, listed: listed)
+    }
+
+    func apiError(kind: String, reason: String) {
+        watcher.metrics?.apiError(kind: kind, reason: reason)
     }
 }
 

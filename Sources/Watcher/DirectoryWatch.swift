@@ -1,7 +1,9 @@
 import CInotify
 import Compiler
 import FoundationEssentials
+import KubeAPI
 import Logging
+import Manifests
 import MapImage
 
 #if canImport(Glibc)

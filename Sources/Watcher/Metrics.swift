@@ -1,5 +1,5 @@
-import Compiler
 import FoundationEssentials
+import Manifests
 import MapImage
 import Prometheus
 import Synchronization

@@ -1,5 +1,7 @@
 import Compiler
+import KubeAPI
 import Logging
+import Manifests
 import MapImage
 import Synchronization
 

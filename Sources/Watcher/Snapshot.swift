@@ -1,4 +1,4 @@
-import Compiler
+import KubeAPI
 
 /// `balancer snapshot`: the cluster's objects the compiler reads, listed once and written as one
 /// YAML file that `balancer compile` reads — the bridge to air-gapped hosts and GitOps

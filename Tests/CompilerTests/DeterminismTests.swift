@@ -1,5 +1,7 @@
 import Compiler
+import Manifests
 import MapImage
+import TestSupport
 import Testing
 
 /// A small deterministic random generator, so permutations are reproducible.

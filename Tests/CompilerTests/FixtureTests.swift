@@ -1,7 +1,9 @@
 import Compiler
 import FoundationEssentials
 import HostSystem
+import Manifests
 import MapImage
+import TestSupport
 import Testing
 
 /// Every fixture is compiled and checked twice: against its golden files (bytes and text, so an

@@ -1,4 +1,5 @@
 @testable import Compiler
+@testable import Manifests
 import MapImage
 import Testing
 

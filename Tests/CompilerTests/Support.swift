@@ -1,34 +1,13 @@
 import Compiler
 import FoundationEssentials
+import Manifests
 import MapImage
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Paths of the repository, found from this file's location.
-enum Repo {
-    static let root: String = {
-        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3)  // Tests/CompilerTests/Support.swift
-        return parts.joined(separator: "/")
-    }()
-
-    static var fixtures: String { root + "/fixtures" }
-    static var golden: String { root + "/golden" }
-
-    /// Every fixture case (a folder under fixtures/ with manifests). fixtures/hostile is the
-    /// corpus of inputs that must be refused (HostileInputTests), not a case.
-    static var fixtureCases: [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures)) ?? []
-        return names.filter { name in
-            guard name != "hostile" else { return false }
-            var st = stat()
-            return stat(fixtures + "/" + name, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-        }.sorted()
-    }
-}
 
 /// Compiles a fixture folder (or any paths) into image bytes, failing the test on errors.
 func compileImage(_ paths: [String]) throws -> (bytes: [UInt8], result: CompileResult) {
@@ -42,16 +21,6 @@ func compileContents(_ files: [(String, String)]) throws -> (bytes: [UInt8], res
     let (snapshot, diags) = try InputLoader.load(contents: files.map { ($0.0, Array($0.1.utf8)) })
     let result = Compiler.compile(snapshot, inputDiagnostics: diags)
     return (ImageEncoder.encode(result.contents), result)
-}
-
-/// The diagnostics of a compile expected to fail.
-func compileErrors(_ files: [(String, String)]) -> [Diagnostic] {
-    do {
-        _ = try InputLoader.load(contents: files.map { ($0.0, Array($0.1.utf8)) })
-        return []
-    } catch {
-        return error.diagnostics
-    }
 }
 
 /// One probe of a fixture's expect.txt: `<node|-> <tcp|udp> <addr:port> => <result> [backends…]`.
@@ -123,19 +92,4 @@ struct FixtureDirectives: Sendable {
 struct ProbeError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
-}
-
-/// A line diff of two texts, for readable golden failures.
-func lineDiff(expected: String, actual: String) -> String {
-    let a = expected.split(separator: "\n", omittingEmptySubsequences: false)
-    let b = actual.split(separator: "\n", omittingEmptySubsequences: false)
-    let sa = Set(a), sb = Set(b)
-    var out: [String] = []
-    for l in a where !sb.contains(l) { out.append("- \(l)") }
-    for l in b where !sa.contains(l) { out.append("+ \(l)") }
-    return out.isEmpty ? "(same lines, different order)" : out.prefix(80).joined(separator: "\n")
-}
-
-func readText(_ path: String) -> String? {
-    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
 }

@@ -1,7 +1,9 @@
 import Compiler
 import Foundation
 import HostSystem
+@testable import KubeAPI
 import Logging
+import Manifests
 import MapImage
 import Synchronization
 import Testing

@@ -1,6 +1,8 @@
 import Compiler
 import Foundation
 import HostSystem
+@testable import KubeAPI
+import Manifests
 import MapImage
 import Synchronization
 import Testing

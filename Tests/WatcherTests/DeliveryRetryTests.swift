@@ -1,5 +1,7 @@
 import Compiler
 import Foundation
+@testable import KubeAPI
+import Manifests
 import MapImage
 import Synchronization
 import Testing

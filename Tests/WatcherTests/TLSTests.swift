@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+@testable import KubeAPI
+import Manifests
 import NIOSSL
 import SwiftASN1
 import Testing

@@ -1,4 +1,4 @@
-/* Hot loops of the manifest splitter (Sources/Compiler/Syntax/Splitter.swift), in C because they
+/* Hot loops of the manifest splitter (Sources/Manifests/Syntax/Splitter.swift), in C because they
  * touch every byte of a cluster dump before any parallel work can start. They only know JSON's
  * and YAML's lexical structure; they never decide validity (the real parsers do). */
 #ifndef MANIFEST_SCAN_H

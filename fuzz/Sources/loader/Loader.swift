@@ -1,4 +1,5 @@
 @testable import Compiler
+@testable import Manifests
 import MapImage
 
 // Target 2: the whole input path, InputLoader.load(contents:), which splits a file, parses the

@@ -1,6 +1,6 @@
-@testable import Compiler
+@testable import Manifests
 
-// Target 1: the manifest splitter (Sources/Compiler/Syntax/Splitter.swift and its C byte loops).
+// Target 1: the manifest splitter (Sources/Manifests/Syntax/Splitter.swift and its C byte loops).
 // The same input is split as YAML and as JSON. Besides crashes, each split is checked against
 // what it promises: pieces in order, inside the file, at the positions they claim, and — when the
 // whole file parses — parsing the pieces gives the same documents (by canonical digest) as

@@ -1,7 +1,8 @@
-import Compiler
+import Manifests
 
-// Target 4: the watch stream (Sources/Watcher/WatchStream.swift, compiled into this target on its
-// own so that nothing of NIO is built) and the API wire parsers (WireJSON.swift).
+// Target 4: the watch stream (Sources/KubeAPI/WatchStream.swift, compiled into this target with
+// the wire parsers WireJSON.swift and PodTrim.swift, so that nothing of NIO is built) and the API
+// wire parsers.
 //
 // Input: 4 bytes that seed the chunking and the line limit, then the body of a watch response.
 // The body is fed in random chunks (array slices, so indices do not start at 0) and the result

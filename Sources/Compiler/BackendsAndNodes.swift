@@ -1,0 +1,83 @@
+import Manifests
+import MapImage
+
+/// A backend's identity: address, port and protocol.
+struct BackendIdentity: Hashable, Comparable {
+    var address: SocketAddress
+    var proto: TransportProtocol
+
+    /// One word into the hasher instead of four: this type is hashed once per endpoint.
+    func hash(into h: inout Hasher) {
+        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        let low: UInt64 = address.address.low
+        let mixed: UInt64 = address.address.high ^ (low << 17 | low >> 47) ^ (tail << 41)
+        h.combine(mixed)
+    }
+
+    /// Dictionaries call this instead of `hash(into:)`: a multiply-xorshift mix of the fields and
+    /// the seed, much cheaper than a full SipHash round for a type hashed once per endpoint.
+    func _rawHashValue(seed: Int) -> Int {
+        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        var x: UInt64 = address.address.high &* 0x9E37_79B9_7F4A_7C15
+        x ^= address.address.low &+ UInt64(bitPattern: Int64(seed))
+        x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9
+        x ^= tail &* 0x94D0_49BB_1331_11EB
+        x ^= x >> 32
+        return Int(bitPattern: UInt(truncatingIfNeeded: x))
+    }
+
+    static func == (a: BackendIdentity, b: BackendIdentity) -> Bool {
+        a.address == b.address && a.proto == b.proto
+    }
+
+    static func < (a: BackendIdentity, b: BackendIdentity) -> Bool {
+        (a.address, a.proto) < (b.address, b.proto)
+    }
+
+    var stableHash: UInt32 {
+        StableID.hash(words: address.address.high, address.address.low, UInt64(address.port) << 8 | UInt64(proto.rawValue))
+    }
+}
+
+/// Nodes known to the image: Node objects, plus names that endpoints or hints mention (a node
+/// can load the image before its Node object is in the snapshot).
+struct NodeCatalogue {
+    struct Entry {
+        var name: String
+        var zone: String?
+        var addresses: [NodeAddressEntry]
+        var fromObject: Bool
+        var explicitID: UInt32?
+    }
+
+    var entries: [String: Entry] = [:]
+    var ownerOfAddress: [IPAddress: String] = [:]
+
+    init(snapshot: Snapshot, diagnostics: inout [Diagnostic]) {
+        for n in snapshot.nodes.sorted(by: { $0.meta.name < $1.meta.name }) {
+            let zone = n.meta.labels["topology.kubernetes.io/zone"] ?? n.meta.labels["failure-domain.beta.kubernetes.io/zone"]
+            var explicit: UInt32?
+            if let s = n.meta.annotations["balancing.elf.io/nodeId"] {
+                if let v = UInt32(s), v != 0 {
+                    explicit = v
+                } else {
+                    diagnostics.append(Diagnostic(.warning, file: n.source.file, line: n.source.line, column: n.source.column,
+                                                  object: "Node \(n.meta.name)", field: "metadata.annotations",
+                                                  message: "balancing.elf.io/nodeId \(shown(s)) is not a non-zero 32-bit number; a derived id is used"))
+                }
+            }
+            entries[n.meta.name] = Entry(name: n.meta.name, zone: zone, addresses: n.addresses, fromObject: true, explicitID: explicit)
+            for a in n.addresses {
+                if let other = ownerOfAddress[a.address], other != n.meta.name {
+                    diagnostics.append(Diagnostic(.warning, file: n.source.file, line: n.source.line, column: n.source.column,
+                                                  object: "Node \(n.meta.name)", field: "status.addresses",
+                                                  message: "address \(a.address) is also an address of Node \(other), which keeps it"))
+                    continue
+                }
+                ownerOfAddress[a.address] = n.meta.name
+            }
+        }
+    }
+
+    var zoneNames: Set<String> { Set(entries.values.compactMap(\.zone)) }
+}

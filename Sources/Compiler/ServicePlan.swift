@@ -1,0 +1,221 @@
+import Manifests
+import MapImage
+
+// One service planned on its own (pure: runs on any core); ServiceCompiler merges the plans.
+extension ServiceCompiler {
+    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
+                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) -> ServicePlan {
+        let name = "\(svc.meta.namespace)/\(svc.meta.name)"
+        let object = "Service \(name)"
+        var plan = ServicePlan(name: name, precedence: ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name))
+        func note(_ field: String, _ message: String) {
+            plan.diagnostics.append(Diagnostic(.note, file: svc.source.file, line: svc.source.line, column: svc.source.column,
+                                               object: object, field: field, message: message))
+        }
+        if let reason = skipReason(svc) {
+            note("", "not proxied: \(reason)")
+            return plan
+        }
+        guard let serviceID = serviceIDs[name] else { return plan }
+        plan.info = ServiceInfo(id: serviceID, namespace: svc.meta.namespace, name: svc.meta.name, type: svc.type.rawValue,
+                                internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
+                                externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
+        plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
+        let mySlices = slices[ServiceRef(namespace: svc.meta.namespace, name: svc.meta.name)] ?? []
+        var nextGroup = groupIDs.startIndex
+        for (index, port) in svc.ports.enumerated() {
+            guard let transport = port.proto.transport else {
+                note("spec.ports[\(index)]", "port \(port.port)/SCTP skipped: SCTP is not translated at the socket layer")
+                continue
+            }
+            for clusterIP in svc.clusterIPs {
+                guard nextGroup < groupIDs.endIndex else { continue }
+                let groupID = groupIDs[nextGroup]
+                nextGroup += 1
+                planGroup(&plan, svc, name: name, serviceID: serviceID, groupID: groupID, port: port, transport: transport,
+                          clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes,
+                          knownNames: knownNames)
+            }
+        }
+        // Addresses of a family the service has no cluster IP of are not served (kube-proxy
+        // does no family translation).
+        let families = Set(svc.clusterIPs.map(\.family))
+        for ip in svc.externalIPs where !families.contains(ip.family) {
+            note("spec.externalIPs", "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
+        }
+        if svc.type == .loadBalancer {
+            for (i, ing) in svc.ingress.enumerated() {
+                let field = "status.loadBalancer.ingress[\(i)]"
+                if ing.ip == nil {
+                    note(field, "hostname-only ingress \(ing.hostname ?? "") skipped: no IP to match")
+                } else if ing.ipMode == "Proxy" {
+                    note(field, "ingress \(ing.ip.map { "\($0)" } ?? "") skipped: ipMode Proxy delivers to node or pod addresses")
+                } else if let ip = ing.ip, !families.contains(ip.family) {
+                    note(field, "\(ip) skipped: the service has no \(ip.family.rawValue) cluster IP")
+                }
+            }
+        }
+        return plan
+    }
+
+    static func planGroup(_ plan: inout ServicePlan, _ svc: Service, name: String, serviceID: UInt32, groupID: UInt32,
+                          port: ServicePort, transport: TransportProtocol, clusterIP: IPAddress, slices: [EndpointSlice],
+                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) {
+        let family = clusterIP.family
+        plan.groups.append(GroupInfo(id: groupID, owner: serviceID, ownerName: name, portName: port.name, port: port.port,
+                                     proto: port.proto.rawValue, family: family.rawValue, nodePort: port.nodePort))
+
+        let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices, ownerOfAddress: ownerOfAddress,
+                              knownNodes: knownNodes)
+        // This group's endpoints join the plan's list; sets refer to them by position.
+        let base32 = Int32(plan.endpoints.count)
+        var position: [BackendIdentity: Int32] = [:]
+        for (k, e) in endpoints.enumerated() {
+            plan.endpoints.append(e.backend)
+            plan.endpointHashes.append(e.backend.stableHash)
+            plan.endpointNodes.append(e.node)
+            if e.node == -1, let n = e.otherNode { plan.otherNodes[base32 + Int32(k)] = n }
+            if endpoints.count > 32 { position[e.backend] = base32 + Int32(k) }
+        }
+        func member(_ e: MergedEndpoint) -> Int32 {
+            if let p = position[e.backend] { return p }
+            return base32 + Int32(endpoints.firstIndex { $0.backend == e.backend } ?? 0)
+        }
+        func addSet(_ scope: SetScope, _ scopeName: String, _ flags: SetFlags, _ eps: [MergedEndpoint]) {
+            let sorted = eps.sorted { $0.backend < $1.backend }
+            plan.sets.append(ServicePlan.PlannedSet(groupID: groupID, scope: scope, scopeName: scopeName, flags: flags,
+                                                    members: sorted.map(member)))
+        }
+
+        // Cluster set: ready endpoints, else serving+terminating ones (KEP-1669).
+        let ready = endpoints.filter(\.ready)
+        var cluster = ready
+        var clusterFlags: SetFlags = []
+        if cluster.isEmpty {
+            cluster = endpoints.filter { $0.serving && $0.terminating }
+            if !cluster.isEmpty { clusterFlags = .terminating }
+        }
+        let hasEndpoints = !cluster.isEmpty
+        if hasEndpoints { addSet(.cluster, "", clusterFlags, cluster) }
+
+        // Local sets (internalTrafficPolicy=Local): the node's ready endpoints, else its
+        // serving+terminating ones. Never filtered by topology.
+        let itpLocal = svc.internalTrafficPolicy == .local
+        if itpLocal && hasEndpoints {
+            var byNode: [String: [MergedEndpoint]] = [:]
+            for e in endpoints {
+                if e.node >= 0 {
+                    byNode[knownNames[Int(e.node)], default: []].append(e)
+                } else if let n = e.otherNode {
+                    byNode[n, default: []].append(e)
+                }
+            }
+            for (node, eps) in byNode.sorted(by: { $0.key < $1.key }) {
+                let r = eps.filter(\.ready)
+                if !r.isEmpty {
+                    addSet(.local, node, [], r)
+                } else {
+                    let t = eps.filter { $0.serving && $0.terminating }
+                    if !t.isEmpty { addSet(.local, node, .terminating, t) }
+                }
+            }
+        }
+
+        // Topology hints, from ready endpoints only, and only when every ready endpoint has them.
+        var topology = false
+        if !ready.isEmpty {
+            if ready.allSatisfy({ !$0.forNodes.isEmpty }) {
+                for node in Set(ready.flatMap(\.forNodes)).sorted() {
+                    let eps = ready.filter { $0.forNodes.contains(node) }
+                    if eps.count != ready.count { addSet(.node, node, [], eps) }
+                    topology = true
+                }
+            }
+            if ready.allSatisfy({ !$0.forZones.isEmpty }) {
+                for zone in Set(ready.flatMap(\.forZones)).sorted() {
+                    let eps = ready.filter { $0.forZones.contains(zone) }
+                    if eps.count != ready.count { addSet(.zone, zone, [], eps) }
+                    topology = true
+                }
+            }
+        }
+
+        var base: RuleFlags = []
+        if svc.affinityTimeout != nil { base.insert(.affinity) }
+        if itpLocal { base.insert(.internalLocal) }
+        let etpLocal = svc.externalTrafficPolicy == .local
+        let action: RuleAction = hasEndpoints ? .translate : .reject
+        func rule(_ kind: FrontendKind, _ flags: RuleFlags) -> Rule {
+            Rule(groupID: groupID, ownerID: serviceID, affinityTimeout: svc.affinityTimeout ?? 0, origin: .service, kind: kind,
+                 action: action, flags: flags, nodePort: port.nodePort ?? 0)
+        }
+        let topo: RuleFlags = topology ? .topology : []
+
+        // ClusterIP: the only frontend internalTrafficPolicy applies to.
+        let clusterRuleFlags: RuleFlags = itpLocal ? base.union(.localOnly) : base.union(topo)
+        plan.frontends.append((FrontendKey(address: clusterIP, port: port.port, proto: transport), rule(.clusterIP, clusterRuleFlags)))
+
+        // External frontends: externalTrafficPolicy is recorded; connects that start on a node or
+        // host are short-circuited to all cluster endpoints, as kube-proxy does.
+        let external = base.union(topo).union(etpLocal ? .externalLocal : [])
+        if let np = port.nodePort, svc.type == .nodePort || svc.type == .loadBalancer {
+            plan.frontends.append((FrontendKey(address: .wildcard(family), port: np, proto: transport), rule(.nodePort, external)))
+        }
+        if svc.type == .loadBalancer {
+            for ing in svc.ingress where ing.ipMode != "Proxy" {
+                guard let ip = ing.ip, ip.family == family else { continue }
+                plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.loadBalancer, external)))
+            }
+        }
+        for ip in svc.externalIPs where ip.family == family {
+            plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.externalIP, external)))
+        }
+    }
+
+    /// The endpoints of one service port and family across its slices (kube-proxy's
+    /// endpointslicecache): joined by port name and protocol, `addresses[0]` only, and for the
+    /// same ip:port a later entry (slice name order, then list order) replaces an earlier one
+    /// unless the later one is terminating.
+    static func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
+                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> [MergedEndpoint] {
+        // Few endpoints per service port are the rule: a linear scan beats hashing there.
+        var out: [MergedEndpoint] = []
+        var position: [BackendIdentity: Int] = [:]
+        let wanted: AddressType = family == .ipv4 ? .ipv4 : .ipv6
+        for slice in slices where slice.addressType == wanted {
+            guard let sp = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }), let number = sp.port else { continue }
+            let eps = slice.endpoints
+            for i in eps.indices {
+                guard let address = eps[i].address else { continue }
+                let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport)
+                let terminating = eps[i].terminating ?? false
+                // Node names are shared by thousands of endpoints: resolve to an index here
+                // rather than carrying the string (and its reference count) along.
+                var node: Int32 = -2
+                var other: String?
+                if let n = eps[i].nodeName {
+                    if let k = knownNodes[n] { node = k } else { node = -1; other = n }
+                } else if let owner = ownerOfAddress[address] {
+                    if let k = knownNodes[owner] { node = k } else { node = -1; other = owner }
+                }
+                let m = MergedEndpoint(backend: identity, ready: svc.publishNotReadyAddresses || (eps[i].ready ?? true),
+                                       serving: eps[i].serving ?? true, terminating: terminating,
+                                       node: node, otherNode: other, forZones: eps[i].forZones, forNodes: eps[i].forNodes)
+                var existing: Int?
+                if out.count <= 32 {
+                    existing = out.firstIndex { $0.backend == identity }
+                } else {
+                    if position.isEmpty { for (k, o) in out.enumerated() { position[o.backend] = k } }
+                    existing = position[identity]
+                }
+                if let k = existing {
+                    if !terminating { out[k] = m }
+                } else {
+                    if !position.isEmpty { position[identity] = out.count }
+                    out.append(m)
+                }
+            }
+        }
+        return out
+    }
+}

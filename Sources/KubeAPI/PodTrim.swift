@@ -1,0 +1,60 @@
+import CJansson
+import Manifests
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Pod reduced to what the compiler reads (`PodFields.kept`, declared next to the Pod decoder,
+/// which reads nothing else): a watcher keeps every Pod of the cluster, and a Pod's
+/// managedFields, env and volumes are most of its bytes. Other JSON is returned unchanged.
+public func trimPodJSON(_ object: [UInt8]) -> [UInt8] {
+    var error = json_error_t()
+    let root: UnsafeMutablePointer<json_t>? = object.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return nil }
+        return json_loadb(base.assumingMemoryBound(to: CChar.self), raw.count, 0, &error)
+    }
+    guard let root, root.pointee.type == JSON_OBJECT else {
+        if let root { cjansson_decref(root) }
+        return object
+    }
+    defer { cjansson_decref(root) }
+    guard let out = reduced(root, PodFields.kept) else { return object }
+    defer { cjansson_decref(out) }
+    guard let dumped = json_dumps(out, Int(JSON_COMPACT)) else { return object }
+    defer { free(dumped) }
+    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(dumped).assumingMemoryBound(to: UInt8.self), count: strlen(dumped)))
+}
+
+/// A new object or array with only what `selection` keeps of `value` (kept values shared,
+/// reference-counted); nil when `value` is not the object or array the selection reduces. The
+/// depth is the declaration's, never the input's.
+private func reduced(_ value: UnsafeMutablePointer<json_t>, _ selection: FieldSelection) -> UnsafeMutablePointer<json_t>? {
+    switch selection.shape {
+    case .whole:
+        return nil
+    case .object:
+        guard value.pointee.type == JSON_OBJECT, let out = json_object() else { return nil }
+        for (name, member) in selection.members {
+            guard let v = json_object_get(value, name) else { continue }
+            if member.shape == .whole {
+                json_object_set(out, name, v)
+            } else if let r = reduced(v, member) {
+                json_object_set_new(out, name, r)
+            }
+        }
+        return out
+    case .array:
+        let element = selection.element
+        guard value.pointee.type == JSON_ARRAY, let out = json_array() else { return nil }
+        for i in 0..<json_array_size(value) {
+            guard let e = json_array_get(value, i) else { continue }
+            if element.shape == .whole {
+                json_array_append(out, e)
+            } else if let r = reduced(e, element) {
+                json_array_append_new(out, r)
+            }
+        }
+        return out
+    }
+}
