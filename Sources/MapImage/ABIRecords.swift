@@ -38,6 +38,15 @@ private func rawBytes<Tuple>(_ field: Tuple) -> [UInt8] {
     withUnsafeBytes(of: field) { Array($0) }
 }
 
+/// The elements of a C array field (imported as a tuple), as many as the header declares.
+@inline(__always)
+private func loadArray<Element, Tuple>(_: Element.Type, _ field: Tuple) -> [Element] {
+    withUnsafeBytes(of: field) { raw in
+        let stride = MemoryLayout<Element>.stride
+        return (0..<(raw.count / stride)).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: Element.self) }
+    }
+}
+
 /// Record sizes as the ABI header defines them, by table.
 public enum ABI {
     public static let version: UInt32 = BL_ABI_VERSION
@@ -95,10 +104,14 @@ enum RecordEncoder {
             c.node_port_be = r.nodePort.bigEndian
             return c
         }
-        let rules = f.rules.map(rule)
-        if rules.count > 0 { c.rules.0 = rules[0] }
-        if rules.count > 1 { c.rules.1 = rules[1] }
-        if rules.count > 2 { c.rules.2 = rules[2] }
+        // `rules` is a C array of BL_MAX_RULES structs (a tuple in Swift): filled by index, so
+        // the header's count is the only one. More rules than that are refused before encoding
+        // (ImageCapacity.check).
+        withUnsafeMutableBytes(of: &c.rules) { raw in
+            for (i, r) in f.rules.prefix(raw.count / MemoryLayout<bl_rule>.stride).enumerated() {
+                raw.storeBytes(of: rule(r), toByteOffset: i * MemoryLayout<bl_rule>.stride, as: bl_rule.self)
+            }
+        }
         appendRaw(c, to: &out)
     }
 
@@ -227,7 +240,7 @@ enum RecordDecoder {
         return RawFrontend(address: loadAddress(key.addr), port: UInt16(bigEndian: key.port_be), proto: key.proto, pad: key.pad,
                            id: UInt32(littleEndian: value.frontend_id), ruleCount: value.rule_count,
                            valuePad: rawBytes(value.pad),
-                           rules: [rule(value.rules.0), rule(value.rules.1), rule(value.rules.2)])
+                           rules: loadArray(bl_rule.self, value.rules).map(rule))
     }
 
     static func addrKey(_ bytes: [UInt8], _ o: Int) -> IPAddress {
