@@ -47,6 +47,29 @@ private func loadArray<Element, Tuple>(_: Element.Type, _ field: Tuple) -> [Elem
     }
 }
 
+/// The keys that name a backend set (sets, slots, members) begin with the same three fields:
+/// filled and read once for the three structs.
+protocol SetKeyFields {
+    var group_id: UInt32 { get set }
+    var scope_id: UInt32 { get set }
+    var scope: UInt8 { get set }
+}
+
+extension bl_set_key: SetKeyFields {}
+extension bl_slot_key: SetKeyFields {}
+extension bl_member_key: SetKeyFields {}
+
+extension SetKeyFields {
+    mutating func fill(_ k: SetKey) {
+        group_id = k.groupID.littleEndian
+        scope_id = k.scopeID.littleEndian
+        scope = k.scope.rawValue
+    }
+
+    var groupID: UInt32 { UInt32(littleEndian: group_id) }
+    var scopeID: UInt32 { UInt32(littleEndian: scope_id) }
+}
+
 /// Record sizes as the ABI header defines them, by table.
 public enum ABI {
     public static let version: UInt32 = BL_ABI_VERSION
@@ -154,9 +177,7 @@ enum RecordEncoder {
 
     static func setKey(_ k: SetKey, _ out: inout [UInt8]) {
         var c = bl_set_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         appendRaw(c, to: &out)
     }
 
@@ -169,9 +190,7 @@ enum RecordEncoder {
 
     static func slotKey(_ k: SetKey, index: UInt32, _ out: inout [UInt8]) {
         var c = bl_slot_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         c.index = index.littleEndian
         appendRaw(c, to: &out)
     }
@@ -184,9 +203,7 @@ enum RecordEncoder {
 
     static func memberKey(_ k: SetKey, backendID: UInt32, _ out: inout [UInt8]) {
         var c = bl_member_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         c.backend_id = backendID.littleEndian
         appendRaw(c, to: &out)
     }
@@ -268,7 +285,7 @@ enum RecordDecoder {
 
     static func setKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8]) {
         let c = loadRaw(bl_set_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad))
     }
 
     static func setValue(_ bytes: [UInt8], _ o: Int) -> (count: UInt32, flags: UInt32) {
@@ -278,7 +295,7 @@ enum RecordDecoder {
 
     static func slotKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8], index: UInt32) {
         let c = loadRaw(bl_slot_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad), UInt32(littleEndian: c.index))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad), UInt32(littleEndian: c.index))
     }
 
     static func slotValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
@@ -287,7 +304,7 @@ enum RecordDecoder {
 
     static func memberKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8], backendID: UInt32) {
         let c = loadRaw(bl_member_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad), UInt32(littleEndian: c.backend_id))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad), UInt32(littleEndian: c.backend_id))
     }
 
     static func memberValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
