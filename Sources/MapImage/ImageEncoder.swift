@@ -1,5 +1,7 @@
 import Crypto
 
+/// The image's bytes from the model: each record as the ABI header's struct (RecordEncoder,
+/// ABIRecords.swift), the container's fields at ImageLayout's offsets, sealed with the digest.
 public enum ImageEncoder {
     /// Encodes contents into image bytes. Records are sorted by key bytes here, so callers may pass
     /// tables in any order; keys must be unique (the compiler guarantees it).
