@@ -38,6 +38,38 @@ private func rawBytes<Tuple>(_ field: Tuple) -> [UInt8] {
     withUnsafeBytes(of: field) { Array($0) }
 }
 
+/// The elements of a C array field (imported as a tuple), as many as the header declares.
+@inline(__always)
+private func loadArray<Element, Tuple>(_: Element.Type, _ field: Tuple) -> [Element] {
+    withUnsafeBytes(of: field) { raw in
+        let stride = MemoryLayout<Element>.stride
+        return (0..<(raw.count / stride)).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: Element.self) }
+    }
+}
+
+/// The keys that name a backend set (sets, slots, members) begin with the same three fields:
+/// filled and read once for the three structs.
+protocol SetKeyFields {
+    var group_id: UInt32 { get set }
+    var scope_id: UInt32 { get set }
+    var scope: UInt8 { get set }
+}
+
+extension bl_set_key: SetKeyFields {}
+extension bl_slot_key: SetKeyFields {}
+extension bl_member_key: SetKeyFields {}
+
+extension SetKeyFields {
+    mutating func fill(_ k: SetKey) {
+        group_id = k.groupID.littleEndian
+        scope_id = k.scopeID.littleEndian
+        scope = k.scope.rawValue
+    }
+
+    var groupID: UInt32 { UInt32(littleEndian: group_id) }
+    var scopeID: UInt32 { UInt32(littleEndian: scope_id) }
+}
+
 /// Record sizes as the ABI header defines them, by table.
 public enum ABI {
     public static let version: UInt32 = BL_ABI_VERSION
@@ -95,10 +127,14 @@ enum RecordEncoder {
             c.node_port_be = r.nodePort.bigEndian
             return c
         }
-        let rules = f.rules.map(rule)
-        if rules.count > 0 { c.rules.0 = rules[0] }
-        if rules.count > 1 { c.rules.1 = rules[1] }
-        if rules.count > 2 { c.rules.2 = rules[2] }
+        // `rules` is a C array of BL_MAX_RULES structs (a tuple in Swift): filled by index, so
+        // the header's count is the only one. More rules than that are refused before encoding
+        // (ImageCapacity.check).
+        withUnsafeMutableBytes(of: &c.rules) { raw in
+            for (i, r) in f.rules.prefix(raw.count / MemoryLayout<bl_rule>.stride).enumerated() {
+                raw.storeBytes(of: rule(r), toByteOffset: i * MemoryLayout<bl_rule>.stride, as: bl_rule.self)
+            }
+        }
         appendRaw(c, to: &out)
     }
 
@@ -141,9 +177,7 @@ enum RecordEncoder {
 
     static func setKey(_ k: SetKey, _ out: inout [UInt8]) {
         var c = bl_set_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         appendRaw(c, to: &out)
     }
 
@@ -156,9 +190,7 @@ enum RecordEncoder {
 
     static func slotKey(_ k: SetKey, index: UInt32, _ out: inout [UInt8]) {
         var c = bl_slot_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         c.index = index.littleEndian
         appendRaw(c, to: &out)
     }
@@ -171,9 +203,7 @@ enum RecordEncoder {
 
     static func memberKey(_ k: SetKey, backendID: UInt32, _ out: inout [UInt8]) {
         var c = bl_member_key()
-        c.group_id = k.groupID.littleEndian
-        c.scope_id = k.scopeID.littleEndian
-        c.scope = k.scope.rawValue
+        c.fill(k)
         c.backend_id = backendID.littleEndian
         appendRaw(c, to: &out)
     }
@@ -227,7 +257,7 @@ enum RecordDecoder {
         return RawFrontend(address: loadAddress(key.addr), port: UInt16(bigEndian: key.port_be), proto: key.proto, pad: key.pad,
                            id: UInt32(littleEndian: value.frontend_id), ruleCount: value.rule_count,
                            valuePad: rawBytes(value.pad),
-                           rules: [rule(value.rules.0), rule(value.rules.1), rule(value.rules.2)])
+                           rules: loadArray(bl_rule.self, value.rules).map(rule))
     }
 
     static func addrKey(_ bytes: [UInt8], _ o: Int) -> IPAddress {
@@ -255,7 +285,7 @@ enum RecordDecoder {
 
     static func setKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8]) {
         let c = loadRaw(bl_set_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad))
     }
 
     static func setValue(_ bytes: [UInt8], _ o: Int) -> (count: UInt32, flags: UInt32) {
@@ -265,7 +295,7 @@ enum RecordDecoder {
 
     static func slotKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8], index: UInt32) {
         let c = loadRaw(bl_slot_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad), UInt32(littleEndian: c.index))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad), UInt32(littleEndian: c.index))
     }
 
     static func slotValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
@@ -274,7 +304,7 @@ enum RecordDecoder {
 
     static func memberKey(_ bytes: [UInt8], _ o: Int) -> (groupID: UInt32, scopeID: UInt32, scope: UInt8, pad: [UInt8], backendID: UInt32) {
         let c = loadRaw(bl_member_key.self, bytes, o)
-        return (UInt32(littleEndian: c.group_id), UInt32(littleEndian: c.scope_id), c.scope, rawBytes(c.pad), UInt32(littleEndian: c.backend_id))
+        return (c.groupID, c.scopeID, c.scope, rawBytes(c.pad), UInt32(littleEndian: c.backend_id))
     }
 
     static func memberValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {

@@ -22,9 +22,7 @@ struct CanonicalJSONWriter {
             case 0x0C: raw("\\f")
             case 0..<0x20:
                 raw("\\u00")
-                let digits: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(digits[Int(b >> 4)])
-                out.append(digits[Int(b & 0xF)])
+                Hex.appendByte(b, to: &out)
             default: out.append(b)
             }
         }

@@ -42,16 +42,11 @@ public struct ImageDiff: Sendable {
 
         for f in c.frontends {
             for (i, r) in f.rules.enumerated() {
-                var line = "frontend \(f.key) rule \(i): \(r.origin) \(names.group(r.groupID)) \(r.kind) \(r.action) flags=\(r.flags)"
-                if r.flags.contains(.affinity) { line += " affinity=\(r.affinityTimeout)s" }
-                if r.rateLimit != 0 { line += " rate-limit=\(r.rateLimit)/s" }
-                if r.nodePort != 0 { line += " nodePort=\(r.nodePort)" }
-                add("\(r.origin) \(names.owner(r))", line)
+                add("\(r.origin) \(names.owner(r))", "frontend \(f.key) rule \(i): \(names.rule(r))")
             }
         }
         for v in c.vips {
-            let owner = names.services[v.serviceID]?.qualifiedName ?? hex(v.serviceID)
-            add("service \(owner)", "vip \(v.address)\(v.flags.contains(.rejectUnknownPort) ? " reject-unknown-port" : "")")
+            add("service \(names.service(v.serviceID))", "vip \(v.address)\(v.flags.contains(.rejectUnknownPort) ? " reject-unknown-port" : "")")
         }
         for s in c.sets {
             let g = names.groups[s.key.groupID]
@@ -64,13 +59,13 @@ public struct ImageDiff: Sendable {
         }
         for n in c.nodes {
             let name = names.node(n.id)
-            add("node \(name)", "zone \(n.zoneID == 0 ? "-" : names.zones[n.zoneID] ?? hex(n.zoneID))")
+            add("node \(name)", "zone \(names.zone(n.zoneID))")
             if let v4 = n.ipv4 { add("node \(name)", "primary IPv4 \(v4)") }
             if let v6 = n.ipv6 { add("node \(name)", "primary IPv6 \(v6)") }
         }
         for a in c.nodeAddresses { add("node \(names.node(a.nodeID))", "address \(a.address)") }
         for d in c.metadata.diagnostics {
-            add("diagnostics", "\(d.severity) \(d.object)\(d.field.isEmpty ? "" : " \(d.field)"): \(d.message)")
+            add("diagnostics", d.line)
         }
         return out
     }

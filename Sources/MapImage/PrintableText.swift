@@ -31,8 +31,8 @@ public enum PrintableText {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where isUnsafe(u) && u.value < 0x80: out += "\\x" + hex(u.value, width: 2)
-            case _ where isUnsafe(u): out += "\\u{" + hex(u.value, width: 1) + "}"
+            case _ where isUnsafe(u) && u.value < 0x80: out += "\\x" + Hex.padded(u.value, width: 2)
+            case _ where isUnsafe(u): out += "\\u{" + Hex.padded(u.value, width: 1) + "}"
             default: out.unicodeScalars.append(u)
             }
         }
@@ -51,7 +51,7 @@ public enum PrintableText {
             // Controls below U+0020 are already escaped by any JSON writer (RFC 8259 requires
             // it); the newlines of pretty-printing are structure.
             if isUnsafe(u) && u.value >= 0x20 {
-                out += "\\u" + hex(u.value, width: 4)
+                out += "\\u" + Hex.padded(u.value, width: 4)
             } else {
                 out.unicodeScalars.append(u)
             }
@@ -67,10 +67,5 @@ public enum PrintableText {
             if backslash && b == 0x5C { return true }
         }
         return false
-    }
-
-    private static func hex(_ v: UInt32, width: Int) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 }

@@ -36,75 +36,65 @@ public struct RecordDelta: Sendable, Equatable {
     }
 }
 
-/// One table's records as a dictionary, key bytes → value bytes.
-public typealias RecordTable = [[UInt8]: [UInt8]]
-
-/// The records an image holds for values of the model, as bytes: what an incremental compile
-/// compares and writes. The encoder (ImageEncoder) and these produce the same bytes, because both
-/// go through RecordEncoder.
-public enum ImageRecords {
-    public static func frontend(_ f: Frontend) -> (key: [UInt8], value: [UInt8]) {
-        var k: [UInt8] = [], v: [UInt8] = []
-        RecordEncoder.frontendKey(f.key, &k)
-        RecordEncoder.frontendValue(f, &v)
-        return (k, v)
-    }
-
-    public static func backend(_ b: Backend) -> (key: [UInt8], value: [UInt8]) {
-        var k: [UInt8] = [], v: [UInt8] = []
-        RecordEncoder.idKey(b.id, &k)
-        RecordEncoder.backendValue(b, &v)
-        return (k, v)
-    }
-
-    /// A set's records: its `sets` entry, a slot per index and a member per backend.
-    public static func set(_ s: BackendSet, into tables: inout [ImageTable: RecordTable]) {
-        var k: [UInt8] = [], v: [UInt8] = []
-        RecordEncoder.setKey(s.key, &k)
-        RecordEncoder.setValue(s, &v)
-        tables[.sets, default: [:]][k] = v
-        for (i, b) in s.backends.enumerated() {
-            k.removeAll(keepingCapacity: true)
-            v.removeAll(keepingCapacity: true)
-            RecordEncoder.slotKey(s.key, index: UInt32(i), &k)
-            RecordEncoder.slotValue(backendID: b, &v)
-            tables[.slots, default: [:]][k] = v
-            k.removeAll(keepingCapacity: true)
-            v.removeAll(keepingCapacity: true)
-            RecordEncoder.memberKey(s.key, backendID: b, &k)
-            RecordEncoder.memberValue(index: UInt32(i), &v)
-            tables[.members, default: [:]][k] = v
+extension RecordDelta {
+    /// What changes from `old` to `new`, table by table: a sorted merge of each section (both
+    /// images' layouts decoded; keys in strict order, as verified images have them). Applied to
+    /// `old`'s tables it gives `new`'s.
+    public static func between(old: ImageHeader, _ oldBytes: [UInt8], new: ImageHeader, _ newBytes: [UInt8]) -> RecordDelta {
+        perTable { table in
+            mergeDifferences(ImageTableView(header: old, bytes: oldBytes, table: table),
+                             ImageTableView(header: new, bytes: newBytes, table: table))
         }
     }
 
-    /// An image's eight tables as dictionaries (checks and tests; the layout is verified).
-    public static func tables(of bytes: [UInt8]) throws(ImageError) -> [ImageTable: RecordTable] {
-        let header = try ImageDecoder.decodeLayout(bytes)
-        var out: [ImageTable: RecordTable] = [:]
-        for t in ImageTable.allCases { out[t] = [:] }
-        for section in header.sections {
-            guard let table = ImageTable(rawValue: section.kind) else { continue }
-            var records: RecordTable = [:]
-            records.reserveCapacity(section.count)
-            let stride = section.keySize + section.valueSize
-            for i in 0..<section.count {
-                let at = section.offset + i * stride
-                records[Array(bytes[at..<(at + section.keySize)])] = Array(bytes[(at + section.keySize)..<(at + stride)])
+    /// The delta of `records(table)` for every table, computed side by side (tables are
+    /// independent): (key, new value or nil) per changed record.
+    static func perTable(_ records: @Sendable (ImageTable) -> [([UInt8], [UInt8]?)]) -> RecordDelta {
+        let parts = concurrentMap(ImageTable.allCases.count) { records(ImageTable.allCases[$0]) }
+        var delta = RecordDelta()
+        for (i, records) in parts.enumerated() {
+            for (k, v) in records { delta.set(ImageTable.allCases[i], key: k, value: v) }
+        }
+        return delta
+    }
+
+    /// Records whose value differs between two sorted tables: (key, new value or nil).
+    static func mergeDifferences(_ a: ImageTableView, _ b: ImageTableView) -> [([UInt8], [UInt8]?)] {
+        guard a.keySize == b.keySize, a.valueSize == b.valueSize else { return [] }
+        // Identical sections (the common case for most tables of a small change): one memcmp.
+        if a.count == b.count, a.count == 0 || compareBytes(a.bytes, a.offset, b.bytes, b.offset, a.count * a.stride) == 0 {
+            return []
+        }
+        var out: [([UInt8], [UInt8]?)] = []
+        var i = 0, j = 0
+        let n = a.keySize
+        while i < a.count || j < b.count {
+            if j == b.count {
+                out.append((a.key(at: i), nil))
+                i += 1
+                continue
             }
-            out[table] = records
+            if i == a.count {
+                out.append((b.key(at: j), b.value(at: j)))
+                j += 1
+                continue
+            }
+            let c = compareBytes(a.bytes, a.keyOffset(i), b.bytes, b.keyOffset(j), n)
+            if c < 0 {
+                out.append((a.key(at: i), nil))
+                i += 1
+            } else if c > 0 {
+                out.append((b.key(at: j), b.value(at: j)))
+                j += 1
+            } else {
+                if compareBytes(a.bytes, a.valueOffset(i), b.bytes, b.valueOffset(j), a.valueSize) != 0 {
+                    out.append((b.key(at: j), b.value(at: j)))
+                }
+                i += 1
+                j += 1
+            }
         }
         return out
-    }
-
-    /// What must be written to turn `old` into `new`, table by table.
-    public static func delta(from old: [ImageTable: RecordTable], to new: [ImageTable: RecordTable]) -> RecordDelta {
-        var d = RecordDelta()
-        for table in ImageTable.allCases {
-            let o = old[table] ?? [:], n = new[table] ?? [:]
-            for (k, v) in n where o[k] != v { d.set(table, key: k, value: v) }
-            for k in o.keys where n[k] == nil { d.set(table, key: k, value: nil) }
-        }
-        return d
     }
 }
 

@@ -60,12 +60,12 @@ public struct Resolver: Sendable {
 
     public init(_ contents: ImageContents) {
         self.contents = contents
-        frontends = Dictionary(contents.frontends.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        vips = Dictionary(contents.vips.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
-        nodeAddresses = Dictionary(contents.nodeAddresses.map { ($0.address, $0.nodeID) }, uniquingKeysWith: { a, _ in a })
-        nodes = Dictionary(contents.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        sets = Dictionary(contents.sets.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        backends = Dictionary(contents.backends.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        frontends = Dictionary(contents.frontends, firstBy: \.key)
+        vips = Dictionary(contents.vips, firstBy: \.address)
+        nodeAddresses = Dictionary(firstWins: contents.nodeAddresses.map { ($0.address, $0.nodeID) })
+        nodes = Dictionary(contents.nodes, firstBy: \.id)
+        sets = Dictionary(contents.sets, firstBy: \.key)
+        backends = Dictionary(contents.backends, firstBy: \.id)
     }
 
     /// The node id of a node name in this image, or an error naming the known nodes.
