@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import HostSystem
+import Manifests
 import MapImage
 
 #if canImport(Glibc)

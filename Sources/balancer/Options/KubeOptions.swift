@@ -1,5 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
+import KubeAPI
+import Manifests
 import Watcher
 
 /// The API server to read (`watch`, `snapshot`): a kubeconfig's, or the cluster's this pod runs in.

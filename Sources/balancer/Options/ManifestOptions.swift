@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import Manifests
 
 /// How manifests become an image, for `compile` and `watch` alike.
 struct ManifestOptions: ParsableArguments {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HostSystem
 import MapImage
 
 /// Writes to standard error (Swift 6 forbids touching the C `stderr` global).
