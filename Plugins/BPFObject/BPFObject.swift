@@ -5,14 +5,19 @@ import PackagePlugin
 /// that `CBalancerBPF` links into the balancer binary, in the plugin's work directory.
 ///
 /// The object is a build product rather than a file in the tree, so `swift build` alone always
-/// embeds the object of the sources it builds: every source under bpf/ is an input of the command,
-/// an edit reruns it, and a datapath that does not compile fails the build instead of leaving the
-/// previous object in place. The compiler is the Swift toolchain's clang (bpf/programs/build.sh
-/// says why that one): SwiftPM finds it in the toolchain that runs the build.
+/// embeds the object of the sources it builds, and a datapath that does not compile fails the
+/// build instead of leaving an older object in place. Every C source and header under bpf/ is an
+/// input of the command, so an edit reruns it. SwiftPM lists the inputs when it plans the build and
+/// plans again when a file appears or vanishes under a target's directory: bpf/ is the directory of
+/// the CBalancerABI target, so a header added there is an input from the next build on.
+/// bpf/programs/build.sh then compiles only when the digest of what the compiler reads changed,
+/// and rewrites the generated C only when its bytes did (no relink otherwise).
 ///
-/// Generated C sources in a C target need the manifest's `experimentalCGen` feature (SwiftPM 6.3);
-/// the alternative, a generated Swift array literal of the 90 KB object, costs 8 s of CPU to type-check
-/// in a debug build and 18 s in a release build, against 0.1 s for the C array.
+/// The compiler is the Swift toolchain's clang (bpf/programs/build.sh says why that one): SwiftPM
+/// finds it in the toolchain that runs the build. Generated C sources in a C target need the
+/// manifest's `experimentalCGen` feature (SwiftPM 6.3); the alternative, a generated Swift array
+/// literal of the 90 KB object, costs 8 s of CPU to type-check in a debug build and 18 s in a
+/// release build, against 0.1 s for the C array.
 @main
 struct BPFObject: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -29,7 +34,7 @@ struct BPFObject: BuildToolPlugin {
         let embedded = work.appending(path: "object.c")
         return [
             .buildCommand(
-                displayName: "Compiling the datapath bpf/programs/balancer.bpf.c",
+                displayName: "Datapath bpf/programs/balancer.bpf.c",
                 executable: URL(fileURLWithPath: "/bin/sh"),
                 arguments: [script.path, "-e", embedded.path, work.appending(path: "balancer.bpf.o").path],
                 environment: ["BL_TOOLCHAIN_BIN": clang.deletingLastPathComponent().path],
@@ -39,8 +44,8 @@ struct BPFObject: BuildToolPlugin {
         ]
     }
 
-    /// Every C source and header under bpf/ except the host-side tests and the kernel test
-    /// scripts, which are not part of the object.
+    /// Every C source and header under bpf/ but the host-side tests and the kernel test scripts,
+    /// which are not part of the object.
     private func datapathSources(under bpf: URL) throws -> [URL] {
         let skipped = ["programs/hosttest", "programs/e2e"].map { bpf.appending(path: $0).standardizedFileURL.path }
         guard let walk = FileManager.default.enumerator(at: bpf, includingPropertiesForKeys: nil) else {

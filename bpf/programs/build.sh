@@ -4,8 +4,11 @@
 # Usage: bpf/programs/build.sh [-e EMBED.c] [OUTPUT]   (default OUTPUT: bpf/programs/balancer.bpf.o)
 #   -e EMBED.c  also writes the object, DWARF stripped (libbpf needs only BTF), as the C array
 #               that Sources/CBalancerBPF links into the balancer binary. `swift build` runs this
-#               through the build-tool plugin Plugins/BPFObject, so the embedded object is a build
-#               product, rebuilt whenever a source under bpf/ changes.
+#               at every build through the plugin Plugins/BPFObject. It compiles only when the
+#               digest of what the object is made of changed: the compiler's version, this script,
+#               and the content of every file the compiler reads (its own list, `clang -M`, so a
+#               header added later counts too). EMBED.c is rewritten only when its bytes change,
+#               so an unchanged datapath relinks nothing.
 #
 # The one compiler of the datapath is the clang of the Swift toolchain (the directory of
 # `swiftc`), chosen here and nowhere else: the object `swift build` embeds, the one verify.sh
@@ -49,9 +52,23 @@ clang=$bin/clang
 
 # -fdebug-prefix-map: source paths in BTF line info are relative to the repository, so the
 # object (and the copy embedded in balancer) is the same bytes in every checkout.
-"$clang" -O2 -g -Wall -Werror -target bpf -D__BPF__ -fdebug-prefix-map="$root"=. \
-	-I/usr/include/"$(uname -m)"-linux-gnu -I"$bpf/include" -I"$bpf" \
-	-c "$here/balancer.bpf.c" -o "$out"
+set -- -O2 -g -Wall -Werror -target bpf -D__BPF__ -fdebug-prefix-map="$root"=. \
+	-I/usr/include/"$(uname -m)"-linux-gnu -I"$bpf/include" -I"$bpf" "$here/balancer.bpf.c"
+
+if [ -n "$embed" ]; then
+	# Every file the compile reads, as the compiler lists them (make syntax: "obj: a.c b.h \").
+	deps=$("$clang" "$@" -M | sed -e 's/^[^:]*://' -e 's/\\$//' | tr -s ' \t' '\n\n' | sed '/^$/d' | sort -u)
+	digest=$({
+		"$clang" --version
+		cat "$0"
+		printf '%s\n' "$@" $deps
+		cat $deps
+	} | sha256sum | cut -d' ' -f1)
+	if [ -e "$out" ] && [ -e "$embed" ] && [ "$(cat "$out.digest" 2>/dev/null)" = "$digest" ]; then
+		exit 0
+	fi
+fi
+"$clang" "$@" -c -o "$out"
 
 [ -n "$embed" ] || exit 0
 stripped=$embed.o.tmp
@@ -67,4 +84,5 @@ size=$(wc -c <"$stripped")
 	echo "const size_t bl_bpf_object_size = $size;"
 } >"$embed.tmp"
 rm -f "$stripped"
-mv "$embed.tmp" "$embed"
+if cmp -s "$embed.tmp" "$embed"; then rm "$embed.tmp"; else mv "$embed.tmp" "$embed"; fi
+echo "$digest" >"$out.digest"
