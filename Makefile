@@ -4,8 +4,9 @@ ifneq ($(wildcard /opt/swift/usr/bin),)
 export PATH := /opt/swift/usr/bin:$(PATH)
 endif
 
-APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config clang llvm bpftool iproute2 time curl \
-	python3-yaml python3-jsonschema
+# No clang or llvm here: the datapath is compiled by the Swift toolchain's clang (bpf/programs/build.sh).
+APT_PACKAGES := libbpf-dev linux-libc-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config bpftool iproute2 \
+	time curl python3-yaml python3-jsonschema
 SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
@@ -14,10 +15,30 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build release bpf test fuzz golden demo bench fault clean
 
+# `deps` checks the packages once per package list: the stamp's name is a checksum of the list, so
+# editing APT_PACKAGES (or `make clean`) checks again.
+DEPS_STAMP := .build/deps-$(shell printf '%s' '$(APT_PACKAGES)' | cksum | cut -d' ' -f1).stamp
+
+# Kernel suites need root. Without it a suite is skipped with a message and its name recorded in
+# KERNEL_SKIPPED; `kernel_skips` at the end of a target fails the run under CI (CI=true), naming
+# every suite that did not run, and elsewhere lists them.
+KERNEL_SKIPPED := .build/kernel-suites-skipped
+skip_kernel = echo "$(1) skipped: $(2)"; mkdir -p .build; echo "$(1)" >>$(KERNEL_SKIPPED)
+define kernel_skips
+	@if [ -s $(KERNEL_SKIPPED) ]; then \
+		skipped=$$(tr '\n' ' ' <$(KERNEL_SKIPPED)); rm -f $(KERNEL_SKIPPED); \
+		if [ "$$CI" = true ]; then echo "FAILED: kernel suites not run (CI=true needs root): $$skipped" >&2; exit 1; fi; \
+		echo "kernel suites skipped (not root): $$skipped"; \
+	fi
+endef
+
 all: build
 
 # Installs the system packages the build and the tests use; does nothing when all are present.
-deps:
+deps: $(DEPS_STAMP)
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected at /opt/swift/usr/bin)"; exit 1; }
+
+$(DEPS_STAMP):
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -25,22 +46,23 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected at /opt/swift/usr/bin)"; exit 1; }
+	@mkdir -p .build && rm -f .build/deps-*.stamp && touch $@
 
-build: deps bpf
+# `swift build` compiles and embeds the datapath itself (Plugins/BPFObject).
+build: deps
 	$(SWIFT) build
 
-release: deps bpf
+release: deps
 	$(SWIFT) build -c release
 
-# The datapath object (clang -target bpf, with BTF).
+# The datapath object alone (clang -target bpf, with BTF), for verify.sh: the same script, compiler
+# and flags as the object `swift build` embeds, so the same bytes before DWARF is stripped.
 bpf: deps
 	@mkdir -p .build/bpf
 	sh bpf/programs/build.sh .build/bpf/balancer.bpf.o
-	@cp .build/bpf/balancer.bpf.o .build/bpf/embedded.o && llvm-strip -g .build/bpf/embedded.o
-	@python3 bpf/programs/embed.py .build/bpf/embedded.o Sources/CBalancerBPF/object.c
 
 test: deps bpf
+	@rm -f $(KERNEL_SKIPPED)
 	# The datapath's decisions, compiled as host C against mock maps (ASan/UBSan).
 	sh bpf/programs/hosttest/run.sh
 	# Every policy in fixtures/ and deploy/examples/ against the CRDs in deploy/crds/, and invalid
@@ -49,7 +71,7 @@ test: deps bpf
 	# The kernel verifier accepts every program (private bpffs in a private mount namespace;
 	# nothing is attached). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then sh bpf/programs/verify.sh .build/bpf/balancer.bpf.o; \
-	else echo "verify.sh skipped: loading BPF programs needs root"; fi
+	else $(call skip_kernel,verify.sh,loading BPF programs needs root); fi
 	$(SWIFT) build --build-tests
 	# Coverage-guided fuzzers (fuzz/README.md), smoke: every seed of fuzz/corpus/, then a fixed
 	# number of new inputs per target from a fixed random seed (35-45 s; the first instrumented
@@ -63,28 +85,29 @@ test: deps bpf
 	# private bpffs (DESIGN.md's sandbox rules, e2e/sandbox.sh); programs attached by bpftool,
 	# then by `balancer attach`; compiled images loaded with `balancer load` and rolled back. Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/run.sh; \
-	else echo "e2e/run.sh skipped: attaching BPF programs needs root"; fi
+	else $(call skip_kernel,e2e/run.sh,attaching BPF programs needs root); fi
 	# Differential: for every golden fixture and every probe of its expect.txt, the kernel reaches
 	# exactly the backends the Resolver names, or fails as it says (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/differential.sh; \
-	else echo "e2e/differential.sh skipped: attaching BPF programs needs root"; fi
+	else $(call skip_kernel,e2e/differential.sh,attaching BPF programs needs root); fi
 	# LocalRedirectPolicy and BalancingPolicy behaviour that depends on the host, on time or on a
 	# sequence of images: node, pods vanishing, skipRedirectFromBackend, rate limit, redirect modes
 	# and host mode nodeport, rule priority, node selection (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/policies.sh; \
-	else echo "e2e/policies.sh skipped: attaching BPF programs needs root"; fi
+	else $(call skip_kernel,e2e/policies.sh,attaching BPF programs needs root); fi
 	# Incremental loads: `watch --dir` writes only the records that differ into the standby
 	# generation; after every change (endpoints, Services, a broken file, a change beyond the maps'
 	# headroom, a rollback) `check-live` finds the live tables equal to `compile` of the same tree
 	# (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/incremental.sh; \
-	else echo "e2e/incremental.sh skipped: attaching BPF programs needs root"; fi
+	else $(call skip_kernel,e2e/incremental.sh,attaching BPF programs needs root); fi
 	# A forged image (control characters, escape sequences and NUL in its names) loaded: status and
 	# check-live print one record per line; a corrupt image is named by load, check-live and status
 	# (same sandbox). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/hostile-image.sh; \
-	else echo "e2e/hostile-image.sh skipped: attaching BPF programs needs root"; fi
+	else $(call skip_kernel,e2e/hostile-image.sh,attaching BPF programs needs root); fi
 	$(SWIFT) test --skip-build
+	$(kernel_skips)
 
 # Runs each fuzzer (fuzz/README.md) for FUZZ_SECONDS and prints executions and findings.
 fuzz: deps
@@ -111,17 +134,19 @@ demo: build
 	@if [ "$$(id -u)" = 0 ]; then bash docs/demo-kernel.sh $(CURDIR)/$(BALANCER); \
 	else echo "(the kernel part of the demo needs root: it attaches the datapath in a sandbox)"; fi
 
-bench: deps bpf
+bench: deps
+	@rm -f $(KERNEL_SKIPPED)
 	bash bench/run.sh
-	@if [ "$$(id -u)" = 0 ]; then bash bench/incremental.sh; else echo "bench/incremental.sh skipped: it needs root"; fi
+	@if [ "$$(id -u)" = 0 ]; then bash bench/incremental.sh; else $(call skip_kernel,bench/incremental.sh,it needs root); fi
 	@if [ "$$(id -u)" = 0 ]; then bash bench/swap.sh && bash bench/hook.sh; \
-	else echo "bench/swap.sh and bench/hook.sh skipped: they need root"; fi
+	else $(call skip_kernel,bench/swap.sh bench/hook.sh,they need root); fi
+	$(kernel_skips)
 
 # Fault figures (bench/fault.sh, bench/README.md): 1,000 `balancer load`s and 100 watchers killed
 # with SIGKILL at random points under continuous connects, in the kernel sandbox, with a release
 # build; ends with one summary block (also in bench/out/fault/summary.txt). Root only; about 45
 # minutes on 2 cores.
-fault: deps bpf
+fault: deps
 	@if [ "$$(id -u)" != 0 ]; then echo "make fault needs root: it attaches the datapath in a sandbox"; exit 1; fi
 	$(SWIFT) build -c release
 	BALANCER=$(CURDIR)/$(RELEASE_BALANCER) bash bench/fault.sh

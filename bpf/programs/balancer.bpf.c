@@ -5,19 +5,19 @@
  * cgroup sock_addr programs rewrite the destination of connect()/sendmsg() from a virtual address
  * to a backend, and recvmsg()/getpeername() report the virtual address back for UDP. The decision
  * is the one of Sources/MapImage/Resolver.swift, step for step (docs/image-format.md, "How the
- * datapath reads the tables"); every table layout comes from ../include/balancer_abi.h.
+ * datapath reads the tables"); every table layout comes from bpf/include/balancer_abi.h.
  *
- * Image tables are double-buffered (DESIGN.md decision 2): one ARRAY_OF_MAPS[2] per table, indexed
- * by generation. A call reads bl_config.active_gen once and looks every table up under that
- * generation only, so it sees one whole image. A missing inner map means "no image": the call is
- * left alone.
+ * Image tables are double-buffered, so that a call sees one whole image and a loader can replace
+ * it atomically: one ARRAY_OF_MAPS[2] per table, indexed by generation. A call reads
+ * bl_config.active_gen once and looks every table up under that generation only. A missing inner
+ * map means "no image": the call is left alone.
  *
  * Runtime state (affinity, UDP reverse translation, counters) lives outside the image and is
- * checked against the live generation on every use (DESIGN.md decision 3).
+ * checked against the live generation on every use.
  *
- * Layout: maps.h (maps, constants, the config read), addr.h (addresses and the context's address
- * fields), decide.h with choose.h and pick.h (the decision; its three global functions are
- * verified once each), and here the nine programs. Build: see build.sh next to this file.
+ * This file holds the nine programs; bpf/lib/ holds one header per concern, each map declared
+ * once, in the header that owns it (bpf/programs/README.md lists them). Built by
+ * bpf/programs/build.sh, which `swift build` runs (Plugins/BPFObject).
  */
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -28,9 +28,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#include "maps.h"
-#include "addr.h"
-#include "decide.h"
+#include "lib/common.h"
+#include "lib/addr.h"
+#include "lib/image.h"
+#include "lib/counters.h"
+#include "lib/reverse.h"
+#include "lib/decide.h"
 
 /* connect4/6 and sendmsg4/6: the per-hook part (socket kind, the address fields of the hook's
  * family); the decision itself is bl_decide's. */
@@ -64,52 +67,6 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 		bpf_set_retval(-BL_EHOSTUNREACH);
 		return BL_DENY;
 	}
-	return BL_ALLOW;
-}
-
-/* recvmsg4/6 and getpeername4/6: a UDP socket's peer is reported as the VIP it sent to, while
- * the frontend it was translated by is still the live one. */
-static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int sock_v6)
-{
-	struct bl_reverse_value *rv;
-	struct bl_frontend_value *fe;
-	struct bl_frontend_key fk;
-	struct bl_reverse_key rk;
-	struct bl_addr cur, backend, vip;
-	struct bl_cfg c;
-	__be16 vip_port_be;
-	int vip_reject = 0;
-
-	if (ctx->protocol != BL_IPPROTO_UDP)
-		return BL_ALLOW;
-	rk.socket_cookie = bpf_get_socket_cookie(ctx);
-	rv = bpf_map_lookup_elem(&bl_reverse, &rk);
-	if (!rv)
-		return BL_ALLOW;
-
-	bl_ctx_addr(ctx, sock_v6, &cur);
-	bl_addr_load(&backend, rv->backend);
-	if ((__be16)ctx->user_port != rv->backend_port_be || !bl_addr_eq(&cur, &backend))
-		return BL_ALLOW;
-
-	bl_addr_load(&vip, rv->vip);
-	vip_port_be = rv->vip_port_be;
-	if (!sock_v6 && !bl_addr_is_v4(&vip))
-		return BL_ALLOW;
-	if (!bl_read_config(&c))
-		return BL_ALLOW;
-
-	__builtin_memset(&fk, 0, sizeof(fk));
-	bl_addr_store(fk.addr, &vip);
-	fk.port_be = vip_port_be;
-	fk.proto = rv->proto;
-	fe = bl_find_frontend(c.gen, &fk, 0, &vip_reject);
-	if (!fe || fe->frontend_id != rv->frontend_id) {
-		/* A stale frontend: its reverse entry is dropped (DESIGN.md decision 3). */
-		bpf_map_delete_elem(&bl_reverse, &rk);
-		return BL_ALLOW;
-	}
-	bl_ctx_write(ctx, sock_v6, &vip, vip_port_be);
 	return BL_ALLOW;
 }
 

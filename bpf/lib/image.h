@@ -1,27 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The datapath's maps and constants (part of balancer.bpf.c, included once from it).
- * Every record layout comes from ../include/balancer_abi.h.
+ * The image: its eight tables (one map-in-map each, indexed by generation), bl_config (the live
+ * generation, this node, the host mode), the one read of bl_config per call, and the lookups of
+ * the tables that several steps share. Every record layout comes from bpf/include/balancer_abi.h.
  */
-#ifndef BL_MAPS_H
-#define BL_MAPS_H
-
-/* Not every BPF build has libc headers: the few constants needed, with their Linux values. */
-#define BL_AF_INET 2
-#define BL_AF_INET6 10
-#define BL_SOCK_STREAM 1
-#define BL_SOCK_DGRAM 2
-#define BL_IPPROTO_TCP 6
-#define BL_IPPROTO_UDP 17
-#define BL_ECONNREFUSED 111
-#define BL_EHOSTUNREACH 113
-
-#define BL_NSEC_PER_SEC 1000000000ull
-
-/* sock_addr return values: 1 lets the call continue, 0 denies it (with the errno set by
- * bpf_set_retval, EPERM otherwise). */
-#define BL_ALLOW 1
-#define BL_DENY 0
+#ifndef BL_IMAGE_H
+#define BL_IMAGE_H
 
 /* One image table: an outer array indexed by generation (0/1) whose values are hash maps holding
  * the ABI key/value records. The loader creates an inner map per generation, fills it and inserts
@@ -58,48 +42,6 @@ struct {
 	__type(value, struct bl_config);
 } bl_config SEC(".maps");
 
-/* Per-CPU counters by frontend id. Frontend id 0 (reserved, never a real frontend) counts the
- * refusals of unknown ports on ClusterIPs, which have no frontend. Not preallocated: a
- * preallocated per-CPU hash of BL_MAX_FRONTENDS entries would cost 8 MiB per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, BL_MAX_FRONTENDS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct bl_counters);
-} bl_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct bl_affinity_key);
-	__type(value, struct bl_affinity_value);
-} bl_affinity SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct bl_reverse_key);
-	__type(value, struct bl_reverse_value);
-} bl_reverse SEC(".maps");
-
-/* Redirect rate limits (spec.redirectRateLimit), per policy id on this node. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct bl_rate_key);
-	__type(value, struct bl_rate_value);
-} bl_rate SEC(".maps");
-
-/* skipRedirectFromBackend: (netns cookie, policy id) of the policy's backend pods here; written
- * by the loader. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct bl_skip_key);
-	__type(value, struct bl_skip_value);
-} bl_skip SEC(".maps");
-
 /* The live configuration, read once per call: every image table is looked up under `gen`. */
 struct bl_cfg {
 	__u32 gen;
@@ -134,4 +76,81 @@ static __always_inline int bl_read_config(struct bl_cfg *c)
 	       bpf_map_lookup_elem(&bl_members, &gen) && bpf_map_lookup_elem(&bl_backends, &gen);
 }
 
-#endif /* BL_MAPS_H */
+/* ---- table reads shared by the decision and the reverse translation ---------------------------- */
+
+static __always_inline struct bl_set_value *bl_find_set(void *sets, __u32 group_id, __u32 scope_id, __u8 scope,
+							 struct bl_set_key *out)
+{
+	struct bl_set_key sk;
+	struct bl_set_value *sv;
+
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.group_id = group_id;
+	sk.scope_id = scope_id;
+	sk.scope = scope;
+	sv = bpf_map_lookup_elem(sets, &sk);
+	if (sv && out)
+		*out = sk;
+	return sv;
+}
+
+static __always_inline int bl_is_member(__u32 gen, const struct bl_set_key *set, __u32 backend_id)
+{
+	struct bl_member_key mk;
+	void *members = bpf_map_lookup_elem(&bl_members, &gen);
+
+	if (!members)
+		return 0;
+	__builtin_memset(&mk, 0, sizeof(mk));
+	mk.group_id = set->group_id;
+	mk.scope_id = set->scope_id;
+	mk.scope = set->scope;
+	mk.backend_id = backend_id;
+	return bpf_map_lookup_elem(members, &mk) != 0;
+}
+
+/* The frontend of key (address, port, protocol): the exact one, else the NodePort wildcard of the
+ * address's family when the address is a node address. With check_vip, a ClusterIP that refuses
+ * unknown ports sets *vip_reject instead of looking further. */
+static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, struct bl_frontend_key *key, int check_vip,
+								  int *vip_reject)
+{
+	struct bl_frontend_value *fe;
+	struct bl_addr_key ak;
+	struct bl_addr a, wild;
+	void *frontends, *node_addrs;
+
+	frontends = bpf_map_lookup_elem(&bl_frontends, &gen);
+	if (!frontends)
+		return 0;
+	fe = bpf_map_lookup_elem(frontends, key);
+	if (fe)
+		return fe;
+
+	bl_addr_load(&a, key->addr);
+	bl_addr_store(ak.addr, &a);
+	if (check_vip) {
+		struct bl_vip_value *vip;
+		void *vips = bpf_map_lookup_elem(&bl_vips, &gen);
+
+		if (!vips)
+			return 0;
+		vip = bpf_map_lookup_elem(vips, &ak);
+		if (vip && (vip->flags & BL_VIP_REJECT_UNKNOWN_PORT)) {
+			*vip_reject = 1;
+			return 0;
+		}
+	}
+	node_addrs = bpf_map_lookup_elem(&bl_node_addrs, &gen);
+	if (!node_addrs || !bpf_map_lookup_elem(node_addrs, &ak))
+		return 0;
+
+	/* The wildcard of the family: ::ffff:0.0.0.0 or ::. */
+	__builtin_memset(&wild, 0, sizeof(wild));
+	if (bl_addr_is_v4(&a))
+		bl_addr_from_v4(&wild, 0);
+	bl_addr_store(key->addr, &wild);
+	return bpf_map_lookup_elem(frontends, key);
+}
+
+#endif /* BL_IMAGE_H */

@@ -17,6 +17,23 @@ struct bl_choice {
 	__be16 node_port_be;      /* of the deciding rule */
 };
 
+/* Redirect rate limits (spec.redirectRateLimit), per policy id on this node. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_rate_key);
+	__type(value, struct bl_rate_value);
+} bl_rate SEC(".maps");
+
+/* skipRedirectFromBackend: (netns cookie, policy id) of the policy's backend pods here; written
+ * by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_skip_key);
+	__type(value, struct bl_skip_value);
+} bl_skip SEC(".maps");
+
 /* One more redirect of policy `owner` in the current one-second window; 1 when that is over
  * `limit` (the connect then falls through). Concurrent connects may both pass the boundary of a
  * window: the limit is approximate by a few connects, never unbounded. */

@@ -8,6 +8,14 @@
 
 /* ---- which backend ----------------------------------------------------------------------------- */
 
+/* ClientIP session affinity: the backend last used per (network namespace, group). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_affinity_key);
+	__type(value, struct bl_affinity_value);
+} bl_affinity SEC(".maps");
+
 /* What makes a backend usable here, beyond being in the set. */
 struct bl_use {
 	__u32 host_mode;

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * UDP reverse translation: a translated UDP socket's entry in bl_reverse (written by bl_pick in
+ * pick.h, deleted by sock_release), read by recvmsg and getpeername to report the VIP as the peer.
+ * An entry is runtime state outside the image: it is checked against the live generation on every
+ * use, never trusted across an image change.
+ */
+#ifndef BL_REVERSE_H
+#define BL_REVERSE_H
+
+/* Keyed by socket cookie: one entry per socket (bpf/programs/README.md, "Known differences"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_reverse_key);
+	__type(value, struct bl_reverse_value);
+} bl_reverse SEC(".maps");
+
+/* recvmsg4/6 and getpeername4/6: a UDP socket's peer is reported as the VIP it sent to, while
+ * the frontend it was translated by is still the live one. */
+static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int sock_v6)
+{
+	struct bl_reverse_value *rv;
+	struct bl_frontend_value *fe;
+	struct bl_frontend_key fk;
+	struct bl_reverse_key rk;
+	struct bl_addr cur, backend, vip;
+	struct bl_cfg c;
+	__be16 vip_port_be;
+	int vip_reject = 0;
+
+	if (ctx->protocol != BL_IPPROTO_UDP)
+		return BL_ALLOW;
+	rk.socket_cookie = bpf_get_socket_cookie(ctx);
+	rv = bpf_map_lookup_elem(&bl_reverse, &rk);
+	if (!rv)
+		return BL_ALLOW;
+
+	bl_ctx_addr(ctx, sock_v6, &cur);
+	bl_addr_load(&backend, rv->backend);
+	if ((__be16)ctx->user_port != rv->backend_port_be || !bl_addr_eq(&cur, &backend))
+		return BL_ALLOW;
+
+	bl_addr_load(&vip, rv->vip);
+	vip_port_be = rv->vip_port_be;
+	if (!sock_v6 && !bl_addr_is_v4(&vip))
+		return BL_ALLOW;
+	if (!bl_read_config(&c))
+		return BL_ALLOW;
+
+	__builtin_memset(&fk, 0, sizeof(fk));
+	bl_addr_store(fk.addr, &vip);
+	fk.port_be = vip_port_be;
+	fk.proto = rv->proto;
+	fe = bl_find_frontend(c.gen, &fk, 0, &vip_reject);
+	if (!fe || fe->frontend_id != rv->frontend_id) {
+		/* A stale frontend (gone or renumbered): its reverse entry is dropped. */
+		bpf_map_delete_elem(&bl_reverse, &rk);
+		return BL_ALLOW;
+	}
+	bl_ctx_write(ctx, sock_v6, &vip, vip_port_be);
+	return BL_ALLOW;
+}
+
+#endif /* BL_REVERSE_H */
