@@ -82,7 +82,7 @@ test: deps bpf
 	# DaemonSet passes exists.
 	python3 deploy/check.py $(BALANCER)
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
-	# private bpffs (DESIGN.md's sandbox rules, e2e/sandbox.sh); programs attached by bpftool,
+	# private bpffs (the sandbox rules of e2e/README.md, e2e/sandbox.sh); programs attached by bpftool,
 	# then by `balancer attach`; compiled images loaded with `balancer load` and rolled back. Needs root.
 	@if [ "$$(id -u)" = 0 ]; then BALANCER=$(CURDIR)/$(BALANCER) bash e2e/run.sh; \
 	else $(call skip_kernel,e2e/run.sh,attaching BPF programs needs root); fi

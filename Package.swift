@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "Watcher",
             dependencies: [
-                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "CInotify",
+                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "HostSystem", "CInotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),

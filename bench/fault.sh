@@ -19,7 +19,7 @@
 # also written with every figure to bench/out/fault/ (summary.txt, loads.json, watch.json).
 # About 45 min for both on the 2-core development machine.
 #
-# Sandbox: e2e/sandbox.sh (DESIGN.md's rules for kernel tests): the programs are
+# Sandbox: e2e/sandbox.sh (the kernel tests' rules, e2e/README.md): the programs are
 # attached only to the cgroup balancer-fault-<pid> made here, pins live in a private bpffs in a
 # private mount namespace, the client connects only from the namespace balancer-fault-c-<pid>
 # to the servers in balancer-fault-s-<pid> (10.99.0.2-4), and everything is removed on exit.

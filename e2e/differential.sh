@@ -17,7 +17,7 @@
 # Needs root, bpftool, iproute2, util-linux (unshare, nsenter), python3, a cgroup2 mount at
 # /sys/fs/cgroup/unified.
 #
-# Sandbox: sandbox.sh, shared with run.sh and policies.sh (shared machines, /work/shared/DESIGN.md
+# Sandbox: sandbox.sh, shared with run.sh and policies.sh (shared machines, e2e/README.md
 # "Rules for tests that touch the kernel"): the nine programs (bpftool prog loadall, bpftool
 # cgroup attach) only on cgroup balancer-diff-<pid>, a private bpffs in a private mount namespace
 # that only the inner half of this script runs in, every probe from netns balancer-diff-c-<pid>,

@@ -9,7 +9,7 @@
 # Usage: e2e/run.sh          (BALANCER: the binary, default .build/debug/balancer)
 #
 # Sandbox: sandbox.sh, shared with every kernel test and benchmark (shared machines,
-# /work/shared/DESIGN.md "Rules for tests that touch the kernel"): cgroup balancer-e2e-<pid>,
+# e2e/README.md "The sandbox"): cgroup balancer-e2e-<pid>,
 # namespaces balancer-e2e-{c,s}-<pid> (10.99.0.1/24 <-> 10.99.0.2/24 + 10.99.0.3/24, where the
 # servers run), a private bpffs in a private mount namespace that only the inner half of this
 # script runs in, everything removed on exit, also on failure, ^C or a killed inner half.

@@ -3,7 +3,7 @@
 sandbox.sh makes the sandbox and exports its names; a driver (differential.py, bench/fault/*.py)
 imports this module to run processes in it, and a client (client.py, polclient.py,
 bench/fault/client.py) to read the servers' answers and report its check. The rules are
-DESIGN.md's, kept by sandbox.sh: this module only runs processes inside what it made.
+e2e/README.md's, kept by sandbox.sh: this module only runs processes inside what it made.
 
   B, CG, NSC, NSS, WORK, PY   the private bpffs (pin dir), the test cgroup, the client and server
                               network namespaces, the run's directory, the python3 of the run

@@ -4,7 +4,7 @@
 # Source it from bash; it runs nothing by itself. sandbox.py is the same sandbox seen from the
 # Python drivers and clients these scripts start (names, commands in the cgroup and netns, pids).
 #
-# /work/shared/DESIGN.md "Rules for tests that touch the kernel": the machines are shared, so a
+# e2e/README.md "The sandbox": the machines are shared, so a
 # test changes nothing it did not create:
 #  - programs are attached (by `balancer attach`, or by bpftool with sb_bpftool_attach) only to a
 #    cgroup made here, /sys/fs/cgroup/unified/balancer-TAG-<pid>, and only processes of the test

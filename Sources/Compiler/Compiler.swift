@@ -181,7 +181,7 @@ public enum Compiler {
         }.map { digestsIn[$0] }
         var hasher = SHA256()
         for d in digests { hasher.update(data: d) }
-        let inputDigest = hasher.finalize().map { hexByte2($0) }.joined()
+        let inputDigest = Hex.bytes(hasher.finalize())
 
         contents.metadata = ImageMetadata(
             inputs: InputSummary(objects: digests.count, digest: inputDigest),
@@ -201,11 +201,6 @@ public enum Compiler {
         }
         return result
     }
-}
-
-func hexByte2(_ b: UInt8) -> String {
-    let digits: [Character] = Array("0123456789abcdef")
-    return String([digits[Int(b >> 4)], digits[Int(b & 0xF)]])
 }
 
 extension Diagnostic {

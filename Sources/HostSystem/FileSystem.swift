@@ -61,6 +61,20 @@ public enum FileSystem {
     }
 
     /// The target of a symbolic link.
+    /// Points the symbolic link `path` at `target` in one step: a reader sees the old link or the
+    /// new one, never none (a temporary link in the same directory, renamed over).
+    public static func replaceLink(_ path: String, to target: String) throws(FileSystemError) {
+        let slash = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
+        let temporary = "\(path[..<slash]).\(path[slash...]).\(getpid())"  // hidden, beside it
+        unlink(temporary)
+        guard symlink(target, temporary) == 0 else { throw FileSystemError("symlink", path: temporary, Errno(rawValue: errno)) }
+        guard rename(temporary, path) == 0 else {
+            let e = errno
+            unlink(temporary)
+            throw FileSystemError("rename to", path: path, Errno(rawValue: e))
+        }
+    }
+
     public static func linkTarget(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink(path, &buffer, buffer.count - 1)

@@ -27,6 +27,11 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible {
         reason = step.map { "\($0): \(errno)" } ?? errno.description
     }
 
+    /// A failure the system reported as a C `errno` value (for callers without swift-system).
+    public init(_ operation: String? = nil, path: String, code: Int32) {
+        self.init(operation, path: path, Errno(rawValue: code))
+    }
+
     /// A condition found, not reported by a call.
     public init(_ operation: String? = nil, path: String, message: String) {
         self.operation = operation

@@ -68,11 +68,10 @@ public final class GenerationWriter: Sendable {
 
     /// The digest (hex) of the image the live state equals, when known.
     public var liveImageDigest: String? {
-        core.withLock { (c: inout Core) -> String? in c.liveDigest.map { $0.map { hex2($0) }.joined() } }
+        core.withLock { (c: inout Core) -> String? in c.liveDigest.map { Hex.bytes($0) } }
     }
 }
 
-func hex2(_ b: UInt8) -> String { String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }
 
 extension GenerationWriter {
     /// The writer's state; only touched under the lock.
@@ -240,7 +239,7 @@ extension GenerationWriter {
             }
             phases.append(("check", Datapath.now() - t))
             if effective.isEmpty, live == config.activeGeneration {
-                return Datapath.LoadReport(generation: config.activeGeneration, digestHex: liveDigest.map { $0.map { hex2($0) }.joined() } ?? "",
+                return Datapath.LoadReport(generation: config.activeGeneration, digestHex: liveDigest.map { Hex.bytes($0) } ?? "",
                                            records: records, unchanged: true, skipTargets: skip?.targets ?? [], phases: phases, method: .unchanged,
                                            skipTargetsChanged: false, gracePeriod: lastGracePeriod)
             }

@@ -274,7 +274,7 @@ public struct Datapath: Sendable {
                 counters[UInt32(littleEndian: structValue(UInt32(0), key))] = sum
             }
         }
-        let digest = try imageDigest(c.activeGeneration).map { $0.map { b in String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }.joined() }
+        let digest = try imageDigest(c.activeGeneration).map { Hex.bytes($0) }
         let skips = (try? backend.pinned("\(pinDir)/maps/bl_skip")).flatMap { try? $0.keys(keySize: MemoryLayout<bl_skip_key>.size).count } ?? 0
         return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest,
                       skipEntries: skips)

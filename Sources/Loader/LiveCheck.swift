@@ -37,7 +37,7 @@ extension Datapath {
         let config = try readConfig()
         let generation = config.activeGeneration
         var out = LiveComparison(generation: generation)
-        out.liveDigest = try imageDigest(generation).map { $0.map { b in String(b >> 4, radix: 16) + String(b & 0xF, radix: 16) }.joined() }
+        out.liveDigest = try imageDigest(generation).map { Hex.bytes($0) }
         for table in ImageTable.allCases {
             let view = ImageTableView(header: image.header, bytes: image.bytes, table: table)
             out.imageRecords += view.count

@@ -95,7 +95,7 @@ extension GenerationWriter.Core {
         startBarrier(generation: active)
         live = standby
         do { try remember(generation: standby) } catch { throw .bpf(error) }
-        return Datapath.LoadReport(generation: standby, digestHex: digest.map { $0.map { hex2($0) }.joined() } ?? "", records: [:],
+        return Datapath.LoadReport(generation: standby, digestHex: digest.map { Hex.bytes($0) } ?? "", records: [:],
                                    phases: phases, method: fresh.count == ImageTable.allCases.count ? .fresh : .delta,
                                    written: written, deleted: deleted,
                                    refilled: fresh.count == ImageTable.allCases.count ? [] : fresh.map(\.description),

@@ -33,7 +33,7 @@ public struct CapacityProblem: Error, Sendable, Equatable, CustomStringConvertib
     /// Where the limit comes from and what to do about it.
     public var remedy: String {
         guard let constant else { return "a limit of the image format" }
-        return "\(constant) in \(ImageCapacity.header); raise it and rebuild the datapath (make bpf) and balancer"
+        return "\(constant) in \(ImageCapacity.header); raise it and rebuild balancer (swift build compiles the datapath with it)"
     }
 
     public var description: String {

@@ -1,4 +1,4 @@
-/// How a host that is not a node reaches backends (DESIGN.md decision 9).
+/// How a host that is not a node reaches backends (docs/deployment.md: a host that is not a node).
 public enum HostMode: String, Sendable, CaseIterable, Codable {
     /// Backends as compiled: the host can route to pod addresses.
     case pod

@@ -1,6 +1,7 @@
 import CInotify
 import Compiler
 import FoundationEssentials
+import HostSystem
 import KubeAPI
 import Logging
 import Manifests
@@ -157,6 +158,6 @@ public struct WatchError: Error, Sendable, CustomStringConvertible {
     public var description: String
 
     init(_ operation: String, _ target: String, _ errno: Int32) {
-        description = "\(operation) \(target): \(String(cString: strerror(errno)))"
+        description = FileSystemError(operation, path: target, code: errno).description
     }
 }

@@ -71,19 +71,8 @@ public final class WatchMetrics: Sendable {
 
     /// Records one sync; `snapshot` is what was compiled (for object counts and trigger times).
     func record(_ sync: DirectoryWatcher.Sync, snapshot: Snapshot?) {
-        syncs.increment()
-        syncDuration.record(.nanoseconds(Int64(sync.seconds * 1e9)))
-        let now = ContinuousClock.now
         state.withLock { s in
-            switch sync.outcome {
-            case .failed:
-                syncErrors.increment()
-                if s.failingSince == nil { s.failingSince = now }
-            case .unchanged:
-                s.failingSince = nil
-            case .delivered(let digest):
-                s.failingSince = nil
-                if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
+            if case .delivered(let digest) = outcome(of: sync, &s) {
                 setLive(digest, &s)
                 if let snapshot { observeTriggers(snapshot, into: &s) }
             }
@@ -101,23 +90,29 @@ public final class WatchMetrics: Sendable {
 
     /// Records an incremental sync: trigger times of the slices it changed.
     func record(_ sync: DirectoryWatcher.Sync, changedSlices: [EndpointSlice]) {
-        syncs.increment()
         incrementalSyncs.increment()
+        state.withLock { s in
+            if case .delivered = outcome(of: sync, &s) { observeTriggers(changedSlices, into: &s, replacing: false) }
+        }
+    }
+
+    /// What every sync records, full or incremental: its count and duration, errors, and since when
+    /// delivery fails or when it first succeeded.
+    private func outcome(of sync: DirectoryWatcher.Sync, _ s: inout State) -> WatchSync.Outcome {
+        syncs.increment()
         syncDuration.record(.nanoseconds(Int64(sync.seconds * 1e9)))
         let now = ContinuousClock.now
-        state.withLock { s in
-            switch sync.outcome {
-            case .failed:
-                syncErrors.increment()
-                if s.failingSince == nil { s.failingSince = now }
-            case .unchanged:
-                s.failingSince = nil
-            case .delivered:
-                s.failingSince = nil
-                if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
-                observeTriggers(changedSlices, into: &s, replacing: false)
-            }
+        switch sync.outcome {
+        case .failed:
+            syncErrors.increment()
+            if s.failingSince == nil { s.failingSince = now }
+        case .unchanged:
+            s.failingSince = nil
+        case .delivered:
+            s.failingSince = nil
+            if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
         }
+        return sync.outcome
     }
 
     /// A full compile confirmed the live records (after incremental syncs): name the image.

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HostSystem
 import Loader
 import MapImage
 import Synchronization
@@ -102,7 +103,7 @@ public struct DatapathSink: IncrementalSink {
     public func liveState() -> LiveState {
         guard let datapath = try? Datapath(pinDir: pinDir) else { return .none }
         if let config = try? datapath.readConfig(), let digest = (try? datapath.imageDigest(config.activeGeneration)) ?? nil {
-            return .image(digest: digest.map { String($0 >> 4, radix: 16) + String($0 & 0xF, radix: 16) }.joined())
+            return .image(digest: Hex.bytes(digest))
         }
         // No digest: nothing loaded, or records written as deltas (the tables tell which).
         guard let status = try? datapath.status(links: []) else { return .none }
@@ -184,14 +185,7 @@ public struct DirectorySink: ImageSink {
         let name = "\(digest).image"
         // Verified before it is written: no file here that `inspect` or `load` would refuse.
         try ImageFile.writeImage(bytes, to: "\(directory)/\(name)")
-        let temporary = "\(directory)/.latest.\(getpid())"
-        unlink(temporary)
-        guard symlink(name, temporary) == 0 else { throw SinkError("symlink \(temporary): \(String(cString: strerror(errno)))") }
-        guard rename(temporary, "\(directory)/latest") == 0 else {
-            let e = errno
-            unlink(temporary)
-            throw SinkError("rename to \(directory)/latest: \(String(cString: strerror(e)))")
-        }
+        do { try FileSystem.replaceLink("\(directory)/latest", to: name) } catch { throw SinkError(error.description) }
         return "\(directory)/\(name)"
     }
 

@@ -56,7 +56,7 @@ extension CLITests {
             #expect(r.status == 1)
             #expect(r.stderr == """
                 error: nodes: \(n) records exceed the datapath's capacity of \(n - 1) (BL_MAX_NODES in bpf/include/balancer_abi.h; \
-                raise it and rebuild the datapath (make bpf) and balancer); \(n) Node objects and 0 node names that only endpoints mention
+                raise it and rebuild balancer (swift build compiles the datapath with it)); \(n) Node objects and 0 node names that only endpoints mention
                 1 error; no image written (the image would not fit the datapath)
 
                 """, "\(r.stderr)")

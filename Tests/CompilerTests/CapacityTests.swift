@@ -71,7 +71,7 @@ import Testing
         #expect(d.first?.description == """
             shop.yaml:22:1: error: EndpointSlice shop/web-big: endpoints: Service shop/web port http/TCP (IPv4) has \(limit + 1) endpoints \
             in its cluster set; a backend set holds at most \(limit) (\(ImageCapacity.constant(table)) in bpf/include/balancer_abi.h; \
-            raise it and rebuild the datapath (make bpf) and balancer); its endpoints come from 2 EndpointSlices: web-big (3), web-small (2)
+            raise it and rebuild balancer (swift build compiles the datapath with it)); its endpoints come from 2 EndpointSlices: web-big (3), web-small (2)
             """, "\(d)")
     }
 
@@ -88,7 +88,7 @@ import Testing
         let d = Compiler.capacityDiagnostics(c, snapshot: snapshot).map(\.description)
         #expect(d == ["slots", "members"].map { t in
             "error: \(t): \(slots + 1) records exceed the datapath's capacity of \(slots) (\(t == "slots" ? "BL_MAX_SLOTS" : "BL_MAX_MEMBERS") "
-                + "in bpf/include/balancer_abi.h; raise it and rebuild the datapath (make bpf) and balancer); "
+                + "in bpf/include/balancer_abi.h; raise it and rebuild balancer (swift build compiles the datapath with it)); "
                 + "the largest users: Service shop/api (\(slots / 2 + 1)), Service shop/web (\(slots / 2))"
         }, "\(d)")
 
@@ -114,6 +114,6 @@ import Testing
         #expect(result.exceedsCapacity)
         #expect(result.diagnostics.map(\.description).contains(
             "error: nodes: \(n) records exceed the datapath's capacity of \(n - 1) (BL_MAX_NODES in bpf/include/balancer_abi.h; "
-                + "raise it and rebuild the datapath (make bpf) and balancer); 0 Node objects and \(n) node names that only endpoints mention"))
+                + "raise it and rebuild balancer (swift build compiles the datapath with it)); 0 Node objects and \(n) node names that only endpoints mention"))
     }
 }

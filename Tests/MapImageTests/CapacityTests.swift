@@ -34,7 +34,7 @@ import Testing
             let problems = ImageCapacity.check(counts: [t: limit + 1])
             #expect(problems == [CapacityProblem(subject: .table(t), count: limit + 1, limit: limit, constant: ImageCapacity.constant(t))])
             #expect(problems.first?.description
-                == "\(t): \(limit + 1) records exceed the datapath's capacity of \(limit) (\(ImageCapacity.constant(t)) in bpf/include/balancer_abi.h; raise it and rebuild the datapath (make bpf) and balancer)")
+                == "\(t): \(limit + 1) records exceed the datapath's capacity of \(limit) (\(ImageCapacity.constant(t)) in bpf/include/balancer_abi.h; raise it and rebuild balancer (swift build compiles the datapath with it))")
         }
         let slots = ABI.maxEntries(.slots)
         #expect(ImageCapacity.check(counts: [.slots: slots + 5, .members: slots + 5, .nodes: 3]).map(\.subject) == [.table(.slots), .table(.members)])

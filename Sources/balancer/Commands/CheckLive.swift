@@ -49,11 +49,11 @@ struct CheckLive: ParsableCommand {
         printLine("different: live generation \(result.generation) differs from \(image) (sha256 \(verified.header.digestHex)) in \(counted(result.differenceCount, "record")): "
               + "\(result.missing) missing, \(result.extra) extra, \(result.changed) changed (\(result.liveRecords) live, \(result.imageRecords) in the image)\(named)")
         for d in result.differences {
-            let key = hexString(d.key)
+            let key = Hex.bytes(d.key)
             switch (d.live, d.image) {
-            case (nil, let i?): print("  \(d.table) \(key): missing; image \(hexString(i))")
-            case (let l?, nil): print("  \(d.table) \(key): extra; live \(hexString(l))")
-            case (let l?, let i?): print("  \(d.table) \(key): live \(hexString(l)) image \(hexString(i))")
+            case (nil, let i?): print("  \(d.table) \(key): missing; image \(Hex.bytes(i))")
+            case (let l?, nil): print("  \(d.table) \(key): extra; live \(Hex.bytes(l))")
+            case (let l?, let i?): print("  \(d.table) \(key): live \(Hex.bytes(l)) image \(Hex.bytes(i))")
             case (nil, nil): break
             }
         }

@@ -44,11 +44,6 @@ func keyValues(_ counts: [String: some CustomStringConvertible]) -> String {
     counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
 }
 
-/// Bytes as lowercase hex, two digits each, no separator (keys and values of the live tables).
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef")
-    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] })
-}
 
 extension Duration {
     /// Seconds as a fraction, as the `--timings` lines print them.
