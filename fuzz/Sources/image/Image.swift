@@ -1,7 +1,7 @@
 import Crypto
 import MapImage
 
-// Target 3: the image verifier and decoder (Sources/MapImage/ImageFormat.swift), and what reads a
+// Target 3: the image verifier and decoder (Sources/MapImage/ImageDecoder.swift and TableDecoder.swift), and what reads a
 // verified image: skipTargets, TextRenderer, JSONRenderer and the Resolver.
 //
 // Input: one mode byte, then the image. A mutated image almost never keeps a valid SHA-256, so
