@@ -74,26 +74,35 @@ public struct KubeLimits: Sendable, Equatable {
 
 public struct KubeError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, as the metric `balancer_api_errors_total{reason}` counts it.
-    public enum Reason: String, Sendable {
+    public enum Reason: Sendable, Equatable {
         /// The server could not be reached, or the connection broke.
         case transport
         /// An HTTP error status (the label is http_<code>).
         case http
-        case malformed
-        case statusObject = "status_object"
-        case wrongKind = "wrong_kind"
-        case wrongAPIVersion = "wrong_api_version"
-        case badIdentity = "bad_identity"
-        case missingResourceVersion = "missing_resource_version"
-        case tooLarge = "too_large"
+        /// The response was not what the resource asked for (WireJSON's checks: malformed, a
+        /// Status, another kind or apiVersion, no identity or resourceVersion, too large).
+        case wire(WireError.Problem)
         /// 410 Gone again with no progress since the last one.
         case gone
         /// A watch ERROR event other than 410.
-        case watchError = "watch_error"
+        case watchError
         /// A watch that ended within a second with no event (client-go's "very short watch").
-        case shortWatch = "short_watch"
+        case shortWatch
         /// The stream ended inside an event.
-        case brokenStream = "broken_stream"
+        case brokenStream
+
+        /// The metric's label value (http errors are labelled with their code by `KubeError.label`).
+        public var label: String {
+            switch self {
+            case .transport: "transport"
+            case .http: "http"
+            case .wire(let problem): problem.rawValue
+            case .gone: "gone"
+            case .watchError: "watch_error"
+            case .shortWatch: "short_watch"
+            case .brokenStream: "broken_stream"
+            }
+        }
     }
 
     public var description: String
@@ -112,11 +121,11 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         if e.problem == .tooLarge {
             text += "; raise --max-object-bytes (now \(limits.maxObjectBytes)) if objects this large are expected"
         }
-        self.init(text, status: e.status?.code, reason: Reason(rawValue: e.problem.rawValue) ?? .malformed)
+        self.init(text, status: e.status?.code, reason: .wire(e.problem))
     }
 
     /// The metric label: the reason, or http_<code>.
-    public var label: String { reason == .http ? "http_\(status ?? 0)" : reason.rawValue }
+    public var label: String { reason == .http ? "http_\(status ?? 0)" : reason.label }
 }
 
 /// List and watch over HTTPS (async-http-client and swift-nio-ssl), authenticated as the
@@ -200,7 +209,7 @@ public final class KubeClient: Sendable {
     static func collect(_ response: HTTPClientResponse, cap: Int, what: String, limits: KubeLimits) async throws(KubeError) -> [UInt8] {
         func tooLarge(_ size: String) -> KubeError {
             KubeError("\(what): the response is \(size) bytes, more than the response cap of \(cap); "
-                      + "raise --max-response-bytes (now \(cap)) if responses this large are expected", reason: .tooLarge)
+                      + "raise --max-response-bytes (now \(cap)) if responses this large are expected", reason: .wire(.tooLarge))
         }
         if let length = response.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > cap { throw tooLarge("\(length)") }
         var bytes: [UInt8] = []
@@ -237,7 +246,7 @@ public final class KubeClient: Sendable {
                 body = try await Self.collect(response, cap: limits.maxResponseBytes, what: what, limits: limits)
             } catch let e as KubeError {
                 // The same page (the continue token stays valid) with half as many objects.
-                if e.reason == .tooLarge, limit > 1 {
+                if e.reason == .wire(.tooLarge), limit > 1 {
                     limit /= 2
                     continue
                 }
