@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
-                "Manifests", "CJansson",
+                "Manifests", "HostSystem", "CJansson",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

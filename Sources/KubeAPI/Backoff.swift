@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HostSystem
 
 /// A jittered exponential back-off: the delay starts at `initial`, doubles (× `factor`) after
 /// each failure up to `maximum`, and each wait is the delay × a random factor in `jitter` so that
@@ -37,34 +38,30 @@ public struct Backoff: Sendable {
 
     public init(_ schedule: BackoffSchedule) {
         self.schedule = schedule
-        delay = Self.seconds(schedule.initial)
-    }
-
-    public static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        delay = schedule.initial.inSeconds
     }
 
     /// The wait after a failure now; the next one will be longer.
     public mutating func failure(now: ContinuousClock.Instant = .now) -> Duration {
         if let last = lastFailure, now - last > schedule.resetAfter { reset() }
         let wait = delay * Double.random(in: schedule.jitter)
-        delay = min(delay * schedule.factor, Self.seconds(schedule.maximum))
+        delay = min(delay * schedule.factor, schedule.maximum.inSeconds)
         lastFailure = now
         failures += 1
         return .nanoseconds(Int64(wait * 1e9))
     }
 
     public mutating func reset() {
-        delay = Self.seconds(schedule.initial)
+        delay = schedule.initial.inSeconds
         lastFailure = nil
         failures = 0
     }
 }
 
 extension Duration {
-    /// "1.2 s" for logs.
+    /// "1.2 s" for logs: two decimals under a second, one under ten, none above.
     public var secondsText: String {
-        let s = Backoff.seconds(self)
+        let s = inSeconds
         return s < 1 ? String(format: "%.2f s", s) : s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s)
     }
 }

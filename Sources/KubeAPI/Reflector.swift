@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HostSystem
 import Logging
 
 /// What reflectors feed: every kind's store under one lock (the compile loop reads them all

@@ -1,5 +1,6 @@
 import Compiler
 import FoundationEssentials
+import HostSystem
 import KubeAPI
 import Logging
 import Manifests
@@ -186,7 +187,7 @@ public final class ApiWatcher: Sendable {
                 switch compiler.apply(endpointSlices: slices.changes) {
                 case .delta(let delta):
                     incremental = compiler
-                    func ms(_ d: Duration) -> String { String(format: "%.3f", Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3) }
+                    func ms(_ d: Duration) -> String { String(format: "%.3f", d.inSeconds * 1e3) }
                     let phases = "waited \(ms(syncStart - firstChange)), decode \(ms(decoded - syncStart)), compile \(ms(clock.now - decoded))"
                     let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices.decoded,
                                                 phases: phases)

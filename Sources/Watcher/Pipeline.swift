@@ -1,4 +1,5 @@
 import Compiler
+import HostSystem
 import KubeAPI
 import Logging
 import Manifests
@@ -116,7 +117,7 @@ public final class ImagePipeline: Sendable {
     /// full compile confirms it (`adopt`).
     func deliver(delta: RecordDelta, to sink: any IncrementalSink, changes: Int, since start: ContinuousClock.Instant,
                  slices: [EndpointSlice], phases: String = "") -> WatchSync {
-        func seconds() -> Double { Backoff.seconds(ContinuousClock.now - start) }
+        func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         let result: WatchSync
         if delta.isEmpty {
             result = WatchSync(outcome: .unchanged(digest: lastDigest.withLock { $0 } ?? ""), changes: changes, seconds: seconds(), incremental: true)
@@ -131,13 +132,13 @@ public final class ImagePipeline: Sendable {
                 result = WatchSync(outcome: .delivered(digest: ""), changes: changes, seconds: seconds(), incremental: true)
                 logger.info("records delivered", metadata: ["records": "\(written)", "changes": "\(changes)", "to": "\(what)",
                                                             "event_to_live_ms": "\(String(format: "%.3f", result.seconds * 1000))",
-                                                            "phases_ms": "\(phases), write \(String(format: "%.3f", Backoff.seconds(writeTime) * 1e3))"])
+                                                            "phases_ms": "\(phases), write \(String(format: "%.3f", writeTime.inSeconds * 1e3))"])
             } catch {
                 let wait = owe(.wholeImage)
                 logger.error("delivery failed; \(liveText()); a whole image of the current objects follows in \(wait.secondsText)",
                              metadata: ["error": "\(error)", "retry": "\(owing.withLock { $0.retries })"])
                 var failed = WatchSync(outcome: .failed("\(error)"), changes: changes, seconds: seconds(), incremental: true,
-                                       retryIn: Backoff.seconds(wait))
+                                       retryIn: wait.inSeconds)
                 failed.failedDelivery = true
                 result = failed
             }
@@ -186,7 +187,7 @@ public final class ImagePipeline: Sendable {
 
     private func deliver(_ bytes: [UInt8], digest: String, snapshot: Snapshot?, changes: Int, start: ContinuousClock.Instant,
                          retrying: Bool) -> WatchSync {
-        func seconds() -> Double { Backoff.seconds(ContinuousClock.now - start) }
+        func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         let retry = retrying ? owing.withLock { o -> Int in o.retries += 1; return o.retries } : 0
         if retrying { metrics?.recordDeliveryRetry() }
         do {
@@ -201,7 +202,7 @@ public final class ImagePipeline: Sendable {
             let wait = owe(.image(bytes, digest: digest, snapshot: snapshot))
             logger.error("delivery failed; \(liveText()); retrying in \(wait.secondsText)",
                          metadata: ["error": "\(error)", "sha256": "\(digest)", "retry": "\(retry)"])
-            var sync = WatchSync(outcome: .failed("\(error)"), changes: changes, seconds: seconds(), retry: retry, retryIn: Backoff.seconds(wait))
+            var sync = WatchSync(outcome: .failed("\(error)"), changes: changes, seconds: seconds(), retry: retry, retryIn: wait.inSeconds)
             sync.failedDelivery = true
             return sync
         }
@@ -220,7 +221,7 @@ public final class ImagePipeline: Sendable {
     private func attempt(changes: Int, retrying: Bool, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
                          compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult, compiled: inout Snapshot?,
                          start: ContinuousClock.Instant) -> WatchSync {
-        func seconds() -> Double { Backoff.seconds(ContinuousClock.now - start) }
+        func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         func failed(_ count: Int, _ text: String) -> WatchSync {
             // A compile failure delivers nothing: what is owed stays owed (the last good image),
             // retried after the back-off rather than at once.
@@ -229,7 +230,7 @@ public final class ImagePipeline: Sendable {
                 if o.owed != nil {
                     let wait = o.backoff.failure()
                     o.due = .now + wait
-                    retryIn = Backoff.seconds(wait)
+                    retryIn = wait.inSeconds
                 }
             }
             logger.error("compile failed; \(liveText())", metadata: ["errors": "\(count)", "first": "\(text)"])

@@ -45,11 +45,6 @@ func keyValues(_ counts: [String: some CustomStringConvertible]) -> String {
 }
 
 
-extension Duration {
-    /// Seconds as a fraction, as the `--timings` lines print them.
-    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// The one JSON line of `--timings` on standard error, fields in the order they were added
 /// (the bench scripts read it).
 struct TimingsLine {
