@@ -49,7 +49,7 @@ public enum Compiler {
         // Service ids: the seed system's annotation is honoured; otherwise derived from the name.
         let services = snapshot.services
         let serviceNames = services.map { "\($0.meta.namespace)/\($0.meta.name)" }
-        let hashes = services.map { StableID.hash(parts: "service/", $0.meta.namespace, "/", $0.meta.name) }
+        let hashes = services.map { ServiceCompiler.serviceHash($0.meta.namespace, $0.meta.name) }
         var explicit: [Int: UInt32] = [:]
         for (i, s) in services.enumerated() {
             guard let a = s.meta.annotations["balancing.elf.io/serviceId"] else { continue }
@@ -158,9 +158,7 @@ public enum Compiler {
 
         // Frontends: ids by the same collision rule (keys are unique: the dense path).
         let frontendEntries = sc.mergedFrontends()
-        let frontendIDs = StableID.assignDense(frontendEntries.map(\.key)) {
-            StableID.hash(words: $0.address.high, $0.address.low, UInt64($0.port) << 8 | UInt64($0.proto.rawValue))
-        }
+        let frontendIDs = StableID.assignDense(frontendEntries.map(\.key)) { $0.stableHash }
         contents.frontends.reserveCapacity(frontendEntries.count)
         for (k, entry) in frontendEntries.enumerated() {
             var f = entry

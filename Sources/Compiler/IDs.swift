@@ -173,6 +173,11 @@ struct DenseIDAllocator {
     }
 }
 
+extension FrontendKey {
+    /// The hash its id derives from.
+    var stableHash: UInt32 { StableID.hash(words: address.high, address.low, UInt64(port) << 8 | UInt64(proto.rawValue)) }
+}
+
 extension SetKey {
     /// The key of a set whose scope is named: a zone's or a node's set takes that zone's or node's
     /// id, the cluster set 0. Full and incremental compiles both key sets here, so their records

@@ -1,9 +1,9 @@
 import Manifests
 import MapImage
 
-/// Recompiles only the services a change of EndpointSlices touches, and says which records of
-/// the image change: what keeps a large cluster's datapath current in milliseconds instead of a
-/// full compile and reload per event.
+/// Recompiles only the services a change of EndpointSlices or Services touches, and says which
+/// records of the image change: what keeps a large cluster's datapath current in milliseconds
+/// instead of a full compile and reload per event.
 ///
 /// It starts from a full compile (`Compiler.compileIncrementally`) and keeps what that compile
 /// decided: every service's plan, the ids of services, groups, nodes, zones and frontends, and a
@@ -13,9 +13,10 @@ import MapImage
 ///
 /// The result must be the records a full compile of the same objects gives, byte for byte. Where
 /// that cannot be guaranteed cheaply, `apply` answers `.needsFullCompile` instead of guessing:
-/// a frontend a policy also claims, a node or zone name no Node object has, a new backend whose
-/// id would collide, or a removed backend another id was displaced past. After that answer the
-/// compiler is spent: start a new one from a full compile.
+/// a frontend or cluster IP another service or a policy also claims, a node or zone name no Node
+/// object has, a new id (backend, service, group, frontend) that would collide, a removed one
+/// another id was displaced past (IDSpace), an explicit id annotation, a Service a policy names.
+/// After that answer the compiler is spent: start a new one from a full compile.
 public struct IncrementalCompiler: Sendable {
     typealias ServiceRef = ServiceCompiler.ServiceRef
     typealias ServicePlan = ServiceCompiler.ServicePlan
@@ -47,7 +48,20 @@ public struct IncrementalCompiler: Sendable {
     /// Slice keys by the service their label names.
     var slicesOfService: [ServiceRef: Set<ServiceRef>] = [:]
     var plans: [ServiceRef: (plan: ServicePlan, groupIDs: [UInt32])] = [:]
-    let serviceIDs: [String: UInt32]
+    /// Every service's id by "namespace/name" (what `plan` looks up), and the id spaces a new
+    /// service, group or frontend takes its id in.
+    var serviceIDs: [String: UInt32]
+    var serviceSpace: IDSpace<String>
+    var groupSpace: IDSpace<ServiceCompiler.GroupIdentity>
+    var frontendSpace: IDSpace<FrontendKey>
+    /// Some Service carries an id annotation: services then come and go by full compiles only.
+    let explicitServiceIDs: Bool
+    /// How many services claim each frontend and cluster IP, and which one won it.
+    var frontendClaims: [FrontendKey: Int] = [:]
+    var vipClaims: [IPAddress: Int] = [:]
+    var vipWinner: [IPAddress: String]
+    /// Services a policy names as its frontend: a change of them changes the policy's rules.
+    let policyServices: Set<ServiceRef>
     let knownNodes: [String: Int32]
     let knownNames: [String]
     let ownerOfAddress: [IPAddress: String]
@@ -55,9 +69,8 @@ public struct IncrementalCompiler: Sendable {
     let nodeIDs: [String: UInt32]
     let zoneIDs: [String: UInt32]
     let catalogueZones: Set<String>
-    let frontendIDs: [FrontendKey: UInt32]
     /// The service whose rule a frontend carries (frontends no policy claims).
-    let frontendWinner: [FrontendKey: String]
+    var frontendWinner: [FrontendKey: String]
     let policyClaimed: Set<FrontendKey>
     /// Whether any policy exists: Pods matter to the image only through policies.
     public let hasPolicies: Bool
@@ -78,13 +91,31 @@ public struct IncrementalCompiler: Sendable {
             slices[key] = s
             if let svc = s.serviceName, !svc.isEmpty { slicesOfService[ServiceRef(namespace: s.meta.namespace, name: svc), default: []].insert(key) }
         }
-        var ids: [String: UInt32] = [:]
+        var groups: [(ServiceCompiler.GroupIdentity, UInt32)] = []
         for r in sc.retained {
             let ref = ServiceRef(namespace: r.service.meta.namespace, name: r.service.meta.name)
             plans[ref] = (r.plan, r.groupIDs)
-            if let info = r.plan.info { ids[info.qualifiedName] = info.id }
+            groups += zip(ServiceCompiler.groupIdentities(r.service), r.groupIDs)
+            for (key, _) in r.plan.frontends { frontendClaims[key, default: 0] += 1 }
+            for v in r.plan.vips { vipClaims[v.address, default: 0] += 1 }
         }
-        serviceIDs = ids
+        serviceIDs = sc.retainedServiceIDs
+        let annotated = Set(snapshot.services.filter { $0.meta.annotations["balancing.elf.io/serviceId"] != nil }
+            .map { "\($0.meta.namespace)/\($0.meta.name)" })
+        explicitServiceIDs = !annotated.isEmpty
+        guard let serviceSpace = IDSpace(sc.retainedServiceIDs.map { ($0.key, $0.value) }, explicit: annotated, hash: { name in
+            let parts = name.split(separator: "/", maxSplits: 1)
+            return ServiceCompiler.serviceHash(String(parts.first ?? ""), String(parts.last ?? ""))
+        }), let groupSpace = IDSpace(groups, hash: \.stableHash),
+            let frontendSpace = IDSpace(contents.frontends.map { ($0.key, $0.id) }, hash: \.stableHash) else { return nil }
+        self.serviceSpace = serviceSpace
+        self.groupSpace = groupSpace
+        self.frontendSpace = frontendSpace
+        vipWinner = sc.vips.mapValues { $0.precedence.name }
+        var named = Set<ServiceRef>()
+        for p in snapshot.localRedirectPolicies { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
+        for p in snapshot.balancingPolicies { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
+        policyServices = named
         knownNodes = sc.nodeIndexByName
         knownNames = sc.nodeNames
         ownerOfAddress = sc.nodes.ownerOfAddress
@@ -96,10 +127,6 @@ public struct IncrementalCompiler: Sendable {
         for z in contents.metadata.zones { zones[z.name] = z.id }
         zoneIDs = zones
         catalogueZones = sc.nodes.zoneNames
-        var fids: [FrontendKey: UInt32] = [:]
-        fids.reserveCapacity(contents.frontends.count)
-        for f in contents.frontends { fids[f.key] = f.id }
-        frontendIDs = fids
         frontendWinner = sc.frontends.mapValues { $0.precedence.name }
         policyClaimed = Set(sc.lrpClaims.keys).union(sc.bpClaims.keys)
 
@@ -144,8 +171,12 @@ public struct IncrementalCompiler: Sendable {
         }
         var seen = Set<FrontendKey>()
         for (key, rule) in plan.frontends where frontendWinner[key] == plan.name && seen.insert(key).inserted {
-            let r = ImageRecords.frontend(Frontend(key: key, id: frontendIDs[key] ?? 0, rules: [rule]))
+            let r = ImageRecords.frontend(Frontend(key: key, id: frontendSpace[key] ?? 0, rules: [rule]))
             tables[.frontends, default: [:]][r.key] = r.value
+        }
+        for v in plan.vips where vipWinner[v.address] == plan.name {
+            let r = ImageRecords.vip(v)
+            tables[.vips, default: [:]][r.key] = r.value
         }
     }
 
@@ -157,9 +188,6 @@ public struct IncrementalCompiler: Sendable {
 
     /// Why a re-planned service cannot be followed incrementally, if it cannot.
     func obstacle(_ old: ServicePlan, _ new: ServicePlan) -> String? {
-        if old.frontends.map(\.0) != new.frontends.map(\.0) || old.vips != new.vips || old.groups != new.groups {
-            return "\(new.name): its frontends changed"
-        }
         if !old.otherNodes.isEmpty || !new.otherNodes.isEmpty { return "\(new.name): an endpoint names a node with no Node object" }
         for s in old.sets + new.sets {
             switch s.scope {
@@ -176,34 +204,70 @@ public struct IncrementalCompiler: Sendable {
 
     /// Applies changed EndpointSlices (nil: deleted) and returns the records to write.
     public mutating func apply(endpointSlices changes: [(namespace: String, name: String, slice: EndpointSlice?)]) -> Outcome {
+        apply(changes.map { c in
+            ObjectChange(kind: "EndpointSlice", namespace: c.namespace, name: c.name, objects: c.slice.map { s in
+                var one = Snapshot()
+                one.endpointSlices = [s]
+                return one
+            })
+        })
+    }
+
+    /// Applies changed objects and returns the records to write. EndpointSlices and Services are
+    /// followed, and Pods while no policy selects any; anything else needs a full compile.
+    public mutating func apply(_ changes: [ObjectChange]) -> Outcome {
         var affected = Set<ServiceRef>()
+        /// Services changed in this batch, with what they were before it.
+        var changedServices: [ServiceRef: Service?] = [:]
         for c in changes {
             let key = ServiceRef(namespace: c.namespace, name: c.name)
-            if let old = slices[key], let svc = old.serviceName, !svc.isEmpty {
-                let ref = ServiceRef(namespace: c.namespace, name: svc)
-                affected.insert(ref)
-                slicesOfService[ref]?.remove(key)
+            switch c.kind {
+            case "EndpointSlice":
+                if let old = slices[key], let svc = old.serviceName, !svc.isEmpty {
+                    let ref = ServiceRef(namespace: c.namespace, name: svc)
+                    affected.insert(ref)
+                    slicesOfService[ref]?.remove(key)
+                }
+                let new = c.objects?.endpointSlices.first
+                if let new, let svc = new.serviceName, !svc.isEmpty {
+                    let ref = ServiceRef(namespace: c.namespace, name: svc)
+                    affected.insert(ref)
+                    slicesOfService[ref, default: []].insert(key)
+                }
+                slices[key] = new
+            case "Service":
+                if policyServices.contains(key) { return .needsFullCompile("Service \(c.namespace)/\(c.name): a policy names it") }
+                if changedServices[key] == nil { changedServices[key] = .some(services[key]) }
+                services[key] = c.objects?.services.first
+                affected.insert(key)
+            case "Pod" where !hasPolicies:
+                continue
+            default:
+                return .needsFullCompile("\(c.kind) \(c.namespace.isEmpty ? "" : c.namespace + "/")\(c.name) changed")
             }
-            if let new = c.slice, let svc = new.serviceName, !svc.isEmpty {
-                let ref = ServiceRef(namespace: c.namespace, name: svc)
-                affected.insert(ref)
-                slicesOfService[ref, default: []].insert(key)
-            }
-            slices[key] = c.slice
         }
         var replanned: [(ref: ServiceRef, old: ServicePlan, new: ServicePlan)] = []
+        // The records the replanned services had, taken before anything they were written with
+        // (ids, winners, the backend registry) changes.
+        var before: [ImageTable: RecordTable] = [:]
         for ref in affected.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
+            if let previous = changedServices[ref] {
+                switch replanService(ref, name: "\(ref.namespace)/\(ref.name)", previous: previous, before: &before) {
+                case .failure(let o): return .needsFullCompile(o.reason)
+                case .success(let r?): replanned.append(r)
+                case .success(nil): break
+                }
+                continue
+            }
             guard let svc = services[ref], let (old, groupIDs) = plans[ref], old.info != nil else { continue }
-            let mine = (slicesOfService[ref] ?? []).compactMap { slices[$0] }.sorted { $0.meta.name < $1.meta.name }
-            let new = ServiceCompiler.plan(svc, serviceIDs: serviceIDs, groupIDs: groupIDs[...], slices: [ref: mine],
+            let new = ServiceCompiler.plan(svc, serviceIDs: serviceIDs, groupIDs: groupIDs[...], slices: [ref: slicesOf(ref)],
                                            ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames)
             if let reason = obstacle(old, new) { return .needsFullCompile(reason) }
+            records(old, into: &before)
             replanned.append((ref, old, new))
         }
         if replanned.isEmpty { return .delta(RecordDelta()) }
 
-        var before: [ImageTable: RecordTable] = [:]
-        for r in replanned { records(r.old, into: &before) }
         var touched = Set<BackendIdentity>()
         for r in replanned {
             touched.formUnion(r.old.endpoints)
@@ -253,7 +317,7 @@ public struct IncrementalCompiler: Sendable {
         var after: [ImageTable: RecordTable] = [:]
         for r in replanned {
             records(r.new, into: &after)
-            plans[r.ref] = (r.new, plans[r.ref]?.groupIDs ?? [])
+            if services[r.ref] != nil { plans[r.ref] = (r.new, plans[r.ref]?.groupIDs ?? []) }
         }
         delta.merge(ImageRecords.delta(from: before, to: after))
         return .delta(delta)

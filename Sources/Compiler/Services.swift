@@ -35,6 +35,8 @@ struct ServiceCompiler {
     /// compile (IncrementalCompiler): it recompiles one service by planning it again.
     var retainPlans = false
     var retained: [(service: Service, plan: ServicePlan, groupIDs: [UInt32])] = []
+    /// Every service's id (skipped ones too), kept with the plans.
+    var retainedServiceIDs: [String: UInt32] = [:]
 
     mutating func internNode(_ name: String) -> Int32 {
         if let i = nodeIndexByName[name] { return i }
@@ -138,14 +140,9 @@ struct ServiceCompiler {
         groupOffsets.reserveCapacity(ordered.count + 1)
         for svc in ordered {
             groupOffsets.append(groupIdentities.count)
-            guard ServiceCompiler.skipReason(svc) == nil else { continue }
-            for port in svc.ports where port.proto.transport != nil {
-                for ip in svc.clusterIPs {
-                    let g = GroupIdentity(namespace: svc.meta.namespace, name: svc.meta.name, port: port.name,
-                                          proto: port.proto.rawValue, family: ip.family.rawValue)
-                    groupIdentities.append(g)
-                    groupHashes.append(g.stableHash)
-                }
+            for g in ServiceCompiler.groupIdentities(svc) {
+                groupIdentities.append(g)
+                groupHashes.append(g.stableHash)
             }
         }
         groupOffsets.append(groupIdentities.count)
@@ -167,6 +164,7 @@ struct ServiceCompiler {
         endpointNodes.reserveCapacity(endpointCount)
         for plan in plans { apply(plan) }
         if retainPlans {
+            retainedServiceIDs = serviceIDs
             retained = ordered.indices.map { (ordered[$0], plans[$0], Array(groupIDs[offsets[$0]..<offsets[$0 + 1]])) }
         }
     }
@@ -204,7 +202,7 @@ struct ServiceCompiler {
     }
 
     /// A backend group's identity: `group/<namespace>/<name>/<port name>/<protocol>/<family>`.
-    struct GroupIdentity: Comparable, Sendable {
+    struct GroupIdentity: Hashable, Comparable, Sendable {
         var namespace: String
         var name: String
         var port: String
@@ -217,6 +215,23 @@ struct ServiceCompiler {
             (a.namespace, a.name, a.port, a.proto, a.family) < (b.namespace, b.name, b.port, b.proto, b.family)
         }
     }
+
+    /// A service's groups, in the order its plan walks them (ports in spec order, then cluster IPs):
+    /// the order group ids are handed to `plan` in.
+    static func groupIdentities(_ svc: Service) -> [GroupIdentity] {
+        guard skipReason(svc) == nil else { return [] }
+        var out: [GroupIdentity] = []
+        for port in svc.ports where port.proto.transport != nil {
+            for ip in svc.clusterIPs {
+                out.append(GroupIdentity(namespace: svc.meta.namespace, name: svc.meta.name, port: port.name,
+                                         proto: port.proto.rawValue, family: ip.family.rawValue))
+            }
+        }
+        return out
+    }
+
+    /// The hash a service's id derives from.
+    static func serviceHash(_ namespace: String, _ name: String) -> UInt32 { StableID.hash(parts: "service/", namespace, "/", name) }
 
     static func skipReason(_ svc: Service) -> String? {
         if svc.type == .externalName { return "type ExternalName" }

@@ -81,12 +81,15 @@ public struct KindStore: Sendable {
 }
 
 extension KindStore {
+    /// The name an object of a store is compiled (and its diagnostics reported) under.
+    public static func manifestPath(_ kind: String, _ key: Key) -> String { "\(kind)/\(key.namespace)/\(key.name).json" }
+
     /// Every object of these stores as manifests, in a stable order (the compiler's input).
     public static func manifests(_ stores: [KindStore]) -> [(path: String, bytes: [UInt8])] {
         var out: [(path: String, bytes: [UInt8])] = []
         for store in stores.sorted(by: { $0.kind < $1.kind }) {
             for key in store.objects.keys.sorted() {
-                if let bytes = store.objects[key] { out.append(("\(store.kind)/\(key.namespace)/\(key.name).json", bytes)) }
+                if let bytes = store.objects[key] { out.append((manifestPath(store.kind, key), bytes)) }
             }
         }
         return out

@@ -12,6 +12,9 @@ public protocol ReflectorSink: Sendable {
     func changed(_ kind: String, keys: Set<KindStore.Key>, listed: Bool)
     /// A request failed or a response was refused (`KubeError.label`).
     func apiError(kind: String, reason: String)
+    /// A watch event changed nothing kept (a kubelet's status update of a trimmed kind, an object
+    /// sent again): dropped after `seconds` from its line being received.
+    func dropped(kind: String, name: String, seconds: Double)
 }
 
 /// One reflector per kind, as client-go's: list (paged), then watch from the list's
@@ -61,10 +64,9 @@ public struct Reflector: Sendable {
             do {
                 if relist {
                     let (items, rv) = try await client.list(r)
-                    // Pods are kept trimmed to what the compiler reads.
-                    let isPod = r.kind == "Pod"
+                    // Pods and Nodes are kept trimmed to what the compiler reads.
                     let kept = items.map { item -> (key: KindStore.Key, object: [UInt8]) in
-                        (KindStore.Key(namespace: item.namespace, name: item.name), isPod ? trimPodJSON(item.object) : item.object)
+                        (KindStore.Key(namespace: item.namespace, name: item.name), trimmedJSON(item.object, kind: r.kind))
                     }
                     let keys = sink.withStores { $0[r.kind]?.replace(items: kept, resourceVersion: rv) } ?? []
                     sink.changed(r.kind, keys: keys, listed: true)
@@ -83,13 +85,20 @@ public struct Reflector: Sendable {
                     events += 1
                     goneWithoutProgress = false
                     var event = received
-                    if r.kind == "Pod" && event.type != .bookmark { event.object = trimPodJSON(event.object) }
+                    if event.type != .bookmark { event.object = trimmedJSON(event.object, kind: r.kind) }
                     let (next, moved) = sink.withStores { s -> (KindStore.Next, Bool) in
                         let before = s[r.kind]?.generation ?? 0
                         let n = s[r.kind]?.apply(event) ?? .relist
                         return (n, (s[r.kind]?.generation ?? 0) != before)
                     }
-                    if moved, let name = event.name { sink.changed(r.kind, keys: [KindStore.Key(namespace: event.namespace, name: name)], listed: false) }
+                    if let name = event.name {
+                        if moved {
+                            sink.changed(r.kind, keys: [KindStore.Key(namespace: event.namespace, name: name)], listed: false)
+                        } else if event.type == .added || event.type == .modified {
+                            let qualified = event.namespace.isEmpty ? name : "\(event.namespace)/\(name)"
+                            sink.dropped(kind: r.kind, name: qualified, seconds: (ContinuousClock.now - event.received).inSeconds)
+                        }
+                    }
                     if next == .relist {
                         relist = true
                         return false

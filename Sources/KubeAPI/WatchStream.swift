@@ -19,6 +19,8 @@ public struct WatchStream: Sendable {
         public var name: String?
         /// ERROR: the Status (code, reason, message).
         public var status: WireStatus?
+        /// When its line was complete: what the watcher's per-event costs are measured from.
+        public var received: ContinuousClock.Instant = .now
     }
 
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -89,6 +91,7 @@ public struct WatchStream: Sendable {
     }
 
     func event(_ line: [UInt8]) throws(Failure) -> Event {
+        let received = ContinuousClock.now
         let raw: RawWatchEvent
         do {
             raw = try RawWatchEvent.parse(line, expecting: expecting, maxObjectBytes: maxObjectBytes)
@@ -99,6 +102,6 @@ public struct WatchStream: Sendable {
             throw Failure(description: "unknown watch event type \"\(raw.type.prefix(40))\"", problem: .malformed)
         }
         return Event(type: type, object: raw.object, resourceVersion: raw.resourceVersion, code: raw.code, namespace: raw.namespace, name: raw.name,
-                     status: raw.status)
+                     status: raw.status, received: received)
     }
 }

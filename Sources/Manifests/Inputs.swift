@@ -59,30 +59,7 @@ public struct InputLoader {
     /// split into documents and List items (ManifestSplitter); the pieces are parsed and decoded
     /// on every core, then merged in input order, so results never depend on scheduling.
     public static func load(contents: [(path: String, bytes: [UInt8])]) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        var chunks: [(file: Int, chunk: ManifestChunk)] = []
-        for (i, (path, bytes)) in contents.enumerated() {
-            for c in ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) {
-                chunks.append((i, c))
-            }
-        }
-        let pieces = chunks
-        let results = parallelMap(pieces.count) { i -> ChunkDecoder in
-            let (f, chunk) = pieces[i]
-            var decoder = ChunkDecoder(chunk: chunk)
-            let file = contents[f].bytes
-            if let items = chunk.excluded {
-                // A List's own members, its items cut out (they are chunks of their own); the
-                // items blanked instead, keeping every position, only to report a problem.
-                decoder.decode(Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]),
-                               positions: { ManifestSplitter.blank(file, chunk.range, except: items) })
-            } else {
-                decoder.decode(Array(file[chunk.range]))
-            }
-            return decoder
-        }
-        var builder = SnapshotBuilder()
-        for r in results { builder.merge(r) }
-        return try builder.finish()
+        try snapshot(of: decodeEach(contents))
     }
 }
 

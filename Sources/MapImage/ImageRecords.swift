@@ -12,6 +12,13 @@ public enum ImageRecords {
         return (k, v)
     }
 
+    public static func vip(_ v: VIP) -> (key: [UInt8], value: [UInt8]) {
+        var k: [UInt8] = [], v2: [UInt8] = []
+        RecordEncoder.addrKey(v.address, &k)
+        RecordEncoder.vipValue(v, &v2)
+        return (k, v2)
+    }
+
     public static func backend(_ b: Backend) -> (key: [UInt8], value: [UInt8]) {
         var k: [UInt8] = [], v: [UInt8] = []
         RecordEncoder.idKey(b.id, &k)

@@ -102,6 +102,8 @@ public final class ApiWatcher: Sendable {
         var owedCompiler: IncrementalCompiler?
         // The next full compile is the retry of a failed delta.
         var retryingFull = false
+        // Every object as last decoded: a change decodes only what changed, a full compile nothing.
+        var objects = DecodedObjects()
         while !shouldStop() {
             // Checking: a verification whose objects are still the live ones confirms them.
             if let v = verification, let done = v.result.result {
@@ -145,12 +147,12 @@ public final class ApiWatcher: Sendable {
             guard hasDirty || forceFull, listed == everything else {
                 // Quiet: start a verification of incremental syncs once changes have settled.
                 if unverified, verification == nil, clock.now - lastIncrementalSync > verifyAfter {
-                    let manifests = stores.withLock { KindStore.manifests(Array($0.values)) }
+                    let input = try? objects.snapshot()
                     let options = self.options
                     let result = VerificationResult()
                     let bell = doorbell
                     Task.detached(priority: .background) {
-                        if let (snapshot, diagnostics) = try? InputLoader.load(contents: manifests) {
+                        if let (snapshot, diagnostics) = input {
                             result.set(ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diagnostics, options: options.compile).contents))
                         } else {
                             result.set(nil)
@@ -171,26 +173,33 @@ public final class ApiWatcher: Sendable {
                 w.since = nil
                 return d
             }
-            let changes = dirty.values.reduce(0) { $0 + $1.count }
+            let pending = stores.withLock { objects.pending(dirty, in: $0) }
+            let wantFull = forceFull
+            // Nothing changed that was not already decoded (a relist that changed nothing): no
+            // sync, unless one is owed or no image was made yet.
+            if pending.isEmpty, !wantFull, incremental != nil { continue }
+            let syncStart = clock.now
+            let changed = objects.update(pending)
+            let decoded = clock.now
+            let changes = changed.count
+            let kinds = Set(changed.map(\.kind)).sorted().joined(separator: ",")
             lastSync = clock.now
             syncs += 1
             // A forced full compile (a verification that failed, a retry owed a whole image) never
             // goes the incremental way, even with no change pending.
-            let wantFull = forceFull
             forceFull = false
-            let syncStart = clock.now
-            if !wantFull, let deltaSink, let hasPolicies = incremental?.hasPolicies, let slices = incrementalChanges(dirty, hasPolicies: hasPolicies),
-               var compiler = incremental {
-                let decoded = clock.now
+            let objectChanges = changed.compactMap(\.objectChange)
+            if !wantFull, let deltaSink, objectChanges.count == changed.count, var compiler = incremental {
                 // The only reference: the compiler's tables are changed in place, not copied.
                 incremental = nil
-                switch compiler.apply(endpointSlices: slices.changes) {
+                switch compiler.apply(objectChanges) {
                 case .delta(let delta):
                     incremental = compiler
                     func ms(_ d: Duration) -> String { String(format: "%.3f", d.inSeconds * 1e3) }
                     let phases = "waited \(ms(syncStart - firstChange)), decode \(ms(decoded - syncStart)), compile \(ms(clock.now - decoded))"
-                    let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices.decoded,
-                                                phases: phases)
+                    let slices = objectChanges.compactMap { $0.objects?.endpointSlices.first }
+                    let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices,
+                                                phases: phases, kinds: kinds)
                     if case .failed = sync.outcome {
                         incremental = nil
                         unverified = false
@@ -204,10 +213,9 @@ public final class ApiWatcher: Sendable {
                     logger.info("full compile", metadata: ["reason": "\(reason)"])
                 }
             }
-            let manifests = stores.withLock { KindStore.manifests(Array($0.values)) }
             var next: IncrementalCompiler?
-            let sync = pipeline.sync(changes: changes, retrying: retryingFull, load: { () throws(CompileFailure) in
-                try InputLoader.load(contents: manifests)
+            let sync = pipeline.sync(changes: changes, retrying: retryingFull, since: firstChange, kinds: kinds, load: { () throws(CompileFailure) in
+                try objects.snapshot()
             }, compile: { snapshot, diagnostics, options in
                 let (result, compiler) = Compiler.compileIncrementally(snapshot, inputDiagnostics: diagnostics, options: options)
                 next = compiler
@@ -231,37 +239,6 @@ public final class ApiWatcher: Sendable {
     /// A full compile after these many quiet seconds checks incremental syncs.
     var verifyAfter: Duration { .seconds(1) }
 
-    /// The changed EndpointSlices decoded, when every change is one the incremental compiler
-    /// follows: slices, and Pods while no policy reads them. Nil: a full compile is due.
-    func incrementalChanges(_ dirty: [String: Set<KindStore.Key>], hasPolicies: Bool)
-        -> (changes: [(namespace: String, name: String, slice: EndpointSlice?)], decoded: [EndpointSlice])? {
-        for kind in dirty.keys where kind != "EndpointSlice" {
-            if kind == "Pod" && !hasPolicies { continue }
-            return nil
-        }
-        let keys = (dirty["EndpointSlice"] ?? []).sorted()
-        let objects = stores.withLock { s in keys.map { s["EndpointSlice"]?.objects[$0] } }
-        // Decoded together: one pass of the loader over every core.
-        var contents: [(path: String, bytes: [UInt8])] = []
-        for (key, bytes) in zip(keys, objects) {
-            if let bytes { contents.append(("EndpointSlice/\(key.namespace)/\(key.name).json", bytes)) }
-        }
-        // An object that does not decode cleanly goes through the full compile, which reports it.
-        guard let (snapshot, diagnostics) = try? InputLoader.load(contents: contents),
-              !diagnostics.contains(where: { $0.severity == .error }), snapshot.endpointSlices.count == contents.count else { return nil }
-        var byKey: [KindStore.Key: EndpointSlice] = [:]
-        for slice in snapshot.endpointSlices { byKey[KindStore.Key(namespace: slice.meta.namespace, name: slice.meta.name)] = slice }
-        var out: [(namespace: String, name: String, slice: EndpointSlice?)] = []
-        for (key, bytes) in zip(keys, objects) {
-            if bytes == nil {
-                out.append((key.namespace, key.name, nil))
-            } else {
-                guard let slice = byKey[key] else { return nil }
-                out.append((key.namespace, key.name, slice))
-            }
-        }
-        return (out, snapshot.endpointSlices)
-    }
 }
 
 /// The reflectors' view of the watcher: its stores, its wake-ups, its error counter.
@@ -278,6 +255,12 @@ struct ReflectorFeed: ReflectorSink {
 
     func apiError(kind: String, reason: String) {
         watcher.metrics?.apiError(kind: kind, reason: reason)
+    }
+
+    func dropped(kind: String, name: String, seconds: Double) {
+        watcher.metrics?.droppedEvent(kind: kind)
+        watcher.logger.debug("event dropped: nothing the compiler reads changed",
+                             metadata: ["kind": "\(kind)", "name": "\(name)", "event_to_drop_ms": "\(String(format: "%.3f", seconds * 1e3))"])
     }
 }
 

@@ -140,6 +140,12 @@ public final class WatchMetrics: Sendable {
                    labels: [("kind", kind), ("reason", reason)]).increment()
     }
 
+    /// A watch event that changed nothing the compiler reads, dropped without a compile.
+    public func droppedEvent(kind: String) {
+        apiCounter("events_dropped", help: "Watch events that changed nothing the compiler reads (status heartbeats of Nodes and Pods, objects sent again), dropped without a compile.",
+                   labels: [("kind", kind)]).increment()
+    }
+
     /// A request to the API server (verb: list for each page, watch).
     public func apiRequest(kind: String, verb: String) {
         apiCounter("requests", help: "Requests to the API server, by kind and verb (list counts pages).",

@@ -64,12 +64,18 @@ public final class ImagePipeline: Sendable {
 
     /// One compile of what `load` reads, delivered when it differs from the last delivered image.
     /// `retrying`: this compile is the retry of a failed delta (it counts as a retry).
-    public func sync(changes: Int, retrying: Bool = false, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
+    /// `since`: when the oldest change it compiles was received (logged as event_to_live_ms with
+    /// the changed `kinds`).
+    public func sync(changes: Int, retrying: Bool = false, since: ContinuousClock.Instant? = nil, kinds: String = "",
+                     load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
                      compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult = { Compiler.compile($0, inputDiagnostics: $1, options: $2) })
         -> WatchSync {
         var compiled: Snapshot?
         let start = ContinuousClock.now
-        let result = attempt(changes: changes, retrying: retrying, load: load, compile: compile, compiled: &compiled, start: start)
+        var context: Logger.Metadata = [:]
+        if !kinds.isEmpty { context["kinds"] = "\(kinds)" }
+        let result = attempt(changes: changes, retrying: retrying, load: load, compile: compile, compiled: &compiled, start: start,
+                             since: since, context: context)
         metrics?.record(result, snapshot: compiled)
         return result
     }
@@ -116,7 +122,7 @@ public final class ImagePipeline: Sendable {
     /// Writes an incremental compile's records. The live image then has no known digest until a
     /// full compile confirms it (`adopt`).
     func deliver(delta: RecordDelta, to sink: any IncrementalSink, changes: Int, since start: ContinuousClock.Instant,
-                 slices: [EndpointSlice], phases: String = "") -> WatchSync {
+                 slices: [EndpointSlice], phases: String = "", kinds: String = "") -> WatchSync {
         func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         let result: WatchSync
         if delta.isEmpty {
@@ -130,7 +136,7 @@ public final class ImagePipeline: Sendable {
                 settled()
                 let written = delta.summary.map { "\($0.key) +\($0.value.written) -\($0.value.deleted)" }.sorted().joined(separator: ", ")
                 result = WatchSync(outcome: .delivered(digest: ""), changes: changes, seconds: seconds(), incremental: true)
-                logger.info("records delivered", metadata: ["records": "\(written)", "changes": "\(changes)", "to": "\(what)",
+                logger.info("records delivered", metadata: ["records": "\(written)", "changes": "\(changes)", "to": "\(what)", "kinds": "\(kinds)",
                                                             "event_to_live_ms": "\(String(format: "%.3f", result.seconds * 1000))",
                                                             "phases_ms": "\(phases), write \(String(format: "%.3f", writeTime.inSeconds * 1e3))"])
             } catch {
@@ -186,7 +192,7 @@ public final class ImagePipeline: Sendable {
     }
 
     private func deliver(_ bytes: [UInt8], digest: String, snapshot: Snapshot?, changes: Int, start: ContinuousClock.Instant,
-                         retrying: Bool) -> WatchSync {
+                         retrying: Bool, since: ContinuousClock.Instant? = nil, context: Logger.Metadata = [:]) -> WatchSync {
         func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         let retry = retrying ? owing.withLock { o -> Int in o.retries += 1; return o.retries } : 0
         if retrying { metrics?.recordDeliveryRetry() }
@@ -194,7 +200,8 @@ public final class ImagePipeline: Sendable {
             let what = try sink.deliver(bytes, digest: digest)
             lastDigest.withLock { $0 = digest }
             settled()
-            var metadata: Logger.Metadata = ["sha256": "\(digest)", "changes": "\(changes)", "to": "\(what)"]
+            var metadata: Logger.Metadata = context.merging(["sha256": "\(digest)", "changes": "\(changes)", "to": "\(what)"]) { $1 }
+            if let since { metadata["event_to_live_ms"] = "\(String(format: "%.3f", (ContinuousClock.now - since).inSeconds * 1e3))" }
             if retry > 0 { metadata["retries"] = "\(retry)" }
             logger.info("image delivered", metadata: metadata)
             return WatchSync(outcome: .delivered(digest: digest), changes: changes, seconds: seconds(), retry: retry)
@@ -220,7 +227,7 @@ public final class ImagePipeline: Sendable {
 
     private func attempt(changes: Int, retrying: Bool, load: () throws(CompileFailure) -> (Snapshot, [Diagnostic]),
                          compile: (Snapshot, [Diagnostic], CompileOptions) -> CompileResult, compiled: inout Snapshot?,
-                         start: ContinuousClock.Instant) -> WatchSync {
+                         start: ContinuousClock.Instant, since: ContinuousClock.Instant?, context: Logger.Metadata) -> WatchSync {
         func seconds() -> Double { (ContinuousClock.now - start).inSeconds }
         func failed(_ count: Int, _ text: String) -> WatchSync {
             // A compile failure delivers nothing: what is owed stays owed (the last good image),
@@ -255,7 +262,8 @@ public final class ImagePipeline: Sendable {
             logger.debug("unchanged", metadata: ["sha256": "\(digest)", "changes": "\(changes)"])
             return WatchSync(outcome: .unchanged(digest: digest), changes: changes, seconds: seconds())
         }
-        return deliver(bytes, digest: digest, snapshot: compiled, changes: changes, start: start, retrying: retrying)
+        return deliver(bytes, digest: digest, snapshot: compiled, changes: changes, start: start, retrying: retrying, since: since,
+                       context: context)
     }
 }
 

@@ -3,8 +3,8 @@ import KubeAPI
 /// `balancer snapshot`: the cluster's objects the compiler reads, listed once and written as one
 /// YAML file that `balancer compile` reads — the bridge to air-gapped hosts and GitOps
 /// repositories. The file is a `kind: List` whose items are flow mappings (each item's JSON, which
-/// YAML reads as is), one per line so that a diff of two snapshots shows changed objects; Pods are
-/// trimmed as the watcher trims them. Every page is checked as the watcher checks it (KubeClient):
+/// YAML reads as is), one per line so that a diff of two snapshots shows changed objects; Pods and
+/// Nodes are trimmed as the watcher trims them (so a kubelet's heartbeat does not show in a diff). Every page is checked as the watcher checks it (KubeClient):
 /// a wrong or oversize response fails the snapshot, naming the kind, the path and what was wrong.
 public enum ClusterSnapshot {
     public static func take(client: KubeClient, resources: [KubeResource] = KubeResource.all) async throws -> (yaml: [UInt8], counts: [String: Int]) {
@@ -22,7 +22,7 @@ public enum ClusterSnapshot {
             }
             counts[r.kind] = items.count
             for item in items.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
-                out += Array("- ".utf8) + (r.kind == "Pod" ? trimPodJSON(item.object) : item.object) + [UInt8(ascii: "\n")]
+                out += Array("- ".utf8) + trimmedJSON(item.object, kind: r.kind) + [UInt8(ascii: "\n")]
             }
         }
         if counts.values.allSatisfy({ $0 == 0 }) { out = Array("apiVersion: v1\nkind: List\nitems: []\n".utf8) }

@@ -33,6 +33,9 @@ struct ChangingCluster {
 
     var rng: SplitMix
     var slices: [String: SliceSpec] = [:]
+    /// Services by "ns/name" as JSON: the fixed ones, and those `changeService` adds and changes.
+    var serviceJSON: [String: String] = [:]
+    var serviceCounter = 0
     var sliceCounter = 0
     let nodes = ["n0": "a", "n1": "a", "n2": "b", "n3": "b"]
 
@@ -53,6 +56,7 @@ struct ChangingCluster {
 
     init(seed: UInt64) {
         rng = SplitMix(state: seed)
+        for s in ChangingCluster.services { serviceJSON["\(s.ns)/\(s.name)"] = s.json }
         for s in ChangingCluster.services {
             for _ in 0..<(1 + rng.int(2)) { addSlice(s.ns, s.name, ipv6: false, ports: s.ports) }
             if s.v6 { addSlice(s.ns, s.name, ipv6: true, ports: s.ports) }
@@ -153,7 +157,7 @@ struct ChangingCluster {
             let ip = "10.0.0.\(Int(name.dropFirst())! + 1)"
             out.append(("Node/\(name).json", Array(#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"\#(name)","labels":{"topology.kubernetes.io/zone":"\#(zone)"}},"status":{"addresses":[{"type":"InternalIP","address":"\#(ip)"}]}}"#.utf8)))
         }
-        for s in ChangingCluster.services { out.append(("Service/\(s.ns)/\(s.name).json", Array(s.json.utf8))) }
+        for key in serviceJSON.keys.sorted() { out.append(("Service/\(key).json", Array(serviceJSON[key]!.utf8))) }
         for key in slices.keys.sorted() { out.append(("EndpointSlice/\(key).json", Array(ChangingCluster.json(slices[key]!).utf8))) }
         return out
     }
@@ -163,6 +167,57 @@ struct ChangingCluster {
         guard let s = slices[key] else { return (parts[0], parts[1], nil) }
         let (snapshot, _) = try InputLoader.load(contents: [("EndpointSlice/\(key).json", Array(ChangingCluster.json(s).utf8))])
         return (parts[0], parts[1], snapshot.endpointSlices.first)
+    }
+}
+
+extension ChangingCluster {
+    /// One random Service change (added, changed, deleted); returns what changed (kind, "ns/name").
+    /// Added services get slices of their own; some changes collide with another service's
+    /// address (the incremental compiler must hand over to a full compile then).
+    mutating func changeService() -> [(kind: String, key: String)] {
+        let added = serviceJSON.keys.filter { $0.hasPrefix("default/svc-") }.sorted()
+        if added.isEmpty || rng.chance(0.4) {
+            serviceCounter += 1
+            let name = "svc-\(serviceCounter)"
+            serviceJSON["default/\(name)"] = randomService(name)
+            var out = [(kind: "Service", key: "default/\(name)")]
+            for _ in 0..<rng.int(2) {
+                out.append(("EndpointSlice", addSlice("default", name, ipv6: false, ports: [("http", 8080, "TCP"), ("dns", 5353, "UDP")])))
+            }
+            return out
+        }
+        let key = added[rng.int(added.count)]
+        if rng.chance(0.3) {
+            serviceJSON[key] = nil
+        } else {
+            serviceJSON[key] = randomService(String(key.dropFirst("default/".count)))
+        }
+        return [("Service", key)]
+    }
+
+    mutating func randomService(_ name: String) -> String {
+        let n = Int(name.dropFirst(4)) ?? 0
+        var ports: [String] = []
+        let type = ["ClusterIP", "NodePort", "LoadBalancer"][rng.int(3)]
+        func nodePort(_ k: Int) -> String { type == "ClusterIP" ? "" : #","nodePort":\#(30000 + 2 * n + k)"# }
+        if rng.chance(0.8) { ports.append(#"{"name":"http","port":\#([80, 8080][rng.int(2)]),"protocol":"TCP","targetPort":8080\#(nodePort(0))}"#) }
+        if ports.isEmpty || rng.chance(0.4) { ports.append(#"{"name":"dns","port":53,"protocol":"UDP","targetPort":5353\#(nodePort(1))}"#) }
+        // Mostly an address of its own; now and then one another service has (a conflict).
+        let ip = rng.chance(0.05) ? "10.96.0.\(10 + rng.int(6))" : "10.96.1.\(n % 250)"
+        let external = rng.chance(0.3) ? #","externalIPs":["192.0.2.\#(rng.chance(0.1) ? 1 : n % 250)"]"# : ""
+        let labels = rng.chance(0.1) ? #","labels":{"service.kubernetes.io/service-proxy-name":"other"}"# : ""
+        let affinity = rng.chance(0.3) ? #","sessionAffinity":"ClientIP""# : ""
+        let ingress = type == "LoadBalancer" ? #","status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.\#(n % 250)"}]}}"# : ""
+        return #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"\#(name)","namespace":"default"\#(labels)},"spec":{"type":"\#(type)","clusterIP":"\#(ip)","clusterIPs":["\#(ip)"]\#(external)\#(affinity),"ports":[\#(ports.joined(separator: ","))]}\#(ingress)}"#
+    }
+
+    /// The change of a Service or EndpointSlice as a watcher hands it over.
+    func objectChange(kind: String, _ key: String) throws -> ObjectChange {
+        let parts = key.split(separator: "/").map(String.init)
+        let json: String? = kind == "Service" ? serviceJSON[key] : slices[key].map(ChangingCluster.json)
+        guard let json else { return ObjectChange(kind: kind, namespace: parts[0], name: parts[1], objects: nil) }
+        let (snapshot, _) = try InputLoader.load(contents: [("\(kind)/\(key).json", Array(json.utf8))])
+        return ObjectChange(kind: kind, namespace: parts[0], name: parts[1], objects: snapshot)
     }
 }
 
@@ -210,6 +265,54 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         }
         // Most changes are followed incrementally; the hand-overs are the "ghost" node cases.
         #expect(incremental > 150, "only \(incremental) of 250 changes were incremental (\(handedOver) handed over, \(nilSteps) without an incremental compiler)")
+    }
+
+    /// Services added, changed and deleted among slice changes (one at a time and in batches):
+    /// each delta gives exactly the tables of a full compile; conflicts hand over.
+    @Test(arguments: [UInt64(11), 12, 13, 14])
+    func serviceChangesEqualFullCompiles(seed: UInt64) throws {
+        var cluster = ChangingCluster(seed: seed)
+        var (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
+        var (_, maybe) = Compiler.compileIncrementally(snapshot)
+        var tables = try imageTables(Compiler.compile(snapshot).contents)
+        var incremental = 0, handedOver: [String] = []
+        for step in 0..<300 {
+            var changes: [ObjectChange] = []
+            for _ in 0..<(step % 5 == 0 ? 3 : 1) {
+                if cluster.rng.chance(0.6) {
+                    for c in cluster.changeService() { changes.append(try cluster.objectChange(kind: c.kind, c.key)) }
+                } else {
+                    for key in cluster.change() { changes.append(try cluster.objectChange(kind: "EndpointSlice", key)) }
+                }
+            }
+            (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
+            let full = try imageTables(Compiler.compile(snapshot).contents)
+            guard var inc = maybe else {
+                (_, maybe) = Compiler.compileIncrementally(snapshot)
+                tables = full
+                continue
+            }
+            switch inc.apply(changes) {
+            case .delta(let d):
+                for (table, records) in d.changes {
+                    for (k, v) in records { #expect(tables[table]?[k] != v, "seed \(seed) step \(step) (\(changes.map { "\($0.kind) \($0.name)" })): \(table) record written unchanged") }
+                }
+                let applied = d.applied(to: tables)
+                for table in ImageTable.allCases where applied[table] ?? [:] != full[table] ?? [:] {
+                    let a = applied[table] ?? [:], f = full[table] ?? [:]
+                    Issue.record("seed \(seed) step \(step) (\(changes.map { "\($0.kind) \($0.name)" })): \(table) differs from the full compile: \(a.count) vs \(f.count) records, \(a.filter { f[$0.key] != $0.value }.count) differ")
+                }
+                maybe = inc
+                incremental += 1
+            case .needsFullCompile(let reason):
+                handedOver.append(reason)
+                (_, maybe) = Compiler.compileIncrementally(snapshot)
+            }
+            tables = full
+        }
+        #expect(incremental > 200, "only \(incremental) of 300 steps were incremental; handed over: \(handedOver.prefix(10))")
+        // Conflicts do occur and are handed over.
+        #expect(handedOver.contains { $0.contains("also claims") }, "\(handedOver.prefix(10))")
     }
 
     /// Two backend addresses whose ids collide: the second one added, or the first one removed

@@ -1,6 +1,20 @@
 import MapImage
 
-// Node (core/v1): only its addresses.
+/// What of a Node the compiler reads: metadata's identity, labels (the zone) and annotations (an
+/// explicit node id); the addresses. Kubelets rewrite every Node's status every few seconds
+/// (heartbeats, images, allocatable): kept to this, those updates change nothing and cost no
+/// compile.
+public enum NodeFields {
+    public static let kept: FieldSelection = .object([
+        ("kind", .whole),
+        ("apiVersion", .whole),
+        ("metadata", .object([("name", .whole), ("labels", .whole), ("annotations", .whole), ("uid", .whole),
+                              ("creationTimestamp", .whole)])),
+        ("status", .object([("addresses", .whole)])),
+    ])
+}
+
+// Node (core/v1): only its addresses. Reads only what `NodeFields.kept` keeps.
 extension ObjectDecoder {
     mutating func node(_ meta: ObjectMeta, _ source: ObjectSource) -> Node {
         var addresses: [NodeAddressEntry] = []

@@ -1,9 +1,11 @@
 import MapImage
 
-/// The members of a JSON object worth keeping, and of them what: declared once for the Pod
-/// (`PodFields.kept`), the decoder below reads nothing outside it (KubeAPITests.PodTrimTests
-/// records every field the decoder looks up), and the watcher keeps Pods cut down to it
-/// (KubeAPI's trimPodJSON).
+/// The members of a JSON object worth keeping, and of them what: declared once per kind a watcher
+/// keeps trimmed (`PodFields.kept`, `NodeFields.kept`), the kind's decoder reads nothing outside it
+/// (KubeAPITests.TrimTests records every field the decoders look up), and the watcher keeps those
+/// objects cut down to it (KubeAPI's trimmedJSON). Cut down, an update that changes nothing the
+/// compiler reads (a kubelet's heartbeat, a status it rewrites) leaves the kept bytes as they were,
+/// and the watcher drops it without compiling.
 ///
 /// A struct of plain arrays rather than an indirect enum: a multi-payload enum keeps its case in
 /// the spare bits of its payload pointer, and LeakSanitizer (the fuzzers') then takes the global
@@ -37,8 +39,9 @@ public struct FieldSelection: Sendable {
 
 /// What of a Pod the compiler reads: metadata's identity, labels and deletion; the node, host
 /// network and container ports; phase, Ready and addresses. A watcher keeps every Pod of the
-/// cluster, and a Pod's managedFields, env and volumes are most of its bytes. uid and
-/// resourceVersion, which the decoder does not read, still say which object a kept Pod was.
+/// cluster, and a Pod's managedFields, env and volumes are most of its bytes. uid, which the
+/// decoder does not read, still says which object a kept Pod was; resourceVersion is not kept, as
+/// it changes with every update, also those that change nothing kept.
 public enum PodFields {
     static let container: FieldSelection = .object([("name", .whole), ("ports", .whole), ("restartPolicy", .whole)])
 
@@ -46,7 +49,7 @@ public enum PodFields {
         ("kind", .whole),
         ("apiVersion", .whole),
         ("metadata", .object([("name", .whole), ("namespace", .whole), ("labels", .whole), ("annotations", .whole),
-                              ("uid", .whole), ("resourceVersion", .whole), ("creationTimestamp", .whole),
+                              ("uid", .whole), ("creationTimestamp", .whole),
                               ("deletionTimestamp", .whole)])),
         ("spec", .object([("nodeName", .whole), ("hostNetwork", .whole),
                           ("containers", .array(container)), ("initContainers", .array(container))])),
@@ -91,5 +94,14 @@ extension ObjectDecoder {
         return Pod(meta: meta, source: source, nodeName: spec.flatMap { string($0, "nodeName") }, phase: status.flatMap { string($0, "phase") } ?? "",
                    podIPs: ips, ready: ready, terminating: terminating, hostNetwork: spec.flatMap { bool($0, "hostNetwork") } ?? false,
                    containerPorts: ports)
+    }
+}
+
+/// The fields a watcher keeps of the kinds it keeps trimmed; nil: the object is kept whole.
+public func keptFields(kind: String) -> FieldSelection? {
+    switch kind {
+    case "Pod": PodFields.kept
+    case "Node": NodeFields.kept
+    default: nil
     }
 }

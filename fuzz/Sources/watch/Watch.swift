@@ -57,11 +57,11 @@ public func fuzzWatch(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                                          maxObjectBytes: limit) {
         for item in page.items {
             check((try? ManifestReader.parseJSON(item.object, file: "item")) != nil, "a list item is not JSON: \(show(item.object))")
-            _ = trimPodJSON(item.object)
+            _ = trimmedJSON(item.object, kind: "Pod")
         }
     }
     _ = kubernetesStatusMessage(body)
-    let trimmed = trimPodJSON(body)
+    let trimmed = trimmedJSON(body, kind: "Pod")
     if trimmed != body {
         check((try? ManifestReader.parseJSON(trimmed, file: "pod")) != nil, "a trimmed Pod is not JSON: \(show(trimmed))")
     }

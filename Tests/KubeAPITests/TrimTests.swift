@@ -2,8 +2,9 @@
 @testable import Manifests
 import Testing
 
-/// Pods kept by the watcher are trimmed to what the compiler reads, and compile the same.
-@Suite struct PodTrimTests {
+/// Pods and Nodes kept by the watcher are trimmed to what the compiler reads, and compile the same;
+/// an update of nothing kept leaves the kept bytes unchanged (the watcher drops it).
+@Suite struct TrimTests {
     static let pod = #"""
     {"apiVersion":"v1","kind":"Pod","metadata":{"name":"nodelocaldns-x","namespace":"kube-system","uid":"u1","resourceVersion":"77",
     "labels":{"k8s-app":"node-local-dns"},"deletionTimestamp":"2026-01-01T00:00:00Z",
@@ -20,7 +21,7 @@ import Testing
 
     @Test func trimmedPodDecodesTheSame() throws {
         let full = Array(Self.pod.utf8)
-        let trimmed = trimPodJSON(full)
+        let trimmed = trimmedJSON(full, kind: "Pod")
         #expect(trimmed.count * 10 < full.count * 6, "\(trimmed.count) of \(full.count) bytes")
         let text = String(decoding: trimmed, as: UTF8.self)
         for gone in ["managedFields", "env", "volumes", "containerStatuses", "image"] { #expect(!text.contains("\"\(gone)\""), "\(gone)") }
@@ -32,16 +33,18 @@ import Testing
         #expect(p.ready == q.ready && p.terminating == q.terminating && p.hostNetwork == q.hostNetwork)
         #expect(p.containerPorts == q.containerPorts && q.containerPorts.count == 2)
         // Not a Pod-shaped JSON: unchanged.
-        #expect(trimPodJSON(Array("[1,2]".utf8)) == Array("[1,2]".utf8))
+        #expect(trimmedJSON(Array("[1,2]".utf8), kind: "Pod") == Array("[1,2]".utf8))
+        // A kind kept whole: unchanged.
+        #expect(trimmedJSON(full, kind: "Service") == full)
     }
 
     /// The trim, byte for byte: members in the declaration's order, lists reduced element by
     /// element, the rest dropped.
     @Test func trimmedBytes() {
-        let trimmed = String(decoding: trimPodJSON(Array(Self.pod.utf8)), as: UTF8.self)
-        #expect(trimmed == #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"nodelocaldns-x","namespace":"kube-system","labels":{"k8s-app":"node-local-dns"},"uid":"u1","resourceVersion":"77","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"nodeName":"kind-worker","hostNetwork":true,"containers":[{"name":"dns","ports":[{"name":"dns","containerPort":53,"protocol":"UDP"}]}],"initContainers":[{"name":"side","ports":[{"name":"metrics","containerPort":9253,"protocol":"TCP"}],"restartPolicy":"Always"}]},"status":{"phase":"Running","podIP":"172.18.0.3","podIPs":[{"ip":"172.18.0.3"}],"conditions":[{"type":"Ready","status":"True"}]}}"#)
+        let trimmed = String(decoding: trimmedJSON(Array(Self.pod.utf8), kind: "Pod"), as: UTF8.self)
+        #expect(trimmed == #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"nodelocaldns-x","namespace":"kube-system","labels":{"k8s-app":"node-local-dns"},"uid":"u1","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"nodeName":"kind-worker","hostNetwork":true,"containers":[{"name":"dns","ports":[{"name":"dns","containerPort":53,"protocol":"UDP"}]}],"initContainers":[{"name":"side","ports":[{"name":"metrics","containerPort":9253,"protocol":"TCP"}],"restartPolicy":"Always"}]},"status":{"phase":"Running","podIP":"172.18.0.3","podIPs":[{"ip":"172.18.0.3"}],"conditions":[{"type":"Ready","status":"True"}]}}"#)
         // Members of the wrong shape are dropped, as the decoder would find nothing in them.
-        let odd = trimPodJSON(Array(#"{"kind":"Pod","spec":[1],"status":{"conditions":{"type":"Ready"},"podIPs":7}}"#.utf8))
+        let odd = trimmedJSON(Array(#"{"kind":"Pod","spec":[1],"status":{"conditions":{"type":"Ready"},"podIPs":7}}"#.utf8), kind: "Pod")
         #expect(String(decoding: odd, as: UTF8.self) == #"{"kind":"Pod","status":{"podIPs":7}}"#)
     }
 
@@ -65,6 +68,55 @@ import Testing
         for path in lookups.paths.sorted() {
             let kept = Self.keeps(PodFields.kept, path)
             #expect(kept, "the Pod decoder reads \(path), which trimPodJSON drops: add it to PodFields.kept")
+        }
+    }
+
+    static func node(heartbeat: String, rv: String, image: String, zone: String = "a") -> String {
+        #"""
+        {"apiVersion":"v1","kind":"Node","metadata":{"name":"worker-1","uid":"n1","resourceVersion":"\#(rv)",
+        "labels":{"kubernetes.io/hostname":"worker-1","topology.kubernetes.io/zone":"\#(zone)"},
+        "annotations":{"balancing.elf.io/nodeId":"7","node.alpha.kubernetes.io/ttl":"0"},
+        "managedFields":[{"manager":"kubelet","operation":"Update","time":"\#(heartbeat)"}],"creationTimestamp":"2026-01-01T00:00:00Z"},
+        "spec":{"podCIDR":"10.244.1.0/24","providerID":"kind://docker/kind/worker-1"},
+        "status":{"addresses":[{"type":"InternalIP","address":"172.18.0.3"},{"type":"Hostname","address":"worker-1"}],
+        "allocatable":{"cpu":"8","memory":"32Gi"},"capacity":{"cpu":"8","memory":"32Gi"},
+        "conditions":[{"type":"Ready","status":"True","lastHeartbeatTime":"\#(heartbeat)","reason":"KubeletReady"}],
+        "images":[{"names":["\#(image)"],"sizeBytes":1000}],"nodeInfo":{"kubeletVersion":"v1.31.0"}}}
+        """#
+    }
+
+    /// A kubelet's status update (heartbeat, images, resourceVersion, managedFields) trims to the
+    /// same bytes; a zone change does not; the trimmed Node decodes as the whole one.
+    @Test func nodeStatusUpdatesTrimToTheSameBytes() throws {
+        let a = Array(Self.node(heartbeat: "2026-12-04T10:00:00Z", rv: "100", image: "pause:3.9").utf8)
+        let b = Array(Self.node(heartbeat: "2026-12-04T10:00:10Z", rv: "101", image: "pause:3.10").utf8)
+        let c = Array(Self.node(heartbeat: "2026-12-04T10:00:10Z", rv: "102", image: "pause:3.10", zone: "b").utf8)
+        let ta = trimmedJSON(a, kind: "Node"), tb = trimmedJSON(b, kind: "Node"), tc = trimmedJSON(c, kind: "Node")
+        #expect(a != b && ta == tb)
+        #expect(tc != tb)
+        let (full, _) = try InputLoader.load(contents: [("full.json", a)])
+        let (kept, _) = try InputLoader.load(contents: [("kept.json", ta)])
+        let n = try #require(full.nodes.first), m = try #require(kept.nodes.first)
+        #expect(n.meta.name == m.meta.name && n.meta.labels == m.meta.labels && n.meta.annotations == m.meta.annotations)
+        #expect(n.addresses == m.addresses && m.addresses.count == 1)
+    }
+
+    /// As for Pods: every field the Node decoder looks up is one `NodeFields.kept` keeps.
+    @Test func theNodeDecoderReadsOnlyKeptFields() throws {
+        let tree = try ManifestReader.parseJSON(Array(Self.node(heartbeat: "t", rv: "1", image: "i").utf8), file: "node.json")
+        let root = try #require(tree.documents.first)
+        var d = ObjectDecoder(tree: tree, root: root, object: "Node")
+        let lookups = FieldLookups()
+        d.lookups = lookups
+        let kind = d.typeString(root, "kind"), apiVersion = d.typeString(root, "apiVersion")
+        #expect(kind == "Node" && apiVersion == "v1")
+        let decodedMeta = d.meta(namespaced: false, nameRule: .dns1123Subdomain)
+        let meta = try #require(decodedMeta)
+        let node = d.node(meta, ObjectSource(file: "node.json", line: 1, column: 1))
+        #expect(d.diagnostics.isEmpty && node.addresses.count == 1)
+        #expect(lookups.paths.contains("status.addresses[].address"))
+        for path in lookups.paths.sorted() {
+            #expect(Self.keeps(NodeFields.kept, path), "the Node decoder reads \(path), which trimmedJSON drops: add it to NodeFields.kept")
         }
     }
 

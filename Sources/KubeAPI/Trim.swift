@@ -5,10 +5,13 @@ import Manifests
 import Glibc
 #endif
 
-/// A Pod reduced to what the compiler reads (`PodFields.kept`, declared next to the Pod decoder,
-/// which reads nothing else): a watcher keeps every Pod of the cluster, and a Pod's
-/// managedFields, env and volumes are most of its bytes. Other JSON is returned unchanged.
-public func trimPodJSON(_ object: [UInt8]) -> [UInt8] {
+/// An object of `kind` reduced to what the compiler reads (`keptFields(kind:)`: Pods and Nodes,
+/// declared next to their decoders, which read nothing else): a watcher keeps every Pod and Node
+/// of the cluster, most of their bytes are fields the compiler never reads, and an update of only
+/// those leaves the kept bytes unchanged. Other kinds, and JSON that is not an object, are returned
+/// unchanged.
+public func trimmedJSON(_ object: [UInt8], kind: String) -> [UInt8] {
+    guard let selection = keptFields(kind: kind) else { return object }
     var error = json_error_t()
     let root: UnsafeMutablePointer<json_t>? = object.withUnsafeBytes { raw in
         guard let base = raw.baseAddress else { return nil }
@@ -19,7 +22,7 @@ public func trimPodJSON(_ object: [UInt8]) -> [UInt8] {
         return object
     }
     defer { cjansson_decref(root) }
-    guard let out = reduced(root, PodFields.kept) else { return object }
+    guard let out = reduced(root, selection) else { return object }
     defer { cjansson_decref(out) }
     guard let dumped = json_dumps(out, Int(JSON_COMPACT)) else { return object }
     defer { free(dumped) }
