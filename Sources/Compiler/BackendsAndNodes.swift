@@ -55,7 +55,7 @@ struct NodeCatalogue {
 
     init(snapshot: Snapshot, diagnostics: inout [Diagnostic]) {
         for n in snapshot.nodes.sorted(by: { $0.meta.name < $1.meta.name }) {
-            let zone = n.meta.labels["topology.kubernetes.io/zone"] ?? n.meta.labels["failure-domain.beta.kubernetes.io/zone"]
+            let zone = Self.zone(n)
             var explicit: UInt32?
             if let s = n.meta.annotations["balancing.elf.io/nodeId"] {
                 if let v = UInt32(s), v != 0 {
@@ -80,4 +80,17 @@ struct NodeCatalogue {
     }
 
     var zoneNames: Set<String> { Set(entries.values.compactMap(\.zone)) }
+
+    static func zone(_ n: Node) -> String? {
+        n.meta.labels["topology.kubernetes.io/zone"] ?? n.meta.labels["failure-domain.beta.kubernetes.io/zone"]
+    }
+}
+
+extension NodeCatalogue.Entry {
+    /// Its record: the first InternalIP of each family, else the first address of it.
+    func imageNode(id: UInt32, zoneIDs: [String: UInt32]) -> ImageNode {
+        let v4 = addresses.first { $0.type == "InternalIP" && $0.address.isIPv4 } ?? addresses.first { $0.address.isIPv4 }
+        let v6 = addresses.first { $0.type == "InternalIP" && !$0.address.isIPv4 } ?? addresses.first { !$0.address.isIPv4 }
+        return ImageNode(id: id, zoneID: zone.flatMap { zoneIDs[$0] } ?? 0, flags: fromObject ? .fromObject : [], ipv4: v4?.address, ipv6: v6?.address)
+    }
 }

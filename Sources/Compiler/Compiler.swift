@@ -100,10 +100,7 @@ public enum Compiler {
         var nodeInfos: [NodeInfo] = []
         for (name, e) in entries {
             guard let id = nodeIDs[name] else { continue }
-            let v4 = e.addresses.first { $0.type == "InternalIP" && $0.address.isIPv4 } ?? e.addresses.first { $0.address.isIPv4 }
-            let v6 = e.addresses.first { $0.type == "InternalIP" && !$0.address.isIPv4 } ?? e.addresses.first { !$0.address.isIPv4 }
-            contents.nodes.append(ImageNode(id: id, zoneID: e.zone.flatMap { zoneIDs[$0] } ?? 0, flags: e.fromObject ? .fromObject : [],
-                                             ipv4: v4?.address, ipv6: v6?.address))
+            contents.nodes.append(e.imageNode(id: id, zoneIDs: zoneIDs))
             nodeInfos.append(NodeInfo(id: id, name: name, zone: e.zone, addresses: e.addresses.map { "\($0.address)" }, object: e.fromObject))
         }
         let nodeIDByIndex = sc.nodeNames.map { nodeIDs[$0] ?? 0 }

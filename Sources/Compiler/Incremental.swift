@@ -31,8 +31,6 @@ public struct IncrementalCompiler: Sendable {
         var listings = 0
         var nodes: [Int32: Int] = [:]
 
-        /// The least node name it is listed under: node indices follow name order.
-        var node: Int32 { nodes.keys.min() ?? -1 }
     }
 
     public enum Outcome: Sendable {
@@ -62,13 +60,30 @@ public struct IncrementalCompiler: Sendable {
     var vipWinner: [IPAddress: String]
     /// Services a policy names as its frontend: a change of them changes the policy's rules.
     let policyServices: Set<ServiceRef>
-    let knownNodes: [String: Int32]
-    let knownNames: [String]
-    let ownerOfAddress: [IPAddress: String]
-    let nodeIDByIndex: [UInt32]
-    let nodeIDs: [String: UInt32]
-    let zoneIDs: [String: UInt32]
-    let catalogueZones: Set<String>
+    /// Node names by index (what plans refer to endpoints' nodes by): the full compile's sorted
+    /// names, then nodes added since (an index is never reused; a removed node's name leaves
+    /// `knownNodes`).
+    var knownNodes: [String: Int32]
+    var knownNames: [String]
+    var ownerOfAddress: [IPAddress: String]
+    var nodeIDByIndex: [UInt32]
+    var nodeIDs: [String: UInt32]
+    var zoneIDs: [String: UInt32]
+    /// What Node objects say (every known node has one: see `init`), how many claim each
+    /// address, how many nodes are in each zone, and the id spaces of nodes and zones.
+    var nodeEntries: [String: NodeCatalogue.Entry]
+    var addressClaims: [IPAddress: Int] = [:]
+    var zoneNodes: [String: Int] = [:]
+    var nodeSpace: IDSpace<String>
+    var zoneSpace: IDSpace<String>
+    /// Some Node carries an id annotation: nodes then come and go by full compiles only.
+    let explicitNodeIDs: Bool
+    /// What plans refer to, counted: backend addresses (an address a node gains or loses may be
+    /// an endpoint's, whose node it decides), endpoints per node, and the nodes and zones sets name.
+    var backendIPs: [IPAddress: Int] = [:]
+    var nodeListings: [Int32: Int] = [:]
+    var setNodes: [String: Int] = [:]
+    var setZones: [String: Int] = [:]
     /// The service whose rule a frontend carries (frontends no policy claims).
     var frontendWinner: [FrontendKey: String]
     let policyClaimed: Set<FrontendKey>
@@ -126,7 +141,18 @@ public struct IncrementalCompiler: Sendable {
         var zones: [String: UInt32] = [:]
         for z in contents.metadata.zones { zones[z.name] = z.id }
         zoneIDs = zones
-        catalogueZones = sc.nodes.zoneNames
+        nodeEntries = sc.nodes.entries
+        for e in sc.nodes.entries.values {
+            for a in Set(e.addresses.map(\.address)) { addressClaims[a, default: 0] += 1 }
+            if let z = e.zone { zoneNodes[z, default: 0] += 1 }
+        }
+        explicitNodeIDs = sc.nodes.entries.values.contains { $0.explicitID != nil }
+            || snapshot.nodes.contains { $0.meta.annotations["balancing.elf.io/nodeId"] != nil }
+        let explicitNames = Set(snapshot.nodes.filter { $0.meta.annotations["balancing.elf.io/nodeId"] != nil }.map(\.meta.name))
+        guard let nodeSpace = IDSpace(nodeIDs.map { ($0.key, $0.value) }, explicit: explicitNames, hash: { StableID.hash("node/\($0)") }),
+              let zoneSpace = IDSpace(zones.map { ($0.key, $0.value) }, hash: { StableID.hash("zone/\($0)") }) else { return nil }
+        self.nodeSpace = nodeSpace
+        self.zoneSpace = zoneSpace
         frontendWinner = sc.frontends.mapValues { $0.precedence.name }
         policyClaimed = Set(sc.lrpClaims.keys).union(sc.bpClaims.keys)
 
@@ -157,9 +183,28 @@ public struct IncrementalCompiler: Sendable {
             if n >= 0 {
                 let c = (e.nodes[n] ?? 0) + sign
                 e.nodes[n] = c == 0 ? nil : c
+                Self.count(&nodeListings, n, sign)
             }
             backends[identity] = e
+            Self.count(&backendIPs, identity.address.address, sign)
         }
+        for s in plan.sets {
+            switch s.scope {
+            case .cluster: break
+            case .zone: Self.count(&setZones, s.scopeName, sign)
+            case .node, .local, .gate: Self.count(&setNodes, s.scopeName, sign)
+            }
+        }
+    }
+
+    static func count<K: Hashable>(_ counts: inout [K: Int], _ key: K, _ sign: Int) {
+        let c = (counts[key] ?? 0) + sign
+        counts[key] = c == 0 ? nil : c
+    }
+
+    /// The node a backend's record names: the least node name it is listed under.
+    func leastNode(_ e: BackendEntry) -> Int32 {
+        e.nodes.keys.min { knownNames[Int($0)] < knownNames[Int($1)] } ?? -1
     }
 
     /// The records a plan contributes: its sets, and the frontends it wins.
@@ -181,7 +226,7 @@ public struct IncrementalCompiler: Sendable {
     }
 
     func backendRecord(_ identity: BackendIdentity, _ e: BackendEntry) -> (key: [UInt8], value: [UInt8]) {
-        let node = e.node
+        let node = leastNode(e)
         return ImageRecords.backend(Backend(id: e.id, address: identity.address, proto: identity.proto,
                                             nodeID: node >= 0 ? nodeIDByIndex[Int(node)] : 0))
     }
@@ -193,7 +238,7 @@ public struct IncrementalCompiler: Sendable {
             switch s.scope {
             case .cluster: continue
             case .zone:
-                if !catalogueZones.contains(s.scopeName) { return "\(new.name): a hint names zone \(s.scopeName), which no node has" }
+                if zoneNodes[s.scopeName] == nil { return "\(new.name): a hint names zone \(s.scopeName), which no node has" }
             case .node, .local, .gate:
                 if knownNodes[s.scopeName] == nil { return "\(new.name): a set names node \(s.scopeName), which has no Node object" }
             }
@@ -217,6 +262,7 @@ public struct IncrementalCompiler: Sendable {
     /// followed, and Pods while no policy selects any; anything else needs a full compile.
     public mutating func apply(_ changes: [ObjectChange]) -> Outcome {
         var affected = Set<ServiceRef>()
+        var nodeDelta = RecordDelta()
         /// Services changed in this batch, with what they were before it.
         var changedServices: [ServiceRef: Service?] = [:]
         for c in changes {
@@ -242,6 +288,12 @@ public struct IncrementalCompiler: Sendable {
                 affected.insert(key)
             case "Pod" where !hasPolicies:
                 continue
+            case "Node":
+                // Nodes first: a slice of this batch may name a node it adds.
+                switch applyNode(c.name, c.objects?.nodes.first) {
+                case .success(let d): nodeDelta.merge(d)
+                case .failure(let o): return .needsFullCompile(o.reason)
+                }
             default:
                 return .needsFullCompile("\(c.kind) \(c.namespace.isEmpty ? "" : c.namespace + "/")\(c.name) changed")
             }
@@ -266,7 +318,7 @@ public struct IncrementalCompiler: Sendable {
             records(old, into: &before)
             replanned.append((ref, old, new))
         }
-        if replanned.isEmpty { return .delta(RecordDelta()) }
+        if replanned.isEmpty { return .delta(nodeDelta) }
 
         var touched = Set<BackendIdentity>()
         for r in replanned {
@@ -280,7 +332,7 @@ public struct IncrementalCompiler: Sendable {
             list(r.new, +1)
         }
 
-        var delta = RecordDelta()
+        var delta = nodeDelta
         // Removed backends free their ids first, then new ones take theirs (the order the dense
         // rule would meet them in does not matter when no placement passed over either).
         var added: [BackendIdentity] = []
@@ -297,7 +349,7 @@ public struct IncrementalCompiler: Sendable {
                 e.id = 0
             } else if e.inSets > 0, e.id == 0 {
                 added.append(identity)
-            } else if e.inSets > 0, let previous, previous.node != e.node {
+            } else if e.inSets > 0, let previous, leastNode(previous) != leastNode(e) {
                 let r = backendRecord(identity, e)
                 delta.set(.backends, key: r.key, value: r.value)
             }

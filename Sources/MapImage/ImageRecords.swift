@@ -19,6 +19,20 @@ public enum ImageRecords {
         return (k, v2)
     }
 
+    public static func node(_ n: ImageNode) -> (key: [UInt8], value: [UInt8]) {
+        var k: [UInt8] = [], v: [UInt8] = []
+        RecordEncoder.idKey(n.id, &k)
+        RecordEncoder.nodeValue(n, &v)
+        return (k, v)
+    }
+
+    public static func nodeAddress(_ a: NodeAddress) -> (key: [UInt8], value: [UInt8]) {
+        var k: [UInt8] = [], v: [UInt8] = []
+        RecordEncoder.addrKey(a.address, &k)
+        RecordEncoder.nodeAddrValue(a, &v)
+        return (k, v)
+    }
+
     public static func backend(_ b: Backend) -> (key: [UInt8], value: [UInt8]) {
         var k: [UInt8] = [], v: [UInt8] = []
         RecordEncoder.idKey(b.id, &k)

@@ -37,7 +37,9 @@ struct ChangingCluster {
     var serviceJSON: [String: String] = [:]
     var serviceCounter = 0
     var sliceCounter = 0
-    let nodes = ["n0": "a", "n1": "a", "n2": "b", "n3": "b"]
+    /// Node objects by name as JSON; endpoints name n0…n3, `changeNode` adds and changes others.
+    var nodeJSON: [String: String] = [:]
+    var nodeCounter = 3
 
     static let services: [(ns: String, name: String, json: String, ports: [(String, Int, String)], v6: Bool)] = [
         ("default", "web", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default","creationTimestamp":"2024-01-01T00:00:00Z"},"spec":{"type":"NodePort","clusterIP":"10.96.0.10","clusterIPs":["10.96.0.10"],"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080,"nodePort":30080}]}}"#,
@@ -57,6 +59,7 @@ struct ChangingCluster {
     init(seed: UInt64) {
         rng = SplitMix(state: seed)
         for s in ChangingCluster.services { serviceJSON["\(s.ns)/\(s.name)"] = s.json }
+        for (k, zone) in ["a", "a", "b", "b"].enumerated() { nodeJSON["n\(k)"] = ChangingCluster.node("n\(k)", zone: zone, ip: "10.0.0.\(k + 1)") }
         for s in ChangingCluster.services {
             for _ in 0..<(1 + rng.int(2)) { addSlice(s.ns, s.name, ipv6: false, ports: s.ports) }
             if s.v6 { addSlice(s.ns, s.name, ipv6: true, ports: s.ports) }
@@ -153,10 +156,7 @@ struct ChangingCluster {
 
     var manifests: [(path: String, bytes: [UInt8])] {
         var out: [(path: String, bytes: [UInt8])] = []
-        for (name, zone) in nodes.sorted(by: { $0.key < $1.key }) {
-            let ip = "10.0.0.\(Int(name.dropFirst())! + 1)"
-            out.append(("Node/\(name).json", Array(#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"\#(name)","labels":{"topology.kubernetes.io/zone":"\#(zone)"}},"status":{"addresses":[{"type":"InternalIP","address":"\#(ip)"}]}}"#.utf8)))
-        }
+        for name in nodeJSON.keys.sorted() { out.append(("Node/\(name).json", Array(nodeJSON[name]!.utf8))) }
         for key in serviceJSON.keys.sorted() { out.append(("Service/\(key).json", Array(serviceJSON[key]!.utf8))) }
         for key in slices.keys.sorted() { out.append(("EndpointSlice/\(key).json", Array(ChangingCluster.json(slices[key]!).utf8))) }
         return out
@@ -211,10 +211,52 @@ extension ChangingCluster {
         return #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"\#(name)","namespace":"default"\#(labels)},"spec":{"type":"\#(type)","clusterIP":"\#(ip)","clusterIPs":["\#(ip)"]\#(external)\#(affinity),"ports":[\#(ports.joined(separator: ","))]}\#(ingress)}"#
     }
 
-    /// The change of a Service or EndpointSlice as a watcher hands it over.
+    static func node(_ name: String, zone: String?, ip: String, ipv6: String? = nil, label: String = "x") -> String {
+        let zoneLabel = zone.map { #","topology.kubernetes.io/zone":"\#($0)""# } ?? ""
+        let v6 = ipv6.map { #",{"type":"InternalIP","address":"\#($0)"}"# } ?? ""
+        return #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"\#(name)","labels":{"role":"\#(label)"\#(zoneLabel)}},"status":{"addresses":[{"type":"InternalIP","address":"\#(ip)"}\#(v6),{"type":"Hostname","address":"\#(name)"}]}}"#
+    }
+
+    /// One random Node change: one added (in a zone of its own now and then), a label, zone or
+    /// address changed, or one removed — n0…n3 too, which endpoints name (a hand-over). Returns
+    /// its name.
+    mutating func changeNode() -> String {
+        // A removed node endpoints still name comes back (the full compile handles it meanwhile).
+        if let k = (0..<4).first(where: { nodeJSON["n\($0)"] == nil }) {
+            nodeJSON["n\(k)"] = ChangingCluster.node("n\(k)", zone: ["a", "b"][k / 2], ip: "10.0.0.\(k + 1)")
+            return "n\(k)"
+        }
+        let names = nodeJSON.keys.sorted()
+        let zones: [String?] = ["a", "b", "c", nil, "z\(rng.int(20))"]
+        if rng.chance(0.3) || names.count < 5 {
+            nodeCounter += 1
+            let name = "n\(nodeCounter)"
+            nodeJSON[name] = ChangingCluster.node(name, zone: zones[rng.int(zones.count)], ip: "10.0.1.\(nodeCounter % 250)")
+            return name
+        }
+        let name = names[rng.int(names.count)]
+        let k = Int(name.dropFirst()) ?? 0
+        switch rng.int(6) {
+        case 0:
+            if k >= 4 || rng.chance(0.2) { nodeJSON[name] = nil }
+        case 1:
+            // An address another node has, or an endpoint's: hand-overs.
+            nodeJSON[name] = ChangingCluster.node(name, zone: "a", ip: rng.chance(0.5) ? "10.0.0.1" : "10.244.0.\(1 + rng.int(24))")
+        default:
+            nodeJSON[name] = ChangingCluster.node(name, zone: zones[rng.int(zones.count)], ip: k < 4 ? "10.0.0.\(k + 1)" : "10.0.\(2 + rng.int(2)).\(k % 250)",
+                                                  ipv6: rng.chance(0.3) ? "fd00:10::\(k)" : nil, label: ["x", "y"][rng.int(2)])
+        }
+        return name
+    }
+
+    /// The change of a Service, EndpointSlice or Node as a watcher hands it over.
     func objectChange(kind: String, _ key: String) throws -> ObjectChange {
-        let parts = key.split(separator: "/").map(String.init)
-        let json: String? = kind == "Service" ? serviceJSON[key] : slices[key].map(ChangingCluster.json)
+        let parts = key.contains("/") ? key.split(separator: "/").map(String.init) : ["", key]
+        let json: String? = switch kind {
+        case "Service": serviceJSON[key]
+        case "Node": nodeJSON[key]
+        default: slices[key].map(ChangingCluster.json)
+        }
         guard let json else { return ObjectChange(kind: kind, namespace: parts[0], name: parts[1], objects: nil) }
         let (snapshot, _) = try InputLoader.load(contents: [("\(kind)/\(key).json", Array(json.utf8))])
         return ObjectChange(kind: kind, namespace: parts[0], name: parts[1], objects: snapshot)
@@ -267,8 +309,8 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         #expect(incremental > 150, "only \(incremental) of 250 changes were incremental (\(handedOver) handed over, \(nilSteps) without an incremental compiler)")
     }
 
-    /// Services added, changed and deleted among slice changes (one at a time and in batches):
-    /// each delta gives exactly the tables of a full compile; conflicts hand over.
+    /// Services and Nodes added, changed and deleted among slice changes (one at a time and in
+    /// batches): each delta gives exactly the tables of a full compile; conflicts hand over.
     @Test(arguments: [UInt64(11), 12, 13, 14])
     func serviceChangesEqualFullCompiles(seed: UInt64) throws {
         var cluster = ChangingCluster(seed: seed)
@@ -279,12 +321,19 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         for step in 0..<300 {
             var changes: [ObjectChange] = []
             for _ in 0..<(step % 5 == 0 ? 3 : 1) {
-                if cluster.rng.chance(0.6) {
+                let what = cluster.rng.int(10)
+                if what < 4 {
                     for c in cluster.changeService() { changes.append(try cluster.objectChange(kind: c.kind, c.key)) }
+                } else if what < 7 {
+                    let name = cluster.changeNode()
+                    changes.append(try cluster.objectChange(kind: "Node", name))
                 } else {
                     for key in cluster.change() { changes.append(try cluster.objectChange(kind: "EndpointSlice", key)) }
                 }
             }
+            // As a watcher hands them over: each object once, as it is now.
+            var seen = Set<String>()
+            changes = changes.reversed().filter { seen.insert("\($0.kind)/\($0.namespace)/\($0.name)").inserted }.reversed()
             (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
             let full = try imageTables(Compiler.compile(snapshot).contents)
             guard var inc = maybe else {
@@ -313,6 +362,7 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         #expect(incremental > 200, "only \(incremental) of 300 steps were incremental; handed over: \(handedOver.prefix(10))")
         // Conflicts do occur and are handed over.
         #expect(handedOver.contains { $0.contains("also claims") }, "\(handedOver.prefix(10))")
+        #expect(handedOver.contains { $0.contains("endpoints still name it") || $0.contains("an endpoint has its address") }, "\(handedOver.prefix(10))")
     }
 
     /// Two backend addresses whose ids collide: the second one added, or the first one removed
