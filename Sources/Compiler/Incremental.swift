@@ -86,9 +86,16 @@ public struct IncrementalCompiler: Sendable {
     var setZones: [String: Int] = [:]
     /// The service whose rule a frontend carries (frontends no policy claims).
     var frontendWinner: [FrontendKey: String]
-    let policyClaimed: Set<FrontendKey>
-    /// Whether any policy exists: Pods matter to the image only through policies.
-    public let hasPolicies: Bool
+    /// Frontends a policy claims (the layer's records carry them).
+    var policyClaimed: Set<FrontendKey> = []
+    /// Policies, every Pod (a policy added later selects among them), those a policy selects, the
+    /// Node objects (policies gate on their labels), and what the policies compile to.
+    var localRedirectPolicies: [ServiceRef: LocalRedirectPolicy] = [:]
+    var balancingPolicies: [ServiceRef: BalancingPolicy] = [:]
+    var pods: [ServiceRef: Pod] = [:]
+    var selectedPods: [ServiceRef: Pod] = [:]
+    var nodeObjects: [String: Node] = [:]
+    var layer = PolicyLayer.empty
     var backends: [BackendIdentity: BackendEntry] = [:]
     var idOwner: [UInt32: BackendIdentity] = [:]
     /// Backends whose id is not their hash: [hash, id) is the range their placement passed over.
@@ -99,7 +106,10 @@ public struct IncrementalCompiler: Sendable {
     init?(_ sc: ServiceCompiler, contents: ImageContents, snapshot: Snapshot, options: CompileOptions) {
         guard sc.nodeNames.count == sc.nodes.entries.count else { return nil }
         self.options = options
-        hasPolicies = !snapshot.localRedirectPolicies.isEmpty || !snapshot.balancingPolicies.isEmpty
+        for p in snapshot.localRedirectPolicies { localRedirectPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
+        for p in snapshot.balancingPolicies { balancingPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
+        for p in snapshot.pods { pods[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
+        for n in snapshot.nodes { nodeObjects[n.meta.name] = n }
         for s in snapshot.services { services[ServiceRef(namespace: s.meta.namespace, name: s.meta.name)] = s }
         for s in snapshot.endpointSlices {
             let key = ServiceRef(namespace: s.meta.namespace, name: s.meta.name)
@@ -154,9 +164,12 @@ public struct IncrementalCompiler: Sendable {
         self.nodeSpace = nodeSpace
         self.zoneSpace = zoneSpace
         frontendWinner = sc.frontends.mapValues { $0.precedence.name }
-        policyClaimed = Set(sc.lrpClaims.keys).union(sc.bpClaims.keys)
-
         for r in sc.retained { list(r.plan, +1) }
+        reselectPods()
+        guard case .success(let layer) = compileLayer(), layer.claimed == Set(sc.lrpClaims.keys).union(sc.bpClaims.keys) else { return nil }
+        self.layer = layer
+        policyClaimed = layer.claimed
+        list(layer.plan, +1)
         for b in contents.backends {
             let identity = BackendIdentity(address: b.address, proto: b.proto)
             guard backends[identity] != nil else { return nil }
@@ -215,7 +228,7 @@ public struct IncrementalCompiler: Sendable {
             ImageRecords.set(BackendSet(key: key, flags: s.flags, backends: ids), into: &tables)
         }
         var seen = Set<FrontendKey>()
-        for (key, rule) in plan.frontends where frontendWinner[key] == plan.name && seen.insert(key).inserted {
+        for (key, rule) in plan.frontends where frontendWinner[key] == plan.name && !policyClaimed.contains(key) && seen.insert(key).inserted {
             let r = ImageRecords.frontend(Frontend(key: key, id: frontendSpace[key] ?? 0, rules: [rule]))
             tables[.frontends, default: [:]][r.key] = r.value
         }
@@ -263,6 +276,10 @@ public struct IncrementalCompiler: Sendable {
     public mutating func apply(_ changes: [ObjectChange]) -> Outcome {
         var affected = Set<ServiceRef>()
         var nodeDelta = RecordDelta()
+        var layerDirty = false, selectorsChanged = false
+        // The policies' records as they are, before a Node change renumbers what they are keyed by.
+        let policyKinds: Set<String> = ["Node", "Pod", "LocalRedirectPolicy", "BalancingPolicy"]
+        let layerBefore = changes.contains { policyKinds.contains($0.kind) } ? layerRecords() : [:]
         /// Services changed in this batch, with what they were before it.
         var changedServices: [ServiceRef: Service?] = [:]
         for c in changes {
@@ -286,14 +303,30 @@ public struct IncrementalCompiler: Sendable {
                 if changedServices[key] == nil { changedServices[key] = .some(services[key]) }
                 services[key] = c.objects?.services.first
                 affected.insert(key)
-            case "Pod" where !hasPolicies:
-                continue
+            case "Pod":
+                let old = pods[key], new = c.objects?.pods.first
+                pods[key] = new
+                let selectors = podSelectors
+                if [old, new].contains(where: { $0.map { selected($0, by: selectors) } ?? false }) {
+                    selectedPods[key] = new.flatMap { selected($0, by: selectors) ? $0 : nil }
+                    layerDirty = true
+                }
+            case "LocalRedirectPolicy":
+                localRedirectPolicies[key] = c.objects?.localRedirectPolicies.first
+                layerDirty = true
+                selectorsChanged = true
+            case "BalancingPolicy":
+                balancingPolicies[key] = c.objects?.balancingPolicies.first
+                layerDirty = true
+                selectorsChanged = true
             case "Node":
                 // Nodes first: a slice of this batch may name a node it adds.
                 switch applyNode(c.name, c.objects?.nodes.first) {
                 case .success(let d): nodeDelta.merge(d)
                 case .failure(let o): return .needsFullCompile(o.reason)
                 }
+                nodeObjects[c.name] = c.objects?.nodes.first
+                if hasPolicies { layerDirty = true }
             default:
                 return .needsFullCompile("\(c.kind) \(c.namespace.isEmpty ? "" : c.namespace + "/")\(c.name) changed")
             }
@@ -317,6 +350,18 @@ public struct IncrementalCompiler: Sendable {
             if let reason = obstacle(old, new) { return .needsFullCompile(reason) }
             records(old, into: &before)
             replanned.append((ref, old, new))
+        }
+        // The policies after everything they read (Nodes, Pods, Services named) is current.
+        let claimedBefore = policyClaimed
+        if layerDirty || selectorsChanged {
+            if !changedServices.isEmpty { return .needsFullCompile("Services and policies (or the Pods and Nodes they read) changed together") }
+            if selectorsChanged { reselectPods() }
+            switch replanLayer() {
+            case .success(let r): replanned.append(r)
+            case .failure(let o): return .needsFullCompile(o.reason)
+            }
+            for (table, records) in layerBefore { before[table, default: [:]].merge(records) { kept, _ in kept } }
+            policyClaimed = layer.claimed
         }
         if replanned.isEmpty { return .delta(nodeDelta) }
 
@@ -370,6 +415,11 @@ public struct IncrementalCompiler: Sendable {
         for r in replanned {
             records(r.new, into: &after)
             if services[r.ref] != nil { plans[r.ref] = (r.new, plans[r.ref]?.groupIDs ?? []) }
+        }
+        if layerDirty || selectorsChanged {
+            for k in claimedBefore.union(policyClaimed) {
+                if let r = mergedFrontend(k, layer) { after[.frontends, default: [:]][r.key] = r.value }
+            }
         }
         delta.merge(ImageRecords.delta(from: before, to: after))
         return .delta(delta)

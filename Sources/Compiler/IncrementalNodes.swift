@@ -10,7 +10,6 @@ extension IncrementalCompiler {
         func fail(_ why: String) -> Result<RecordDelta, Obstacle> { .failure(Obstacle(reason: "Node \(name): \(why)")) }
         let old = nodeEntries[name]
         if old == nil && node == nil { return .success(RecordDelta()) }
-        if hasPolicies { return fail("policies select nodes") }
         if explicitNodeIDs || node?.meta.annotations["balancing.elf.io/nodeId"] != nil { return fail("nodes carry id annotations") }
         let new = node.map { NodeCatalogue.Entry(name: name, zone: NodeCatalogue.zone($0), addresses: $0.addresses, fromObject: true, explicitID: nil) }
 
@@ -33,8 +32,12 @@ extension IncrementalCompiler {
             knownNames.append(name)
             nodeIDByIndex.append(id)
         case (_?, nil):
-            if let index = knownNodes[name], nodeListings[index] != nil { return fail("endpoints still name it") }
-            if setNodes[name] != nil { return fail("topology hints still name it") }
+            // The policies' references are theirs to drop (they are compiled again after this).
+            let index = knownNodes[name] ?? -1
+            let layerListings = layer.plan.endpointNodes.lazy.filter { $0 == index }.count
+            let layerSets = layer.plan.sets.lazy.filter { $0.scope != .cluster && $0.scope != .zone && $0.scopeName == name }.count
+            if (nodeListings[index] ?? 0) > layerListings { return fail("endpoints still name it") }
+            if (setNodes[name] ?? 0) > layerSets { return fail("topology hints still name it") }
             guard nodeSpace.remove(name) else { return fail("another node's id was placed past its id") }
             nodeIDs[name] = nil
             knownNodes[name] = nil

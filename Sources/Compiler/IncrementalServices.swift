@@ -47,7 +47,9 @@ extension IncrementalCompiler {
         }
         var groupIDs: [UInt32] = []
         for g in newGroups {
-            guard let id = groupSpace.add(g, hash: g.stableHash) else { return fail("the id of its group \(g.port)/\(g.proto)/\(g.family) would collide") }
+            guard let id = groupSpace.add(g, hash: g.stableHash), !layer.groupIDs.contains(id) else {
+                return fail("the id of its group \(g.port)/\(g.proto)/\(g.family) would collide")
+            }
             groupIDs.append(id)
         }
 

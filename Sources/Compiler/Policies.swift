@@ -54,7 +54,9 @@ extension ServiceCompiler {
         var addresses: [IPAddress]
     }
 
-    mutating func compilePolicies(defaultRedirectRateLimit: UInt32) {
+    /// `serviceGroupIDs`: the ids policy groups must not take (the Services' groups); by default
+    /// those this compile has.
+    mutating func compilePolicies(defaultRedirectRateLimit: UInt32, serviceGroupIDs: Set<UInt32>? = nil) {
         var entries: [PolicyEntry] = []
         for p in snapshot.localRedirectPolicies {
             entries.append(PolicyEntry(kind: "LocalRedirectPolicy", tag: "lrp", origin: .localRedirect, meta: p.meta, source: p.source,
@@ -115,7 +117,7 @@ extension ServiceCompiler {
                           proto: $0.proto.rawValue, family: $0.family.rawValue)
         }
         let groupIDs = StableID.assignPositions(groupIdentities, hashes: groupIdentities.map(\.stableHash), explicit: [:],
-                                                reserved: Set(groups.map(\.id)))
+                                                reserved: serviceGroupIDs ?? Set(groups.map(\.id)))
 
         let eligiblePods = snapshot.pods.filter { $0.phase == "Running" && $0.ready && !$0.terminating }
         let nodeObjects = Dictionary(snapshot.nodes.map { ($0.meta.name, $0) }, uniquingKeysWith: { a, _ in a })

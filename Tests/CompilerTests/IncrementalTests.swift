@@ -40,6 +40,10 @@ struct ChangingCluster {
     /// Node objects by name as JSON; endpoints name n0…n3, `changeNode` adds and changes others.
     var nodeJSON: [String: String] = [:]
     var nodeCounter = 3
+    /// Pods ("default/name") and policies (cluster-scoped: "name") as JSON.
+    var podJSON: [String: String] = [:]
+    var policyJSON: [String: (kind: String, json: String)] = [:]
+    var podCounter = 0
 
     static let services: [(ns: String, name: String, json: String, ports: [(String, Int, String)], v6: Bool)] = [
         ("default", "web", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default","creationTimestamp":"2024-01-01T00:00:00Z"},"spec":{"type":"NodePort","clusterIP":"10.96.0.10","clusterIPs":["10.96.0.10"],"ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080,"nodePort":30080}]}}"#,
@@ -157,6 +161,8 @@ struct ChangingCluster {
     var manifests: [(path: String, bytes: [UInt8])] {
         var out: [(path: String, bytes: [UInt8])] = []
         for name in nodeJSON.keys.sorted() { out.append(("Node/\(name).json", Array(nodeJSON[name]!.utf8))) }
+        for key in podJSON.keys.sorted() { out.append(("Pod/\(key).json", Array(podJSON[key]!.utf8))) }
+        for key in policyJSON.keys.sorted() { out.append(("\(policyJSON[key]!.kind)/\(key).json", Array(policyJSON[key]!.json.utf8))) }
         for key in serviceJSON.keys.sorted() { out.append(("Service/\(key).json", Array(serviceJSON[key]!.utf8))) }
         for key in slices.keys.sorted() { out.append(("EndpointSlice/\(key).json", Array(ChangingCluster.json(slices[key]!).utf8))) }
         return out
@@ -249,12 +255,61 @@ extension ChangingCluster {
         return name
     }
 
+    mutating func randomPod(_ name: String) -> String {
+        let app = ["cache", "echo", "other"][rng.int(3)]
+        // Often an address a service's endpoint has too: policies and services share backends.
+        let ip = rng.chance(0.5) ? "10.244.0.\(1 + rng.int(24))" : "10.245.0.\(1 + rng.int(40))"
+        let node = rng.chance(0.95) ? "n\(rng.int(4))" : "n\(4 + rng.int(6))"
+        let ready = rng.chance(0.8) ? "True" : "False"
+        return #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"\#(name)","namespace":"default","labels":{"app":"\#(app)"}},"spec":{"nodeName":"\#(node)","containers":[{"name":"c","ports":[{"containerPort":8080,"protocol":"TCP"}]}]},"status":{"phase":"Running","podIP":"\#(ip)","podIPs":[{"ip":"\#(ip)"}],"conditions":[{"type":"Ready","status":"\#(ready)"}]}}"#
+    }
+
+    /// One random Pod change: added, changed (labels, readiness, node, address) or deleted.
+    mutating func changePod() -> String {
+        let keys = podJSON.keys.sorted()
+        if keys.count < 6 || rng.chance(0.3) {
+            podCounter += 1
+            podJSON["default/p\(podCounter)"] = randomPod("p\(podCounter)")
+            return "default/p\(podCounter)"
+        }
+        let key = keys[rng.int(keys.count)]
+        podJSON[key] = rng.chance(0.25) ? nil : randomPod(String(key.dropFirst("default/".count)))
+        return key
+    }
+
+    /// One random policy change: one of four policies (address frontends, pod backends, node
+    /// gating, a conflict between two of one kind) added, changed or removed.
+    mutating func changePolicy() -> String {
+        let names = ["dns-local", "echo", "echo-gated", "dns-local-2"]
+        let name = names[rng.int(names.count)]
+        if policyJSON[name] != nil && rng.chance(0.35) {
+            policyJSON[name] = nil
+            return name
+        }
+        let app = ["cache", "echo"][rng.int(2)]
+        let port = [8080, 5353][rng.int(2)]
+        let created = #""creationTimestamp":"2024-05-2\#(rng.int(3))T09:00:00Z""#
+        switch name {
+        case "dns-local", "dns-local-2":
+            // Both claim one address now and then: a conflict the full compile reports.
+            let ip = name == "dns-local" || rng.chance(0.2) ? "169.254.20.10" : "169.254.20.11"
+            policyJSON[name] = ("LocalRedirectPolicy", #"{"apiVersion":"balancing.elf.io/v1beta1","kind":"LocalRedirectPolicy","metadata":{"name":"\#(name)",\#(created)},"spec":{"frontend":{"addressMatcher":{"ip":"\#(ip)","toPorts":[{"port":"53","protocol":"TCP"}]}},"backend":{"endpointSelector":{"matchLabels":{"app":"\#(app)"}},"toPorts":[{"port":"\#(port)","protocol":"TCP"}]}}}"#)
+        default:
+            let gate = name == "echo-gated" ? #","config":{"nodeLabelSelector":{"matchLabels":{"role":"\#(["x", "y"][rng.int(2)])"}}}"# : ""
+            let mode = rng.chance(0.3) ? #","redirectMode":"hostPort""# : ""
+            policyJSON[name] = ("BalancingPolicy", #"{"apiVersion":"balancing.elf.io/v1beta1","kind":"BalancingPolicy","metadata":{"name":"\#(name)",\#(created)},"spec":{"frontend":{"addressMatcher":{"ip":"169.254.100.\#(name == "echo" ? 1 : 2)","toPorts":[{"port":"80","protocol":"TCP"}]}},"backend":{"serviceEndpoint":{"endpointSelector":{"matchLabels":{"app":"\#(app)"}}\#(mode),"toPorts":[{"port":"\#(port)","protocol":"TCP"}]}}\#(gate)}}"#)
+        }
+        return name
+    }
+
     /// The change of a Service, EndpointSlice or Node as a watcher hands it over.
     func objectChange(kind: String, _ key: String) throws -> ObjectChange {
         let parts = key.contains("/") ? key.split(separator: "/").map(String.init) : ["", key]
         let json: String? = switch kind {
         case "Service": serviceJSON[key]
         case "Node": nodeJSON[key]
+        case "Pod": podJSON[key]
+        case "LocalRedirectPolicy", "BalancingPolicy": policyJSON[key]?.json
         default: slices[key].map(ChangingCluster.json)
         }
         guard let json else { return ObjectChange(kind: kind, namespace: parts[0], name: parts[1], objects: nil) }
@@ -309,20 +364,28 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         #expect(incremental > 150, "only \(incremental) of 250 changes were incremental (\(handedOver) handed over, \(nilSteps) without an incremental compiler)")
     }
 
-    /// Services and Nodes added, changed and deleted among slice changes (one at a time and in
-    /// batches): each delta gives exactly the tables of a full compile; conflicts hand over.
+    /// Services, Nodes, Pods and policies added, changed and deleted among slice changes (one at a
+    /// time and in batches): each delta gives exactly the tables of a full compile; conflicts hand
+    /// over.
     @Test(arguments: [UInt64(11), 12, 13, 14])
     func serviceChangesEqualFullCompiles(seed: UInt64) throws {
         var cluster = ChangingCluster(seed: seed)
         var (snapshot, _) = try InputLoader.load(contents: cluster.manifests)
         var (_, maybe) = Compiler.compileIncrementally(snapshot)
         var tables = try imageTables(Compiler.compile(snapshot).contents)
-        var incremental = 0, handedOver: [String] = []
+        var incremental = 0, handedOver: [String] = [], followed: [String: Int] = [:]
         for step in 0..<300 {
             var changes: [ObjectChange] = []
             for _ in 0..<(step % 5 == 0 ? 3 : 1) {
-                let what = cluster.rng.int(10)
-                if what < 4 {
+                let what = cluster.rng.int(14)
+                if what >= 12 {
+                    let name = cluster.changePolicy()
+                    let kind = cluster.policyJSON[name]?.kind ?? (name.hasPrefix("dns") ? "LocalRedirectPolicy" : "BalancingPolicy")
+                    changes.append(try cluster.objectChange(kind: kind, name))
+                } else if what >= 10 {
+                    let key = cluster.changePod()
+                    changes.append(try cluster.objectChange(kind: "Pod", key))
+                } else if what < 4 {
                     for c in cluster.changeService() { changes.append(try cluster.objectChange(kind: c.kind, c.key)) }
                 } else if what < 7 {
                     let name = cluster.changeNode()
@@ -353,11 +416,16 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
                 }
                 maybe = inc
                 incremental += 1
+                for c in changes { followed[c.kind, default: 0] += 1 }
             case .needsFullCompile(let reason):
                 handedOver.append(reason)
                 (_, maybe) = Compiler.compileIncrementally(snapshot)
             }
             tables = full
+        }
+        // Every kind is followed, not only handed over.
+        for kind in ["Service", "EndpointSlice", "Node", "Pod", "LocalRedirectPolicy", "BalancingPolicy"] {
+            #expect(followed[kind, default: 0] >= 5, "\(kind): \(followed[kind, default: 0]) changes followed incrementally")
         }
         #expect(incremental > 200, "only \(incremental) of 300 steps were incremental; handed over: \(handedOver.prefix(10))")
         // Conflicts do occur and are handed over.
