@@ -354,7 +354,6 @@ public struct IncrementalCompiler: Sendable {
         // The policies after everything they read (Nodes, Pods, Services named) is current.
         let claimedBefore = policyClaimed
         if layerDirty || selectorsChanged {
-            if !changedServices.isEmpty { return .needsFullCompile("Services and policies (or the Pods and Nodes they read) changed together") }
             if selectorsChanged { reselectPods() }
             switch replanLayer() {
             case .success(let r): replanned.append(r)
