@@ -58,8 +58,6 @@ public struct IncrementalCompiler: Sendable {
     var frontendClaims: [FrontendKey: Int] = [:]
     var vipClaims: [IPAddress: Int] = [:]
     var vipWinner: [IPAddress: String]
-    /// Services a policy names as its frontend: a change of them changes the policy's rules.
-    let policyServices: Set<ServiceRef>
     /// Node names by index (what plans refer to endpoints' nodes by): the full compile's sorted
     /// names, then nodes added since (an index is never reused; a removed node's name leaves
     /// `knownNodes`).
@@ -137,10 +135,6 @@ public struct IncrementalCompiler: Sendable {
         self.groupSpace = groupSpace
         self.frontendSpace = frontendSpace
         vipWinner = sc.vips.mapValues { $0.precedence.name }
-        var named = Set<ServiceRef>()
-        for p in snapshot.localRedirectPolicies { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
-        for p in snapshot.balancingPolicies { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
-        policyServices = named
         knownNodes = sc.nodeIndexByName
         knownNames = sc.nodeNames
         ownerOfAddress = sc.nodes.ownerOfAddress
@@ -256,7 +250,6 @@ public struct IncrementalCompiler: Sendable {
                 if knownNodes[s.scopeName] == nil { return "\(new.name): a set names node \(s.scopeName), which has no Node object" }
             }
         }
-        if let k = new.frontends.first(where: { policyClaimed.contains($0.0) }) { return "\(new.name): a policy also claims \(k.0)" }
         return nil
     }
 
@@ -277,9 +270,14 @@ public struct IncrementalCompiler: Sendable {
         var affected = Set<ServiceRef>()
         var nodeDelta = RecordDelta()
         var layerDirty = false, selectorsChanged = false
+        let namedBefore = policyServices
         // The policies' records as they are, before a Node change renumbers what they are keyed by.
         let policyKinds: Set<String> = ["Node", "Pod", "LocalRedirectPolicy", "BalancingPolicy"]
         let layerBefore = changes.contains { policyKinds.contains($0.kind) } ? layerRecords() : [:]
+        // The frontends policies claim carry a Service's rule too: taken now, written again at the end.
+        let claimedBefore = policyClaimed
+        var mergedBefore: RecordTable = [:]
+        for k in claimedBefore { if let r = mergedFrontend(k, layer) { mergedBefore[r.key] = r.value } }
         /// Services changed in this batch, with what they were before it.
         var changedServices: [ServiceRef: Service?] = [:]
         for c in changes {
@@ -299,7 +297,6 @@ public struct IncrementalCompiler: Sendable {
                 }
                 slices[key] = new
             case "Service":
-                if policyServices.contains(key) { return .needsFullCompile("Service \(c.namespace)/\(c.name): a policy names it") }
                 if changedServices[key] == nil { changedServices[key] = .some(services[key]) }
                 services[key] = c.objects?.services.first
                 affected.insert(key)
@@ -331,6 +328,10 @@ public struct IncrementalCompiler: Sendable {
                 return .needsFullCompile("\(c.kind) \(c.namespace.isEmpty ? "" : c.namespace + "/")\(c.name) changed")
             }
         }
+        let named = namedBefore.union(policyServices)
+        if let ref = changedServices.keys.first(where: { named.contains($0) }) {
+            return .needsFullCompile("Service \(ref.namespace)/\(ref.name): a policy names it")
+        }
         var replanned: [(ref: ServiceRef, old: ServicePlan, new: ServicePlan)] = []
         // The records the replanned services had, taken before anything they were written with
         // (ids, winners, the backend registry) changes.
@@ -352,17 +353,22 @@ public struct IncrementalCompiler: Sendable {
             replanned.append((ref, old, new))
         }
         // The policies after everything they read (Nodes, Pods, Services named) is current.
-        let claimedBefore = policyClaimed
         if layerDirty || selectorsChanged {
             if selectorsChanged { reselectPods() }
+            let previous = layer
             switch replanLayer() {
             case .success(let r): replanned.append(r)
             case .failure(let o): return .needsFullCompile(o.reason)
+            }
+            // Frontends newly claimed had a record of the Service's own (its plan is still the old one).
+            for k in layer.claimed.subtracting(claimedBefore) {
+                if let r = mergedFrontend(k, previous) { mergedBefore[r.key] = r.value }
             }
             for (table, records) in layerBefore { before[table, default: [:]].merge(records) { kept, _ in kept } }
             policyClaimed = layer.claimed
         }
         if replanned.isEmpty { return .delta(nodeDelta) }
+        before[.frontends, default: [:]].merge(mergedBefore) { kept, _ in kept }
 
         var touched = Set<BackendIdentity>()
         for r in replanned {
@@ -415,10 +421,8 @@ public struct IncrementalCompiler: Sendable {
             records(r.new, into: &after)
             if services[r.ref] != nil { plans[r.ref] = (r.new, plans[r.ref]?.groupIDs ?? []) }
         }
-        if layerDirty || selectorsChanged {
-            for k in claimedBefore.union(policyClaimed) {
-                if let r = mergedFrontend(k, layer) { after[.frontends, default: [:]][r.key] = r.value }
-            }
+        for k in claimedBefore.union(policyClaimed) {
+            if let r = mergedFrontend(k, layer) { after[.frontends, default: [:]][r.key] = r.value }
         }
         delta.merge(ImageRecords.delta(from: before, to: after))
         return .delta(delta)

@@ -28,6 +28,14 @@ extension ServiceCompiler.PolicyClaim: @unchecked Sendable {}
 extension IncrementalCompiler {
     var hasPolicies: Bool { !localRedirectPolicies.isEmpty || !balancingPolicies.isEmpty }
 
+    /// Services a policy names as its frontend (the policies read their cluster IPs and ports).
+    var policyServices: Set<ServiceRef> {
+        var named = Set<ServiceRef>()
+        for p in localRedirectPolicies.values { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
+        for p in balancingPolicies.values { if case .service(let ns, let name, _) = p.frontend { named.insert(ServiceRef(namespace: ns, name: name)) } }
+        return named
+    }
+
     /// The selectors policies pick Pods by.
     var podSelectors: [LabelSelector] {
         var out = localRedirectPolicies.values.map(\.selector)

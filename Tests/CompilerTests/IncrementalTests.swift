@@ -280,7 +280,7 @@ extension ChangingCluster {
     /// One random policy change: one of four policies (address frontends, pod backends, node
     /// gating, a conflict between two of one kind) added, changed or removed.
     mutating func changePolicy() -> String {
-        let names = ["dns-local", "echo", "echo-gated", "dns-local-2"]
+        let names = ["dns-local", "echo", "echo-gated", "dns-local-2", "dns-service"]
         let name = names[rng.int(names.count)]
         if policyJSON[name] != nil && rng.chance(0.35) {
             policyJSON[name] = nil
@@ -290,6 +290,10 @@ extension ChangingCluster {
         let port = [8080, 5353][rng.int(2)]
         let created = #""creationTimestamp":"2024-05-2\#(rng.int(3))T09:00:00Z""#
         switch name {
+        case "dns-service":
+            // Node-local DNS: the Service's own frontends, redirected to local pods; its slices
+            // keep changing, and the merged rules with them.
+            policyJSON[name] = ("LocalRedirectPolicy", #"{"apiVersion":"balancing.elf.io/v1beta1","kind":"LocalRedirectPolicy","metadata":{"name":"\#(name)",\#(created)},"spec":{"frontend":{"serviceMatcher":{"namespace":"default","serviceName":"dns"}},"backend":{"endpointSelector":{"matchLabels":{"app":"\#(app)"}},"toPorts":[{"name":"dns","port":"53","protocol":"UDP"},{"name":"dns-tcp","port":"53","protocol":"TCP"}]}}}"#)
         case "dns-local", "dns-local-2":
             // Both claim one address now and then: a conflict the full compile reports.
             let ip = name == "dns-local" || rng.chance(0.2) ? "169.254.20.10" : "169.254.20.11"
@@ -427,7 +431,7 @@ func imageTables(_ contents: ImageContents) throws -> [ImageTable: RecordTable] 
         for kind in ["Service", "EndpointSlice", "Node", "Pod", "LocalRedirectPolicy", "BalancingPolicy"] {
             #expect(followed[kind, default: 0] >= 5, "\(kind): \(followed[kind, default: 0]) changes followed incrementally")
         }
-        #expect(incremental > 200, "only \(incremental) of 300 steps were incremental; handed over: \(handedOver.prefix(10))")
+        #expect(incremental > 150, "only \(incremental) of 300 steps were incremental; handed over: \(handedOver.prefix(10))")
         // Conflicts do occur and are handed over.
         #expect(handedOver.contains { $0.contains("also claims") }, "\(handedOver.prefix(10))")
         #expect(handedOver.contains { $0.contains("endpoints still name it") || $0.contains("an endpoint has its address") }, "\(handedOver.prefix(10))")
