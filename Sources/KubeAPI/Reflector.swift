@@ -64,9 +64,9 @@ public struct Reflector: Sendable {
             do {
                 if relist {
                     let (items, rv) = try await client.list(r)
-                    // Pods and Nodes are kept trimmed to what the compiler reads.
+                    // Pods and Nodes come trimmed to what the compiler reads (RawListPage).
                     let kept = items.map { item -> (key: KindStore.Key, object: [UInt8]) in
-                        (KindStore.Key(namespace: item.namespace, name: item.name), trimmedJSON(item.object, kind: r.kind))
+                        (KindStore.Key(namespace: item.namespace, name: item.name), item.object)
                     }
                     let keys = sink.withStores { $0[r.kind]?.replace(items: kept, resourceVersion: rv) } ?? []
                     sink.changed(r.kind, keys: keys, listed: true)
@@ -84,8 +84,9 @@ public struct Reflector: Sendable {
                     }
                     events += 1
                     goneWithoutProgress = false
-                    var event = received
-                    if event.type != .bookmark { event.object = trimmedJSON(event.object, kind: r.kind) }
+                    // Pods and Nodes come trimmed (RawWatchEvent): an update of nothing kept is
+                    // the object the store holds, and is dropped.
+                    let event = received
                     let (next, moved) = sink.withStores { s -> (KindStore.Next, Bool) in
                         let before = s[r.kind]?.generation ?? 0
                         let n = s[r.kind]?.apply(event) ?? .relist

@@ -11,7 +11,7 @@ import Glibc
 /// those leaves the kept bytes unchanged. Other kinds, and JSON that is not an object, are returned
 /// unchanged.
 public func trimmedJSON(_ object: [UInt8], kind: String) -> [UInt8] {
-    guard let selection = keptFields(kind: kind) else { return object }
+    guard keptFields(kind: kind) != nil else { return object }
     var error = json_error_t()
     let root: UnsafeMutablePointer<json_t>? = object.withUnsafeBytes { raw in
         guard let base = raw.baseAddress else { return nil }
@@ -22,11 +22,16 @@ public func trimmedJSON(_ object: [UInt8], kind: String) -> [UInt8] {
         return object
     }
     defer { cjansson_decref(root) }
-    guard let out = reduced(root, selection) else { return object }
+    return trimmedDump(root, kind: kind) ?? object
+}
+
+/// A parsed object of `kind` reduced and dumped (compact); nil when the kind is kept whole or the
+/// value is not the object its selection reduces. Lists and watch events are trimmed here, from
+/// the tree their check already parsed: one parse per object.
+func trimmedDump(_ object: UnsafeMutablePointer<json_t>, kind: String) -> [UInt8]? {
+    guard let selection = keptFields(kind: kind), let out = reduced(object, selection) else { return nil }
     defer { cjansson_decref(out) }
-    guard let dumped = json_dumps(out, Int(JSON_COMPACT)) else { return object }
-    defer { free(dumped) }
-    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(dumped).assumingMemoryBound(to: UInt8.self), count: strlen(dumped)))
+    return WireJSON.dump(out)
 }
 
 /// A new object or array with only what `selection` keeps of `value` (kept values shared,

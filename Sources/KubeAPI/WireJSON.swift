@@ -259,10 +259,14 @@ public struct RawWatchEvent: Sendable, Equatable {
                 (event.namespace, event.name, event.resourceVersion) = (id.namespace, id.name, id.resourceVersion)
             }
         }
-        event.object = WireJSON.dump(object)
-        if event.object.count > maxObjectBytes {
+        // Objects of a kind kept trimmed are trimmed here, from the tree already parsed. The cap
+        // applies to the object as sent: a line within it holds an object within it.
+        let kept = type == "ERROR" || type == "BOOKMARK" ? nil : resource.flatMap { trimmedDump(object, kind: $0.kind) }
+        let size = kept == nil || line.count > maxObjectBytes ? WireJSON.dump(object) : nil
+        event.object = kept ?? size ?? []
+        if let whole = size, whole.count > maxObjectBytes {
             let who = event.name.map { " (\(shown(event.namespace.isEmpty ? $0 : event.namespace + "/" + $0)))" } ?? ""
-            throw WireError(.tooLarge, "the \(type) object\(who) is \(event.object.count) bytes, more than the object cap of \(maxObjectBytes)")
+            throw WireError(.tooLarge, "the \(type) object\(who) is \(whole.count) bytes, more than the object cap of \(maxObjectBytes)")
         }
         return event
     }
@@ -316,11 +320,14 @@ public struct RawListPage: Sendable {
             for i in 0..<json_array_size(list) {
                 guard let item = json_array_get(list, i) else { continue }
                 let id = try WireJSON.checkObject(item, resource, place: "items[\(i)]")
-                let bytes = WireJSON.dump(item)
-                if bytes.count > maxObjectBytes {
-                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(bytes.count) bytes, more than the object cap of \(maxObjectBytes)")
+                // Kept trimmed (Pods, Nodes): trimmed from this tree. The cap applies to the object
+                // as sent: a page within it holds objects within it.
+                let kept = trimmedDump(item, kind: resource.kind)
+                let whole = kept == nil || body.count > maxObjectBytes ? WireJSON.dump(item) : nil
+                if let whole, whole.count > maxObjectBytes {
+                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(whole.count) bytes, more than the object cap of \(maxObjectBytes)")
                 }
-                items.append(Item(namespace: id.namespace, name: id.name, object: bytes))
+                items.append(Item(namespace: id.namespace, name: id.name, object: kept ?? whole ?? []))
             }
         }
         var next: String?

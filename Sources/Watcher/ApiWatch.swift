@@ -213,6 +213,9 @@ public final class ApiWatcher: Sendable {
                     logger.info("full compile", metadata: ["reason": "\(reason)"])
                 }
             }
+            // The full compile replaces the incremental state whatever it gives: free the old one first
+            // (at the scale of a large cluster, two of them at once is hundreds of megabytes).
+            incremental = nil
             var next: IncrementalCompiler?
             let sync = pipeline.sync(changes: changes, retrying: retryingFull, since: firstChange, kinds: kinds, load: { () throws(CompileFailure) in
                 try objects.snapshot()

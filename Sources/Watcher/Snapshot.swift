@@ -22,7 +22,7 @@ public enum ClusterSnapshot {
             }
             counts[r.kind] = items.count
             for item in items.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
-                out += Array("- ".utf8) + trimmedJSON(item.object, kind: r.kind) + [UInt8(ascii: "\n")]
+                out += Array("- ".utf8) + item.object + [UInt8(ascii: "\n")]
             }
         }
         if counts.values.allSatisfy({ $0 == 0 }) { out = Array("apiVersion: v1\nkind: List\nitems: []\n".utf8) }
