@@ -73,10 +73,10 @@ public struct InputLoader {
             if let items = chunk.excluded {
                 // A List's own members, its items cut out (they are chunks of their own); the
                 // items blanked instead, keeping every position, only to report a problem.
-                decoder.decode(Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]),
+                decoder.decode((Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]))[...],
                                positions: { ManifestSplitter.blank(file, chunk.range, except: items) })
             } else {
-                decoder.decode(Array(file[chunk.range]))
+                decoder.decode(file[chunk.range])
             }
             return decoder
         }
@@ -130,24 +130,29 @@ struct ChunkDecoder: Sendable {
 
     /// `positions`: bytes that parse to the same tree with every node at its place in the file,
     /// when `bytes` do not (a List envelope whose items were cut out).
-    mutating func decode(_ bytes: [UInt8], positions: (() -> [UInt8])? = nil) {
+    mutating func decode(_ slice: ArraySlice<UInt8>, positions: (() -> [UInt8])? = nil) {
         let tree: ManifestTree
         do {
-            if chunk.format == .json {
+            if chunk.format == .json, let fast = slice.withUnsafeBufferPointer({ JSONFastReader.parse($0, file: chunk.file) }) {
+                // The common case, read in place (JSONFastReader skips indentation itself).
+                tree = fast
+            } else if chunk.format == .json {
+                // jansson's turn (JSONFastReader refused): a real number, or a problem to report.
+                let bytes = Array(slice)
                 // kubectl indents JSON by four spaces: half of a dump is whitespace, which jansson
                 // reads a byte at a time. Parse a compacted copy; on a syntax error parse the
                 // original again so the position is the file's.
                 if JSONCompactor.isIndented(bytes) {
                     do {
-                        tree = try ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: chunk.file)
+                        tree = try ManifestReader.parseJSONWithJansson(JSONCompactor.compact(bytes), file: chunk.file)
                     } catch {
-                        tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                        tree = try ManifestReader.parseJSONWithJansson(bytes, file: chunk.file)
                     }
                 } else {
-                    tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                    tree = try ManifestReader.parseJSONWithJansson(bytes, file: chunk.file)
                 }
             } else {
-                tree = try ManifestReader.parseYAML(bytes, file: chunk.file)
+                tree = try ManifestReader.parseYAML(slice, file: chunk.file)
             }
         } catch {
             var failure = error
@@ -158,7 +163,7 @@ struct ChunkDecoder: Sendable {
                 // jansson reports some errors (nesting too deep) without a position; libyaml
                 // reads JSON too and finds the same problem at its place.
                 do {
-                    _ = try ManifestReader.parseYAML(positions?() ?? bytes, file: chunk.file)
+                    _ = try ManifestReader.parseYAML(positions?() ?? Array(slice), file: chunk.file)
                 } catch {
                     if error.line > 0 { failure = error }
                 }
@@ -171,7 +176,7 @@ struct ChunkDecoder: Sendable {
             addNode(tree, doc, in: chunk.isListItem ? ListContext(kind: chunk.listKind.map { $0 + "List" } ?? "List", apiVersion: chunk.listAPIVersion) : nil,
                     envelopeOnly: chunk.excluded != nil)
         }
-        locate(positions?() ?? bytes)
+        locate(positions?() ?? Array(slice))
     }
 
     /// The List an object came in: items of a typed list (`ServiceList`) carry no kind or
