@@ -57,17 +57,10 @@ public struct InputLoader {
 
     /// Loads in-memory files (path, bytes): what `load(paths:)` does after reading. Each file is
     /// split into documents and List items (ManifestSplitter); the pieces are parsed and decoded
-    /// on every core, then merged in input order, so results never depend on scheduling.
+    /// on every core, then merged in input order, so results never depend on scheduling. The
+    /// split of a large file is itself a scan of every byte: pieces are decoded as it finds them.
     public static func load(contents: [(path: String, bytes: [UInt8])]) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        var chunks: [(file: Int, chunk: ManifestChunk)] = []
-        for (i, (path, bytes)) in contents.enumerated() {
-            for c in ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) {
-                chunks.append((i, c))
-            }
-        }
-        let pieces = chunks
-        let results = parallelMap(pieces.count) { i -> ChunkDecoder in
-            let (f, chunk) = pieces[i]
+        @Sendable func decode(_ f: Int, _ chunk: ManifestChunk) -> ChunkDecoder {
             var decoder = ChunkDecoder(chunk: chunk)
             let file = contents[f].bytes
             if let items = chunk.excluded {
@@ -80,29 +73,37 @@ public struct InputLoader {
             }
             return decoder
         }
+        let stream = EarlyPieces(decode)
+        var chunks: [(file: Int, chunk: ManifestChunk)] = []
+        /// (file, position) of each piece handed out early → its number in the stream.
+        var earlyNumbers: [Int: [Int: Int]] = [:]
+        for (i, (path, bytes)) in contents.enumerated() {
+            let split = ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) { k, chunk in
+                earlyNumbers[i, default: [:]][k] = stream.push(i, chunk)
+            }
+            for c in split { chunks.append((i, c)) }
+        }
+        let decodedEarly = stream.finish()
+        // The pieces the split did not hand out, or handed out differently than it ended.
+        var late: [Int] = []
+        var results = [ChunkDecoder?](repeating: nil, count: chunks.count)
+        var position = 0, previousFile = -1
+        for (n, (f, chunk)) in chunks.enumerated() {
+            position = f == previousFile ? position + 1 : 0
+            previousFile = f
+            if let e = earlyNumbers[f]?[position], let r = decodedEarly[e], r.chunk == chunk {
+                results[n] = r
+            } else {
+                late.append(n)
+            }
+        }
+        let pieces = chunks, lateIndices = late
+        let rest = parallelMap(lateIndices.count) { decode(pieces[lateIndices[$0]].file, pieces[lateIndices[$0]].chunk) }
+        for (k, n) in late.enumerated() { results[n] = rest[k] }
         var builder = SnapshotBuilder()
-        for r in results { builder.merge(r) }
+        for r in results { if let r { builder.merge(r) } }
         return try builder.finish()
     }
-}
-
-/// Runs `body` for 0..<count on every core and returns the results in index order.
-public func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (Int) -> T) -> [T] {
-    if count == 0 { return [] }
-    let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-    if workers == 1 || count < 4 { return (0..<count).map(body) }
-    let next = Atomic<Int>(0)
-    let slots = Mutex<[T?]>([T?](repeating: nil, count: count))
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-        var local: [(Int, T)] = []
-        while true {
-            let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            if i >= count { break }
-            local.append((i, body(i)))
-        }
-        slots.withLock { s in for (i, v) in local { s[i] = v } }
-    }
-    return slots.withLock { $0.compactMap { $0 } }
 }
 
 /// One decoded object of a chunk, before duplicates across the whole input are settled.
