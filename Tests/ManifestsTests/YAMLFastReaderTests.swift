@@ -58,6 +58,9 @@ import TestSupport
             "# a comment\nkind: List\nitems:\n- a\n\n# between\n- b\nafter: 1\n",
             "a:\n  b:\n    c: d\n  e: f\ng: h\n",
             "a:   spaced value  \nb: x\n",
+            "a: |\n  text\nb: 1\n",
+            "a:\n  b: |\n    {\"x\": 1, \"y\": \"#: -\"}\n      deeper\n\n    after a blank\n  c: |-\n    stripped\n\n  d: |+\n    kept\n\n\ne: 1\n",
+            "l:\n- |\n  in a sequence\n- x\n",
         ]
         for c in cases {
             #expect(agrees(Array(c.utf8)), "\(c)")
@@ -66,7 +69,8 @@ import TestSupport
 
     @Test func refusesWhatItLeavesToLibyaml() {
         let cases = [
-            "a: |\n  text\n", "a: >\n  text\n", "a: b\n  continued\n", "a: &x 1\nb: *x\n", "a: !!str 1\n",
+            "a: >\n  text\n", "a: |2\n  x\n", "a: |\n\n  x\n", "a: | # c\n  x\n", "a: |\n  x", "a: |\nb: 1\n",
+            "a: |\n  x\n   \n  y\n", "a: b\n  continued\n", "a: &x 1\nb: *x\n", "a: !!str 1\n",
             "a: [1, 2]\n", "a: {b: 1}\n", "a:\nb: 1\n", "a: b # comment\n", "a:\tb\n", "a: b\r\nc: d\r\n",
             "a: é\n", "a: 1\na: 2\n", "- a\n- b\n", "a: \"open\n  closed\"\n", "a: b: c\n", "a: 1\n- b\n",
             "%YAML 1.2\n---\na: 1\n", "a: 1\n---\nb: 2\n", "a: 1\n...\n", "", "# only a comment\n", "---\n",

@@ -8,8 +8,8 @@
 /// Like JSONFastReader it never decides what is valid: it takes only what it knows libyaml reads,
 /// and builds the tree `YAMLEventReader` builds from libyaml's events, node for node, with the
 /// same marks (libyaml's start marks: a block mapping's first key, a sequence's first `-`, a
-/// scalar's first character or quote). Anything else — flow collections other than `{}` and `[]`,
-/// block scalars, multi-line scalars, anchors, aliases, tags, comments after content, tabs,
+/// scalar's first character, quote or `|`). Anything else — flow collections other than `{}` and
+/// `[]`, folded block scalars, multi-line flow scalars, anchors, aliases, tags, comments after content, tabs,
 /// CR line breaks, non-ASCII bytes, an empty value — makes it return nil, and libyaml reads the
 /// piece (and reports its problems).
 enum YAMLFastReader {
@@ -110,7 +110,7 @@ enum YAMLFastReader {
                 if v < end {
                     // Plain `a:b` is one scalar, so a value needs a space after the colon.
                     guard v > afterColon else { throw Refusal() }
-                    try inlineValue(at: v, &b)
+                    try inlineValue(at: v, parent: keyColumn, &b)
                     try advance()
                     if !atEnd, indent > keyColumn { throw Refusal() }
                 } else {
@@ -145,7 +145,7 @@ enum YAMLFastReader {
                 if looksLikeKey(at: v) {
                     try mapping(at: v, &b)
                 } else {
-                    try inlineValue(at: v, &b)
+                    try inlineValue(at: v, parent: dashColumn, &b)
                     try advance()
                     if !atEnd, indent > dashColumn { throw Refusal() }
                 }
@@ -207,11 +207,16 @@ enum YAMLFastReader {
             return after + 1
         }
 
-        /// A value that ends on this line: a quoted or plain scalar, `{}` or `[]`.
-        mutating func inlineValue(at: Int, _ b: inout TreeBuilder) throws(Refusal) {
+        /// A value that starts on this line: a quoted or plain scalar, `{}` or `[]`, or a literal
+        /// block scalar (its lines below, indented more than `parent`, the block's own column).
+        mutating func inlineValue(at: Int, parent: Int, _ b: inout TreeBuilder) throws(Refusal) {
             var last = end
             while p[last - 1] == 0x20 { last -= 1 }
             let c = p[at]
+            if c == UInt8(ascii: "|") {
+                try literal(at: at, parent: parent, &b)
+                return
+            }
             if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
                 guard try quoted(at: at, &b) == last else { throw Refusal() }
                 return
@@ -248,6 +253,63 @@ enum YAMLFastReader {
             let s = b.text.count
             b.text.append(contentsOf: UnsafeBufferPointer(start: p + at, count: last - at))
             do { try b.addScalar(textStart: s, style: .plain, line: UInt32(line), column: column(at)) } catch { throw Refusal() }
+        }
+
+        /// A literal block scalar (`|`, `|-`, `|+`; kubectl's last-applied-configuration) whose
+        /// indicator is at `at`: its lines, from the next on, indented as the first of them (more
+        /// than `parent`), kept as they are; the line breaks at the end chomped as the indicator
+        /// says. Leaves the reader where the block ends, for `advance`. Refused: an indentation
+        /// indicator, a comment after the indicator, blank lines before the first line or with
+        /// more spaces than the block's indentation, and a last line without a line break.
+        mutating func literal(at: Int, parent: Int, _ b: inout TreeBuilder) throws(Refusal) {
+            var h = at + 1
+            var chomp = 0  // -1 strip, 0 clip, 1 keep
+            if h < end, p[h] == UInt8(ascii: "-") {
+                chomp = -1
+                h += 1
+            } else if h < end, p[h] == UInt8(ascii: "+") {
+                chomp = 1
+                h += 1
+            }
+            while h < end, p[h] == 0x20 { h += 1 }
+            guard h == end else { throw Refusal() }
+            let s = b.text.count
+            var blockIndent = -1
+            var blanks = 0
+            var i = next, lineNumber = nextLine
+            while i < n {
+                var k = i
+                while k < n, p[k] == 0x20 { k += 1 }
+                var e = k
+                while e < n, p[e] != 0x0A {
+                    if p[e] < 0x20 || p[e] >= 0x7F { throw Refusal() }
+                    e += 1
+                }
+                guard e < n else { throw Refusal() }
+                if k == e {
+                    guard blockIndent >= 0, k - i <= blockIndent else { throw Refusal() }
+                    blanks += 1
+                } else {
+                    if blockIndent < 0 {
+                        guard k - i > parent else { throw Refusal() }  // an empty scalar
+                        blockIndent = k - i
+                    } else if k - i < blockIndent {
+                        break
+                    } else {
+                        b.text.append(contentsOf: repeatElement(0x0A, count: blanks + 1))
+                    }
+                    blanks = 0
+                    b.text.append(contentsOf: UnsafeBufferPointer(start: p + i + blockIndent, count: e - i - blockIndent))
+                }
+                i = e + 1
+                lineNumber += 1
+            }
+            guard blockIndent >= 0 else { throw Refusal() }
+            if chomp >= 0 { b.text.append(0x0A) }
+            if chomp == 1 { b.text.append(contentsOf: repeatElement(0x0A, count: blanks)) }
+            do { try b.addScalar(textStart: s, style: .quoted, line: UInt32(line), column: column(at)) } catch { throw Refusal() }
+            next = i
+            nextLine = lineNumber
         }
 
         /// A single- or double-quoted scalar closed on this line, decoded into the arena; returns
