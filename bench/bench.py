@@ -182,21 +182,26 @@ def main() -> int:
             if objs is not None and objs != stats["objects"]:
                 print(f"WARNING: balancer reported {objs} objects for {fmt}, the cluster has {stats['objects']}")
 
+    def peer(kind: str, src: str, runs: int, label: str) -> tuple[list, int]:
+        """Best-of runs of the peer `kind` on `src`, each in a fresh interpreter: (times, peak RSS)."""
+        nonlocal failed
+        times, rss = [], 0
+        for i in range(runs):
+            res = time_v([sys.executable, os.path.abspath(__file__), "--peer-parse", kind, src])
+            if res["rc"] != 0:
+                print(f"peer {label} FAILED:\n{tail(res['stderr'])}")
+                failed = True
+                break
+            out = json.loads(res["stdout"].strip().splitlines()[-1])
+            times.append(out["parse_seconds"])
+            rss = max(rss, res["rss"] or 0)
+            print(f"peer {kind} run {i + 1}: {label} {out['parse_seconds']:.3f}s  rss {rss / MB:.0f} MB", flush=True)
+        return times, rss
+
     # The orjson peer always runs: every format's target is measured against it.
     print(flush=True)
-    ojson_src = os.path.join(a.out, stats["files"]["json"]["path"])
-    otimes, orss = [], 0
-    for i in range(a.orjson_runs):
-        res = time_v([sys.executable, os.path.abspath(__file__), "--peer-parse", "orjson", ojson_src])
-        if res["rc"] != 0:
-            print(f"peer orjson.loads FAILED:\n{tail(res['stderr'])}")
-            failed = True
-            break
-        out = json.loads(res["stdout"].strip().splitlines()[-1])
-        otimes.append(out["parse_seconds"])
-        orss = max(orss, res["rss"] or 0)
-        print(f"peer orjson run {i + 1}: read + orjson.loads(cluster.json) {out['parse_seconds']:.3f}s  "
-              f"rss {orss / MB:.0f} MB", flush=True)
+    otimes, orss = peer("orjson", os.path.join(a.out, stats["files"]["json"]["path"]), a.orjson_runs,
+                        "read + orjson.loads(cluster.json)")
     orjson_s = min(otimes) if otimes else None
     if orjson_s:
         results["orjson"] = {"what": "open(cluster.json, 'rb').read() + orjson.loads, fresh interpreter",
@@ -205,23 +210,10 @@ def main() -> int:
     if a.peer_runs > 0:
         print(flush=True)
         for fmt in formats:
-            r = results["formats"][fmt]
-            src = os.path.join(a.out, stats["files"][fmt]["path"])
             what = "json.load" if fmt.startswith("json") else "yaml.load_all(CSafeLoader)"
-            times, rss = [], 0
-            for i in range(a.peer_runs):
-                res = time_v([sys.executable, os.path.abspath(__file__), "--peer-parse", fmt, src])
-                if res["rc"] != 0:
-                    print(f"peer {what} FAILED:\n{tail(res['stderr'])}")
-                    failed = True
-                    break
-                out = json.loads(res["stdout"].strip().splitlines()[-1])
-                times.append(out["parse_seconds"])
-                rss = max(rss, res["rss"] or 0)
-                print(f"peer {fmt} run {i + 1}: {what} {out['parse_seconds']:.3f}s  "
-                      f"rss {rss / MB:.0f} MB", flush=True)
+            times, rss = peer(fmt, os.path.join(a.out, stats["files"][fmt]["path"]), a.peer_runs, what)
             if times:
-                r["peer"] = {"what": what, "parse_seconds": min(times), "peak_rss_bytes": rss}
+                results["formats"][fmt]["peer"] = {"what": what, "parse_seconds": min(times), "peak_rss_bytes": rss}
 
     # Identical inputs should give identical images.
     imgs = [os.path.join(a.out, f"image.{f}.bin") for f in formats

@@ -14,24 +14,21 @@
 /// it returns nil and the caller parses with jansson, which accepts or explains.
 enum JSONFastReader {
     static func parse(_ input: UnsafeBufferPointer<UInt8>, file: String) -> ManifestTree? {
-        var builder = TreeBuilder(file: file, yamlSemantics: false, inputSize: input.count, rejectDuplicateKeys: true)
-        guard let base = input.baseAddress else { return nil }
-        var reader = Reader(p: base, n: input.count)
-        do throws(Refusal) {
-            try reader.document(&builder)
-        } catch {
-            return nil
-        }
-        return builder.finish()
+        FastReading.tree(input, file: file, yamlSemantics: false, Reader.self)
     }
 
     /// Input this reader leaves to jansson.
-    struct Refusal: Error {}
+    typealias Refusal = FastReading.Refusal
 
-    private struct Reader {
+    private struct Reader: FastDocumentReader {
         let p: UnsafePointer<UInt8>
         let n: Int
         var i = 0
+
+        init(p: UnsafePointer<UInt8>, n: Int) {
+            self.p = p
+            self.n = n
+        }
 
         private enum Next { case value, key, after }
 
@@ -221,7 +218,7 @@ enum JSONFastReader {
                     guard low >= 0xDC00 && low <= 0xDFFF else { throw Refusal() }
                     scalar = ((scalar - 0xD800) << 10) + (low - 0xDC00) + 0x10000
                 }
-                UTF8Text.append(scalar, to: &b.text)
+                FastReading.appendUTF8(scalar, to: &b.text)
                 return
             default: throw Refusal()
             }
@@ -229,19 +226,7 @@ enum JSONFastReader {
         }
 
         mutating func hex4() throws(Refusal) -> UInt32 {
-            guard n - i >= 4 else { throw Refusal() }
-            var v: UInt32 = 0
-            for k in 0 ..< 4 {
-                let c = p[i + k]
-                let d: UInt8
-                switch c {
-                case UInt8(ascii: "0") ... UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
-                case UInt8(ascii: "a") ... UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A") ... UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
-                default: throw Refusal()
-                }
-                v = v << 4 | UInt32(d)
-            }
+            guard n - i >= 4, let v = FastReading.hex(p + i, count: 4) else { throw Refusal() }
             i += 4
             return v
         }

@@ -14,20 +14,13 @@
 /// piece (and reports its problems).
 enum YAMLFastReader {
     static func parse(_ input: UnsafeBufferPointer<UInt8>, file: String) -> ManifestTree? {
-        guard let base = input.baseAddress else { return nil }
-        var builder = TreeBuilder(file: file, yamlSemantics: true, inputSize: input.count)
-        var reader = Reader(p: base, n: input.count)
-        do throws(Refusal) {
-            try reader.document(&builder)
-        } catch {
-            return nil
-        }
-        return builder.finish()
+        FastReading.tree(input, file: file, yamlSemantics: true, Reader.self)
     }
 
-    struct Refusal: Error {}
+    /// Input this reader leaves to libyaml.
+    typealias Refusal = FastReading.Refusal
 
-    private struct Reader {
+    private struct Reader: FastDocumentReader {
         let p: UnsafePointer<UInt8>
         let n: Int
         /// The current content line: where it starts, its 1-based number, the offset of its first
@@ -40,6 +33,11 @@ enum YAMLFastReader {
         /// The next line to look at and its number.
         var next = 0
         var nextLine = 1
+
+        init(p: UnsafePointer<UInt8>, n: Int) {
+            self.p = p
+            self.n = n
+        }
 
         var indent: Int { content - start }
 
@@ -368,21 +366,9 @@ enum YAMLFastReader {
             default: throw Refusal()  // \N, \_, \L, \P and unknown escapes
             }
             if digits == 0 { return at + 2 }
-            guard end - (at + 2) >= digits else { throw Refusal() }
-            var v: UInt32 = 0
-            for k in 0 ..< digits {
-                let c = p[at + 2 + k]
-                let d: UInt8
-                switch c {
-                case UInt8(ascii: "0") ... UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
-                case UInt8(ascii: "a") ... UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A") ... UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
-                default: throw Refusal()
-                }
-                v = v << 4 | UInt32(d)
-            }
+            guard end - (at + 2) >= digits, let v = FastReading.hex(p + at + 2, count: digits) else { throw Refusal() }
             guard v <= 0x10FFFF, !(v >= 0xD800 && v <= 0xDFFF) else { throw Refusal() }
-            UTF8Text.append(v, to: &b.text)
+            FastReading.appendUTF8(v, to: &b.text)
             return at + 2 + digits
         }
     }
