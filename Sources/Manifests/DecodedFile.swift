@@ -19,31 +19,51 @@ public struct DecodedFile: Sendable {
 
 extension InputLoader {
     /// Decodes in-memory files (path, bytes), each on its own, on every core: what
-    /// `load(contents:)` does before merging.
+    /// `load(contents:)` does before merging. The split of a large file is itself a scan of every
+    /// byte: pieces are decoded as it finds them.
     public static func decodeEach(_ contents: [(path: String, bytes: [UInt8])]) -> [DecodedFile] {
-        var chunks: [(file: Int, chunk: ManifestChunk)] = []
-        for (i, (path, bytes)) in contents.enumerated() {
-            for c in ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) {
-                chunks.append((i, c))
-            }
-        }
-        let pieces = chunks
-        let results = parallelMap(pieces.count) { i -> ChunkDecoder in
-            let (f, chunk) = pieces[i]
+        @Sendable func decode(_ f: Int, _ chunk: ManifestChunk) -> ChunkDecoder {
             var decoder = ChunkDecoder(chunk: chunk)
             let file = contents[f].bytes
             if let items = chunk.excluded {
                 // A List's own members, its items cut out (they are chunks of their own); the
                 // items blanked instead, keeping every position, only to report a problem.
-                decoder.decode(Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]),
+                decoder.decode((Array(file[chunk.range.lowerBound..<items.lowerBound]) + Array(file[items.upperBound..<chunk.range.upperBound]))[...],
                                positions: { ManifestSplitter.blank(file, chunk.range, except: items) })
             } else {
-                decoder.decode(Array(file[chunk.range]))
+                decoder.decode(file[chunk.range])
             }
             return decoder
         }
+        let stream = EarlyPieces(decode)
+        var chunks: [(file: Int, chunk: ManifestChunk)] = []
+        /// (file, position) of each piece handed out early → its number in the stream.
+        var earlyNumbers: [Int: [Int: Int]] = [:]
+        for (i, (path, bytes)) in contents.enumerated() {
+            let split = ManifestSplitter.split(bytes, file: path, format: ManifestReader.isJSON(bytes, file: path) ? .json : .yaml) { k, chunk in
+                earlyNumbers[i, default: [:]][k] = stream.push(i, chunk)
+            }
+            for c in split { chunks.append((i, c)) }
+        }
+        let decodedEarly = stream.finish()
+        // The pieces the split did not hand out, or handed out differently than it ended.
+        var late: [Int] = []
+        var results = [ChunkDecoder?](repeating: nil, count: chunks.count)
+        var position = 0, previousFile = -1
+        for (n, (f, chunk)) in chunks.enumerated() {
+            position = f == previousFile ? position + 1 : 0
+            previousFile = f
+            if let e = earlyNumbers[f]?[position], let r = decodedEarly[e], r.chunk == chunk {
+                results[n] = r
+            } else {
+                late.append(n)
+            }
+        }
+        let pieces = chunks, lateIndices = late
+        let rest = parallelMap(lateIndices.count) { decode(pieces[lateIndices[$0]].file, pieces[lateIndices[$0]].chunk) }
+        for (k, n) in late.enumerated() { results[n] = rest[k] }
         var files = [[ChunkDecoder]](repeating: [], count: contents.count)
-        for (k, r) in results.enumerated() { files[pieces[k].file].append(r) }
+        for (n, r) in results.enumerated() { if let r { files[chunks[n].file].append(r) } }
         return files.map { DecodedFile(pieces: $0) }
     }
 

@@ -57,29 +57,11 @@ public struct InputLoader {
 
     /// Loads in-memory files (path, bytes): what `load(paths:)` does after reading. Each file is
     /// split into documents and List items (ManifestSplitter); the pieces are parsed and decoded
-    /// on every core, then merged in input order, so results never depend on scheduling.
+    /// on every core, then merged in input order, so results never depend on scheduling. The
+    /// split of a large file is itself a scan of every byte: pieces are decoded as it finds them.
     public static func load(contents: [(path: String, bytes: [UInt8])]) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
         try snapshot(of: decodeEach(contents))
     }
-}
-
-/// Runs `body` for 0..<count on every core and returns the results in index order.
-public func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (Int) -> T) -> [T] {
-    if count == 0 { return [] }
-    let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-    if workers == 1 || count < 4 { return (0..<count).map(body) }
-    let next = Atomic<Int>(0)
-    let slots = Mutex<[T?]>([T?](repeating: nil, count: count))
-    DispatchQueue.concurrentPerform(iterations: workers) { _ in
-        var local: [(Int, T)] = []
-        while true {
-            let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            if i >= count { break }
-            local.append((i, body(i)))
-        }
-        slots.withLock { s in for (i, v) in local { s[i] = v } }
-    }
-    return slots.withLock { $0.compactMap { $0 } }
 }
 
 /// One decoded object of a chunk, before duplicates across the whole input are settled.
@@ -107,24 +89,29 @@ struct ChunkDecoder: Sendable {
 
     /// `positions`: bytes that parse to the same tree with every node at its place in the file,
     /// when `bytes` do not (a List envelope whose items were cut out).
-    mutating func decode(_ bytes: [UInt8], positions: (() -> [UInt8])? = nil) {
+    mutating func decode(_ slice: ArraySlice<UInt8>, positions: (() -> [UInt8])? = nil) {
         let tree: ManifestTree
         do {
-            if chunk.format == .json {
+            if chunk.format == .json, let fast = slice.withUnsafeBufferPointer({ JSONFastReader.parse($0, file: chunk.file) }) {
+                // The common case, read in place (JSONFastReader skips indentation itself).
+                tree = fast
+            } else if chunk.format == .json {
+                // jansson's turn (JSONFastReader refused): a real number, or a problem to report.
+                let bytes = Array(slice)
                 // kubectl indents JSON by four spaces: half of a dump is whitespace, which jansson
                 // reads a byte at a time. Parse a compacted copy; on a syntax error parse the
                 // original again so the position is the file's.
                 if JSONCompactor.isIndented(bytes) {
                     do {
-                        tree = try ManifestReader.parseJSON(JSONCompactor.compact(bytes), file: chunk.file)
+                        tree = try ManifestReader.parseJSONWithJansson(JSONCompactor.compact(bytes), file: chunk.file)
                     } catch {
-                        tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                        tree = try ManifestReader.parseJSONWithJansson(bytes, file: chunk.file)
                     }
                 } else {
-                    tree = try ManifestReader.parseJSON(bytes, file: chunk.file)
+                    tree = try ManifestReader.parseJSONWithJansson(bytes, file: chunk.file)
                 }
             } else {
-                tree = try ManifestReader.parseYAML(bytes, file: chunk.file)
+                tree = try ManifestReader.parseYAML(slice, file: chunk.file)
             }
         } catch {
             var failure = error
@@ -135,7 +122,7 @@ struct ChunkDecoder: Sendable {
                 // jansson reports some errors (nesting too deep) without a position; libyaml
                 // reads JSON too and finds the same problem at its place.
                 do {
-                    _ = try ManifestReader.parseYAML(positions?() ?? bytes, file: chunk.file)
+                    _ = try ManifestReader.parseYAML(positions?() ?? Array(slice), file: chunk.file)
                 } catch {
                     if error.line > 0 { failure = error }
                 }
@@ -148,7 +135,7 @@ struct ChunkDecoder: Sendable {
             addNode(tree, doc, in: chunk.isListItem ? ListContext(kind: chunk.listKind.map { $0 + "List" } ?? "List", apiVersion: chunk.listAPIVersion) : nil,
                     envelopeOnly: chunk.excluded != nil)
         }
-        locate(positions?() ?? bytes)
+        locate(positions?() ?? Array(slice))
     }
 
     /// The List an object came in: items of a typed list (`ServiceList`) carry no kind or

@@ -155,11 +155,7 @@ extension ManifestTree {
         mutating func header(_ tag: UInt8, _ value: UInt64) {
             if buffer.count + 9 > Self.chunk { flush() }
             buffer.append(tag)
-            var v = value
-            for _ in 0 ..< 8 {
-                buffer.append(UInt8(truncatingIfNeeded: v))
-                v >>= 8
-            }
+            withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
         }
 
         mutating func record(_ tag: CanonicalTag, _ bytes: [UInt8], _ start: Int, _ length: Int) {

@@ -7,8 +7,21 @@ import Glibc
 extension ManifestReader {
     /// Parses one or more concatenated JSON values (a single document, NDJSON, or several
     /// `kubectl get -o json` outputs in one file) into the same arena as YAML.
+    /// The common case (one object, no reals) is read by JSONFastReader; anything else, errors
+    /// included, by jansson, which builds the same tree or reports the problem.
     public static func parseJSON(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
+        try parseJSON(bytes[...], file: file)
+    }
+
+    /// jansson alone: what JSONFastReader's trees are held against in the tests.
+    static func parseJSONWithJansson(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
         try TreeBuilder.build(bytes, file: file, yamlSemantics: false, JSONValueReader.run)
+    }
+
+    /// `parseJSON` of a piece of a larger buffer, without copying it when JSONFastReader reads it.
+    static func parseJSON(_ bytes: ArraySlice<UInt8>, file: String) throws(SyntaxError) -> ManifestTree {
+        if let tree = bytes.withUnsafeBufferPointer({ JSONFastReader.parse($0, file: file) }) { return tree }
+        return try parseJSONWithJansson(Array(bytes), file: file)
     }
 }
 

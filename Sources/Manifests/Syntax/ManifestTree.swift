@@ -160,21 +160,30 @@ public struct ManifestTree: Sendable {
     public func value(_ mapping: NodeID, _ key: String) -> NodeID? {
         let r = nodes[Int(mapping.index)]
         guard r.kind == .mapping else { return nil }
-        let utf8 = key.utf8
-        let keyLength = utf8.count
-        var slot = Int(r.start)
-        let end = slot + Int(r.length)
-        while slot < end {
-            let k = nodes[Int(children[slot])]
-            if k.kind == .scalar, Int(k.length) == keyLength {
-                let s = Int(k.start)
-                if text[s ..< s + keyLength].elementsEqual(utf8) {
+        var key = key
+        return key.withUTF8 { k in
+            var slot = Int(r.start)
+            let end = slot + Int(r.length)
+            while slot < end {
+                let n = nodes[Int(children[slot])]
+                if n.kind == .scalar, Int(n.length) == k.count, textEquals(Int(n.start), k) {
                     return NodeID(index: children[slot + 1])
                 }
+                slot += 2
             }
-            slot += 2
+            return nil
         }
-        return nil
+    }
+
+    /// Whether the arena holds `bytes` at `start` (the decoder's field lookups compare keys
+    /// millions of times: a byte loop over both buffers, not a generic sequence comparison).
+    @inline(__always)
+    private func textEquals(_ start: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        text.withUnsafeBufferPointer { t in
+            guard start + bytes.count <= t.count else { return false }
+            for i in 0 ..< bytes.count where t[start + i] != bytes[i] { return false }
+            return true
+        }
     }
 
     /// Scalar text (allocates); empty for containers.
@@ -198,10 +207,8 @@ public struct ManifestTree: Sendable {
     public func textEquals(_ n: NodeID, _ s: String) -> Bool {
         let r = nodes[Int(n.index)]
         guard r.kind == .scalar else { return false }
-        let utf8 = s.utf8
-        guard utf8.count == Int(r.length) else { return false }
-        let start = Int(r.start)
-        return text[start ..< start + Int(r.length)].elementsEqual(utf8)
+        var s = s
+        return s.withUTF8 { k in k.count == Int(r.length) && textEquals(Int(r.start), k) }
     }
 
     /// True for a scalar that YAML or JSON would read as null (plain `null`/`~`/empty, JSON null).

@@ -6,7 +6,7 @@
 /// parsed, decoded and dropped on its own, on every core, and memory stays near the file size.
 /// The split never decides validity: when anything looks unusual it returns the whole file as
 /// one piece, and the real parser reports the problem with its position.
-struct ManifestChunk: Sendable {
+struct ManifestChunk: Sendable, Equatable {
     enum Format: Sendable { case yaml, json }
 
     var file: String
@@ -33,14 +33,20 @@ struct ManifestChunk: Sendable {
 }
 
 enum ManifestSplitter {
-    static func split(_ bytes: [UInt8], file: String, format: ManifestChunk.Format) -> [ManifestChunk] {
+    /// Called with pieces as they are found, before the split is over, so they can be decoded
+    /// while it goes on: each with the position it will most likely have in the result (a List
+    /// item, before anyone knows the object is a List; a YAML document once the next begins).
+    /// The result decides: a piece counts only if it is there, equal, at that position.
+    typealias Early = (Int, ManifestChunk) -> Void
+
+    static func split(_ bytes: [UInt8], file: String, format: ManifestChunk.Format, early: Early? = nil) -> [ManifestChunk] {
         // A UTF-8 byte order mark is accepted at the start of a file (kubectl accepts it); libyaml
         // reads it itself, jansson does not.
         let start = format == .json && bytes.starts(with: utf8BOM) ? 3 : 0
         let whole = [ManifestChunk(file: file, format: format, range: start..<bytes.count, line: 1, column: 1)]
         switch format {
-        case .yaml: return splitYAML(bytes, file: file) ?? whole
-        case .json: return splitJSON(bytes, file: file, from: start) ?? whole
+        case .yaml: return splitYAML(bytes, file: file, early: early) ?? whole
+        case .json: return splitJSON(bytes, file: file, from: start, early: early) ?? whole
         }
     }
 
@@ -49,7 +55,7 @@ enum ManifestSplitter {
     /// Splits at document markers: a line that is `---` or `...`, alone or followed by a space.
     /// YAML forbids such a line inside any content, so this boundary is exact. Files with
     /// directives (`%YAML`) stay whole.
-    static func splitYAML(_ b: [UInt8], file: String) -> [ManifestChunk]? {
+    static func splitYAML(_ b: [UInt8], file: String, early: Early? = nil) -> [ManifestChunk]? {
         if ScanBridge.hasYAMLDirective(b) { return nil }
         // UTF-16 and UTF-32 (a BOM, or a NUL among the first bytes, as YAML detects them): the
         // byte patterns of markers mean nothing there; libyaml reads the file whole.
@@ -64,6 +70,8 @@ enum ManifestSplitter {
             let dots = b[m] == UInt8(ascii: ".")
             if !dots {
                 if m > start {
+                    // The piece before is final unless an end marker with nothing before it follows.
+                    if let early, let last = chunks.last { early(chunks.count - 1, last) }
                     chunks.append(ManifestChunk(file: file, format: .yaml, range: start..<m, line: startLine, column: 1))
                 }
                 start = m
@@ -133,7 +141,7 @@ enum ManifestSplitter {
         return out
     }
 
-    static func splitJSON(_ b: [UInt8], file: String, from start: Int = 0) -> [ManifestChunk]? {
+    static func splitJSON(_ b: [UInt8], file: String, from start: Int = 0, early: Early? = nil) -> [ManifestChunk]? {
         var scanner = JSONScanner(bytes: b)
         scanner.pos = start
         scanner.lineStart = start
@@ -144,7 +152,16 @@ enum ManifestSplitter {
             let valueStart = scanner.pos
             let (line, col) = (scanner.line, scanner.pos - scanner.lineStart + 1)
             if b[valueStart] == UInt8(ascii: "{") {
-                guard let object = scanner.scanObjectCollectingItems() else { return nil }
+                // Items are handed out as they are found, as if the object were a List (its
+                // kind may come after them; kubectl sorts keys).
+                let firstItem = chunks.count + 1
+                let asItem = early.map { early in
+                    { (index: Int, item: JSONScanner.Item) in
+                        early(firstItem + index, ManifestChunk(file: file, format: .json, range: item.range, line: item.line, column: item.column,
+                                                               isListItem: true))
+                    }
+                }
+                guard let object = scanner.scanObjectCollectingItems(early: asItem) else { return nil }
                 if let items = object.items, let interior = object.itemsInterior, let kind = object.kind, kind == "List" || kind.hasSuffix("List") {
                     splitAny = true
                     chunks.append(ManifestChunk(file: file, format: .json, range: valueStart..<scanner.pos, line: line, column: col,
@@ -237,7 +254,8 @@ struct JSONScanner {
     }
 
     /// Scans a top-level object, noting its `kind`, `apiVersion` and the item ranges of `items`.
-    mutating func scanObjectCollectingItems() -> ObjectScan? {
+    /// `early`: called with each item as it is found (its index among the items).
+    mutating func scanObjectCollectingItems(early: ((Int, Item) -> Void)? = nil) -> ObjectScan? {
         var result = ObjectScan()
         pos += 1  // {
         skipSpace()
@@ -269,6 +287,7 @@ struct JSONScanner {
                         let start = pos, l = line, c = pos - lineStart + 1
                         guard skipValue() else { return nil }
                         items.append(Item(range: start..<pos, line: l, column: c))
+                        early?(items.count - 1, items[items.count - 1])
                         skipSpace()
                         guard pos < bytes.count else { return nil }
                         if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }

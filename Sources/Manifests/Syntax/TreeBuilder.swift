@@ -6,6 +6,9 @@ struct TreeBuilder {
     let file: String
     /// YAML needs duplicate-key and merge-key handling; jansson already rejects duplicates.
     let yamlSemantics: Bool
+    /// Duplicate keys refused without YAML's merge keys: JSONFastReader, which has no jansson
+    /// before it.
+    let rejectDuplicateKeys: Bool
     var nodes: [NodeRecord] = []
     var children: [Int32] = []
     /// Scalar bytes; readers append a scalar's bytes here and then call `addScalar`.
@@ -38,9 +41,10 @@ struct TreeBuilder {
         return builder.finish()
     }
 
-    init(file: String, yamlSemantics: Bool, inputSize: Int) {
+    init(file: String, yamlSemantics: Bool, inputSize: Int, rejectDuplicateKeys: Bool = false) {
         self.file = file
         self.yamlSemantics = yamlSemantics
+        self.rejectDuplicateKeys = yamlSemantics || rejectDuplicateKeys
         // Reserving from the input size avoids repeated doubling copies of the big arrays;
         // untouched reserved pages are not resident, so over-estimating costs little.
         text.reserveCapacity(inputSize + 16)
@@ -135,8 +139,10 @@ struct TreeBuilder {
         guard let frame = frames.popLast() else {
             throw error(0, 0, "internal error: unbalanced container end")
         }
-        if frame.kind == .mapping, validate, yamlSemantics {
+        if frame.kind == .mapping, validate, rejectDuplicateKeys {
             try checkDuplicateKeys(from: frame.pendingStart)
+        }
+        if frame.kind == .mapping, validate, yamlSemantics {
             // Scanned inline: merge keys are rare and this runs for every mapping.
             var slot = frame.pendingStart
             while slot < pending.count {

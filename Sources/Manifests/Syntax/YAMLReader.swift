@@ -30,7 +30,20 @@ public enum ManifestReader {
 
     /// Parses a YAML stream with libyaml's event API, which (unlike its document API) lets the
     /// arena be filled directly and keeps every node's start mark.
+    /// kubectl's block YAML is read by YAMLFastReader; anything else, errors included, by
+    /// libyaml, which builds the same tree or reports the problem.
     public static func parseYAML(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
+        try parseYAML(bytes[...], file: file)
+    }
+
+    /// `parseYAML` of a piece of a larger buffer, without copying it when YAMLFastReader reads it.
+    static func parseYAML(_ bytes: ArraySlice<UInt8>, file: String) throws(SyntaxError) -> ManifestTree {
+        if let tree = bytes.withUnsafeBufferPointer({ YAMLFastReader.parse($0, file: file) }) { return tree }
+        return try parseYAMLWithLibyaml(Array(bytes), file: file)
+    }
+
+    /// libyaml alone: what YAMLFastReader's trees are held against in the tests.
+    static func parseYAMLWithLibyaml(_ bytes: [UInt8], file: String) throws(SyntaxError) -> ManifestTree {
         try TreeBuilder.build(bytes, file: file, yamlSemantics: true, YAMLEventReader.run)
     }
 
