@@ -87,3 +87,13 @@ int chost_probe_netns(const char *path, struct chost_netns_probe *p)
 	close(p->netns_fd);
 	return p->error ? -p->error : 0;
 }
+
+#include <malloc.h>
+
+void chost_limit_malloc_arenas(int count) {
+	mallopt(M_ARENA_MAX, count);
+}
+
+void chost_release_free_memory(void) {
+	malloc_trim(0);
+}

@@ -225,6 +225,8 @@ public final class ApiWatcher: Sendable {
                 return result
             })
             retryingFull = false
+            // The compile's temporaries are gone: hand their pages back.
+            ProcessMemory.releaseFree()
             switch sync.outcome {
             case .delivered, .unchanged:
                 incremental = next

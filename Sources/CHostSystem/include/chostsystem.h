@@ -23,4 +23,13 @@ struct chost_netns_probe {
  * short-lived thread that enters it: the caller's own namespace never changes. 0 or -errno. */
 int chost_probe_netns(const char *path, struct chost_netns_probe *p);
 
+/* The C allocator's arenas, capped at `count` (glibc's mallopt M_ARENA_MAX): by default every
+ * thread that allocates gets an arena of its own, up to 8 per core, and memory freed in one is
+ * not reused by another; a long-running process that decodes on every core keeps that memory. */
+void chost_limit_malloc_arenas(int count);
+
+/* Returns freed heap memory to the system (malloc_trim): after a burst of temporary allocations
+ * (a full compile), the process's resident size drops back to what it holds. */
+void chost_release_free_memory(void);
+
 #endif
