@@ -64,7 +64,7 @@ class Line:
 
 class Watcher:
     def __init__(self, cmd, log_path):
-        self.log = open(log_path, "w")
+        self.log = open(log_path, "w", buffering=1)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.pid = self.proc.pid
@@ -102,18 +102,6 @@ class Watcher:
                 if left <= 0 or self.proc.poll() is not None:
                     return None
                 self.cond.wait(min(left, 0.5))
-
-    def quiet(self, mark, kinds, quiet, limit):
-        """Waits until no line of `kinds` came for `quiet` seconds (counted from the call, or from
-        the last such line), at most `limit` seconds; returns the lines from mark on."""
-        start = time.monotonic()
-        with self.cond:
-            while True:
-                last = max((l.t for l in self.lines[mark:] if l.what in kinds), default=start)
-                now = time.monotonic()
-                if now - max(last, start) >= quiet or now - start >= limit or self.proc.poll() is not None:
-                    return self.lines[mark:]
-                self.cond.wait(0.05)
 
     def idle(self, mark, quiet=2.0, limit=300, busy=0.1):
         """Waits until the watcher has been idle for `quiet` seconds: no line of WORK (nor a drop) and at most
