@@ -1,8 +1,9 @@
 """The API-server double of bench/incremental.py: every kind `balancer watch --kubeconfig` follows
 (KubeResource.all), listed in pages and watched from a resourceVersion, with one event log per kind.
 
-Objects are kept as dicts, or as lazy objects with an obj() method (the 150,000 generated Pods are
-built when listed, so Python does not hold them all); an object that changes is kept as a dict.
+Objects are kept as dicts, or as lazy objects with json() and obj() methods (the 150,000 generated
+Pods are built when listed, so Python does not hold them all); an object that changes is kept as a
+dict.
 A write returns when its watch event is queued: the time it returns is the API server's write.
 `expire()` ends every watch with an ERROR 410 event, as a server whose window moved on: the watcher
 relists every kind.

@@ -101,6 +101,7 @@ class LazyPod:
     parse of that (obj())."""
     __slots__ = ("ns", "name", "node", "ips", "labels", "ready", "terminating")
     templates = {}
+    checked = set()
 
     def __init__(self, ns, name, node, ips, labels, ready, terminating):
         self.ns, self.name, self.node, self.ips = ns, name, node, ips
@@ -126,7 +127,13 @@ class LazyPod:
         v = {k: json.dumps(x)[1:-1] for k, x in v.items()}
         v["LABELS"] = json.dumps(self.labels, separators=(",", ":"))
         v["FLABELS"] = json.dumps({f"f:{k}": {} for k in self.labels}, separators=(",", ":"))
-        return t % v
+        text = t % v
+        if shape not in LazyPod.checked:
+            # The template must give exactly what pod() builds (checked once per shape).
+            if json.loads(text) != pod(self.ns, self.name, self.node, self.ips, self.labels, self.ready, self.terminating):
+                raise ValueError(f"the Pod template of shape {shape} differs from pod() for {self.ns}/{self.name}")
+            LazyPod.checked.add(shape)
+        return text
 
 
 def template(shape):
