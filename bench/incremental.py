@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+# No __pycache__ beside the sources (the bench's modules, e2e/sandbox.py).
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import sandbox  # noqa: E402
 import incr_objects as ob  # noqa: E402
