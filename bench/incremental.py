@@ -1,263 +1,203 @@
 #!/usr/bin/env python3
-"""Incremental benchmark driver: an API-server double serving the generated cluster, and a
-`balancer watch --kubeconfig` process following it into a pinned datapath.
+"""Incremental benchmark (issue 12, targets 1, 2, 3 and 5): an API-server double (incr_api.py)
+serving the generated cluster plus its Pods and a few policies, and `balancer watch --kubeconfig`
+following it into a pinned datapath in the kernel tests' sandbox (bench/incremental.sh).
 
-Phases, after the watcher's first full image is live:
-  single: N EndpointSlice changes, one every INTERVAL seconds (each flips one endpoint's ready
-          condition, so the service's sets change); the watcher logs, per sync, the time from the
-          watch event being decoded to the new generation being live (event_to_live_ms).
-  burst:  B changes written back to back; reports how many generations the watcher made of them
-          and how long until the last change was live.
-The peer, measured in the same run, is the full path: a full compile and load of the same cluster
-(the first image the watcher makes).
+  peer    the watcher's full path, in the same run: list, decode, full compile, load of its first
+          image (time, CPU, memory), and `balancer compile` of the same objects.
+  noise   (target 1) status-only Node and Pod updates, then a relist of every kind that changes
+          nothing: the watcher's CPU time, its compiles and loads, the per-event drop cost.
+  kinds   (target 2) one change of each kind the watcher follows, repeated: event decoded ->
+          live (event_to_live_ms), and API write -> first translated connect for new Services and
+          changed ports (a prober in the client namespace), which syncs were full compiles.
+  burst   (target 3) mixed changes written at once: from the last write to everything live.
+  memory  (target 5) the watcher's VmHWM and VmRSS after its first image and after each phase.
+After each phase `check-live` compares the live maps with `compile` of the double's objects.
 
-Usage (bench/incremental.sh runs it inside a sandbox): incremental.py CLUSTER_JSON -- WATCH_CMD...
+Usage (bench/incremental.sh runs it in the sandbox): incremental.py CLUSTER_JSON -- WATCH_CMD...
+Knobs: bench/README.md, "Incremental (bench/incremental.sh)".
 """
-import http.server
 import json
 import os
-import random
-import re
-import socketserver
+import shutil
 import subprocess
 import sys
-import threading
 import time
 
-KINDS = {
-    "/api/v1/services": ("Service", "v1"),
-    "/api/v1/nodes": ("Node", "v1"),
-    "/api/v1/pods": ("Pod", "v1"),
-    "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
-}
+# No __pycache__ beside the sources (the bench's modules, e2e/sandbox.py).
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import sandbox  # noqa: E402
+import incr_objects as ob  # noqa: E402
+from incr_api import KINDS, Store, serve  # noqa: E402
+from incr_report import Report  # noqa: E402
+from incr_watch import TO_LIVE, Watcher  # noqa: E402
+from incr_phases import Phases  # noqa: E402
 
 
-class Cluster:
-    def __init__(self, path):
-        with open(path) as f:
+def knob(name, default, cast=int):
+    return cast(os.environ.get(name, default))
+
+
+class Prober:
+    """incr_probe.py in the test cgroup and the client namespace (its pid recorded for cleanup)."""
+
+    def __init__(self):
+        argv = sandbox.in_sandbox(sandbox.NSC, [sandbox.PY, os.path.join(os.path.dirname(os.path.abspath(__file__)), "incr_probe.py")])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        with open(os.path.join(sandbox.WORK, "pids"), "a") as f:
+            f.write(f"{self.proc.pid}\n")
+
+    def start(self, addr, port, timeout):
+        self.proc.stdin.write(f"{addr} {port} {timeout}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "started":
+            raise RuntimeError("the prober did not start")
+
+    def result(self, t_write):
+        """ms from t_write to the first translated connect; None when it timed out."""
+        word, value = self.proc.stdout.readline().split()
+        return (float(value) - t_write) * 1000 if word == "ok" else None
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+class Bench:
+    def __init__(self, cluster_path, cmd):
+        t0 = time.time()
+        with open(cluster_path) as f:
             items = json.load(f)["items"]
-        self.objects = {p: [] for p in KINDS}
-        by_kind = {k: p for p, (k, _) in KINDS.items()}
-        for it in items:
-            p = by_kind.get(it.get("kind"))
-            if p:
-                self.objects[p].append(it)
-        self.rv = 1000
-        self.lock = threading.Lock()
-        self.events = []          # EndpointSlice watch events (rv, line)
-        self.cond = threading.Condition(self.lock)
-        self.slices = self.objects["/apis/discovery.k8s.io/v1/endpointslices"]
-        self.rng = random.Random(7)
+        by = {k: [o for o in items if o.get("kind") == k] for k, _ in KINDS.values()}
+        del items
+        self.services, self.nodes, self.slices = by["Service"], by["Node"], by["EndpointSlice"]
+        workers = [n for n in self.nodes if "node-role.kubernetes.io/control-plane" not in n["metadata"]["labels"]]
+        # This host, the node whose address a hostPort backend uses, the node whose zone changes.
+        self.local, self.hp, self.zoned = (workers[i]["metadata"]["name"] for i in range(3))
+        self.store = Store()
+        for k, objs in by.items():
+            self.store.load(k, objs)
+        self.pods = ob.cluster_pods(self.services, self.slices, knob("BENCH_PODS", 150000))
+        self.store.load("Pod", self.pods)
+        base = ob.base_objects(self.local, self.hp)
+        for o in base:
+            self.store.load(o["kind"], [o])
+        self.extra_template = self.nodes[-1]
+        print(f"cluster: {len(self.services)} Services, {len(self.slices)} EndpointSlices, {len(self.nodes)} Nodes, "
+              f"{len(self.pods)} Pods, {len(base)} policies and pods of the bench (loaded in {time.time() - t0:.1f} s); "
+              f"the watcher is node {self.local}", flush=True)
+        self.work = os.environ.get("SB_WORK") or "/tmp"
+        self.cmd = cmd
+        self.pin = cmd[cmd.index("--pin-dir") + 1]
+        self.report = Report()
+        self.memory = {}
 
-    def change_one(self):
-        """Flips one endpoint's readiness in a random slice; returns after the event is queued."""
-        with self.cond:
-            s = self.slices[self.rng.randrange(len(self.slices))]
-            eps = s.get("endpoints") or []
-            if not eps:
-                return
-            e = eps[self.rng.randrange(len(eps))]
-            c = e.setdefault("conditions", {})
-            ready = not c.get("ready", True)
-            c["ready"] = ready
-            c["serving"] = ready
-            self.rv += 1
-            s["metadata"]["resourceVersion"] = str(self.rv)
-            line = json.dumps({"type": "MODIFIED", "object": s}, separators=(",", ":")) + "\n"
-            self.events.append((self.rv, line.encode()))
-            self.cond.notify_all()
-
-
-def make_handler(cluster):
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def send_json(self, code, body):
-            data = json.dumps(body, separators=(",", ":")).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def chunk(self, data):
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-
-        def do_GET(self):
-            path, _, query = self.path.partition("?")
-            q = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
-            if path not in KINDS:
-                return self.send_json(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                            "message": "the server could not find the requested resource", "code": 404})
-            kind, api = KINDS[path]
-            if q.get("watch") != "1":
-                with cluster.lock:
-                    items = cluster.objects[path]
-                    start = int(q.get("continue") or 0)
-                    limit = int(q.get("limit") or len(items) or 1)
-                    page = items[start:start + limit]
-                    meta = {"resourceVersion": str(cluster.rv)}
-                    if start + limit < len(items):
-                        meta["continue"] = str(start + limit)
-                    body = {"kind": kind + "List", "apiVersion": api, "metadata": meta, "items": page}
-                return self.send_json(200, body)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            since = int(q.get("resourceVersion") or 0)
-            deadline = time.time() + int(q.get("timeoutSeconds") or 300)
-            try:
-                if kind != "EndpointSlice":
-                    while time.time() < deadline:
-                        time.sleep(1)
-                    self.chunk(b"")
-                    return
-                sent = 0
-                with cluster.cond:
-                    while sent < len(cluster.events) and cluster.events[sent][0] <= since:
-                        sent += 1
-                while time.time() < deadline:
-                    with cluster.cond:
-                        while sent >= len(cluster.events) and time.time() < deadline:
-                            cluster.cond.wait(1)
-                        batch = cluster.events[sent:]
-                        sent = len(cluster.events)
-                    for _, line in batch:
-                        self.chunk(line)
-                self.chunk(b"")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    return H
-
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))
-    return xs[k]
-
-
-def main():
-    args = sys.argv[1:]
-    sep = args.index("--")
-    cluster_path, cmd = args[0], args[sep + 1:]
-    singles = int(os.environ.get("BENCH_SINGLE", "300"))
-    interval = float(os.environ.get("BENCH_INTERVAL", "0.1"))
-    burst = int(os.environ.get("BENCH_BURST", "1000"))
-    t0 = time.time()
-    cluster = Cluster(cluster_path)
-    print(f"cluster: {sum(len(v) for v in cluster.objects.values())} objects, "
-          f"{len(cluster.slices)} slices (loaded in {time.time() - t0:.1f} s)", flush=True)
-    srv = Server(("127.0.0.1", 0), make_handler(cluster))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    work = os.environ.get("BENCH_WORK", "/tmp")
-    kc = os.path.join(work, "kubeconfig")
-    with open(kc, "w") as f:
-        f.write(f"""apiVersion: v1
+    def start(self):
+        srv = serve(self.store)
+        kc = os.path.join(self.work, "kubeconfig")
+        with open(kc, "w") as f:
+            f.write(f"""apiVersion: v1
 kind: Config
 clusters: [{{name: bench, cluster: {{server: "http://127.0.0.1:{srv.server_address[1]}"}}}}]
 users: [{{name: bench, user: {{token: bench}}}}]
 contexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]
 current-context: bench
 """)
-    log_path = os.path.join(work, "watch.log")
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd + ["--kubeconfig", kc], stdout=log, stderr=subprocess.STDOUT)
-    lines = []
+        self.watcher = Watcher(self.cmd + ["--kubeconfig", kc, "--node-name", self.local, "--log-level", "debug"],
+                               os.path.join(self.work, "watch.log"))
+        first = self.watcher.wait(0, {"image", "failed"}, knob("BENCH_START_TIMEOUT", 300))
+        if first is None or first.what != "image":
+            sys.exit("the watcher made no first image:\n" + "".join(l.text for l in self.watcher.since(0)[-20:]))
+        cpu = self.watcher.cpu()
+        self.sample_memory("first image")
+        self.peer = {"first_image_s": first.t - self.watcher.started, "first_image_cpu_s": cpu,
+                     "first_image_event_to_live_ms": first.number(TO_LIVE)}
+        print(f"peer (full path): first image live {self.peer['first_image_s']:.2f} s after the watcher started "
+              f"(list, decode, full compile, encode, fresh fill), {cpu:.1f} s of CPU; "
+              f"VmHWM {self.memory['first image']['VmHWM']:.0f} MB", flush=True)
 
-    def read_new(pos=[0]):
-        with open(log_path) as f:
-            f.seek(pos[0])
-            new = f.readlines()
-            pos[0] = f.tell()
-        lines.extend(new)
-        return new
+    def sample_memory(self, when):
+        self.memory[when] = self.watcher.memory()
 
+    def settle(self):
+        """Until the watcher has done nothing for 2 s (a background verification included)."""
+        self.watcher.idle(self.watcher.mark())
+
+    def check_live(self, after):
+        """`check-live` of the live maps against `compile` of the double's objects now."""
+        self.settle()
+        final, image = os.path.join(self.work, "final.json"), os.path.join(self.work, "final.image")
+        with open(final, "w") as f:
+            f.write('{"apiVersion":"v1","kind":"List","items":[')
+            sep = ""
+            for path in KINDS:
+                for o in self.store.json_items(path):
+                    f.write(sep + o)
+                    sep = ","
+            f.write("]}")
+        bal = self.cmd[0]
+        t0 = time.monotonic()
+        p = subprocess.Popen([bal, "compile", final, "-o", image], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        err = p.stderr.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        compiled = {"wall_s": time.monotonic() - t0, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss * 1024 / 1e6}
+        self.report.data.setdefault("compile_peer", {})[after] = compiled
+        name = f"check-live-after-{after}"
+        if p.returncode != 0:
+            sandbox.report(f"FAIL {name}: compile of the double's objects failed: {err.strip()[-300:]}")
+            return
+        check = subprocess.run([bal, "check-live", image, "--pin-dir", self.pin], capture_output=True, text=True)
+        first = (check.stdout.strip().splitlines() or [check.stderr.strip()])[0]
+        if check.returncode == 0:
+            sandbox.report(f"ok {name}  ({first})")
+        else:
+            sandbox.report(f"FAIL {name}: {first} (exit {check.returncode})")
+
+    def memory_target(self, peer):
+        worst = max(m["VmHWM"] for m in self.memory.values())
+        self.report.data["memory_mb"] = self.memory
+        print("watcher memory (MB): " + "; ".join(f"after {k}: VmHWM {m['VmHWM']:.0f}, VmRSS {m['VmRSS']:.0f}" for k, m in self.memory.items()))
+        self.report.target("5 watcher memory", worst <= 400,
+                           f"VmHWM {worst:.0f} MB with {len(self.pods)} Pods listed (target <= 400 MB); "
+                           f"peer: `balancer compile` of the same objects, peak RSS {peer['peak_rss_mb']:.0f} MB, "
+                           f"{peer['wall_s']:.1f} s wall")
+
+
+def main():
+    args = sys.argv[1:]
+    sep = args.index("--")
+    bench = Bench(args[0], args[sep + 1:])
+    bench.start()
+    prober = Prober()
+    phases = Phases(bench, prober, knob)
     try:
-        start = time.time()
-        first = None
-        while first is None:
-            if proc.poll() is not None:
-                read_new()
-                sys.exit("the watcher exited:\n" + "".join(lines[-20:]))
-            for l in read_new():
-                if "image delivered" in l:
-                    first = time.time() - start
-            time.sleep(0.05)
-        print(f"peer (full path): first image live {first:.2f} s after the watcher started "
-              f"(list, decode, full compile, encode, fresh fill of both tables)", flush=True)
-        # Let the background verification and the first delta's fresh fill of the other
-        # generation happen before measuring.
-        cluster.change_one()
-        time.sleep(3)
-        read_new()
-        del lines[:]
-
-        ms = re.compile(r"event_to_live_ms=([0-9.]+)")
-        for _ in range(singles):
-            cluster.change_one()
-            time.sleep(interval)
-        time.sleep(1)
-        single = [float(m.group(1)) for l in read_new() if (m := ms.search(l))]
-        del lines[:]
-        t_burst = time.time()
-        for _ in range(burst):
-            cluster.change_one()
-        wrote = time.time() - t_burst
-        time.sleep(2)
-        burst_lines = [l for l in read_new() if ms.search(l)]
-        last = max((float(ms.search(l).group(1)) for l in burst_lines), default=float("nan"))
-        fulls = sum(1 for l in lines if "image delivered" in l)
-        print(f"single changes: {len(single)} syncs for {singles} changes, one every {interval * 1000:.0f} ms")
-        if single:
-            print(f"  event decoded -> generation live: p50 {percentile(single, 50):.2f} ms, p90 {percentile(single, 90):.2f} ms, "
-                  f"p99 {percentile(single, 99):.2f} ms, max {max(single):.2f} ms "
-                  f"(target p99 <= 5 ms: {'PASS' if percentile(single, 99) <= 5 else 'MISS'})")
-            print(f"  ratio to the peer (full path {first * 1000:.0f} ms): p99 {percentile(single, 99) / (first * 1000):.5f}")
-        print(f"burst: {burst} changes written in {wrote * 1000:.0f} ms became {len(burst_lines)} generations"
-              f" (+{fulls} full images); the last sync's oldest change was live {last:.1f} ms after it was decoded")
-        ch = re.compile(r"changes=([0-9]+)")
-        print("  burst syncs (changes, ms from the oldest change decoded to live): " + ", ".join(
-            f"({ch.search(l).group(1) if ch.search(l) else '?'}, {float(ms.search(l).group(1)):.0f})" for l in burst_lines))
-        ph = re.compile(r"phases_ms=(.*?)(?= \S+=|$)")
-        for l in burst_lines[:12]:
-            m = ph.search(l)
-            print("   ", ch.search(l).group(0) if ch.search(l) else "", m.group(1).strip() if m else "")
-        failed = [l for l in lines if "failed" in l]
-        if failed:
-            print("failures:\n" + "".join(failed[:5]))
-        # The live maps after every change above must be what a full compile of the final
-        # objects gives, record for record, read back from the kernel.
-        final = os.path.join(work, "final.json")
-        with cluster.lock, open(final, "w") as f:
-            json.dump({"apiVersion": "v1", "kind": "List",
-                       "items": [dict(it, kind=KINDS[p][0], apiVersion=KINDS[p][1]) for p in KINDS for it in cluster.objects[p]]}, f)
-        bal, pin = cmd[0], cmd[cmd.index("--pin-dir") + 1]
-        image = os.path.join(work, "final.image")
-        subprocess.run([bal, "compile", final, "-o", image], check=True, stdout=subprocess.DEVNULL)
-        check = subprocess.run([bal, "check-live", image, "--pin-dir", pin], capture_output=True, text=True)
-        print(f"check-live after {singles + burst + 1} changes against a full compile of the final objects: "
-              f"{check.stdout.strip().splitlines()[0] if check.stdout.strip() else check.stderr.strip()} (exit {check.returncode})")
-        if check.returncode != 0:
-            sys.exit(1)
+        phases.warm_up()
+        phases.noise()
+        bench.check_live("noise")
+        phases.kinds()
+        bench.check_live("kinds")
+        phases.burst()
+        bench.check_live("burst")
+        bench.memory_target(bench.report.data["compile_peer"]["noise"])
+        w = bench.watcher
+        totals = {what: sum(1 for l in w.since(0) if l.what == what) for what in ("image", "unchanged", "records", "full", "verified", "mismatch", "failed")}
+        bench.report.data["peer"] = bench.peer
+        bench.report.data["whole_run_lines"] = totals
+        print(f"whole run: {totals['image']} whole images and {totals['unchanged']} unchanged full compiles (full path), "
+              f"{totals['records']} deltas, {totals['verified']} background verifications, {totals['mismatch']} mismatches, "
+              f"{totals['failed']} failures")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        srv.shutdown()
+        out = os.environ.get("BENCH_JSON")
+        if out:
+            bench.report.write(out)
+            bench.watcher.log.flush()
+            shutil.copy(os.path.join(bench.work, "watch.log"), os.path.join(os.path.dirname(out), "incremental-watch.log"))
+            print(f"wrote {out} and incremental-watch.log (the watcher's log)")
+        prober.stop()
+        bench.watcher.stop()
 
 
 if __name__ == "__main__":
