@@ -76,9 +76,10 @@ public struct IncrementalCompiler: Sendable {
     var zoneSpace: IDSpace<String>
     /// Some Node carries an id annotation: nodes then come and go by full compiles only.
     let explicitNodeIDs: Bool
-    /// What plans refer to, counted: backend addresses (an address a node gains or loses may be
-    /// an endpoint's, whose node it decides), endpoints per node, and the nodes and zones sets name.
-    var backendIPs: [IPAddress: Int] = [:]
+    /// Services with endpoints that name no node, by address, counted: a node that gains or loses
+    /// the address becomes or stops being their node (kube-proxy's rule), so they are planned again.
+    var nodelessEndpoints: [IPAddress: [ServiceRef: Int]] = [:]
+    /// What plans refer to, counted: endpoints per node, and the nodes and zones sets name.
     var nodeListings: [Int32: Int] = [:]
     var setNodes: [String: Int] = [:]
     var setZones: [String: Int] = [:]
@@ -159,6 +160,7 @@ public struct IncrementalCompiler: Sendable {
         self.zoneSpace = zoneSpace
         frontendWinner = sc.frontends.mapValues { $0.precedence.name }
         for r in sc.retained { list(r.plan, +1) }
+        for s in snapshot.endpointSlices { indexNodeless(s, +1) }
         reselectPods()
         guard case .success(let layer) = compileLayer(), layer.claimed == Set(sc.lrpClaims.keys).union(sc.bpClaims.keys) else { return nil }
         self.layer = layer
@@ -193,7 +195,6 @@ public struct IncrementalCompiler: Sendable {
                 Self.count(&nodeListings, n, sign)
             }
             backends[identity] = e
-            Self.count(&backendIPs, identity.address.address, sign)
         }
         for s in plan.sets {
             switch s.scope {
@@ -201,6 +202,17 @@ public struct IncrementalCompiler: Sendable {
             case .zone: Self.count(&setZones, s.scopeName, sign)
             case .node, .local, .gate: Self.count(&setNodes, s.scopeName, sign)
             }
+        }
+    }
+
+    /// Counts (+1) or uncounts (-1) a slice's endpoints that name no node.
+    mutating func indexNodeless(_ slice: EndpointSlice, _ sign: Int) {
+        guard let svc = slice.serviceName, !svc.isEmpty else { return }
+        let ref = ServiceRef(namespace: slice.meta.namespace, name: svc)
+        for e in slice.endpoints where e.nodeName == nil {
+            guard let a = e.address else { continue }
+            Self.count(&nodelessEndpoints[a, default: [:]], ref, sign)
+            if nodelessEndpoints[a]?.isEmpty == true { nodelessEndpoints[a] = nil }
         }
     }
 
@@ -290,6 +302,8 @@ public struct IncrementalCompiler: Sendable {
                     slicesOfService[ref]?.remove(key)
                 }
                 let new = c.objects?.endpointSlices.first
+                if let old = slices[key] { indexNodeless(old, -1) }
+                if let new { indexNodeless(new, +1) }
                 if let new, let svc = new.serviceName, !svc.isEmpty {
                     let ref = ServiceRef(namespace: c.namespace, name: svc)
                     affected.insert(ref)
@@ -319,7 +333,9 @@ public struct IncrementalCompiler: Sendable {
             case "Node":
                 // Nodes first: a slice of this batch may name a node it adds.
                 switch applyNode(c.name, c.objects?.nodes.first) {
-                case .success(let d): nodeDelta.merge(d)
+                case .success(let (d, replan)):
+                    nodeDelta.merge(d)
+                    affected.formUnion(replan)
                 case .failure(let o): return .needsFullCompile(o.reason)
                 }
                 nodeObjects[c.name] = c.objects?.nodes.first

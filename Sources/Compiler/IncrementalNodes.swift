@@ -2,21 +2,23 @@ import Manifests
 import MapImage
 
 /// A Node added, changed or removed, followed without a full compile: its record, its addresses'
-/// records, and the ids of nodes and zones (IDSpace). Plans do not change: a Node object decides
-/// an endpoint's node only through an address the endpoint has, and such a change is handed over.
+/// records, and the ids of nodes and zones (IDSpace). A Node object decides an endpoint's node
+/// only through an address of an endpoint that names no node: those services are planned again.
 extension IncrementalCompiler {
-    /// The records the change writes; the obstacle when only a full compile follows it.
-    mutating func applyNode(_ name: String, _ node: Node?) -> Result<RecordDelta, Obstacle> {
-        func fail(_ why: String) -> Result<RecordDelta, Obstacle> { .failure(Obstacle(reason: "Node \(name): \(why)")) }
+    /// The records the change writes, and the services to plan again; the obstacle when only a
+    /// full compile follows it.
+    mutating func applyNode(_ name: String, _ node: Node?) -> Result<(RecordDelta, Set<ServiceRef>), Obstacle> {
+        func fail(_ why: String) -> Result<(RecordDelta, Set<ServiceRef>), Obstacle> { .failure(Obstacle(reason: "Node \(name): \(why)")) }
         let old = nodeEntries[name]
-        if old == nil && node == nil { return .success(RecordDelta()) }
+        if old == nil && node == nil { return .success((RecordDelta(), [])) }
         if explicitNodeIDs || node?.meta.annotations["balancing.elf.io/nodeId"] != nil { return fail("nodes carry id annotations") }
         let new = node.map { NodeCatalogue.Entry(name: name, zone: NodeCatalogue.zone($0), addresses: $0.addresses, fromObject: true, explicitID: nil) }
 
-        // Addresses: only those no endpoint has and no other node claims move here.
+        // Addresses: only those no other node claims move here.
         let oldAddresses = Set(old?.addresses.map(\.address) ?? []), newAddresses = Set(new?.addresses.map(\.address) ?? [])
         let lost = oldAddresses.subtracting(newAddresses), gained = newAddresses.subtracting(oldAddresses)
-        if let a = lost.union(gained).first(where: { backendIPs[$0] != nil }) { return fail("an endpoint has its address \(a)") }
+        var replan = Set<ServiceRef>()
+        for a in lost.union(gained) { replan.formUnion(nodelessEndpoints[a]?.keys ?? [:].keys) }
         if let a = lost.first(where: { addressClaims[$0] != 1 }) { return fail("another node also has its address \(a)") }
         if let a = gained.first(where: { addressClaims[$0] != nil }) { return fail("another node also has its address \(a)") }
 
@@ -76,7 +78,7 @@ extension IncrementalCompiler {
         nodeEntries[name] = new
         var after: [ImageTable: RecordTable] = [:]
         if let new, let id = nodeIDs[name] { nodeRecords(new, id: id, into: &after) }
-        return .success(ImageRecords.delta(from: before, to: after))
+        return .success((ImageRecords.delta(from: before, to: after), replan))
     }
 
     /// A node's record and its addresses' records.

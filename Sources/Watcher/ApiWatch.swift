@@ -78,18 +78,19 @@ public final class ApiWatcher: Sendable {
         doorbell.ring()
     }
 
-    /// Syncs paced as kube-proxy's minSyncPeriod: the first change after a quiet spell is
-    /// programmed at once; changes arriving within `debounce` of the last sync wait for the end
-    /// of that window and are coalesced into one sync, so a burst costs a few generations and
-    /// nothing waits longer than one window. An EndpointSlice change (and a Pod change when no
-    /// policy reads Pods) is compiled incrementally and written as a delta when the sink takes
-    /// deltas; anything else, or what the incremental compiler hands over, is a full compile.
+    /// Full compiles paced as kube-proxy's minSyncPeriod: the first change after a quiet spell is
+    /// programmed at once; changes arriving within `debounce` of a full sync wait for the end of
+    /// that window and are coalesced into one sync, so a burst costs a few generations and
+    /// nothing waits longer than one window. Every kind is compiled incrementally and written as a
+    /// delta when the sink takes deltas (IncrementalCompiler), and a delta is not paced; what the
+    /// incremental compiler hands over is a full compile.
     /// After incremental syncs, a full compile in the background checks that the live records are
     /// exactly the full compile's, and names the live image; a mismatch loads the full image.
     func compileLoop(shouldStop: @escaping @Sendable () -> Bool, onSync: @escaping @Sendable (WatchSync) -> Void) async {
         let everything = Set(resources.map(\.kind))
         let clock = ContinuousClock()
         var lastSync: ContinuousClock.Instant?
+        var lastWasIncremental = false
         var incremental: IncrementalCompiler?
         var syncs = 0
         var verification: (result: VerificationResult, atSync: Int)?
@@ -164,7 +165,10 @@ public final class ApiWatcher: Sendable {
                 await doorbell.wait(timeout: .milliseconds(100))
                 continue
             }
-            if let last = lastSync, clock.now - last < options.debounce {
+            // The window paces full compiles (seconds of CPU each at scale); after a delta, whose
+            // cost is milliseconds, the next sync starts at once: the writer's wait for the last
+            // flip's grace period already batches what arrives meanwhile.
+            if let last = lastSync, !lastWasIncremental, clock.now - last < options.debounce {
                 try? await Task.sleep(until: last + options.debounce, clock: clock)
             }
             let (dirty, firstChange) = wake.withLock { w -> ([String: Set<KindStore.Key>], ContinuousClock.Instant) in
@@ -184,6 +188,7 @@ public final class ApiWatcher: Sendable {
             let changes = changed.count
             let kinds = Set(changed.map(\.kind)).sorted().joined(separator: ",")
             lastSync = clock.now
+            lastWasIncremental = false
             syncs += 1
             // A forced full compile (a verification that failed, a retry owed a whole image) never
             // goes the incremental way, even with no change pending.
@@ -200,6 +205,7 @@ public final class ApiWatcher: Sendable {
                     let slices = objectChanges.compactMap { $0.objects?.endpointSlices.first }
                     let sync = pipeline.deliver(delta: delta, to: deltaSink, changes: changes, since: firstChange, slices: slices,
                                                 phases: phases, kinds: kinds)
+                    lastWasIncremental = true
                     if case .failed = sync.outcome {
                         incremental = nil
                         unverified = false
