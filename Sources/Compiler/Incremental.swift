@@ -91,7 +91,7 @@ public struct IncrementalCompiler: Sendable {
     /// Node objects (policies gate on their labels), and what the policies compile to.
     var localRedirectPolicies: [ServiceRef: LocalRedirectPolicy] = [:]
     var balancingPolicies: [ServiceRef: BalancingPolicy] = [:]
-    var pods: [ServiceRef: Pod] = [:]
+    var pods = PodIndex()
     var selectedPods: [ServiceRef: Pod] = [:]
     var nodeObjects: [String: Node] = [:]
     var layer = PolicyLayer.empty
@@ -107,7 +107,7 @@ public struct IncrementalCompiler: Sendable {
         self.options = options
         for p in snapshot.localRedirectPolicies { localRedirectPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
         for p in snapshot.balancingPolicies { balancingPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
-        for p in snapshot.pods { pods[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
+        for p in snapshot.pods { pods.set(ServiceRef(namespace: p.meta.namespace, name: p.meta.name), p) }
         for n in snapshot.nodes { nodeObjects[n.meta.name] = n }
         for s in snapshot.services { services[ServiceRef(namespace: s.meta.namespace, name: s.meta.name)] = s }
         for s in snapshot.endpointSlices {
@@ -316,7 +316,7 @@ public struct IncrementalCompiler: Sendable {
                 affected.insert(key)
             case "Pod":
                 let old = pods[key], new = c.objects?.pods.first
-                pods[key] = new
+                pods.set(key, new)
                 let selectors = podSelectors
                 if [old, new].contains(where: { $0.map { selected($0, by: selectors) } ?? false }) {
                     selectedPods[key] = new.flatMap { selected($0, by: selectors) ? $0 : nil }

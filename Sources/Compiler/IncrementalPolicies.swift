@@ -51,7 +51,9 @@ extension IncrementalCompiler {
     /// The Pods some policy selects, found again among all (after a policy's selector changed).
     mutating func reselectPods() {
         let selectors = podSelectors
-        selectedPods = selectors.isEmpty ? [:] : pods.filter { selected($0.value, by: selectors) }
+        var out: [ServiceRef: Pod] = [:]
+        for selector in selectors { out.merge(pods.matching(selector)) { a, _ in a } }
+        selectedPods = out
     }
 
     /// The policies compiled as the full compile compiles them, from the policies, the Nodes, the
