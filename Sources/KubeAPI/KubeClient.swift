@@ -285,9 +285,7 @@ public final class KubeClient: Sendable {
         var stream = WatchStream(maxLineBytes: limits.maxEventBytes, expecting: resource.wire, maxObjectBytes: limits.maxObjectBytes)
         do {
             for try await chunk in response.body {
-                for event in try stream.feed(chunk.readableBytesView) {
-                    if try !body(event) { return }
-                }
+                if try !stream.feed(chunk.readableBytesView, each: body) { return }
             }
             try stream.finish()
         } catch let e as WatchStream.Failure {

@@ -52,6 +52,25 @@ public struct WatchStream: Sendable {
     /// The events completed by `chunk`, in order.
     public mutating func feed(_ chunk: some Collection<UInt8>) throws(Failure) -> [Event] {
         var events: [Event] = []
+        do {
+            try feed(chunk) { (e: Event) throws(Never) -> Bool in
+                events.append(e)
+                return true
+            }
+        } catch let f as Failure {
+            throw f
+        } catch {
+            // Only Failure is thrown when `body` cannot throw.
+            throw Failure(description: "\(error)")
+        }
+        return events
+    }
+
+    /// Hands each event completed by `chunk` to `body` as soon as it is parsed (a chunk often
+    /// holds many: none waits for the parsing of those after it); stops when `body` says false.
+    /// Returns false when stopped.
+    @discardableResult
+    public mutating func feed<E: Error>(_ chunk: some Collection<UInt8>, each body: (Event) throws(E) -> Bool) throws -> Bool {
         var start = chunk.startIndex
         var i = start
         while i != chunk.endIndex {
@@ -59,16 +78,23 @@ public struct WatchStream: Sendable {
                 pending.append(contentsOf: chunk[start..<i])
                 if pending.count > maxLineBytes { throw tooLong(pending.count) }
                 if !pending.allSatisfy(Self.isKeepAlive) {
-                    events.append(try event(pending))
+                    let e = try event(pending)
+                    pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
+                    start = chunk.index(after: i)
+                    if try !body(e) {
+                        pending.append(contentsOf: chunk[start...])
+                        return false
+                    }
+                } else {
+                    pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
+                    start = chunk.index(after: i)
                 }
-                pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
-                start = chunk.index(after: i)
             }
             i = chunk.index(after: i)
         }
         pending.append(contentsOf: chunk[start...])
         if pending.count > maxLineBytes { throw tooLong(nil) }
-        return events
+        return true
     }
 
     private func tooLong(_ n: Int?) -> Failure {
