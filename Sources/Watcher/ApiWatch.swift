@@ -170,6 +170,18 @@ public final class ApiWatcher: Sendable {
             // flip's grace period already batches what arrives meanwhile.
             if let last = lastSync, !lastWasIncremental, clock.now - last < options.debounce {
                 try? await Task.sleep(until: last + options.debounce, clock: clock)
+            } else if incremental != nil {
+                // Writes that come together (a Service and its EndpointSlice, a Deployment's
+                // Pods) become one generation rather than two a grace period apart: wait for
+                // `coalesce` of quiet, at most `coalesceMax` in all.
+                let start = clock.now
+                var seen = wake.withLock { $0.generation }
+                while clock.now - start < coalesceMax {
+                    try? await Task.sleep(for: coalesce)
+                    let now = wake.withLock { $0.generation }
+                    if now == seen { break }
+                    seen = now
+                }
             }
             let (dirty, firstChange) = wake.withLock { w -> ([String: Set<KindStore.Key>], ContinuousClock.Instant) in
                 let d = (w.dirty, w.since ?? clock.now)
@@ -246,6 +258,11 @@ public final class ApiWatcher: Sendable {
             onSync(sync)
         }
     }
+
+    /// Before an incremental sync: the quiet that ends the wait for writes that come together,
+    /// and the longest wait.
+    var coalesce: Duration { .milliseconds(1) }
+    var coalesceMax: Duration { .milliseconds(4) }
 
     /// A full compile after these many quiet seconds checks incremental syncs.
     var verifyAfter: Duration { .seconds(1) }
