@@ -77,7 +77,7 @@ fi
 
 # KubeAPI's wire layer without its HTTP client: the watch target compiles these files into itself
 # (KubeClient and Kubeconfig need NIO and async-http-client, which are not built here).
-WIRE_SOURCES=(Sources/KubeAPI/WatchStream.swift Sources/KubeAPI/WireJSON.swift Sources/KubeAPI/PodTrim.swift)
+WIRE_SOURCES=(Sources/KubeAPI/WatchStream.swift Sources/KubeAPI/WireJSON.swift Sources/KubeAPI/Trim.swift)
 
 # One executable per target: the harness (plus, for watch, the wire layer's source files) linked
 # against the instrumented modules; libFuzzer supplies main.

@@ -1,7 +1,7 @@
 import Manifests
 
 // Target 4: the watch stream (Sources/KubeAPI/WatchStream.swift, compiled into this target with
-// the wire parsers WireJSON.swift and PodTrim.swift, so that nothing of NIO is built) and the API
+// the wire parsers WireJSON.swift and Trim.swift, so that nothing of NIO is built) and the API
 // wire parsers.
 //
 // Input: 4 bytes that seed the chunking and the line limit, then the body of a watch response.
