@@ -53,22 +53,28 @@ import Testing
     /// decodes as the whole Pod does. Lookups are recorded whether the field is there or not: a
     /// new read fails here even when no test Pod carries the field.
     @Test func theDecoderReadsOnlyKeptFields() throws {
-        let tree = try ManifestReader.parseJSON(Array(Self.pod.utf8), file: "pod.json")
+        let paths = try Self.lookups(Self.pod, kind: "Pod", namespaced: true) { d, meta, source in
+            #expect(d.pod(meta, source).containerPorts.count == 2)
+        }
+        #expect(paths.contains("spec.containers[].ports[].containerPort"))
+        for path in paths { #expect(Self.keeps(PodFields.kept, path), "the Pod decoder reads \(path), which trimmedJSON drops: add it to PodFields.kept") }
+    }
+
+    /// The fields a kind's decoder looks up in `json`, decoded as ChunkDecoder decodes it (kind,
+    /// apiVersion, metadata, then `decode`), with no diagnostic.
+    static func lookups(_ json: String, kind: String, namespaced: Bool,
+                        decode: (inout ObjectDecoder, ObjectMeta, ObjectSource) -> Void) throws -> [String] {
+        let tree = try ManifestReader.parseJSON(Array(json.utf8), file: "object.json")
         let root = try #require(tree.documents.first)
-        var d = ObjectDecoder(tree: tree, root: root, object: "Pod")
+        var d = ObjectDecoder(tree: tree, root: root, object: kind)
         let lookups = FieldLookups()
         d.lookups = lookups
-        let kind = d.typeString(root, "kind"), apiVersion = d.typeString(root, "apiVersion")
-        #expect(kind == "Pod" && apiVersion == "v1")
-        let decodedMeta = d.meta(namespaced: true, nameRule: .dns1123Subdomain)
+        #expect(d.typeString(root, "kind") == kind && d.typeString(root, "apiVersion") == "v1")
+        let decodedMeta = d.meta(namespaced: namespaced, nameRule: .dns1123Subdomain)
         let meta = try #require(decodedMeta)
-        let pod = d.pod(meta, ObjectSource(file: "pod.json", line: 1, column: 1))
-        #expect(d.diagnostics.isEmpty && pod.containerPorts.count == 2)
-        #expect(lookups.paths.contains("spec.containers[].ports[].containerPort"))
-        for path in lookups.paths.sorted() {
-            let kept = Self.keeps(PodFields.kept, path)
-            #expect(kept, "the Pod decoder reads \(path), which trimPodJSON drops: add it to PodFields.kept")
-        }
+        decode(&d, meta, ObjectSource(file: "object.json", line: 1, column: 1))
+        #expect(d.diagnostics.isEmpty, "\(d.diagnostics)")
+        return lookups.paths.sorted()
     }
 
     static func node(heartbeat: String, rv: String, image: String, zone: String = "a") -> String {
@@ -103,21 +109,11 @@ import Testing
 
     /// As for Pods: every field the Node decoder looks up is one `NodeFields.kept` keeps.
     @Test func theNodeDecoderReadsOnlyKeptFields() throws {
-        let tree = try ManifestReader.parseJSON(Array(Self.node(heartbeat: "t", rv: "1", image: "i").utf8), file: "node.json")
-        let root = try #require(tree.documents.first)
-        var d = ObjectDecoder(tree: tree, root: root, object: "Node")
-        let lookups = FieldLookups()
-        d.lookups = lookups
-        let kind = d.typeString(root, "kind"), apiVersion = d.typeString(root, "apiVersion")
-        #expect(kind == "Node" && apiVersion == "v1")
-        let decodedMeta = d.meta(namespaced: false, nameRule: .dns1123Subdomain)
-        let meta = try #require(decodedMeta)
-        let node = d.node(meta, ObjectSource(file: "node.json", line: 1, column: 1))
-        #expect(d.diagnostics.isEmpty && node.addresses.count == 1)
-        #expect(lookups.paths.contains("status.addresses[].address"))
-        for path in lookups.paths.sorted() {
-            #expect(Self.keeps(NodeFields.kept, path), "the Node decoder reads \(path), which trimmedJSON drops: add it to NodeFields.kept")
+        let paths = try Self.lookups(Self.node(heartbeat: "t", rv: "1", image: "i"), kind: "Node", namespaced: false) { d, meta, source in
+            #expect(d.node(meta, source).addresses.count == 1)
         }
+        #expect(paths.contains("status.addresses[].address"))
+        for path in paths { #expect(Self.keeps(NodeFields.kept, path), "the Node decoder reads \(path), which trimmedJSON drops: add it to NodeFields.kept") }
     }
 
     /// Whether `selection` keeps the field at `path` ("spec.containers[].ports").
