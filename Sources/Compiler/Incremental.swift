@@ -283,9 +283,9 @@ public struct IncrementalCompiler: Sendable {
         var nodeDelta = RecordDelta()
         var layerDirty = false, selectorsChanged = false
         let namedBefore = policyServices
-        // The policies' records as they are, before a Node change renumbers what they are keyed by.
-        let policyKinds: Set<String> = ["Node", "Pod", "LocalRedirectPolicy", "BalancingPolicy"]
-        let layerBefore = changes.contains { policyKinds.contains($0.kind) } ? layerRecords() : [:]
+        // The policies' records as they are, taken before a Node change renumbers what they are
+        // keyed by, and only when the policies are to be compiled again.
+        var layerBefore: [ImageTable: RecordTable]?
         // The frontends policies claim carry a Service's rule too: taken now, written again at the end.
         let claimedBefore = policyClaimed
         var mergedBefore: RecordTable = [:]
@@ -331,15 +331,19 @@ public struct IncrementalCompiler: Sendable {
                 layerDirty = true
                 selectorsChanged = true
             case "Node":
+                let new = c.objects?.nodes.first
+                if nodeMattersToPolicies(nodeObjects[c.name], new) {
+                    if layerBefore == nil { layerBefore = layerRecords() }
+                    layerDirty = true
+                }
                 // Nodes first: a slice of this batch may name a node it adds.
-                switch applyNode(c.name, c.objects?.nodes.first) {
+                switch applyNode(c.name, new) {
                 case .success(let (d, replan)):
                     nodeDelta.merge(d)
                     affected.formUnion(replan)
                 case .failure(let o): return .needsFullCompile(o.reason)
                 }
-                nodeObjects[c.name] = c.objects?.nodes.first
-                if hasPolicies { layerDirty = true }
+                nodeObjects[c.name] = new
             default:
                 return .needsFullCompile("\(c.kind) \(c.namespace.isEmpty ? "" : c.namespace + "/")\(c.name) changed")
             }
@@ -372,6 +376,8 @@ public struct IncrementalCompiler: Sendable {
         if layerDirty || selectorsChanged {
             if selectorsChanged { reselectPods() }
             let previous = layer
+            // Taken before the layer is replaced (when no Node change took them earlier).
+            let previousRecords = layerBefore ?? layerRecords()
             switch replanLayer() {
             case .success(let r): replanned.append(r)
             case .failure(let o): return .needsFullCompile(o.reason)
@@ -380,7 +386,7 @@ public struct IncrementalCompiler: Sendable {
             for k in layer.claimed.subtracting(claimedBefore) {
                 if let r = mergedFrontend(k, previous) { mergedBefore[r.key] = r.value }
             }
-            for (table, records) in layerBefore { before[table, default: [:]].merge(records) { kept, _ in kept } }
+            for (table, records) in previousRecords { before[table, default: [:]].merge(records) { kept, _ in kept } }
             policyClaimed = layer.claimed
         }
         if replanned.isEmpty { return .delta(nodeDelta) }

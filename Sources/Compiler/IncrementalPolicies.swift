@@ -36,6 +36,22 @@ extension IncrementalCompiler {
         return named
     }
 
+    /// Whether a Node's change can change what the policies compile to: a node that comes or goes
+    /// (gate sets name every node a policy applies on; local backends need their node), its labels
+    /// when a policy selects nodes by them, its addresses and annotations when a policy sends to a
+    /// node's address (hostPort, nodeProxy). A zone, or a label no policy reads, cannot.
+    func nodeMattersToPolicies(_ old: Node?, _ new: Node?) -> Bool {
+        guard hasPolicies else { return false }
+        guard let old, let new else { return old != nil || new != nil }
+        let configs = localRedirectPolicies.values.map(\.config) + balancingPolicies.values.map(\.config)
+        if old.meta.labels != new.meta.labels, configs.contains(where: { $0.nodeSelector != nil }) { return true }
+        let toNodes = balancingPolicies.values.contains {
+            if case .serviceEndpoint(_, _, let mode) = $0.backend { return mode != .podEndpoint }
+            return false
+        }
+        return toNodes && (old.addresses != new.addresses || old.meta.annotations != new.meta.annotations)
+    }
+
     /// The selectors policies pick Pods by.
     var podSelectors: [LabelSelector] {
         var out = localRedirectPolicies.values.map(\.selector)
