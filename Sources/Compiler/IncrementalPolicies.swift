@@ -38,13 +38,14 @@ extension IncrementalCompiler {
 
     /// Whether a Node's change can change what the policies compile to: a node that comes or goes
     /// (gate sets name every node a policy applies on; local backends need their node), its labels
-    /// when a policy selects nodes by them, its addresses and annotations when a policy sends to a
-    /// node's address (hostPort, nodeProxy). A zone, or a label no policy reads, cannot.
+    /// a node selector reads, its addresses and annotations when a policy sends to a node's address
+    /// (hostPort, nodeProxy). A zone, or a label no selector reads, cannot.
     func nodeMattersToPolicies(_ old: Node?, _ new: Node?) -> Bool {
         guard hasPolicies else { return false }
         guard let old, let new else { return old != nil || new != nil }
         let configs = localRedirectPolicies.values.map(\.config) + balancingPolicies.values.map(\.config)
-        if old.meta.labels != new.meta.labels, configs.contains(where: { $0.nodeSelector != nil }) { return true }
+        let selectorKeys = Set(configs.compactMap(\.nodeSelector).flatMap { Array($0.matchLabels.keys) + $0.matchExpressions.map(\.key) })
+        if selectorKeys.contains(where: { old.meta.labels[$0] != new.meta.labels[$0] }) { return true }
         let toNodes = balancingPolicies.values.contains {
             if case .serviceEndpoint(_, _, let mode) = $0.backend { return mode != .podEndpoint }
             return false
