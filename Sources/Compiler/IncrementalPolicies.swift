@@ -23,8 +23,6 @@ struct PolicyLayer: Sendable {
     static var empty: PolicyLayer { PolicyLayer(plan: ServiceCompiler.ServicePlan(name: "", precedence: .init(timestamp: "", name: ""))) }
 }
 
-extension ServiceCompiler.PolicyClaim: @unchecked Sendable {}
-
 extension IncrementalCompiler {
     var hasPolicies: Bool { !localRedirectPolicies.isEmpty || !balancingPolicies.isEmpty }
 

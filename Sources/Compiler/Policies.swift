@@ -9,7 +9,7 @@ import MapImage
 /// its own backend) leaves the connect to the next rule in the same call.
 extension ServiceCompiler {
     /// One policy's rule for one frontend, with what decides a conflict.
-    struct PolicyClaim {
+    struct PolicyClaim: Sendable {
         /// nil when the policy has no backend at all: it claims the frontend (conflicts are
         /// still found) but contributes no rule, which is the same as falling through.
         var rule: Rule?
