@@ -21,18 +21,6 @@ public struct IncrementalCompiler: Sendable {
     typealias ServiceRef = ServiceCompiler.ServiceRef
     typealias ServicePlan = ServiceCompiler.ServicePlan
 
-    /// A backend address as the registry sees it.
-    struct BackendEntry: Sendable {
-        /// The backend id; 0 while no set uses the address.
-        var id: UInt32 = 0
-        /// How many sets' members (over all plans) refer to a listing of this address.
-        var inSets = 0
-        /// Listings of the address (every plan endpoint), and how many under each known node.
-        var listings = 0
-        var nodes: [Int32: Int] = [:]
-
-    }
-
     public enum Outcome: Sendable {
         /// The records to write (possibly none).
         case delta(RecordDelta)
@@ -180,31 +168,6 @@ public struct IncrementalCompiler: Sendable {
         }
     }
 
-    /// Adds (+1) or removes (-1) a plan's listings in the backend registry.
-    mutating func list(_ plan: ServicePlan, _ sign: Int) {
-        var inSet = [Bool](repeating: false, count: plan.endpoints.count)
-        for s in plan.sets { for m in s.members { inSet[Int(m)] = true } }
-        for (k, identity) in plan.endpoints.enumerated() {
-            var e = backends[identity] ?? BackendEntry()
-            e.listings += sign
-            if inSet[k] { e.inSets += sign }
-            let n = plan.endpointNodes[k]
-            if n >= 0 {
-                let c = (e.nodes[n] ?? 0) + sign
-                e.nodes[n] = c == 0 ? nil : c
-                Self.count(&nodeListings, n, sign)
-            }
-            backends[identity] = e
-        }
-        for s in plan.sets {
-            switch s.scope {
-            case .cluster: break
-            case .zone: Self.count(&setZones, s.scopeName, sign)
-            case .node, .local, .gate: Self.count(&setNodes, s.scopeName, sign)
-            }
-        }
-    }
-
     /// Counts (+1) or uncounts (-1) a slice's endpoints that name no node.
     mutating func indexNodeless(_ slice: EndpointSlice, _ sign: Int) {
         guard let svc = slice.serviceName, !svc.isEmpty else { return }
@@ -219,11 +182,6 @@ public struct IncrementalCompiler: Sendable {
     static func count<K: Hashable>(_ counts: inout [K: Int], _ key: K, _ sign: Int) {
         let c = (counts[key] ?? 0) + sign
         counts[key] = c == 0 ? nil : c
-    }
-
-    /// The node a backend's record names: the least node name it is listed under.
-    func leastNode(_ e: BackendEntry) -> Int32 {
-        e.nodes.keys.min { knownNames[Int($0)] < knownNames[Int($1)] } ?? -1
     }
 
     /// The records a plan contributes: its sets, and the frontends it wins.
@@ -242,12 +200,6 @@ public struct IncrementalCompiler: Sendable {
             let r = ImageRecords.vip(v)
             tables[.vips, default: [:]][r.key] = r.value
         }
-    }
-
-    func backendRecord(_ identity: BackendIdentity, _ e: BackendEntry) -> (key: [UInt8], value: [UInt8]) {
-        let node = leastNode(e)
-        return ImageRecords.backend(Backend(id: e.id, address: identity.address, proto: identity.proto,
-                                            nodeID: node >= 0 ? nodeIDByIndex[Int(node)] : 0))
     }
 
     /// Why a re-planned service cannot be followed incrementally, if it cannot.
@@ -276,8 +228,8 @@ public struct IncrementalCompiler: Sendable {
         })
     }
 
-    /// Applies changed objects and returns the records to write. EndpointSlices and Services are
-    /// followed, and Pods while no policy selects any; anything else needs a full compile.
+    /// Applies changed objects and returns the records to write. Every kind the watcher follows is
+    /// followed here; a change only a full compile gets exactly right answers `.needsFullCompile`.
     public mutating func apply(_ changes: [ObjectChange]) -> Outcome {
         var affected = Set<ServiceRef>()
         var nodeDelta = RecordDelta()
@@ -392,50 +344,10 @@ public struct IncrementalCompiler: Sendable {
         if replanned.isEmpty { return .delta(nodeDelta) }
         before[.frontends, default: [:]].merge(mergedBefore) { kept, _ in kept }
 
-        var touched = Set<BackendIdentity>()
-        for r in replanned {
-            touched.formUnion(r.old.endpoints)
-            touched.formUnion(r.new.endpoints)
-        }
-        var was: [BackendIdentity: BackendEntry] = [:]
-        for t in touched { was[t] = backends[t] }
-        for r in replanned {
-            list(r.old, -1)
-            list(r.new, +1)
-        }
-
         var delta = nodeDelta
-        // Removed backends free their ids first, then new ones take theirs (the order the dense
-        // rule would meet them in does not matter when no placement passed over either).
-        var added: [BackendIdentity] = []
-        for identity in touched.sorted() {
-            guard var e = backends[identity] else { continue }
-            let previous = was[identity]
-            if e.inSets == 0, e.id != 0 {
-                if let blocker = displaced.first(where: { $0.value.from <= e.id && e.id < $0.value.to }) {
-                    return .needsFullCompile("backend id \(e.id) was passed over by \(blocker.key.address)")
-                }
-                delta.set(.backends, key: backendRecord(identity, e).key, value: nil)
-                idOwner[e.id] = nil
-                displaced[identity] = nil
-                e.id = 0
-            } else if e.inSets > 0, e.id == 0 {
-                added.append(identity)
-            } else if e.inSets > 0, let previous, leastNode(previous) != leastNode(e) {
-                let r = backendRecord(identity, e)
-                delta.set(.backends, key: r.key, value: r.value)
-            }
-            if e.listings == 0 && e.id == 0 { backends[identity] = nil } else { backends[identity] = e }
-        }
-        for identity in added {
-            let h = max(identity.stableHash, 1)
-            if let other = idOwner[h] { return .needsFullCompile("backend \(identity.address) hashes to id \(h), which \(other.address) has") }
-            idOwner[h] = identity
-            backends[identity]?.id = h
-            if let e = backends[identity] {
-                let r = backendRecord(identity, e)
-                delta.set(.backends, key: r.key, value: r.value)
-            }
+        switch settleBackends(replanned) {
+        case .success(let d): delta.merge(d)
+        case .failure(let o): return .needsFullCompile(o.reason)
         }
 
         var after: [ImageTable: RecordTable] = [:]
