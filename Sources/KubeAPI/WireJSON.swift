@@ -118,6 +118,17 @@ enum WireJSON {
         }
     }
 
+    /// An object's bytes as kept: trimmed from this tree for a kind kept trimmed (Pods, Nodes),
+    /// else whole; and the size of the object as sent, which the cap applies to. `within` bounds
+    /// that size (the line or body it came in): under the cap, a trimmed object is not dumped whole
+    /// only to be measured (its size is then reported as `within`).
+    static func keptObject(_ object: UnsafeMutablePointer<json_t>, kind: String?, within: Int, cap: Int) -> (kept: [UInt8], size: Int) {
+        let trimmed = kind.flatMap { trimmedDump(object, kind: $0) }
+        if let trimmed, within <= cap { return (trimmed, within) }
+        let whole = dump(object)
+        return (trimmed ?? whole, whole.count)
+    }
+
     static func dump(_ object: UnsafeMutablePointer<json_t>) -> [UInt8] {
         guard let dumped = json_dumps(object, Int(JSON_COMPACT)) else { return [] }
         defer { free(dumped) }
@@ -259,15 +270,13 @@ public struct RawWatchEvent: Sendable, Equatable {
                 (event.namespace, event.name, event.resourceVersion) = (id.namespace, id.name, id.resourceVersion)
             }
         }
-        // Objects of a kind kept trimmed are trimmed here, from the tree already parsed. The cap
-        // applies to the object as sent: a line within it holds an object within it.
-        let kept = type == "ERROR" || type == "BOOKMARK" ? nil : resource.flatMap { trimmedDump(object, kind: $0.kind) }
-        let size = kept == nil || line.count > maxObjectBytes ? WireJSON.dump(object) : nil
-        event.object = kept ?? size ?? []
-        if let whole = size, whole.count > maxObjectBytes {
+        let kind = type == "ERROR" || type == "BOOKMARK" ? nil : resource?.kind
+        let (kept, size) = WireJSON.keptObject(object, kind: kind, within: line.count, cap: maxObjectBytes)
+        if size > maxObjectBytes {
             let who = event.name.map { " (\(shown(event.namespace.isEmpty ? $0 : event.namespace + "/" + $0)))" } ?? ""
-            throw WireError(.tooLarge, "the \(type) object\(who) is \(whole.count) bytes, more than the object cap of \(maxObjectBytes)")
+            throw WireError(.tooLarge, "the \(type) object\(who) is \(size) bytes, more than the object cap of \(maxObjectBytes)")
         }
+        event.object = kept
         return event
     }
 }
@@ -320,14 +329,11 @@ public struct RawListPage: Sendable {
             for i in 0..<json_array_size(list) {
                 guard let item = json_array_get(list, i) else { continue }
                 let id = try WireJSON.checkObject(item, resource, place: "items[\(i)]")
-                // Kept trimmed (Pods, Nodes): trimmed from this tree. The cap applies to the object
-                // as sent: a page within it holds objects within it.
-                let kept = trimmedDump(item, kind: resource.kind)
-                let whole = kept == nil || body.count > maxObjectBytes ? WireJSON.dump(item) : nil
-                if let whole, whole.count > maxObjectBytes {
-                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(whole.count) bytes, more than the object cap of \(maxObjectBytes)")
+                let (kept, size) = WireJSON.keptObject(item, kind: resource.kind, within: body.count, cap: maxObjectBytes)
+                if size > maxObjectBytes {
+                    throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(size) bytes, more than the object cap of \(maxObjectBytes)")
                 }
-                items.append(Item(namespace: id.namespace, name: id.name, object: kept ?? whole ?? []))
+                items.append(Item(namespace: id.namespace, name: id.name, object: kept))
             }
         }
         var next: String?
