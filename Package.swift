@@ -31,6 +31,9 @@ let package = Package(
         ),
         // The splitter's byte loops (Sources/Manifests/Syntax/Splitter.swift).
         .target(name: "CManifestScan"),
+        // The watcher's wire reader for Pods and Nodes: jansson's grammar, one pass, only the
+        // fields kept copied out (fuzz/c/wire_fuzz.c holds it to jansson).
+        .target(name: "CWireSelect"),
         .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
         // The system layer: files, directories, mounts, file-system kinds and network
         // namespaces on swift-system, with typed errors (C only for the netns probe's thread).
@@ -67,7 +70,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
-                "Manifests", "HostSystem", "CJansson",
+                "Manifests", "HostSystem", "CJansson", "CWireSelect",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${FUZZ_OUT:-$PWD/.build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(scan splitter loader image watch)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(scan wire splitter loader image watch)
 
 # The Swift runtime's own crash reporter would take over libFuzzer's deadly-signal handling and
 # can stall for a long time symbolicating; libFuzzer and ASan report the stack themselves.
@@ -35,12 +35,13 @@ for t in "${TARGETS[@]}"; do
 	scan) extra=(-detect_leaks=1) ;;
 	splitter | loader) extra=(-detect_leaks=0 -dict="$OUT/dict/manifest.dict") ;;
 	watch) extra=(-detect_leaks=0 -dict=fuzz/dict/json.dict) ;;
+	wire) extra=(-detect_leaks=1 -dict=fuzz/dict/json.dict) ;;
 	image) extra=(-detect_leaks=0) ;;
 	esac
 	limit=(-max_total_time="$SECONDS_EACH")
 	work=$OUT/corpus/$t
 	if [ "${FUZZ_SMOKE:-0}" = 1 ]; then
-		case $t in scan) runs=300000 ;; splitter) runs=30000 ;; loader) runs=5000 ;; image) runs=30000 ;; watch) runs=30000 ;; esac
+		case $t in scan) runs=300000 ;; wire) runs=200000 ;; splitter) runs=30000 ;; loader) runs=5000 ;; image) runs=30000 ;; watch) runs=30000 ;; esac
 		limit=(-runs=$runs -seed=1)
 		work=$OUT/smoke-corpus/$t
 		rm -rf "$work"

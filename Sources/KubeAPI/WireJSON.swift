@@ -122,8 +122,11 @@ enum WireJSON {
     /// else whole; and the size of the object as sent, which the cap applies to. `within` bounds
     /// that size (the line or body it came in): under the cap, a trimmed object is not dumped whole
     /// only to be measured (its size is then reported as `within`).
-    static func keptObject(_ object: UnsafeMutablePointer<json_t>, kind: String?, within: Int, cap: Int) -> (kept: [UInt8], size: Int) {
+    /// `sent`: the object's size as sent, when wire_select measured it (the tree is then its
+    /// selection, not the whole object).
+    static func keptObject(_ object: UnsafeMutablePointer<json_t>, kind: String?, within: Int, cap: Int, sent: Int? = nil) -> (kept: [UInt8], size: Int) {
         let trimmed = kind.flatMap { trimmedDump(object, kind: $0) }
+        if let sent { return (trimmed ?? dump(object), sent) }
         if let trimmed, within <= cap { return (trimmed, within) }
         let whole = dump(object)
         return (trimmed ?? whole, whole.count)
@@ -236,7 +239,16 @@ public struct RawWatchEvent: Sendable, Equatable {
     /// a BOOKMARK carries a resourceVersion; an ERROR's Status is read for its code and reason.
     /// An object larger than `maxObjectBytes` is refused.
     public static func parse(_ line: [UInt8], expecting resource: WireResource?, maxObjectBytes: Int = .max) throws(WireError) -> RawWatchEvent {
-        let root = try WireJSON.load(line, what: "the watch event")
+        let root: WireJSON.Root
+        let sent: Int?
+        if let selection = resource.flatMap({ WireSelection.event(kind: $0.kind) }),
+           let picked = try selection.select(line, what: "the watch event") {
+            root = try WireJSON.load(picked.json, what: "the watch event")
+            sent = picked.sizes.first
+        } else {
+            root = try WireJSON.load(line, what: "the watch event")
+            sent = nil
+        }
         guard let r = root.pointer else { throw WireError(.malformed, "an empty watch event") }
         defer { cjansson_decref(r) }
         guard r.pointee.type == JSON_OBJECT else { throw WireError(.malformed, "the watch event is \(WireJSON.typeName(r)), not an object") }
@@ -271,7 +283,7 @@ public struct RawWatchEvent: Sendable, Equatable {
             }
         }
         let kind = type == "ERROR" || type == "BOOKMARK" ? nil : resource?.kind
-        let (kept, size) = WireJSON.keptObject(object, kind: kind, within: line.count, cap: maxObjectBytes)
+        let (kept, size) = WireJSON.keptObject(object, kind: kind, within: line.count, cap: maxObjectBytes, sent: sent)
         if size > maxObjectBytes {
             let who = event.name.map { " (\(shown(event.namespace.isEmpty ? $0 : event.namespace + "/" + $0)))" } ?? ""
             throw WireError(.tooLarge, "the \(type) object\(who) is \(size) bytes, more than the object cap of \(maxObjectBytes)")
@@ -301,7 +313,15 @@ public struct RawListPage: Sendable {
 
     public static func parse(_ body: [UInt8], expecting resource: WireResource, maxObjectBytes: Int = .max) throws(WireError) -> RawListPage {
         let listKind = resource.kind + "List"
-        let root = try WireJSON.load(body, what: "the \(listKind)")
+        let root: WireJSON.Root
+        let sent: [Int]?
+        if let selection = WireSelection.list(kind: resource.kind), let picked = try selection.select(body, what: "the \(listKind)") {
+            root = try WireJSON.load(picked.json, what: "the \(listKind)")
+            sent = picked.sizes
+        } else {
+            root = try WireJSON.load(body, what: "the \(listKind)")
+            sent = nil
+        }
         guard let r = root.pointer else { throw WireError(.malformed, "an empty response where a \(listKind) belongs") }
         defer { cjansson_decref(r) }
         guard r.pointee.type == JSON_OBJECT else { throw WireError(.malformed, "the response is \(WireJSON.typeName(r)), not a \(listKind)") }
@@ -329,7 +349,8 @@ public struct RawListPage: Sendable {
             for i in 0..<json_array_size(list) {
                 guard let item = json_array_get(list, i) else { continue }
                 let id = try WireJSON.checkObject(item, resource, place: "items[\(i)]")
-                let (kept, size) = WireJSON.keptObject(item, kind: resource.kind, within: body.count, cap: maxObjectBytes)
+                let (kept, size) = WireJSON.keptObject(item, kind: resource.kind, within: body.count, cap: maxObjectBytes,
+                                                       sent: sent.flatMap { i < $0.count ? $0[i] : nil })
                 if size > maxObjectBytes {
                     throw WireError(.tooLarge, "items[\(i)] (\(resource.kind) \(shown(id.namespace.isEmpty ? id.name : id.namespace + "/" + id.name))) is \(size) bytes, more than the object cap of \(maxObjectBytes)")
                 }

@@ -97,6 +97,9 @@ extension ObjectDecoder {
     }
 }
 
+/// The kinds a watcher keeps trimmed (each has `keptFields`).
+public let trimmedKinds = ["Pod", "Node"]
+
 /// The fields a watcher keeps of the kinds it keeps trimmed; nil: the object is kept whole.
 public func keptFields(kind: String) -> FieldSelection? {
     switch kind {
