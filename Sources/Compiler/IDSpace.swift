@@ -9,6 +9,9 @@
 /// renumbers others: only a full compile gives those ids, and the callers then ask for one.
 struct IDSpace<Identity: Hashable & Sendable>: Sendable {
     private(set) var ids: [Identity: UInt32] = [:]
+    /// The ids given (what another kind's placement must not take: policy groups avoid service
+    /// groups'), kept rather than gathered from `ids` for every policy compile.
+    private(set) var used: Set<UInt32> = []
     private var owner: [UInt32: Identity] = [:]
     /// Identities whose id is not their hash: [from, to] is the range their placement passed over.
     private var displaced: [Identity: (from: UInt32, to: UInt32)] = [:]
@@ -19,6 +22,7 @@ struct IDSpace<Identity: Hashable & Sendable>: Sendable {
         for (identity, id) in placed {
             ids[identity] = id
             owner[id] = identity
+            used.insert(id)
             guard !explicit.contains(identity) else { continue }
             let h = max(hash(identity), 1)
             if id < h { return nil }
@@ -35,6 +39,7 @@ struct IDSpace<Identity: Hashable & Sendable>: Sendable {
         guard owner[h] == nil, !displaced.values.contains(where: { $0.from <= h && h <= $0.to }) else { return nil }
         ids[identity] = h
         owner[h] = identity
+        used.insert(h)
         return h
     }
 
@@ -45,6 +50,7 @@ struct IDSpace<Identity: Hashable & Sendable>: Sendable {
         if displaced.contains(where: { $0.key != identity && $0.value.from <= id && id < $0.value.to }) { return false }
         ids[identity] = nil
         owner[id] = nil
+        used.remove(id)
         displaced[identity] = nil
         return true
     }

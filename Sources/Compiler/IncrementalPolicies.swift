@@ -83,10 +83,9 @@ extension IncrementalCompiler {
         snapshot.localRedirectPolicies = byName(localRedirectPolicies)
         snapshot.balancingPolicies = byName(balancingPolicies)
         snapshot.pods = byName(selectedPods)
-        snapshot.nodes = nodeObjects.keys.sorted().compactMap { nodeObjects[$0] }
         snapshot.services = policyServices.compactMap { services[$0] }
-        var sc = ServiceCompiler(snapshot: snapshot)
-        sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit, serviceGroupIDs: Set(groupSpace.ids.values))
+        var sc = ServiceCompiler(policiesOf: snapshot)
+        sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit, serviceGroupIDs: groupSpace.used, nodeObjects: nodeObjects)
         if let e = sc.diagnostics.first(where: { $0.severity == .error }) {
             return .failure(Obstacle(reason: "\(e.object): \(e.message)"))
         }

@@ -56,7 +56,8 @@ extension ServiceCompiler {
 
     /// `serviceGroupIDs`: the ids policy groups must not take (the Services' groups); by default
     /// those this compile has.
-    mutating func compilePolicies(defaultRedirectRateLimit: UInt32, serviceGroupIDs: Set<UInt32>? = nil) {
+    /// `nodeObjects`: the Nodes by name, when the caller keeps them so (else from the snapshot).
+    mutating func compilePolicies(defaultRedirectRateLimit: UInt32, serviceGroupIDs: Set<UInt32>? = nil, nodeObjects: [String: Node]? = nil) {
         var entries: [PolicyEntry] = []
         for p in snapshot.localRedirectPolicies {
             entries.append(PolicyEntry(kind: "LocalRedirectPolicy", tag: "lrp", origin: .localRedirect, meta: p.meta, source: p.source,
@@ -120,7 +121,7 @@ extension ServiceCompiler {
                                                 reserved: serviceGroupIDs ?? Set(groups.map(\.id)))
 
         let eligiblePods = snapshot.pods.filter { $0.phase == "Running" && $0.ready && !$0.terminating }
-        let nodeObjects = Dictionary(snapshot.nodes.map { ($0.meta.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let nodeObjects = nodeObjects ?? Dictionary(snapshot.nodes.map { ($0.meta.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (k, plan) in plans.enumerated() {
             compilePolicyPort(plan, entry: entries[plan.entry], policyID: policyIDs[plan.entry], groupID: groupIDs[k],
                               pods: eligiblePods, nodeObjects: nodeObjects)

@@ -54,6 +54,16 @@ struct ServiceCompiler {
         for name in nodes.entries.keys.sorted() { _ = internNode(name) }
     }
 
+    /// For the policies alone (the incremental compiler's policy layer): no node catalogue, nodes
+    /// interned as policies name them (their indices are mapped back by name); the Nodes are
+    /// given to `compilePolicies` as the caller keeps them.
+    init(policiesOf snapshot: Snapshot) {
+        self.snapshot = snapshot
+        var d: [Diagnostic] = []
+        nodes = NodeCatalogue(snapshot: Snapshot(), diagnostics: &d)
+        diagnostics = d
+    }
+
     /// A set before backend ids exist: backends by identity.
     struct PendingSet {
         var groupID: UInt32
