@@ -13,23 +13,30 @@
 
 #define MAX_DEPTH 2048
 
-typedef struct key_slot {
+/* A key of an object being read, decoded into the arena. */
+typedef struct key_entry {
 	uint64_t hash;
-	uint64_t object; /* 0: empty */
 	uint32_t offset;
 	uint32_t length;
-} key_slot;
+} key_entry;
 
-/* Decoded keys (arena) and a table of (object, key) seen. Object serials never repeat, not even
- * across calls: a slot of an object of an earlier call counts as empty, so the table is never
- * cleared (a small event after a large list page costs nothing for the page's table). */
+/* The keys of the objects open at the moment (a stack: an object's keys are dropped when it
+ * closes), decoded, and the arena holding them. Kept between calls only through wire_result. */
 typedef struct scratch {
 	uint8_t *arena;
 	size_t arena_length, arena_capacity;
-	key_slot *table;
-	size_t table_capacity, table_used;
-	uint64_t serial;
+	key_entry *keys;
+	size_t key_count, key_capacity;
 } scratch;
+
+/* An object being read: where its keys start on the stack; past SMALL_OBJECT keys, an index
+ * (open addressing, positions + 1) so that a huge object is not compared key by key. */
+#define SMALL_OBJECT 24
+typedef struct open_object {
+	size_t key_base, arena_base;
+	uint32_t *index;
+	size_t index_capacity;
+} open_object;
 
 typedef struct parser {
 	const uint8_t *in;
@@ -40,7 +47,6 @@ typedef struct parser {
 	wire_result *r;
 	scratch *s;
 	int depth;
-	uint64_t base; /* objects with serials above this are this call's */
 	int oom;
 } parser;
 
@@ -227,46 +233,55 @@ static int parse_string(parser *p, int decode) {
 
 /* ---- duplicate keys ---------------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const uint8_t *b, size_t n, uint64_t object) {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (object * 0x9E3779B97F4A7C15ULL);
+static uint64_t hash_bytes(const uint8_t *b, size_t n) {
+	uint64_t h = 0xcbf29ce484222325ULL;
 	for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
 	return h ^ (h >> 29);
 }
 
-static int table_grow(parser *p) {
+static int same_key(const scratch *s, const key_entry *a, const key_entry *b) {
+	return a->hash == b->hash && a->length == b->length && memcmp(s->arena + a->offset, s->arena + b->offset, a->length) == 0;
+}
+
+/* Indexes the object's keys [key_base, key_count) in a table of `capacity` slots. */
+static int index_keys(parser *p, open_object *o, size_t capacity) {
 	scratch *s = p->s;
-	size_t capacity = s->table_capacity ? s->table_capacity * 2 : 1024;
-	key_slot *t = calloc(capacity, sizeof *t);
-	if (!t) return out_of_memory(p);
-	for (size_t i = 0; i < s->table_capacity; i++) {
-		key_slot k = s->table[i];
-		if (k.object <= p->base) continue;
-		size_t j = k.hash & (capacity - 1);
-		while (t[j].object) j = (j + 1) & (capacity - 1);
-		t[j] = k;
+	uint32_t *index = calloc(capacity, sizeof *index);
+	if (!index) return out_of_memory(p);
+	for (size_t i = o->key_base; i < s->key_count; i++) {
+		size_t j = s->keys[i].hash & (capacity - 1);
+		while (index[j]) j = (j + 1) & (capacity - 1);
+		index[j] = (uint32_t)(i - o->key_base + 1);
 	}
-	free(s->table);
-	s->table = t;
-	s->table_capacity = capacity;
+	free(o->index);
+	o->index = index;
+	o->index_capacity = capacity;
 	return 0;
 }
 
-/* Records the key just decoded at arena[offset ..< arena_length] for `object`; -1 (with the error
+/* Adds the key just decoded at arena[offset ..< arena_length] to the object; -1 (with the error
  * set) when the object has it already. */
-static int note_key(parser *p, uint64_t object, size_t offset) {
+static int note_key(parser *p, open_object *o, size_t offset) {
 	scratch *s = p->s;
-	size_t length = s->arena_length - offset;
-	if ((s->table_used + 1) * 2 > s->table_capacity && table_grow(p)) return -1;
-	uint64_t h = hash_bytes(s->arena + offset, length, object);
-	size_t mask = s->table_capacity - 1, j = h & mask;
-	while (s->table[j].object > p->base) {
-		key_slot *k = &s->table[j];
-		if (k->hash == h && k->object == object && k->length == length && memcmp(s->arena + k->offset, s->arena + offset, length) == 0)
-			return fail(p, "duplicate object key");
-		j = (j + 1) & mask;
+	key_entry k = {.hash = hash_bytes(s->arena + offset, s->arena_length - offset),
+	               .offset = (uint32_t)offset, .length = (uint32_t)(s->arena_length - offset)};
+	if (o->index) {
+		size_t mask = o->index_capacity - 1;
+		for (size_t j = k.hash & mask; o->index[j]; j = (j + 1) & mask)
+			if (same_key(s, &s->keys[o->key_base + o->index[j] - 1], &k)) return fail(p, "duplicate object key");
+	} else {
+		for (size_t i = o->key_base; i < s->key_count; i++)
+			if (same_key(s, &s->keys[i], &k)) return fail(p, "duplicate object key");
 	}
-	s->table[j] = (key_slot){.hash = h, .object = object, .offset = (uint32_t)offset, .length = (uint32_t)length};
-	s->table_used++;
+	if (grow(p, (void **)&s->keys, &s->key_capacity, s->key_count + 1, sizeof *s->keys)) return -1;
+	s->keys[s->key_count++] = k;
+	size_t count = s->key_count - o->key_base;
+	if (count > SMALL_OBJECT && count * 2 > o->index_capacity) return index_keys(p, o, o->index_capacity ? o->index_capacity * 2 : 128);
+	if (o->index) {
+		size_t mask = o->index_capacity - 1, j = k.hash & mask;
+		while (o->index[j]) j = (j + 1) & mask;
+		o->index[j] = (uint32_t)count;
+	}
 	return 0;
 }
 
@@ -338,10 +353,8 @@ static int enter(parser *p) {
 	return 0;
 }
 
-/* An object; `node` < 0: checked only; else an object node: its members copied, selected. */
-static int parse_object(parser *p, long node) {
-	if (enter(p)) return -1;
-	uint64_t object = ++p->s->serial;
+/* The members of an object after its '{'. */
+static int parse_members(parser *p, long node, open_object *o) {
 	const wire_node *sel = node >= 0 ? &p->nodes[node] : NULL;
 	int first = 1;
 	p->pos++;
@@ -349,7 +362,6 @@ static int parse_object(parser *p, long node) {
 	skip_ws(p);
 	if (p->pos < p->n && p->in[p->pos] == '}') {
 		p->pos++;
-		p->depth--;
 		return sel ? emit_byte(p, '}') : 0;
 	}
 	for (;;) {
@@ -358,7 +370,7 @@ static int parse_object(parser *p, long node) {
 		size_t key_start = p->pos, offset = p->s->arena_length;
 		if (parse_string(p, 1)) return -1;
 		size_t key_end = p->pos;
-		if (note_key(p, object, offset)) return -1;
+		if (note_key(p, o, offset)) return -1;
 		long child = -1;
 		if (sel) {
 			size_t length = p->s->arena_length - offset;
@@ -385,8 +397,19 @@ static int parse_object(parser *p, long node) {
 		if (c == '}') break;
 		if (c != ',') return fail(p, "'}' or ',' expected");
 	}
-	p->depth--;
 	return sel ? emit_byte(p, '}') : 0;
+}
+
+/* An object; `node` < 0: checked only; else an object node: its members copied, selected. */
+static int parse_object(parser *p, long node) {
+	if (enter(p)) return -1;
+	open_object o = {.key_base = p->s->key_count, .arena_base = p->s->arena_length};
+	int status = parse_members(p, node, &o);
+	free(o.index);
+	p->s->key_count = o.key_base;
+	p->s->arena_length = o.arena_base;
+	p->depth--;
+	return status;
 }
 
 /* An array; `node` < 0: checked only; else an array node: its elements copied, selected. */
@@ -470,9 +493,9 @@ int wire_select(const uint8_t *in, size_t length, const wire_node *nodes, size_t
 	}
 	scratch *s = result->scratch;
 	s->arena_length = 0;
-	s->table_used = 0;
+	s->key_count = 0;
 	parser p = {.in = in, .n = length, .pos = 0, .nodes = nodes, .node_count = node_count, .names = names,
-	            .r = result, .s = s, .depth = 0, .base = s->serial, .oom = 0};
+	            .r = result, .s = s, .depth = 0, .oom = 0};
 	if (node_count == 0) return fail(&p, "an empty selection"), -1;
 	skip_ws(&p);
 	if (p.pos >= length || (in[p.pos] != '{' && in[p.pos] != '[')) return fail(&p, "'[' or '{' expected"), -1;
@@ -488,7 +511,7 @@ void wire_result_free(wire_result *result) {
 	scratch *s = result->scratch;
 	if (s) {
 		free(s->arena);
-		free(s->table);
+		free(s->keys);
 		free(s);
 	}
 	memset(result, 0, sizeof *result);

@@ -188,6 +188,15 @@ import Testing
                 #expect(error.problem == .malformed, "\(text.prefix(120)): \(error)")
             }
         }
+        // Objects past the size where keys are indexed: a duplicate anywhere is still found.
+        for (count, dup) in [(30, 3), (100, 90), (300, 299), (1000, nil)] as [(Int, Int?)] {
+            var keys = (0..<count).map { "\"k\($0)\":\($0)" }
+            if let dup { keys.append("\"k\(dup)\":0") }
+            let line = Array(#"{"type":"ADDED","object":{\#(meta)},"big":{\#(keys.joined(separator: ","))}}}"#.utf8)
+            let jansson = (try? WireJSON.load(line, what: "x")) != nil
+            let ours = (try? RawWatchEvent.parse(line, expecting: Self.pods)) != nil
+            #expect(jansson == (dup == nil) && ours == jansson, "\(count) keys, duplicate \(dup ?? -1)")
+        }
         // Invalid UTF-8 in a skipped string.
         var line = Array(#"{"type":"ADDED","object":{\#(meta),"env":"ab"}}}"#.utf8)
         line[line.count - 5] = 0xC0
