@@ -110,6 +110,8 @@ let package = Package(
         // GenerationWriter against a real pinned datapath: timings, and with --check the live
         // tables read back after every step (bench/writer.sh, e2e/incremental.sh).
         .executableTarget(name: "writer-bench", dependencies: ["Loader", "MapImage", "HostSystem"], path: "bench/writer"),
+        // The watcher's wire reading of Pod events and list pages, timed alone (bench/README.md).
+        .executableTarget(name: "wire-bench", dependencies: ["KubeAPI"], path: "bench/wire"),
         .testTarget(name: "MapImageTests", dependencies: ["MapImage", "HostSystem", "CBalancerABI", .product(name: "Crypto", package: "swift-crypto")]),
         // Paths of the repository and small helpers shared by the manifest and compiler tests.
         .target(name: "TestSupport", dependencies: ["Manifests"], path: "Tests/TestSupport"),
