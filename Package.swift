@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Manifests",
             dependencies: [
-                "MapImage", "CYAML", "CJansson", "CManifestScan",
+                "MapImage", "HostSystem", "CYAML", "CJansson", "CManifestScan",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -5,6 +5,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
@@ -96,4 +99,50 @@ void chost_limit_malloc_arenas(int count) {
 
 void chost_release_free_memory(void) {
 	malloc_trim(0);
+}
+
+static _Thread_local int chost_serial;
+
+struct chost_background {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *chost_background_main(void *p)
+{
+	struct chost_background b = *(struct chost_background *)p;
+
+	free(p);
+	chost_serial = 1;
+	/* Linux: a thread's nice value is its own (setpriority on its thread id). */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	b.fn(b.arg);
+	return NULL;
+}
+
+int chost_spawn_background(void (*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	struct chost_background *b = malloc(sizeof(*b));
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	b->fn = fn;
+	b->arg = arg;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&t, &attr, chost_background_main, b);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		free(b);
+		return -err;
+	}
+	return 0;
+}
+
+int chost_thread_is_serial(void)
+{
+	return chost_serial;
 }

@@ -64,7 +64,7 @@ final class EarlyPieces: Sendable {
 public func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (Int) -> T) -> [T] {
     if count == 0 { return [] }
     let workers = min(count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-    if workers == 1 || count < 4 { return (0..<count).map(body) }
+    if workers == 1 || count < 4 || onBackgroundThread { return (0..<count).map(body) }
     let next = Atomic<Int>(0)
     let slots = Mutex<[T?]>([T?](repeating: nil, count: count))
     DispatchQueue.concurrentPerform(iterations: workers) { _ in
@@ -78,3 +78,11 @@ public func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (
     }
     return slots.withLock { $0.compactMap { $0 } }
 }
+
+// fuzz/build.sh compiles this module without the system layer (no background threads there).
+#if canImport(HostSystem)
+import HostSystem
+private var onBackgroundThread: Bool { BackgroundThread.isSerial }
+#else
+private var onBackgroundThread: Bool { false }
+#endif

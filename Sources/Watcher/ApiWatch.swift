@@ -147,19 +147,23 @@ public final class ApiWatcher: Sendable {
             }
             guard hasDirty || forceFull, listed == everything else {
                 // Quiet: start a verification of incremental syncs once changes have settled.
+                // It runs on a thread of its own at the lowest priority, on one core, from a copy
+                // of the objects (their snapshot is made there too): deltas that come meanwhile
+                // take the cores first.
                 if unverified, verification == nil, clock.now - lastIncrementalSync > verifyAfter {
-                    let input = try? objects.snapshot()
+                    let frozen = objects
                     let options = self.options
                     let result = VerificationResult()
                     let bell = doorbell
-                    Task.detached(priority: .background) {
-                        if let (snapshot, diagnostics) = input {
+                    let work: @Sendable () -> Void = {
+                        if let (snapshot, diagnostics) = try? frozen.snapshot() {
                             result.set(ImageEncoder.encode(Compiler.compile(snapshot, inputDiagnostics: diagnostics, options: options.compile).contents))
                         } else {
                             result.set(nil)
                         }
                         bell.ring()
                     }
+                    if !BackgroundThread.run(work) { Task.detached(priority: .background, operation: work) }
                     verification = (result, syncs)
                 }
                 await doorbell.wait(timeout: .milliseconds(100))

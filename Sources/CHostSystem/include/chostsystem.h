@@ -32,4 +32,12 @@ void chost_limit_malloc_arenas(int count);
  * (a full compile), the process's resident size drops back to what it holds. */
 void chost_release_free_memory(void);
 
+/* Runs fn(arg) on a new detached thread at the lowest scheduling priority (nice 19 for that
+ * thread alone), marked serial (chost_thread_is_serial): work that must never take a core from the
+ * work that cannot wait. 0, or -errno when the thread could not be made. */
+int chost_spawn_background(void (*fn)(void *), void *arg);
+
+/* 1 on a thread made by chost_spawn_background: its parallel maps run on that thread alone. */
+int chost_thread_is_serial(void);
+
 #endif
