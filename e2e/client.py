@@ -11,6 +11,9 @@ Usage: client.py [-6] CHECK NAME ADDR PORT [ARGS...]
                                         and recvfrom() reports ADDR:PORT as its source
   udpconn   NAME ADDR PORT BACKENDS     connected UDP: getpeername() is ADDR:PORT, send/recv work,
                                         the reply comes from one of BACKENDS
+  tcppeer   NAME ADDR PORT N BACKENDS   N TCP connects: getpeername() is ADDR:PORT before and after
+                                        the backend's answer, which is one of BACKENDS (for a
+                                        backend's own address: its own address, untouched)
   affine    NAME ADDR PORT N BACKENDS   N TCP connects all reach the same one of BACKENDS
   sticky    NAME ADDR PORT S K BACKENDS S unconnected sockets send K datagrams each: one socket
                                         always reaches the same backend, the source is always
@@ -22,7 +25,7 @@ import socket
 import sys
 import time
 
-from sandbox import Fail, connect_answer, reported
+from sandbox import Fail, answer, connect_answer, reported
 
 TIMEOUT = 2.0
 
@@ -119,6 +122,26 @@ def main():
                 raise Fail(f"getpeername() {peer(pn)}, expected the VIP {want} (backend {who})")
             udp_reply(data, src, backends)
             print(f"ok {name}  (getpeername {peer(pn)}, backend {who})")
+
+        elif check == "tcppeer":
+            n, backends = int(rest[0]), set(rest[1].split(","))
+            for i in range(n):
+                s = sock(socket.SOCK_STREAM)
+                try:
+                    s.connect(dst)
+                    before = s.getpeername()
+                    who = answer(s)
+                    after = s.getpeername()
+                except OSError as e:
+                    raise Fail(f"connect #{i + 1} to {want}: {e}")
+                finally:
+                    s.close()
+                if who not in backends:
+                    raise Fail(f"connect #{i + 1} answered by {who!r}, not one of {sorted(backends)}")
+                for pn in (before, after):
+                    if (pn[0], pn[1]) != dst:
+                        raise Fail(f"connect #{i + 1}: getpeername() {peer(pn)}, expected {want} (backend {who})")
+            print(f"ok {name}  ({n} connects, getpeername {want}, backends of {sorted(backends)})")
 
         elif check == "affine":
             n, backends = int(rest[0]), set(rest[1].split(","))

@@ -122,6 +122,15 @@ def attempt(p, fam, dst, want_src, bad_source):
                 s.connect(dst)
             except OSError as e:
                 return errname(e), time.monotonic() - t0
+            # The socket's peer is the address it asked for, translated or not (kube-proxy's).
+            try:
+                pn = s.getpeername()
+                got = norm(pn[0], pn[1])
+                if got != want_src and len(bad_source) < 5:
+                    bad_source.append(f"TCP getpeername {got}")
+            except OSError as e:
+                if len(bad_source) < 5:
+                    bad_source.append(f"TCP getpeername failed: {e}")
             reply = b""
             try:
                 while not reply.endswith(b"\n"):

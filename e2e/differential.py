@@ -281,7 +281,7 @@ class Run:
             else:
                 why.append(f"expected {' '.join(sorted(want))}")
         if k.get("bad_source"):
-            why.append("UDP reply source not the probed address: " + "; ".join(k["bad_source"]))
+            why.append("peer not the probed address (UDP reply source, TCP getpeername): " + "; ".join(k["bad_source"]))
         if k.get("not_sticky"):
             why.append("session affinity not kept within a round: " + "; ".join(k["not_sticky"]))
         if k.get("slowest_error_ms", 0) >= 500:

@@ -79,10 +79,11 @@ print("ok counters" if got == want else
 	client -6 refused v4mapped-unknown-port 10.96.0.10 81 ECONNREFUSED
 	client -6 udp v4mapped-udp-sendto-recvfrom 10.96.0.10 53 10.99.0.2:5353
 	client -6 udpconn v4mapped-udp-connected-getpeername 10.96.0.10 53 10.99.0.2:5353
-	# sock_release: every UDP socket above is closed, so no reverse entry is left.
-	n=$(bpftool -j map dump pinned "$SB_B/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
-	if [ "$n" = 0 ]; then sb_report "ok sock-release-clears-reverse"; else
-		sb_report "FAIL sock-release-clears-reverse: $n bl_reverse entries left after every UDP socket closed"; fi
+	# TCP: getpeername() is the ClusterIP too (as with kube-proxy), also through an IPv6 socket;
+	# a direct connect to a backend sees the backend.
+	client tcppeer tcp-getpeername 10.96.0.10 80 10 "$WEB"
+	client -6 tcppeer v4mapped-tcp-getpeername 10.96.0.10 80 10 "$WEB"
+	client tcppeer tcp-getpeername-direct 10.99.0.2 8080 2 10.99.0.2:8080
 	# Only the test cgroup is translated: the same connect from the client netns outside it is
 	# not (no route to 10.96.0.0/12 there).
 	out=$(timeout 20 ip netns exec "$SB_NSC" "$SB_PY" "$here/client.py" refused scope-outside-cgroup 10.96.0.10 80 ENETUNREACH 2>&1)
@@ -115,12 +116,13 @@ print("ok counters" if got == want else
 
 	# h. `balancer attach`: the embedded object, the same pinned maps, links pinned in the bpffs.
 	# Every check below runs after the balancer process that attached has exited.
+	nprog=$(printf '%s\n' $SB_PROGRAMS | wc -l)
 	out=$(sb_attach 2>&1) || sb_die "$out"
-	case "$out" in "attached 9 programs"*) sb_report "ok balancer-attach  ($out)" ;;
+	case "$out" in "attached $nprog programs"*) sb_report "ok balancer-attach  ($out)" ;;
 		*) sb_report "FAIL balancer-attach: $out" ;; esac
 	out=$(sb_attach 2>&1) || sb_die "again: $out"
 	n=$(sb_cgroup_progs | wc -l)
-	case "$out" in "attached 0 programs"*"9 already attached") [ "$n" = 9 ] && sb_report "ok balancer-attach-twice-is-a-no-op" ||
+	case "$out" in "attached 0 programs"*"$nprog already attached") [ "$n" = "$nprog" ] && sb_report "ok balancer-attach-twice-is-a-no-op" ||
 			sb_report "FAIL balancer-attach-twice-is-a-no-op: $n programs on the cgroup" ;;
 		*) sb_report "FAIL balancer-attach-twice-is-a-no-op: $out" ;; esac
 	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >"$SB_WORK/load-image2.log" 2>&1 ||
@@ -133,7 +135,7 @@ print("ok counters" if got == want else
 		printf '%s\n' "$st" | grep -q 'frontends=4 ' &&
 		printf '%s\n' "$st" | grep -q 'previous kept for rollback' &&
 		printf '%s\n' "$st" | grep -Eq 'counters 10\.96\.1\.10:80/TCP: translated [0-9]*[1-9]' &&
-		[ "$nlinks" = 9 ]; then
+		[ "$nlinks" = "$nprog" ]; then
 		sb_report "ok balancer-status"
 	else
 		sb_report "FAIL balancer-status: $(printf '%s' "$st" | tr '\n' '|')"

@@ -281,12 +281,9 @@ struct bl_affinity_value {
 	__u32 pad;
 };
 
-/* Reverse translation of a UDP socket, and the backend a UDP socket keeps across sendmsg calls. */
-struct bl_reverse_key {
-	__u64 socket_cookie;
-};
-
-struct bl_reverse_value {
+/* A translated socket's record (socket local storage, bl_sock): the VIP it asked for, for
+ * recvmsg/getpeername, and the backend it was given, which a UDP socket keeps across sendmsg. */
+struct bl_sock_value {
 	__u8 vip[16];
 	__be16 vip_port_be;
 	__u8 proto;
@@ -366,7 +363,7 @@ BL_ASSERT_SIZE(struct bl_config, 16);
 BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
 BL_ASSERT_SIZE(struct bl_affinity_value, 16);
-BL_ASSERT_SIZE(struct bl_reverse_value, 48);
+BL_ASSERT_SIZE(struct bl_sock_value, 48);
 BL_ASSERT_SIZE(struct bl_generation_value, 32);
 BL_ASSERT_SIZE(struct bl_rate_key, 8);
 BL_ASSERT_SIZE(struct bl_rate_value, 16);
