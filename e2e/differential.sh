@@ -18,7 +18,7 @@
 # /sys/fs/cgroup/unified.
 #
 # Sandbox: sandbox.sh, shared with run.sh and policies.sh (shared machines, e2e/README.md
-# "Rules for tests that touch the kernel"): the eight programs (bpftool prog loadall, bpftool
+# "Rules for tests that touch the kernel"): the nine programs (bpftool prog loadall, bpftool
 # cgroup attach) only on cgroup balancer-diff-<pid>, a private bpffs in a private mount namespace
 # that only the inner half of this script runs in, every probe from netns balancer-diff-c-<pid>,
 # whose only link is a veth to balancer-diff-s-<pid>, where the server runs (10.99.0.1/24 <->

@@ -84,6 +84,10 @@ print("ok counters" if got == want else
 	client tcppeer tcp-getpeername 10.96.0.10 80 10 "$WEB"
 	client -6 tcppeer v4mapped-tcp-getpeername 10.96.0.10 80 10 "$WEB"
 	client tcppeer tcp-getpeername-direct 10.99.0.2 8080 2 10.99.0.2:8080
+	# sock_release: every TCP and UDP socket above is closed, so no reverse entry is left.
+	n=$(bpftool -j map dump pinned "$SB_B/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
+	if [ "$n" = 0 ]; then sb_report "ok sock-release-clears-reverse"; else
+		sb_report "FAIL sock-release-clears-reverse: $n bl_reverse entries left after every socket closed"; fi
 	# Only the test cgroup is translated: the same connect from the client netns outside it is
 	# not (no route to 10.96.0.0/12 there).
 	out=$(timeout 20 ip netns exec "$SB_NSC" "$SB_PY" "$here/client.py" refused scope-outside-cgroup 10.96.0.10 80 ENETUNREACH 2>&1)

@@ -121,12 +121,13 @@ sb_die() {
 	exit 1
 }
 
-# The eight programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
+# The nine programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
 # attaches them (sb_bpftool_attach).
 SB_PROGRAMS="cgroup_inet4_connect=bl_connect4 cgroup_inet6_connect=bl_connect6
 	cgroup_udp4_sendmsg=bl_sendmsg4 cgroup_udp6_sendmsg=bl_sendmsg6
 	cgroup_udp4_recvmsg=bl_recvmsg4 cgroup_udp6_recvmsg=bl_recvmsg6
-	cgroup_inet4_getpeername=bl_getpeername4 cgroup_inet6_getpeername=bl_getpeername6"
+	cgroup_inet4_getpeername=bl_getpeername4 cgroup_inet6_getpeername=bl_getpeername6
+	cgroup_inet_sock_release=bl_sock_release"
 
 sb_inner() { [ "${SB_INNER:-}" = 1 ]; }
 
@@ -384,10 +385,23 @@ sb_cleanup() {
 	[ -n "$SB_MADE_NSS" ] && { ip netns del "$SB_NSS" || echo "warning: cannot delete netns $SB_NSS" >&2; }
 	SB_MADE_NSC="" SB_MADE_NSS=""
 	if [ -n "$SB_MADE_WORK" ]; then
+		# Host sysctls this run set (sb_host_sysctl), back to what they were.
+		while IFS='=' read -r key value; do
+			sysctl -q -w "$key=$value" || echo "warning: cannot restore $key=$value" >&2
+		done <"$SB_WORK/sysctls" 2>/dev/null
 		# The bpffs was mounted only in the inner half's mount namespace, which is gone.
 		rm -rf "$SB_WORK"
 		SB_MADE_WORK=""
 	fi
+}
+
+# sb_host_sysctl KEY VALUE (outer half, after sb_setup): sets a host sysctl for this run (the
+# kernel's BPF run-time accounting of a benchmark); sb_cleanup restores the value it had.
+sb_host_sysctl() {
+	local old
+	old=$(sysctl -n "$1") || return 1
+	grep -qs "^$1=" "$SB_WORK/sysctls" || echo "$1=$old" >>"$SB_WORK/sysctls"
+	sysctl -q -w "$1=$2"
 }
 
 sb_install_trap() {
@@ -493,7 +507,7 @@ sb_record_progs() {
 		mv "$SB_WORK/prog_ids.new" "$SB_WORK/prog_ids"
 }
 
-# sb_attach: `balancer attach` of the eight programs to the test cgroup (links and maps pinned
+# sb_attach: `balancer attach` of the nine programs to the test cgroup (links and maps pinned
 # in the private bpffs); records the program ids for sb_leftovers. Prints balancer's output.
 sb_attach() {
 	local out
@@ -522,7 +536,7 @@ sb_bpftool_load() {
 	done | sb_record_progs
 }
 
-# sb_bpftool_attach: `bpftool cgroup attach` of the eight programs sb_bpftool_load pinned to the
+# sb_bpftool_attach: `bpftool cgroup attach` of the nine programs sb_bpftool_load pinned to the
 # test cgroup (attached without links); each is recorded for sb_bpftool_detach.
 sb_bpftool_attach() {
 	local a

@@ -281,9 +281,15 @@ struct bl_affinity_value {
 	__u32 pad;
 };
 
-/* A translated socket's record (socket local storage, bl_sock): the VIP it asked for, for
- * recvmsg/getpeername, and the backend it was given, which a UDP socket keeps across sendmsg. */
-struct bl_sock_value {
+/* Reverse translation of a translated socket (TCP and UDP), and the backend a UDP socket keeps
+ * across sendmsg calls; BL_MAX_REVERSE of them at once (an LRU: the least recently used go
+ * first; 131,072 entries take about 15 MB of kernel memory). */
+#define BL_MAX_REVERSE 131072
+struct bl_reverse_key {
+	__u64 socket_cookie;
+};
+
+struct bl_reverse_value {
 	__u8 vip[16];
 	__be16 vip_port_be;
 	__u8 proto;
@@ -363,7 +369,7 @@ BL_ASSERT_SIZE(struct bl_config, 16);
 BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
 BL_ASSERT_SIZE(struct bl_affinity_value, 16);
-BL_ASSERT_SIZE(struct bl_sock_value, 48);
+BL_ASSERT_SIZE(struct bl_reverse_value, 48);
 BL_ASSERT_SIZE(struct bl_generation_value, 32);
 BL_ASSERT_SIZE(struct bl_rate_key, 8);
 BL_ASSERT_SIZE(struct bl_rate_value, 16);

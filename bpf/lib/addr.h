@@ -24,8 +24,8 @@ BL_ASSERT_WORD_ALIGNED(struct bl_addr_key, addr);
 BL_ASSERT_WORD_ALIGNED(struct bl_node_value, addr4);
 BL_ASSERT_WORD_ALIGNED(struct bl_node_value, addr6);
 BL_ASSERT_WORD_ALIGNED(struct bl_backend_value, addr);
-BL_ASSERT_WORD_ALIGNED(struct bl_sock_value, vip);
-BL_ASSERT_WORD_ALIGNED(struct bl_sock_value, backend);
+BL_ASSERT_WORD_ALIGNED(struct bl_reverse_value, vip);
+BL_ASSERT_WORD_ALIGNED(struct bl_reverse_value, backend);
 
 /* Bytes 8-11 of a v4-mapped address, 00 00 ff ff, as a word in memory order. */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

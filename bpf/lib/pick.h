@@ -136,24 +136,22 @@ static long bl_scan_cb(__u32 i, void *data)
 }
 
 /* The backend of the chosen set (Resolver: any backend of the set that has an address), into
- * req->t; records affinity and the socket's translation (bl_sock). BL_OUT_TRANSLATE, or why not. */
+ * req->t; records affinity and the socket's translation (bl_reverse). BL_OUT_TRANSLATE, or why
+ * not. */
 BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const struct bl_choice *ch,
 		       struct bl_req *req)
 {
 	struct bl_affinity_key ak;
-	struct bl_sock_value *rv = 0;
 	struct bl_target *t;
 	struct bl_use use;
-	struct bpf_sock *sk;
-	__u64 now = 0;
-	int have = 0, record_current = 0;
+	__u64 socket_cookie = 0, now = 0;
+	int have = 0, reverse_current = 0;
 	__u32 gen;
 
 	if (!c || !ch || !req)
 		return BL_OUT_PASS;
 	t = &req->t;
 	gen = c->gen;
-	sk = ctx->sk;
 
 	/* DIRECT backends are node or external addresses: reached as they are in every host mode. */
 	use.host_mode = (ch->flags & BL_RULE_DIRECT) ? BL_HOST_MODE_POD : c->host_mode;
@@ -168,21 +166,26 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 		return BL_OUT_REJECT;
 
 	/* A UDP socket keeps its backend across sendmsg calls (and a re-connect). A TCP socket
-	 * connects once: its record is made below. */
-	if (sk && req->proto == BL_PROTO_UDP)
-		rv = bpf_sk_storage_get(&bl_sock, sk, 0, 0);
-	if (rv) {
+	 * connects once: its record is written below. */
+	socket_cookie = bpf_get_socket_cookie(ctx);
+	if (req->proto == BL_PROTO_UDP) {
+		struct bl_reverse_value *rv;
+		struct bl_reverse_key rk;
 		struct bl_addr vip;
 
-		bl_addr_load(&vip, rv->vip);
-		if (bl_addr_eq(&vip, &req->dst) && rv->vip_port_be == req->port_be && rv->proto == req->proto &&
-		    rv->frontend_id == req->frontend_id && bl_is_member(gen, &ch->set, rv->backend_id) &&
-		    bl_backend_target(gen, rv->backend_id, &use, t) == 0) {
-			struct bl_addr stored;
+		rk.socket_cookie = socket_cookie;
+		rv = bpf_map_lookup_elem(&bl_reverse, &rk);
+		if (rv) {
+			bl_addr_load(&vip, rv->vip);
+			if (bl_addr_eq(&vip, &req->dst) && rv->vip_port_be == req->port_be && rv->proto == req->proto &&
+			    rv->frontend_id == req->frontend_id && bl_is_member(gen, &ch->set, rv->backend_id) &&
+			    bl_backend_target(gen, rv->backend_id, &use, t) == 0) {
+				struct bl_addr stored;
 
-			have = 1;
-			bl_addr_load(&stored, rv->backend);
-			record_current = bl_addr_eq(&stored, &t->addr) && rv->backend_port_be == t->port_be;
+				have = 1;
+				bl_addr_load(&stored, rv->backend);
+				reverse_current = bl_addr_eq(&stored, &t->addr) && rv->backend_port_be == t->port_be;
+			}
 		}
 	}
 
@@ -237,20 +240,22 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 		bpf_map_update_elem(&bl_affinity, &ak, &nav, BPF_ANY);
 	}
 
-	/* Record (or refresh) the socket's translation, unless it is the one already recorded. */
-	if (sk && !record_current) {
-		if (!rv)
-			rv = bpf_sk_storage_get(&bl_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (rv) {
-			__builtin_memset(rv, 0, sizeof(*rv));
-			bl_addr_store(rv->vip, &req->dst);
-			rv->vip_port_be = req->port_be;
-			rv->proto = req->proto;
-			rv->frontend_id = req->frontend_id;
-			bl_addr_store(rv->backend, &t->addr);
-			rv->backend_port_be = t->port_be;
-			rv->backend_id = t->backend_id;
-		}
+	/* Record (or refresh) the socket's translation, TCP and UDP, unless it is the one already
+	 * recorded. */
+	if (!reverse_current) {
+		struct bl_reverse_value nrv;
+		struct bl_reverse_key rk;
+
+		__builtin_memset(&nrv, 0, sizeof(nrv));
+		bl_addr_store(nrv.vip, &req->dst);
+		nrv.vip_port_be = req->port_be;
+		nrv.proto = req->proto;
+		nrv.frontend_id = req->frontend_id;
+		bl_addr_store(nrv.backend, &t->addr);
+		nrv.backend_port_be = t->port_be;
+		nrv.backend_id = t->backend_id;
+		rk.socket_cookie = socket_cookie;
+		bpf_map_update_elem(&bl_reverse, &rk, &nrv, BPF_ANY);
 	}
 	return BL_OUT_TRANSLATE;
 }

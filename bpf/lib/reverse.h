@@ -1,38 +1,47 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A translated socket's own record (bl_sock, socket local storage): the VIP it asked for and the
- * backend it was given. Written by bl_pick (pick.h) for TCP and UDP; read by recvmsg and
- * getpeername to report the VIP as the peer, and by sendmsg to keep a UDP socket on its backend.
- * The kernel frees it with the socket: no capacity to run out of, nothing left after a close.
+ * Reverse translation: a translated socket's entry in bl_reverse, TCP and UDP (written by bl_pick
+ * in pick.h, deleted by sock_release), read by recvmsg and getpeername to report the VIP as the
+ * peer, and by sendmsg to keep a UDP socket on its backend. Runtime state outside the image.
+ *
+ * An LRU hash keyed by socket cookie rather than socket storage: creating a socket's storage on
+ * every TCP connect cost ~800 ns more per connect4 run, the map update ~350 ns (bench/hook.sh,
+ * the kernel's accounting). Its capacity (BL_MAX_REVERSE, 15 MB of kernel memory) bounds the
+ * translated sockets open at once whose peer is reported as the VIP: past it, the least recently
+ * used entries go (that socket's getpeername shows the backend; a UDP socket may pick another
+ * backend on its next send).
  */
 #ifndef BL_REVERSE_H
 #define BL_REVERSE_H
 
+/* Keyed by socket cookie: one entry per socket (bpf/programs/README.md, "Known differences"). */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct bl_sock_value);
-} bl_sock SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BL_MAX_REVERSE);
+	__type(key, struct bl_reverse_key);
+	__type(value, struct bl_reverse_value);
+} bl_reverse SEC(".maps");
 
-/* recvmsg4/6 and getpeername4/6: a translated socket's peer is reported as the VIP it asked for,
- * while the reported peer is the backend it was given. A TCP socket connected once for good: its
- * peer is the VIP for its whole life, as with kube-proxy. A UDP socket may be translated anew on
- * its next sendmsg: its VIP is reported while the frontend that translated it is the live one. */
+/* recvmsg4/6 and getpeername4/6: a translated socket's peer is reported as the VIP it asked
+ * for, while its reported peer is the backend it was given. A TCP socket connected once for good:
+ * its peer is the VIP for its whole life, as with kube-proxy's NAT. A UDP socket may be translated
+ * anew on its next sendmsg: its VIP is reported while the frontend that translated it is the live
+ * one. */
 static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int sock_v6)
 {
-	struct bl_sock_value *rv;
+	struct bl_reverse_value *rv;
 	struct bl_frontend_value *fe;
 	struct bl_frontend_key fk;
+	struct bl_reverse_key rk;
 	struct bl_addr cur, backend, vip;
 	struct bl_cfg c;
-	struct bpf_sock *sk = ctx->sk;
 	__be16 vip_port_be;
 	int vip_reject = 0;
 
-	if (!sk || (ctx->protocol != BL_IPPROTO_UDP && ctx->protocol != BL_IPPROTO_TCP))
+	if (ctx->protocol != BL_IPPROTO_UDP && ctx->protocol != BL_IPPROTO_TCP)
 		return BL_ALLOW;
-	rv = bpf_sk_storage_get(&bl_sock, sk, 0, 0);
+	rk.socket_cookie = bpf_get_socket_cookie(ctx);
+	rv = bpf_map_lookup_elem(&bl_reverse, &rk);
 	if (!rv)
 		return BL_ALLOW;
 
@@ -54,8 +63,8 @@ static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int s
 		fk.proto = rv->proto;
 		fe = bl_find_frontend(c.gen, &fk, 0, &vip_reject);
 		if (!fe || fe->frontend_id != rv->frontend_id) {
-			/* A stale frontend (gone or renumbered): the record is dropped. */
-			bpf_sk_storage_delete(&bl_sock, sk);
+			/* A stale frontend (gone or renumbered): its reverse entry is dropped. */
+			bpf_map_delete_elem(&bl_reverse, &rk);
 			return BL_ALLOW;
 		}
 	}

@@ -12,10 +12,10 @@
  * bl_config.active_gen once and looks every table up under that generation only. A missing inner
  * map means "no image": the call is left alone.
  *
- * Runtime state (affinity, each translated socket's record, counters) lives outside the image and
- * is checked against the live generation where it can go stale.
+ * Runtime state (affinity, UDP reverse translation, counters) lives outside the image and is
+ * checked against the live generation on every use.
  *
- * This file holds the eight programs; bpf/lib/ holds one header per concern, each map declared
+ * This file holds the nine programs; bpf/lib/ holds one header per concern, each map declared
  * once, in the header that owns it (bpf/programs/README.md lists them). Built by
  * bpf/programs/build.sh, which `swift build` runs (Plugins/BPFObject).
  */
@@ -118,4 +118,17 @@ SEC("cgroup/getpeername6")
 int bl_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return bl_reverse_translate(ctx, 1);
+}
+
+/* A released socket's reverse entry goes with it. */
+SEC("cgroup/sock_release")
+int bl_sock_release(struct bpf_sock *ctx)
+{
+	struct bl_reverse_key rk;
+
+	if (ctx->protocol != BL_IPPROTO_UDP && ctx->protocol != BL_IPPROTO_TCP)
+		return 1;
+	rk.socket_cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_delete_elem(&bl_reverse, &rk);
+	return 1;
 }

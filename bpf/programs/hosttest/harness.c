@@ -23,7 +23,7 @@ static struct mmap *resolve(void *map)
 	if (map == &bl_config) return &cfgmap;
 	if (map == &bl_counters) return &counters;
 	if (map == &bl_affinity) return &affinity;
-	if (map == &bl_sock) return &reverse;
+	if (map == &bl_reverse) return &reverse;
 	if (map == &bl_rate) return &rate;
 	if (map == &bl_skip) return &skip;
 	if ((void *)map >= (void *)inner && (void *)map < (void *)(inner + 2))
@@ -70,20 +70,6 @@ static __u64 cookie = 1, netns = 77, now_ns = 1000000000ull;
 static __u32 rnd = 0;
 static int retval;
 __u64 bpf_get_socket_cookie(void *ctx) { return cookie; }
-/* Socket storage: the socket is the one `cookie` names (every call's ctx->sk is the same dummy). */
-static struct bpf_sock dummy_sock;
-void *bpf_sk_storage_get(void *map, void *sk, void *value, __u64 flags)
-{
-	if (sk != &dummy_sock) { fprintf(stderr, "sk storage of an unknown socket\n"); abort(); }
-	void *v = bpf_map_lookup_elem(map, &cookie);
-	if (!v && (flags & BPF_SK_STORAGE_GET_F_CREATE)) {
-		unsigned char zero[96] = {0};
-		bpf_map_update_elem(map, &cookie, zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(map, &cookie);
-	}
-	return v;
-}
-long bpf_sk_storage_delete(void *map, void *sk) { return bpf_map_delete_elem(map, &cookie); }
 __u64 bpf_get_netns_cookie(void *ctx) { return netns; }
 __u64 bpf_ktime_get_ns(void) { return now_ns; }
 __u32 bpf_get_prandom_u32(void) { return rnd; }
@@ -182,7 +168,7 @@ static const char *call(prog_t prog, int v6sock, const char *a, int port, int pr
 	struct bpf_sock_addr ctx; __u8 b[16];
 	memset(&ctx, 0, sizeof ctx);
 	ctx.type = proto == TCP ? 1 : 2; ctx.protocol = proto; ctx.user_port = htons(port);
-	ctx.user_family = v6sock ? AF_INET6 : AF_INET; ctx.family = ctx.user_family; ctx.sk = &dummy_sock;
+	ctx.user_family = v6sock ? AF_INET6 : AF_INET; ctx.family = ctx.user_family;
 	if (v6sock) { if (strchr(a, ':')) a6(b, a); else a4(b, a); memcpy(ctx.user_ip6, b, 16); }
 	else inet_pton(AF_INET, a, &ctx.user_ip4);
 	struct bpf_sock_addr before = ctx;
@@ -201,7 +187,7 @@ static const char *revp(prog_t prog, int v6sock, const char *a, int port, int pr
 	static char out[128];
 	struct bpf_sock_addr ctx; __u8 b[16];
 	memset(&ctx, 0, sizeof ctx);
-	ctx.type = proto == TCP ? 1 : 2; ctx.protocol = proto; ctx.user_port = htons(port); ctx.sk = &dummy_sock;
+	ctx.type = proto == TCP ? 1 : 2; ctx.protocol = proto; ctx.user_port = htons(port);
 	ctx.user_family = v6sock ? AF_INET6 : AF_INET;
 	if (v6sock) { if (strchr(a, ':')) a6(b, a); else a4(b, a); memcpy(ctx.user_ip6, b, 16); }
 	else inet_pton(AF_INET, a, &ctx.user_ip4);
@@ -324,11 +310,21 @@ int main(void)
 	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.0.0.2:53");
 	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5354), "10.1.0.3:5354");      /* another peer: untouched */
 	EXPECT(rev(bl_getpeername6, 1, "10.1.0.3", 5353), "::ffff:10.0.0.2:53");
+	{
+		struct bpf_sock sk; memset(&sk, 0, sizeof sk); sk.protocol = UDP;
+		bl_sock_release(&sk);
+		EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353"); /* released: entry gone */
+	}
 	/* TCP: getpeername reports the VIP too (IPv4, and v4-mapped through an IPv6 socket) */
 	cookie = 510; rnd = 0;
 	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
 	EXPECT(revp(bl_getpeername4, 0, "10.1.0.1", 8080, TCP), "10.0.0.1:80");
 	EXPECT(revp(bl_getpeername4, 0, "10.1.0.2", 8080, TCP), "10.1.0.2:8080"); /* not its backend: untouched */
+	{
+		struct bpf_sock sk; memset(&sk, 0, sizeof sk); sk.protocol = TCP;
+		bl_sock_release(&sk);
+		EXPECT(revp(bl_getpeername4, 0, "10.1.0.1", 8080, TCP), "10.1.0.1:8080"); /* released: entry gone */
+	}
 	cookie = 511;
 	EXPECT(call(bl_connect6, 1, "10.0.0.1", 80, TCP), "::ffff:10.1.0.1:8080");
 	EXPECT(revp(bl_getpeername6, 1, "10.1.0.1", 8080, TCP), "::ffff:10.0.0.1:80");
@@ -408,7 +404,7 @@ int main(void)
 	EXPECT(call(bl_connect4, 0, "10.0.0.23", 80, TCP), "pass");
 	EXPECT(counter(1061, 3) == 3 ? "3 fallthroughs" : "wrong count", "3 fallthroughs");
 
-	/* generation flip: gen 1 without the frontend; a UDP socket's record of a stale frontend is
+	/* generation flip: gen 1 without the frontend; a UDP socket's entry of a stale frontend is
 	 * dropped, a TCP socket keeps reporting the VIP it connected to */
 	config(0, 0, BL_HOST_MODE_POD);
 	cookie = 701; rnd = 0;

@@ -12,8 +12,6 @@
 void *bpf_map_lookup_elem(void *map, const void *key);
 long bpf_map_update_elem(void *map, const void *key, const void *value, __u64 flags);
 long bpf_map_delete_elem(void *map, const void *key);
-void *bpf_sk_storage_get(void *map, void *sk, void *value, __u64 flags);
-long bpf_sk_storage_delete(void *map, void *sk);
 __u64 bpf_get_socket_cookie(void *ctx);
 __u64 bpf_get_netns_cookie(void *ctx);
 __u64 bpf_ktime_get_ns(void);
