@@ -154,6 +154,21 @@ print("ok counters" if got == want else
 			sb_report "ok balancer-load-live-image-is-a-no-op"
 		else sb_report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
 	*) sb_report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
+	# attach --host-netns-only, run in the server namespace, which plays the host here (connects
+	# to cluster addresses only ever come from namespaces this run made): a socket of the client
+	# namespace is left alone (no route there: ENETUNREACH), one of the server namespace is
+	# translated; attaching again without the flag translates every namespace again.
+	out=$(nsenter --net="/run/netns/$SB_NSS" -- "$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B" --host-netns-only 2>&1)
+	case "$out" in *"translating only sockets of this network namespace"*)
+		if "$BALANCER" status --pin-dir "$SB_B" | grep -q '^scope: only the network namespace'; then sb_report "ok host-netns-only-attach  ($out)"
+		else sb_report "FAIL host-netns-only-attach: status shows no scope"; fi ;;
+	*) sb_report "FAIL host-netns-only-attach: $out" ;; esac
+	client refused host-netns-only-pod-untouched 10.96.1.10 80 ENETUNREACH
+	out=$(sb_exec "$SB_NSS" "$SB_PY" "$here/client.py" tcp host-netns-only-host-translated 10.96.1.10 80 20 "$WEB" 2>&1)
+	sb_report "${out:-FAIL host-netns-only-host-translated: the client printed nothing}"
+	sb_attach >/dev/null 2>&1 || sb_die "attach again"
+	if "$BALANCER" status --pin-dir "$SB_B" | grep -q '^scope:'; then sb_report "FAIL host-netns-only-off: status still shows a scope"; fi
+	client tcp host-netns-only-off 10.96.1.10 80 20 "$WEB"
 	# Swap torture: two images with different backend sets; `balancer rollback` flips between
 	# them without pause while one client makes 100,000 connects. Every connect must succeed
 	# and reach a backend of one of the two images, and there must be at least 1,000 flips.

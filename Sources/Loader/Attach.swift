@@ -1,3 +1,4 @@
+import CBalancerABI
 import HostSystem
 import SystemPackage
 
@@ -33,6 +34,8 @@ public enum Attachment {
     public struct Result: Sendable {
         public var attached: [String]
         public var alreadyAttached: [String]
+        /// With host-netns-only: the cookie of the only network namespace translated.
+        public var hostNetnsCookie: UInt64?
     }
 
     /// Why attaching or detaching failed: the file system (cgroup, pin directories) or libbpf.
@@ -50,8 +53,10 @@ public enum Attachment {
 
     /// Loads the embedded object (reusing the maps pinned under `pinDir/maps`, pinning them on
     /// first use) and attaches every program to `cgroup` through links pinned under
-    /// `pinDir/links`.
-    public static func attach(cgroup: String, pinDir: String) throws(Failure) -> Result {
+    /// `pinDir/links`. `hostNetnsOnly`: only sockets of the network namespace this process runs
+    /// in (the host's) are translated from now on; without it, every socket is (an attach sets the
+    /// scope either way, also when the programs were attached already).
+    public static func attach(cgroup: String, pinDir: String, hostNetnsOnly: Bool = false) throws(Failure) -> Result {
         let linksDir = "\(pinDir)/links"
         // The cgroup first: nothing is mounted or created for an attach that cannot happen.
         let cg: FileDescriptor
@@ -70,9 +75,18 @@ public enum Attachment {
         } catch {
             throw .fileSystem(error)
         }
+        var cookie: UInt64?
+        if hostNetnsOnly {
+            do { cookie = try NetworkNamespace.probe("/proc/self/ns/net").cookie } catch { throw .fileSystem(error) }
+        }
         do {
             let object = try BPFObject(pinningMapsIn: "\(pinDir)/maps")
-            var result = Result(attached: [], alreadyAttached: [])
+            // The scope before the programs: a first attach never translates outside it.
+            var scope = bl_attach_scope()
+            scope.netns_cookie = (cookie ?? 0).littleEndian
+            scope.flags = (cookie == nil ? 0 : UInt32(BL_ATTACH_HOST_NETNS_ONLY)).littleEndian
+            try BPFMap.pinned("\(pinDir)/maps/bl_attach_scope").update(key: arrayKey(0), value: structBytes(scope))
+            var result = Result(attached: [], alreadyAttached: [], hostNetnsCookie: cookie)
             for name in object.programs {
                 let pin = "\(linksDir)/cg\(inode)-\(name)"
                 if FileSystem.exists(pin) {

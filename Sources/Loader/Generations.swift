@@ -253,6 +253,8 @@ public struct Datapath: Sendable {
         public var liveImage: String?
         /// skipRedirectFromBackend namespace entries (netns cookie, policy id) in bl_skip.
         public var skipEntries: Int = 0
+        /// `attach --host-netns-only`: the cookie of the only network namespace translated.
+        public var hostNetnsOnly: UInt64?
     }
 
     public func status(links: [String]) throws(BPFError) -> Status {
@@ -276,8 +278,13 @@ public struct Datapath: Sendable {
         }
         let digest = try imageDigest(c.activeGeneration).map { Hex.bytes($0) }
         let skips = (try? backend.pinned("\(pinDir)/maps/bl_skip")).flatMap { try? $0.keys(keySize: MemoryLayout<bl_skip_key>.size).count } ?? 0
+        // Absent in a pin dir no attach of this version made: every socket.
+        let scope = (try? backend.pinned("\(pinDir)/maps/bl_attach_scope"))
+            .flatMap { try? $0.lookup(key: arrayKey(0), valueSize: MemoryLayout<bl_attach_scope>.size) }
+            .map { structValue(bl_attach_scope(), $0) }
+        let hostOnly = scope.flatMap { UInt32(littleEndian: $0.flags) & UInt32(BL_ATTACH_HOST_NETNS_ONLY) != 0 ? UInt64(littleEndian: $0.netns_cookie) : nil }
         return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest,
-                      skipEntries: skips)
+                      skipEntries: skips, hostNetnsOnly: hostOnly)
     }
 }
 

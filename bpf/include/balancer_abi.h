@@ -325,6 +325,16 @@ struct bl_skip_value {
 	__u32 present;
 };
 
+/* Which sockets the datapath translates (bl_attach_scope, one entry, written by `balancer attach`, never
+ * by a load): with BL_ATTACH_HOST_NETNS_ONLY only those of the network namespace whose cookie is
+ * netns_cookie (the host's), leaving pods' sockets to a sidecar mesh that needs the ClusterIP. */
+#define BL_ATTACH_HOST_NETNS_ONLY 1u
+struct bl_attach_scope {
+	__u64 netns_cookie;
+	__u32 flags;
+	__u32 pad;
+};
+
 /* Which image each generation holds: a loader-only array (2 entries, index = generation) pinned
  * as maps/bl_generations next to the datapath's maps; the programs never read it. It makes a
  * reload of the live image a no-op and lets `status` name the live image. */
@@ -375,6 +385,7 @@ BL_ASSERT_SIZE(struct bl_rate_key, 8);
 BL_ASSERT_SIZE(struct bl_rate_value, 16);
 BL_ASSERT_SIZE(struct bl_skip_key, 16);
 BL_ASSERT_SIZE(struct bl_skip_value, 4);
+BL_ASSERT_SIZE(struct bl_attach_scope, 16);
 
 /* Swift-visible record sizes by table, so the image decoder needs no table of its own. */
 static inline unsigned bl_table_key_size(unsigned table)

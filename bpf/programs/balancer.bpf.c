@@ -33,6 +33,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "lib/image.h"
 #include "lib/counters.h"
 #include "lib/reverse.h"
+#include "lib/scope.h"
 #include "lib/decide.h"
 
 /* connect4/6 and sendmsg4/6: the per-hook part (socket kind, the address fields of the hook's
@@ -49,6 +50,8 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 	else if (type == BL_SOCK_DGRAM && protocol == BL_IPPROTO_UDP)
 		req.proto = BL_PROTO_UDP;
 	else
+		return BL_ALLOW;
+	if (!bl_in_scope(ctx))
 		return BL_ALLOW;
 	bl_ctx_addr(ctx, sock_v6, &req.dst);
 	req.port_be = (__be16)ctx->user_port;

@@ -8,7 +8,14 @@ struct Attach: ParsableCommand {
         Loads the datapath object built into balancer, reusing the maps pinned under PIN-DIR/maps \
         (pinning them on first use; PIN-DIR is created on a bpffs, which is mounted on its parent \
         when absent). The links are pinned under PIN-DIR/links, so the programs stay attached when \
-        no balancer process runs. Attaching again is a no-op. The cgroup is always explicit.
+        no balancer process runs. Attaching again is a no-op (but for the scope below, which every \
+        attach sets). The cgroup is always explicit.
+
+        --host-netns-only translates only sockets of the network namespace balancer attach runs \
+        in (the host's: run it there), leaving pods' sockets alone for a sidecar mesh that needs \
+        the original ClusterIP (Istio), as Cilium's socketLB.hostNamespaceOnly. Pods then need \
+        another service path (kube-proxy or the CNI's). Attach again without it to translate every \
+        socket.
         """)
 
     @Option(help: "The cgroup (v2) directory to attach to.")
@@ -16,8 +23,14 @@ struct Attach: ParsableCommand {
 
     @OptionGroup var pinDir: PinDirOption
 
+    @Flag(help: "Translate only sockets of this network namespace (the host's), not pods'.")
+    var hostNetnsOnly = false
+
     func run() throws {
-        let r = try CommandError.wrapping { try Attachment.attach(cgroup: cgroup, pinDir: pinDir.path) }
+        let r = try CommandError.wrapping { try Attachment.attach(cgroup: cgroup, pinDir: pinDir.path, hostNetnsOnly: hostNetnsOnly) }
         print("attached \(r.attached.count) programs to \(cgroup)" + (r.alreadyAttached.isEmpty ? "" : "; \(r.alreadyAttached.count) already attached"))
+        if let cookie = r.hostNetnsCookie {
+            print("translating only sockets of this network namespace (netns cookie \(cookie)); other namespaces' sockets are left alone")
+        }
     }
 }

@@ -44,11 +44,14 @@ struct Status: ParsableCommand {
                 var image: String?
                 var links: [String]
                 var skipRedirectFromBackendEntries: Int
+                /// The only network namespace translated (attach --host-netns-only); nil: all.
+                var hostNetnsOnly: UInt64?
                 var counters: [CounterView]
             }
             let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
                             image: st.liveImage, links: st.links, skipRedirectFromBackendEntries: st.skipEntries,
+                            hostNetnsOnly: st.hostNetnsOnly,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
                                 CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value.translated, rejected: $0.value.rejected,
                                             unreachable: $0.value.unreachable, fallThrough: $0.value.fallthrough)
@@ -67,6 +70,7 @@ struct Status: ParsableCommand {
             printLine("image: \(st.liveImage.map { "sha256 \($0)" } ?? "not recorded (written record by record since the last whole image, or not by balancer; `balancer check-live IMAGE` compares)")")
             printLine("tables: " + keyValues(st.tables))
             printLine("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
+            if let cookie = st.hostNetnsOnly { printLine("scope: only the network namespace of netns cookie \(cookie) (attach --host-netns-only)") }
             if st.skipEntries > 0 { printLine("skipRedirectFromBackend: \(counted(st.skipEntries, "backend namespace entry", "backend namespace entries"))") }
             for (id, c) in st.counters.sorted(by: { $0.key < $1.key }) {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)

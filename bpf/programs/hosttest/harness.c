@@ -16,7 +16,7 @@ struct mmap {
 static struct mmap inner[2][8]; /* [gen][table-1] */
 static int present[2][8];
 static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
-	rate = { 8, 16 }, skip = { 16, 4 };
+	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 };
 
 static struct mmap *resolve(void *map)
 {
@@ -26,6 +26,7 @@ static struct mmap *resolve(void *map)
 	if (map == &bl_reverse) return &reverse;
 	if (map == &bl_rate) return &rate;
 	if (map == &bl_skip) return &skip;
+	if (map == &bl_attach_scope) return &scope;
 	if ((void *)map >= (void *)inner && (void *)map < (void *)(inner + 2))
 		return map; /* an inner map, handed out by an outer lookup */
 	fprintf(stderr, "unmocked map %p\n", map);
@@ -419,6 +420,19 @@ int main(void)
 	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");
 	config(0, 0, BL_HOST_MODE_POD);
 	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353"); /* the entry was dropped */
+
+	/* attach --host-netns-only: only the host's namespace (cookie 77 here) is translated */
+	{
+		__u32 zero = 0;
+		struct bl_attach_scope sc = { 77, BL_ATTACH_HOST_NETNS_ONLY, 0 };
+		bpf_map_update_elem(&bl_attach_scope, &zero, &sc, BPF_ANY);
+		netns = 77; rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
+		netns = 78; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "pass");       /* a pod's namespace */
+		EXPECT(call(bl_sendmsg6, 1, "10.0.0.2", 53, UDP), "pass");
+		sc.flags = 0; bpf_map_update_elem(&bl_attach_scope, &zero, &sc, BPF_ANY);
+		EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");            /* every namespace again */
+		netns = 77;
+	}
 
 	/* non-TCP/UDP sockets pass */
 	{
