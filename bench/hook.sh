@@ -42,6 +42,28 @@ PY
 	done
 	echo "(best of 2 runs of $N connects each; ratio = hook p50 / direct p50; target <= 1.05 and flat;"
 	echo " connect4 ns/run: the kernel's run_time_ns / run_cnt over a hooked run, best of 2)"
+
+	# The peer: bench/peer/one_lookup.bpf.c (one hash lookup and the rewrite) attached to the same
+	# cgroup in place of balancer's programs, 10.96.0.10:80 -> 10.99.0.2:8080, the same client.
+	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B" >/dev/null || sb_die "detach for the peer"
+	bpftool prog load "$SB_WORK/peer.o" "$SB_B/peer_connect4" type cgroup/connect4 pinmaps "$SB_B/peer_maps" ||
+		sb_die "bpftool prog load peer"
+	bpftool -j prog show pinned "$SB_B/peer_connect4" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' | sb_record_progs
+	# key: 10.96.0.10, port 80 (network order in the low 16 bits); value: 10.99.0.2, port 8080.
+	bpftool map update pinned "$SB_B/peer_maps/peer_svc" key 10 96 0 10 0 80 0 0 value 10 99 0 2 31 144 0 0 ||
+		sb_die "peer map"
+	bpftool cgroup attach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer_connect4" || sb_die "attach peer"
+	connect4=$(bpftool -j prog show pinned "$SB_B/peer_connect4" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+	r0=$(runs) && h=$(hooked) && r1=$(runs) && h2=$(hooked) && r2=$(runs) || sb_die "hook_client.py failed (peer)"
+	bpftool cgroup detach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer_connect4" || sb_die "detach peer"
+	rm -rf "$SB_B/peer_connect4" "$SB_B/peer_maps"
+	"$SB_PY" - "$h" "$h2" "$r0" "$r1" "$r2" <<'PY'
+import json, sys
+h = [json.loads(x) for x in sys.argv[1:3]]
+r = [tuple(map(int, x.split())) for x in sys.argv[3:6]]
+per = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in ((r[0], r[1]), (r[1], r[2])) if b[1] > a[1]]
+print("peer (one lookup + rewrite): hook p50 %.1f us, connect4 %s ns/run" % (min(x["p50_us"] for x in h), "%.0f" % min(per) if per else "no runs"))
+PY
 	sb_detach >/dev/null
 	exit 0
 fi
@@ -54,6 +76,9 @@ for n in 1 10000 100000; do
 		"$BALANCER" compile "$SB_WORK/c$n.yaml" -o "$SB_WORK/c$n.image" >/dev/null || sb_fail_setup "compile c$n"
 done
 sb_host_sysctl kernel.bpf_stats_enabled 1 || sb_fail_setup "kernel.bpf_stats_enabled"
+# The peer program, compiled by the clang that compiles the datapath (bpf/programs/build.sh's).
+"$(dirname "$(command -v swiftc)")/clang" -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu \
+	-c "$SB_ROOT/bench/peer/one_lookup.bpf.c" -o "$SB_WORK/peer.o" || sb_fail_setup "compile bench/peer/one_lookup.bpf.c"
 ip netns exec "$SB_NSC" sysctl -q -w net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000" ||
 	sb_fail_setup "client netns sysctls"
 out=$(sb_start_server tcp:10.99.0.2:8080 2>&1) || sb_fail_setup "$out"
