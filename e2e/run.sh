@@ -169,6 +169,27 @@ print("ok counters" if got == want else
 	sb_attach >/dev/null 2>&1 || sb_die "attach again"
 	if "$BALANCER" status --pin-dir "$SB_B" | grep -q '^scope:'; then sb_report "FAIL host-netns-only-off: status still shows a scope"; fi
 	client tcp host-netns-only-off 10.96.1.10 80 20 "$WEB"
+	# Upgrading over an earlier version's pins (a second pin dir, attached and detached at once):
+	# a runtime map pinned with another capacity is reused as it is; one with other record sizes
+	# is refused with a message naming it.
+	mkdir -p "$SB_B/upgrade/maps" "$SB_B/upgrade2/maps"
+	bpftool map create "$SB_B/upgrade/maps/bl_reverse" type lru_hash key 8 value 48 entries 4096 name bl_reverse ||
+		sb_die "bpftool map create"
+	bpftool map create "$SB_B/upgrade2/maps/bl_reverse" type lru_hash key 8 value 40 entries 4096 name bl_reverse ||
+		sb_die "bpftool map create"
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade" 2>&1)
+	sb_cgroup_progs | while read -r _ id; do echo "$id"; done | sb_record_progs
+	cap=$(bpftool -j map show pinned "$SB_B/upgrade/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade" >/dev/null 2>&1 || sb_die "detach the upgrade pin dir"
+	case "$out" in "attached $nprog programs"*)
+		if [ "$cap" = 4096 ]; then sb_report "ok upgrade-reuses-a-pinned-map-of-another-capacity"
+		else sb_report "FAIL upgrade-reuses-a-pinned-map-of-another-capacity: bl_reverse now has $cap entries"; fi ;;
+	*) sb_report "FAIL upgrade-reuses-a-pinned-map-of-another-capacity: $out" ;; esac
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade2" 2>&1) && sb_report "FAIL upgrade-refuses-another-layout: attached ($out)" ||
+		case "$out" in *"upgrade2/maps/bl_reverse"*"made by another version of balancer"*) sb_report "ok upgrade-refuses-another-layout" ;;
+			*) sb_report "FAIL upgrade-refuses-another-layout: $out" ;; esac
+	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade2" >/dev/null 2>&1
+	rm -rf "$SB_B/upgrade" "$SB_B/upgrade2"
 	# Swap torture: two images with different backend sets; `balancer rollback` flips between
 	# them without pause while one client makes 100,000 connects. Every connect must succeed
 	# and reach a backend of one of the two images, and there must be at least 1,000 flips.

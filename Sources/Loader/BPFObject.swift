@@ -19,14 +19,20 @@ final class BPFObject {
         guard let obj = clibbpf_open_mem(bl_bpf_object_bytes(), bl_bpf_object_length()) else {
             throw BPFError("open embedded object", "balancer.bpf.o", -errno)
         }
-        object = obj
+        // `object` is set only once everything succeeded: a failed init closes the object here,
+        // and deinit (which runs for a fully initialized object) never closes it a second time.
         var map = bpf_object__next_map(obj, nil)
         while let m = map {
             let name = String(cString: bpf_map__name(m))
-            let r = bpf_map__set_pin_path(m, "\(mapsDir)/\(name)")
+            let path = "\(mapsDir)/\(name)"
+            let r = bpf_map__set_pin_path(m, path)
             guard r == 0 else {
                 bpf_object__close(obj)
                 throw BPFError("set pin path of", name, r)
+            }
+            do { try Self.adoptPinnedCapacity(m, name: name, path: path) } catch {
+                bpf_object__close(obj)
+                throw error
             }
             map = bpf_object__next_map(obj, m)
         }
@@ -35,9 +41,28 @@ final class BPFObject {
             bpf_object__close(obj)
             throw BPFError("load datapath programs", "(verifier log above)", loaded)
         }
+        object = obj
     }
 
     deinit { bpf_object__close(object) }
+
+    /// A map pinned by an earlier attach (another version of balancer) is reused as it is: when
+    /// only its capacity differs from this object's (runtime state sized differently, as
+    /// bl_reverse grew when TCP sockets got entries), this object takes the pinned capacity, so an
+    /// upgraded agent attaches over its predecessor's pins; libbpf would refuse the reuse. Record
+    /// sizes that differ are a different layout: refused, saying how to start afresh.
+    private static func adoptPinnedCapacity(_ m: OpaquePointer, name: String, path: String) throws(BPFError) {
+        guard let pinned = try? BPFMap.pinned(path), let info = try? pinned.info() else { return }
+        let keySize = Int(bpf_map__key_size(m)), valueSize = Int(bpf_map__value_size(m))
+        guard info.keySize == keySize, info.valueSize == valueSize else {
+            throw BPFError("reuse pinned map", path, message: "it was made by another version of balancer (key/value \(info.keySize)/\(info.valueSize) bytes, "
+                           + "this version's \(keySize)/\(valueSize)); detach, remove the pin directory's maps/\(name), and attach again")
+        }
+        if info.maxEntries != Int(bpf_map__max_entries(m)) {
+            let r = bpf_map__set_max_entries(m, UInt32(info.maxEntries))
+            guard r == 0 else { throw BPFError("take the pinned capacity of", name, r) }
+        }
+    }
 
     /// The programs' names, in the object's order.
     var programs: [String] {
