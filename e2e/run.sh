@@ -177,19 +177,26 @@ print("ok counters" if got == want else
 		sb_die "bpftool map create"
 	bpftool map create "$SB_B/upgrade2/maps/bl_reverse" type lru_hash key 8 value 40 entries 4096 name bl_reverse ||
 		sb_die "bpftool map create"
-	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade" 2>&1)
+	capacity() { bpftool -j map show pinned "$1/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])'; }
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade" --max-translated-sockets 2048 2>&1)
 	sb_cgroup_progs | while read -r _ id; do echo "$id"; done | sb_record_progs
-	cap=$(bpftool -j map show pinned "$SB_B/upgrade/maps/bl_reverse" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["max_entries"])')
+	cap=$(capacity "$SB_B/upgrade")
 	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade" >/dev/null 2>&1 || sb_die "detach the upgrade pin dir"
-	case "$out" in "attached $nprog programs"*)
+	case "$out" in "attached $nprog programs"*"translated sockets kept: 4096"*)
 		if [ "$cap" = 4096 ]; then sb_report "ok upgrade-reuses-a-pinned-map-of-another-capacity"
 		else sb_report "FAIL upgrade-reuses-a-pinned-map-of-another-capacity: bl_reverse now has $cap entries"; fi ;;
 	*) sb_report "FAIL upgrade-reuses-a-pinned-map-of-another-capacity: $out" ;; esac
+	# --max-translated-sockets sizes the entries an attach creates.
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade3" --max-translated-sockets 2048 2>&1)
+	sb_cgroup_progs | while read -r _ id; do echo "$id"; done | sb_record_progs
+	cap=$(capacity "$SB_B/upgrade3")
+	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade3" >/dev/null 2>&1 || sb_die "detach the upgrade3 pin dir"
+	if [ "$cap" = 2048 ]; then sb_report "ok max-translated-sockets"; else sb_report "FAIL max-translated-sockets: $cap entries ($out)"; fi
 	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade2" 2>&1) && sb_report "FAIL upgrade-refuses-another-layout: attached ($out)" ||
 		case "$out" in *"upgrade2/maps/bl_reverse"*"made by another version of balancer"*) sb_report "ok upgrade-refuses-another-layout" ;;
 			*) sb_report "FAIL upgrade-refuses-another-layout: $out" ;; esac
 	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade2" >/dev/null 2>&1
-	rm -rf "$SB_B/upgrade" "$SB_B/upgrade2"
+	rm -rf "$SB_B/upgrade" "$SB_B/upgrade2" "$SB_B/upgrade3"
 	# Swap torture: two images with different backend sets; `balancer rollback` flips between
 	# them without pause while one client makes 100,000 connects. Every connect must succeed
 	# and reach a backend of one of the two images, and there must be at least 1,000 flips.

@@ -36,6 +36,9 @@ public enum Attachment {
         public var alreadyAttached: [String]
         /// With host-netns-only: the cookie of the only network namespace translated.
         public var hostNetnsCookie: UInt64?
+        /// Translated sockets whose entry (getpeername, UDP stickiness) is kept at once: the
+        /// capacity of the pinned bl_reverse.
+        public var reverseEntries: Int?
     }
 
     /// Why attaching or detaching failed: the file system (cgroup, pin directories) or libbpf.
@@ -56,7 +59,9 @@ public enum Attachment {
     /// `pinDir/links`. `hostNetnsOnly`: only sockets of the network namespace this process runs
     /// in (the host's) are translated from now on; without it, every socket is (an attach sets the
     /// scope either way, also when the programs were attached already).
-    public static func attach(cgroup: String, pinDir: String, hostNetnsOnly: Bool = false) throws(Failure) -> Result {
+    /// `translatedSockets`: the capacity of bl_reverse when this attach creates it (an attach over
+    /// pins keeps theirs; the result says which).
+    public static func attach(cgroup: String, pinDir: String, hostNetnsOnly: Bool = false, translatedSockets: Int? = nil) throws(Failure) -> Result {
         let linksDir = "\(pinDir)/links"
         // The cgroup first: nothing is mounted or created for an attach that cannot happen.
         let cg: FileDescriptor
@@ -80,13 +85,14 @@ public enum Attachment {
             do { cookie = try NetworkNamespace.probe("/proc/self/ns/net").cookie } catch { throw .fileSystem(error) }
         }
         do {
-            let object = try BPFObject(pinningMapsIn: "\(pinDir)/maps")
+            let object = try BPFObject(pinningMapsIn: "\(pinDir)/maps", capacities: translatedSockets.map { ["bl_reverse": $0] } ?? [:])
             // The scope before the programs: a first attach never translates outside it.
             var scope = bl_attach_scope()
             scope.netns_cookie = (cookie ?? 0).littleEndian
             scope.flags = (cookie == nil ? 0 : UInt32(BL_ATTACH_HOST_NETNS_ONLY)).littleEndian
             try BPFMap.pinned("\(pinDir)/maps/bl_attach_scope").update(key: arrayKey(0), value: structBytes(scope))
-            var result = Result(attached: [], alreadyAttached: [], hostNetnsCookie: cookie)
+            var result = Result(attached: [], alreadyAttached: [], hostNetnsCookie: cookie,
+                                reverseEntries: try? BPFMap.pinned("\(pinDir)/maps/bl_reverse").info().maxEntries)
             for name in object.programs {
                 let pin = "\(linksDir)/cg\(inode)-\(name)"
                 if FileSystem.exists(pin) {

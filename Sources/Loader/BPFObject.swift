@@ -14,8 +14,9 @@ final class BPFObject {
     private let object: OpaquePointer
 
     /// Opens the embedded object with every map pinned at `<mapsDir>/<name>` (reused when a pin
-    /// exists, created and pinned otherwise), and loads its programs.
-    init(pinningMapsIn mapsDir: String) throws(BPFError) {
+    /// exists, created and pinned otherwise), and loads its programs. `capacities`: max entries
+    /// of maps by name, for maps created now (a pinned map keeps its own).
+    init(pinningMapsIn mapsDir: String, capacities: [String: Int] = [:]) throws(BPFError) {
         guard let obj = clibbpf_open_mem(bl_bpf_object_bytes(), bl_bpf_object_length()) else {
             throw BPFError("open embedded object", "balancer.bpf.o", -errno)
         }
@@ -25,6 +26,10 @@ final class BPFObject {
         while let m = map {
             let name = String(cString: bpf_map__name(m))
             let path = "\(mapsDir)/\(name)"
+            if let n = capacities[name], bpf_map__set_max_entries(m, UInt32(clamping: n)) != 0 {
+                bpf_object__close(obj)
+                throw BPFError("set the capacity of", name, message: "\(n) entries refused")
+            }
             let r = bpf_map__set_pin_path(m, path)
             guard r == 0 else {
                 bpf_object__close(obj)

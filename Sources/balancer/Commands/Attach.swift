@@ -26,9 +26,24 @@ struct Attach: ParsableCommand {
     @Flag(help: "Translate only sockets of this network namespace (the host's), not pods'.")
     var hostNetnsOnly = false
 
+    @Option(help: ArgumentHelp("Translated sockets open at once that keep their entry (getpeername, UDP stickiness); default 131072.",
+                               valueName: "n"))
+    var maxTranslatedSockets: Int?
+
+    func validate() throws {
+        if let n = maxTranslatedSockets, !(1...(1 << 24)).contains(n) {
+            throw ValidationError("--max-translated-sockets \(n): must be between 1 and 16777216")
+        }
+    }
+
     func run() throws {
-        let r = try CommandError.wrapping { try Attachment.attach(cgroup: cgroup, pinDir: pinDir.path, hostNetnsOnly: hostNetnsOnly) }
+        let r = try CommandError.wrapping {
+            try Attachment.attach(cgroup: cgroup, pinDir: pinDir.path, hostNetnsOnly: hostNetnsOnly, translatedSockets: maxTranslatedSockets)
+        }
         print("attached \(r.attached.count) programs to \(cgroup)" + (r.alreadyAttached.isEmpty ? "" : "; \(r.alreadyAttached.count) already attached"))
+        if let want = maxTranslatedSockets, let have = r.reverseEntries, have != want {
+            print("translated sockets kept: \(have), the size of the pinned map (an attach over existing pins keeps it; detach and remove PIN-DIR/maps/bl_reverse to resize)")
+        }
         if let cookie = r.hostNetnsCookie {
             print("translating only sockets of this network namespace (netns cookie \(cookie)); other namespaces' sockets are left alone")
         }
