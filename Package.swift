@@ -117,7 +117,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Manifests"], path: "Tests/TestSupport"),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests", "MapImage", "TestSupport"]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Manifests", "MapImage", "HostSystem", "TestSupport"]),
-        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Manifests"]),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Manifests", "TestSupport"]),
         // GenerationWriter and Datapath on in-memory maps (MemoryMaps): no root, no kernel.
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "MapImage", "HostSystem"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage", "HostSystem"]),

@@ -85,12 +85,16 @@ static int grow(parser *p, void **buffer, size_t *capacity, size_t needed, size_
 	return 0;
 }
 
-static int emit(parser *p, const uint8_t *bytes, size_t length) {
-	wire_result *r = p->r;
-	if (grow(p, (void **)&r->out, &r->out_capacity, r->out_length + length, 1)) return -1;
-	memcpy(r->out + r->out_length, bytes, length);
-	r->out_length += length;
+/* Appends bytes to a growing byte buffer (the output, the key arena). */
+static int append(parser *p, uint8_t **buffer, size_t *length, size_t *capacity, const uint8_t *bytes, size_t n) {
+	if (grow(p, (void **)buffer, capacity, *length + n, 1)) return -1;
+	memcpy(*buffer + *length, bytes, n);
+	*length += n;
 	return 0;
+}
+
+static int emit(parser *p, const uint8_t *bytes, size_t length) {
+	return append(p, &p->r->out, &p->r->out_length, &p->r->out_capacity, bytes, length);
 }
 
 static int emit_byte(parser *p, uint8_t b) { return emit(p, &b, 1); }
@@ -106,11 +110,7 @@ static void skip_ws(parser *p) {
 /* ---- strings ----------------------------------------------------------------------------- */
 
 static int arena_put(parser *p, const uint8_t *bytes, size_t length) {
-	scratch *s = p->s;
-	if (grow(p, (void **)&s->arena, &s->arena_capacity, s->arena_length + length, 1)) return -1;
-	memcpy(s->arena + s->arena_length, bytes, length);
-	s->arena_length += length;
-	return 0;
+	return append(p, &p->s->arena, &p->s->arena_length, &p->s->arena_capacity, bytes, length);
 }
 
 static int hex4(const uint8_t *h, uint32_t *value) {

@@ -1,12 +1,8 @@
 @testable import Compiler
 @testable import Manifests
 import MapImage
+import TestSupport
 import Testing
-
-extension SplitMix {
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func chance(_ p: Double) -> Bool { Double(next() % 1_000_000) / 1_000_000 < p }
-}
 
 /// A cluster of a few services whose EndpointSlices change at random: every Service feature the
 /// sets depend on (node-local sets, zone and node hints, terminating fall-back, both families,

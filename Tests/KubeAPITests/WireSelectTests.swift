@@ -1,6 +1,7 @@
 import CJansson
 @testable import KubeAPI
 import Manifests
+import TestSupport
 import Testing
 
 /// Pod and Node events and list pages are read by wire_select, which copies out only the fields
@@ -75,18 +76,6 @@ import Testing
                 return "{" + parts.joined(separator: ",") + w(&rng) + "}"
             }
         }
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ a: [T]) -> T { a[Int(next() % UInt64(a.count))] }
     }
 
     static let words = ["web", "caf\u{e9}", "a/b", "emoji-\u{1F600}", "line\nbreak", "q\"uote", "back\\slash", "x", "\u{1}ctl", "\u{4e2d}\u{6587}"]

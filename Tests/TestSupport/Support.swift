@@ -5,7 +5,7 @@ import Manifests
 import Glibc
 #endif
 
-// Shared by the manifest and compiler tests (ManifestsTests, CompilerTests).
+// Shared by the manifest, compiler and API tests (ManifestsTests, CompilerTests, KubeAPITests).
 
 /// Paths of the repository, found from this file's location.
 public enum Repo {
@@ -53,4 +53,22 @@ public func lineDiff(expected: String, actual: String) -> String {
 
 public func readText(_ path: String) -> String? {
     FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// A small deterministic random generator, so random inputs and permutations are reproducible.
+public struct SplitMix: RandomNumberGenerator {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    public mutating func chance(_ p: Double) -> Bool { Double(next() % 1_000_000) / 1_000_000 < p }
+    public mutating func pick<T>(_ a: [T]) -> T { a[int(a.count)] }
 }
