@@ -126,7 +126,7 @@ print("ok counters" if got == want else
 		*) sb_report "FAIL balancer-attach: $out" ;; esac
 	out=$(sb_attach 2>&1) || sb_die "again: $out"
 	n=$(sb_cgroup_progs | wc -l)
-	case "$out" in "attached 0 programs"*"$nprog already attached") [ "$n" = "$nprog" ] && sb_report "ok balancer-attach-twice-is-a-no-op" ||
+	case "$out" in "attached 0 programs"*"$nprog already attached"*) [ "$n" = "$nprog" ] && sb_report "ok balancer-attach-twice-is-a-no-op" ||
 			sb_report "FAIL balancer-attach-twice-is-a-no-op: $n programs on the cgroup" ;;
 		*) sb_report "FAIL balancer-attach-twice-is-a-no-op: $out" ;; esac
 	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >"$SB_WORK/load-image2.log" 2>&1 ||
@@ -154,6 +154,51 @@ print("ok counters" if got == want else
 			sb_report "ok balancer-load-live-image-is-a-no-op"
 		else sb_report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
 	*) sb_report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
+	# i. Socket termination: terminate.py holds sockets to backend X of 10.96.1.60 (UDP 53, TCP 80)
+	# across four loads (terminate.py says what it checks after each): X drains (terminating,
+	# serving): nothing is cut; X is removed: the connected UDP socket is, and nothing else; X is
+	# removed again with --terminate-sockets all: the TCP connection through the VIP is too. Each
+	# load's own report counts what it terminated.
+	tload() { # tload IMAGE [ARGS...]: `balancer load` searching the test cgroup's namespaces
+		"$BALANCER" load "$SB_WORK/$1.image" --pin-dir "$SB_B" --node e2e-node --netns-scope "$SB_CG" "${@:2}" 2>&1
+	}
+	# tphase N: lets terminate.py run phase N and reports its lines.
+	tphase() {
+		touch "$SB_WORK/term/go$1"
+		for _ in $(seq 500); do [ -e "$SB_WORK/term/result$1" ] && break; sleep 0.02; done
+		if [ -e "$SB_WORK/term/result$1" ]; then
+			while read -r line; do sb_report "$line"; done <"$SB_WORK/term/result$1"
+		else
+			sb_report "FAIL socket-termination-phase-$1: terminate.py wrote no result in 10 s"
+		fi
+	}
+	# tcount NAME WANT OUTPUT: the load's report names WANT.
+	tcount() {
+		case "$3" in *"$2"*) sb_report "ok $1  ($2)" ;; *) sb_report "FAIL $1: expected \"$2\" in: $3" ;; esac
+	}
+	mkdir -p "$SB_WORK/term"
+	"$BALANCER" compile "$here/run/terminate.yaml" -o "$SB_WORK/term-both.image" >/dev/null 2>&1 || sb_die "compile terminate.yaml"
+	tload term-both >/dev/null || sb_die "load term-both"
+	sb_spawn "$SB_NSC" "$SB_PY" "$here/terminate.py" "$SB_WORK/term" 10.96.1.60 || sb_die "start terminate.py"
+	for _ in $(seq 500); do [ -e "$SB_WORK/term/backend" ] && break; sleep 0.02; done
+	x=$(cat "$SB_WORK/term/backend" 2>/dev/null)
+	if [ -z "$x" ]; then
+		sb_report "FAIL socket-termination: terminate.py set up no sockets"
+	else
+		sed "/addresses: \[$x\]/{n;s/.*/  conditions: {ready: false, serving: true, terminating: true}/}" "$here/run/terminate.yaml" >"$SB_WORK/term-drain.yaml"
+		sed "/addresses: \[$x\]/,+2d" "$here/run/terminate.yaml" >"$SB_WORK/term-gone.yaml"
+		for f in drain gone; do
+			"$BALANCER" compile "$SB_WORK/term-$f.yaml" -o "$SB_WORK/term-$f.image" >/dev/null 2>&1 || sb_die "compile term-$f"
+		done
+		tcount terminate-load-drain "terminated 0 sockets" "$(tload term-drain)"
+		tphase 2
+		tcount terminate-load-udp "terminated 1 UDP sockets" "$(tload term-gone)"
+		tphase 3
+		tload term-both --terminate-sockets none >/dev/null || sb_die "load term-both again"
+		tcount terminate-load-all "terminated 1 TCP sockets" "$(tload term-gone --terminate-sockets all)"
+		tphase 4
+	fi
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster again"
 	# attach --host-netns-only, run in the server namespace, which plays the host here (connects
 	# to cluster addresses only ever come from namespaces this run made): a socket of the client
 	# namespace is left alone (no route there: ENETUNREACH), one of the server namespace is
@@ -326,6 +371,6 @@ compile second datapath.yaml web-one.yaml
 compile cluster cluster.yaml
 sb_add_backends 10.99.0.3 || sb_fail_setup "addresses"
 out=$(sb_start_server tcp:10.99.0.2:8080 tcp:10.99.0.3:8080 udp:10.99.0.2:5353 udp:10.99.0.3:5353 \
-	tcp:10.99.0.2:30080 2>&1) || sb_fail_setup "$out"
+	tcp:10.99.0.2:30080 hold:10.99.0.2:7070 hold:10.99.0.3:7070 2>&1) || sb_fail_setup "$out"
 
 sb_run_self

@@ -386,9 +386,11 @@ sb_cleanup() {
 	SB_MADE_NSC="" SB_MADE_NSS=""
 	if [ -n "$SB_MADE_WORK" ]; then
 		# Host sysctls this run set (sb_host_sysctl), back to what they were.
-		while IFS='=' read -r key value; do
-			sysctl -q -w "$key=$value" || echo "warning: cannot restore $key=$value" >&2
-		done <"$SB_WORK/sysctls" 2>/dev/null
+		if [ -e "$SB_WORK/sysctls" ]; then
+			while IFS='=' read -r key value; do
+				sysctl -q -w "$key=$value" || echo "warning: cannot restore $key=$value" >&2
+			done <"$SB_WORK/sysctls"
+		fi
 		# The bpffs was mounted only in the inner half's mount namespace, which is gone.
 		rm -rf "$SB_WORK"
 		SB_MADE_WORK=""

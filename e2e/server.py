@@ -4,9 +4,11 @@
 Usage: server.py READY_FILE SPEC...
        server.py READY_FILE --wildcard PORT[,PORT...]
 
-SPEC is tcp:ADDR:PORT or udp:ADDR:PORT; an IPv6 ADDR is written in brackets ([fd00::1]). A TCP
-listener sends "ADDR:PORT\\n" to each connection and closes it; a UDP listener replies "ADDR:PORT"
-to every datagram, from the address and port the datagram was sent to.
+SPEC is tcp:ADDR:PORT, hold:ADDR:PORT or udp:ADDR:PORT; an IPv6 ADDR is written in brackets
+([fd00::1]). A TCP listener sends "ADDR:PORT\\n" to each connection and closes it; a hold listener
+(TCP) sends the same and keeps the connection open until the client closes it (socket termination
+checks); a UDP listener replies "ADDR:PORT" to every datagram, from the address and port the
+datagram was sent to.
 
 ADDR may be a wildcard (0.0.0.0 or [::], the IPv6 one IPv6-only): the answer is then the local
 address the client reached, not the wildcard (getsockname() of the accepted TCP connection; for
@@ -46,7 +48,8 @@ class Listener:
         self.wild = addr in ("0.0.0.0", "::")
         self.me = show(addr, port).encode()
         fam = socket.AF_INET6 if self.v6 else socket.AF_INET
-        s = socket.socket(fam, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        self.held = {}
+        s = socket.socket(fam, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.v6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -56,7 +59,7 @@ class Listener:
             else:
                 s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         s.bind((addr, port))
-        if kind == "tcp":
+        if kind != "udp":
             s.listen(128)
         s.setblocking(False)
         self.sock = s
@@ -65,6 +68,8 @@ class Listener:
         try:
             if self.kind == "tcp":
                 self.accept()
+            elif self.kind == "hold":
+                self.hold()
             else:
                 self.datagram()
         except (BlockingIOError, InterruptedError):
@@ -85,6 +90,12 @@ class Listener:
             pass
         finally:
             conn.close()
+
+    def hold(self):
+        conn, _ = self.sock.accept()
+        conn.sendall(self.me + b"\n")
+        conn.setblocking(False)
+        SEL.register(conn, selectors.EVENT_READ, Held(conn))
 
     def datagram(self):
         if not self.wild:
@@ -110,6 +121,27 @@ class Listener:
         print(f"server: {self.me.decode()}: datagram without packet info", file=sys.stderr)
 
 
+class Held:
+    """A connection a hold listener keeps open: closed when the client closes or resets it."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def ready(self):
+        try:
+            if self.conn.recv(4096):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        SEL.unregister(self.conn)
+        self.conn.close()
+
+
+SEL = selectors.DefaultSelector()
+
+
 def main():
     ready, args = sys.argv[1], sys.argv[2:]
     specs = []
@@ -123,13 +155,12 @@ def main():
         else:
             specs.append(args[i])
             i += 1
-    sel = selectors.DefaultSelector()
     for spec in specs:
         lis = Listener(*parse(spec))
-        sel.register(lis.sock, selectors.EVENT_READ, lis)
+        SEL.register(lis.sock, selectors.EVENT_READ, lis)
     open(ready, "w").close()
     while True:
-        for key, _ in sel.select():
+        for key, _ in SEL.select():
             key.data.ready()
 
 

@@ -146,3 +146,93 @@ int chost_thread_is_serial(void)
 {
 	return chost_serial;
 }
+
+#include <linux/bpf.h>
+#include <stdlib.h>
+
+struct netns_iter {
+	int netns_fd;
+	int link_fd;
+	int error;
+	unsigned char *data;
+	size_t len;
+};
+
+static void *netns_iter(void *arg)
+{
+	struct netns_iter *it = arg;
+	union bpf_attr attr;
+	size_t cap = 0;
+	int fd;
+
+	if (setns(it->netns_fd, CLONE_NEWNET) != 0) {
+		it->error = errno;
+		return NULL;
+	}
+	/* The iterator walks the sockets of the namespace it is created in: this thread's. */
+	memset(&attr, 0, sizeof(attr));
+	attr.iter_create.link_fd = (unsigned)it->link_fd;
+	fd = (int)syscall(SYS_bpf, BPF_ITER_CREATE, &attr, sizeof(attr));
+	if (fd < 0) {
+		it->error = errno;
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (it->len + 4096 > cap) {
+			unsigned char *grown = realloc(it->data, cap ? cap * 2 : 8192);
+
+			if (!grown) {
+				it->error = ENOMEM;
+				break;
+			}
+			it->data = grown;
+			cap = cap ? cap * 2 : 8192;
+		}
+		n = read(fd, it->data + it->len, cap - it->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			it->error = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		it->len += (size_t)n;
+	}
+	close(fd);
+	return NULL;
+}
+
+int chost_netns_iter_read(const char *netns_path, int link_fd, unsigned char **data, size_t *len)
+{
+	struct netns_iter it;
+	pthread_t t;
+
+	memset(&it, 0, sizeof(it));
+	*data = NULL;
+	*len = 0;
+	it.link_fd = link_fd;
+	it.netns_fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (it.netns_fd < 0)
+		return -errno;
+	if (pthread_create(&t, NULL, netns_iter, &it) != 0) {
+		close(it.netns_fd);
+		return -EAGAIN;
+	}
+	pthread_join(t, NULL);
+	close(it.netns_fd);
+	if (it.error) {
+		free(it.data);
+		return -it.error;
+	}
+	*data = it.data;
+	*len = it.len;
+	return 0;
+}
+
+void chost_free(void *p)
+{
+	free(p);
+}

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 
@@ -64,4 +65,18 @@ static inline void clibbpf_set_inners(struct clibbpf_inner_update *updates, unsi
 	for (unsigned i = 0; i < n && i < 16; i++)
 		if (started[i])
 			pthread_join(threads[i], NULL);
+}
+
+/* Whether the running kernel's BTF describes the function `name` (a kfunc the datapath calls):
+ * 1, or 0 (also when the kernel has no BTF). */
+static inline int clibbpf_kernel_has_func(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int found;
+
+	if (!btf)
+		return 0;
+	found = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
+	btf__free(btf);
+	return found;
 }

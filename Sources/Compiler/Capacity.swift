@@ -122,6 +122,7 @@ struct CapacityUsers {
         let node = { (id: UInt32) in contents.metadata.node(id: id)?.name ?? "\(id)" }
         switch key.scope {
         case .cluster: return "cluster set"
+        case .serving: return "set of endpoints still serving (draining)"
         case .zone: return "set for zone \(contents.metadata.zones.first { $0.id == key.scopeID }?.name ?? "\(key.scopeID)")"
         case .node: return "set hinted for node \(node(key.scopeID))"
         case .local: return "set of node \(node(key.scopeID))'s own endpoints"

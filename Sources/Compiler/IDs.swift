@@ -185,7 +185,7 @@ extension SetKey {
     init(groupID: UInt32, scope: SetScope, scopeName: String, zoneIDs: [String: UInt32], nodeIDs: [String: UInt32]) {
         let scopeID: UInt32
         switch scope {
-        case .cluster: scopeID = 0
+        case .cluster, .serving: scopeID = 0
         case .zone: scopeID = zoneIDs[scopeName] ?? 0
         case .node, .local, .gate: scopeID = nodeIDs[scopeName] ?? 0
         }

@@ -207,7 +207,7 @@ public struct IncrementalCompiler: Sendable {
         if !old.otherNodes.isEmpty || !new.otherNodes.isEmpty { return "\(new.name): an endpoint names a node with no Node object" }
         for s in old.sets + new.sets {
             switch s.scope {
-            case .cluster: continue
+            case .cluster, .serving: continue
             case .zone:
                 if zoneNodes[s.scopeName] == nil { return "\(new.name): a hint names zone \(s.scopeName), which no node has" }
             case .node, .local, .gate:

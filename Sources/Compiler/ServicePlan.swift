@@ -97,6 +97,14 @@ extension ServiceCompiler {
         }
         let hasEndpoints = !cluster.isEmpty
         if hasEndpoints { addSet(.cluster, "", clusterFlags, cluster) }
+        // Serving set: endpoints still serving that the cluster set leaves out (terminating while
+        // ready ones exist). Never chosen; it keeps the sockets translated to them from being
+        // terminated (they drain, as kube-proxy's conntrack entries do).
+        if hasEndpoints {
+            let chosen = Set(cluster.map(\.backend))
+            let draining = endpoints.filter { $0.serving && !chosen.contains($0.backend) }
+            if !draining.isEmpty { addSet(.serving, "", [], draining) }
+        }
 
         // Local sets (internalTrafficPolicy=Local): the node's ready endpoints, else its
         // serving+terminating ones. Never filtered by topology.

@@ -18,3 +18,18 @@ public enum NetworkNamespace {
         return (p.cookie, out)
     }
 }
+
+extension NetworkNamespace {
+    /// The whole output of a BPF socket iterator created from the link `linkFD` inside the
+    /// network namespace at `path` (a /proc/PID/ns/net): the kernel's socket iterators walk the
+    /// namespace they are created in. Read by a short-lived thread that enters it.
+    public static func readIterator(in path: String, linkFD: Int32) throws(FileSystemError) -> [UInt8] {
+        var data: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        let r = chost_netns_iter_read(path, linkFD, &data, &length)
+        guard r == 0 else { throw FileSystemError("run a socket iterator in", path: path, Errno(rawValue: -r)) }
+        defer { chost_free(data) }
+        guard let data, length > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: length))
+    }
+}

@@ -39,6 +39,10 @@ public enum Attachment {
         /// Translated sockets whose entry (getpeername, UDP stickiness) is kept at once: the
         /// capacity of the pinned bl_reverse.
         public var reverseEntries: Int?
+        /// The socket iterators pinned (socket termination), now or before.
+        public var iterators: [String] = []
+        /// Why socket termination is unavailable, when it is.
+        public var terminationUnavailable: String?
     }
 
     /// Why attaching or detaching failed: the file system (cgroup, pin directories) or libbpf.
@@ -102,6 +106,13 @@ public enum Attachment {
                     result.attached.append(name)
                 }
             }
+            // The socket iterators belong to the pin directory, not to a cgroup: one pin each.
+            result.terminationUnavailable = object.iteratorsUnavailable
+            for name in object.iterators {
+                let pin = TerminationIterator.pin(pinDir: pinDir, program: name)
+                if !FileSystem.exists(pin) { try object.attachIterator(name, pin: pin) }
+                result.iterators.append(name)
+            }
             return result
         } catch {
             throw .bpf(error)
@@ -113,7 +124,8 @@ public enum Attachment {
         (FileSystem.entries("\(pinDir)/links") ?? []).filter { $0.hasPrefix("cg") }
     }
 
-    /// Detaches every program balancer attached to `cgroup` and removes the link pins.
+    /// Detaches every program balancer attached to `cgroup` and removes the link pins; with the
+    /// last cgroup's links, the socket iterators' pins go too.
     public static func detach(cgroup: String, pinDir: String) throws(Failure) -> [String] {
         let inode: UInt
         do { inode = UInt(try FileSystem.status(cgroup, operation: "stat cgroup").st_ino) } catch { throw .fileSystem(error) }
@@ -126,6 +138,11 @@ public enum Attachment {
             BPFObject.detachLink(pinnedAt: path)
             FileSystem.remove(path)
             detached.append(String(name.dropFirst(prefix.count)))
+        }
+        if links(pinDir: pinDir).isEmpty {
+            for name in (FileSystem.entries(linksDir) ?? []) where name.hasPrefix(TerminationIterator.prefix) {
+                FileSystem.remove("\(linksDir)/\(name)")
+            }
         }
         return detached
     }

@@ -368,3 +368,6 @@ public final class GracePeriod: GracePeriodWaiting {
         try outer.setInner(0, inner)
     }
 }
+
+/// Opens a pinned BPF object (a link): its file descriptor, or a negative errno.
+func openPinnedObject(_ path: String) -> Int32 { bpf_obj_get(path) }

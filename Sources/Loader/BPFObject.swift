@@ -12,6 +12,8 @@ import Glibc
 /// The datapath object embedded in the binary, opened with libbpf.
 final class BPFObject {
     private let object: OpaquePointer
+    /// Why the socket iterators were not loaded, when they were not.
+    let iteratorsUnavailable: String?
 
     /// Opens the embedded object with every map pinned at `<mapsDir>/<name>` (reused when a pin
     /// exists, created and pinned otherwise), and loads its programs. `capacities`: max entries
@@ -41,6 +43,18 @@ final class BPFObject {
             }
             map = bpf_object__next_map(obj, m)
         }
+        // The socket iterators need the bpf_sock_destroy kfunc (Linux 6.5): without it they are
+        // not loaded, and the rest of the datapath works as before (socket termination off).
+        var unavailable: String?
+        if !Self.kernelHas(function: "bpf_sock_destroy") {
+            unavailable = "this kernel lacks bpf_sock_destroy (Linux 6.5 or later): sockets to removed backends are not terminated"
+            var prog = bpf_object__next_program(obj, nil)
+            while let p = prog {
+                if Self.isIterator(p) { bpf_program__set_autoload(p, false) }
+                prog = bpf_object__next_program(obj, p)
+            }
+        }
+        iteratorsUnavailable = unavailable
         let loaded = bpf_object__load(obj)
         guard loaded == 0 else {
             bpf_object__close(obj)
@@ -69,15 +83,37 @@ final class BPFObject {
         }
     }
 
-    /// The programs' names, in the object's order.
-    var programs: [String] {
+    /// The cgroup programs' names, in the object's order.
+    var programs: [String] { programNames { !Self.isIterator($0) } }
+
+    /// The socket iterators loaded (none when the kernel lacks what they need).
+    var iterators: [String] { iteratorsUnavailable == nil ? programNames(Self.isIterator) : [] }
+
+    private func programNames(_ include: (OpaquePointer) -> Bool) -> [String] {
         var names: [String] = []
         var prog = bpf_object__next_program(object, nil)
         while let p = prog {
-            names.append(String(cString: bpf_program__name(p)))
+            if include(p) { names.append(String(cString: bpf_program__name(p))) }
             prog = bpf_object__next_program(object, p)
         }
         return names
+    }
+
+    private static func isIterator(_ p: OpaquePointer) -> Bool {
+        bpf_program__type(p) == BPF_PROG_TYPE_TRACING && bpf_program__expected_attach_type(p) == BPF_TRACE_ITER
+    }
+
+    /// Whether the running kernel's BTF has the function `name` (a kfunc).
+    private static func kernelHas(function name: String) -> Bool { clibbpf_kernel_has_func(name) != 0 }
+
+    /// Creates a link for the iterator program `name` and pins it at `pin`: an iterator runs only
+    /// when a reader creates one from the link (Datapath.terminateStaleSockets).
+    func attachIterator(_ name: String, pin: String) throws(BPFError) {
+        guard let p = bpf_object__find_program_by_name(object, name) else { throw BPFError("attach iterator", name, -ENOENT) }
+        guard let link = bpf_program__attach_iter(p, nil) else { throw BPFError("attach iterator", name, -errno) }
+        let r = bpf_link__pin(link, pin)
+        bpf_link__destroy(link)
+        if r != 0 { throw BPFError("pin link", pin, r) }
     }
 
     /// Attaches the program `name` to the cgroup open as `cgroupFD` (named `cgroup` in errors)

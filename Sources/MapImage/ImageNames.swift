@@ -35,6 +35,7 @@ public struct ImageNames: Sendable {
     public func scope(_ key: SetKey) -> String {
         switch key.scope {
         case .cluster: "cluster"
+        case .serving: "serving"
         case .zone: "zone=\(zones[key.scopeID] ?? hex(key.scopeID))"
         case .node: "node=\(node(key.scopeID))"
         case .local: "local=\(node(key.scopeID))"

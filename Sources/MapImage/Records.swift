@@ -190,6 +190,9 @@ public enum SetScope: UInt8, Sendable, Codable, Comparable, CustomStringConverti
     case node = 2
     case local = 3
     case gate = 4
+    /// Endpoints still serving that the cluster set leaves out (terminating while ready ones
+    /// exist): never chosen, but a socket translated to one is not terminated (it drains).
+    case serving = 5
 
     public var description: String {
         switch self {
@@ -198,6 +201,7 @@ public enum SetScope: UInt8, Sendable, Codable, Comparable, CustomStringConverti
         case .node: "node"
         case .local: "local"
         case .gate: "gate"
+        case .serving: "serving"
         }
     }
 

@@ -182,7 +182,7 @@ public struct Resolver: Sendable {
         switch key.scope {
         case .zone: contents.metadata.zones.first { $0.id == key.scopeID }?.name ?? "\(key.scopeID)"
         case .node, .local, .gate: contents.metadata.node(id: key.scopeID)?.name ?? "\(key.scopeID)"
-        case .cluster: ""
+        case .cluster, .serving: ""
         }
     }
 }

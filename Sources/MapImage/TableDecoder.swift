@@ -123,8 +123,8 @@ struct TableDecoder {
             guard key.pad == [0, 0, 0] else { throw ImageError("sets: padding not zero", offset: k) }
             guard key.groupID != 0 else { throw ImageError("sets: group id 0", offset: k) }
             switch scope {
-            case .cluster:
-                guard key.scopeID == 0 else { throw ImageError("sets: cluster set with scope id \(key.scopeID)", offset: k) }
+            case .cluster, .serving:
+                guard key.scopeID == 0 else { throw ImageError("sets: \(scope) set with scope id \(key.scopeID)", offset: k) }
             case .node, .local, .gate:
                 guard nodeIDs.contains(key.scopeID) else { throw ImageError("sets: \(scope) set for node \(key.scopeID), which is not in the nodes table", offset: k) }
             case .zone:

@@ -59,6 +59,10 @@ public struct DatapathSink: IncrementalSink {
     /// labels; filled only when `nameFrontends`.
     let frontendNames = FrontendNames()
     public var nameFrontends = false
+    /// Which translated sockets to terminate when their backend leaves its service.
+    public var terminate: TerminationMode = .udp
+    /// Sockets terminated so far, by protocol (balancer_terminated_sockets_total).
+    let terminations = TerminationTally()
     /// The writer, made on the first delivery (the datapath's maps may be pinned later than the
     /// sink is made) and shared by the sink's copies.
     let writerBox = WriterBox()
@@ -116,6 +120,7 @@ public struct DatapathSink: IncrementalSink {
         if node != nil, let scope = netnsScope ?? Attachment.cgroup2Root() {
             _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
         }
+        let terminated = report.method == .unchanged ? "" : terminateStale(writer.datapath)
         if nameFrontends, let image = try? MapImage(bytes: bytes) {
             let resolver = Resolver(image.contents)
             var names: [UInt32: (String, String)] = [:]
@@ -127,7 +132,7 @@ public struct DatapathSink: IncrementalSink {
             frontendNames.value.withLock { $0 = names }
             frontendNames.groups.withLock { $0 = groups }
         }
-        return DatapathSink.describe(report)
+        return DatapathSink.describe(report) + terminated
     }
 
     public func apply(_ delta: RecordDelta) throws -> String {
@@ -136,6 +141,12 @@ public struct DatapathSink: IncrementalSink {
         if node != nil, report.skipTargetsChanged, let scope = netnsScope ?? Attachment.cgroup2Root() {
             _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
         }
+        // Only a delta that deletes or rewrites a membership, backend or frontend record can
+        // take a backend out of its service.
+        let removes = [ImageTable.members, .backends, .frontends].contains { table in
+            delta.changes[table]?.contains { key, value in value == nil || table != .members } ?? false
+        }
+        let terminated = report.method == .unchanged || !removes ? "" : terminateStale(writer.datapath)
         if nameFrontends, let changes = delta.changes[.frontends], !changes.isEmpty {
             // Frontends written by the delta, named from the last whole image's groups (a group
             // new since then is named by its id until the next image).
@@ -147,7 +158,21 @@ public struct DatapathSink: IncrementalSink {
             }
             frontendNames.value.withLock { $0.merge(named) { _, new in new } }
         }
-        return DatapathSink.describe(report)
+        return DatapathSink.describe(report) + terminated
+    }
+
+    /// Terminates the sockets left on removed backends (after the flip); what it did, for the
+    /// sync's log line ("" when nothing).
+    func terminateStale(_ datapath: Datapath) -> String {
+        guard terminate != .none, let scope = netnsScope ?? Attachment.cgroup2Root() else { return "" }
+        let r = datapath.terminateStaleSockets(terminate, scope: scope)
+        terminations.add(r)
+        var parts: [String] = []
+        for (proto, n) in r.terminated.sorted(by: { $0.key < $1.key }) where n > 0 { parts.append("\(n) \(proto)") }
+        if r.failed > 0 { parts.append("\(r.failed) refused by the kernel") }
+        var out = parts.isEmpty ? "" : "; terminated \(parts.joined(separator: ", ")) sockets on removed backends"
+        if !r.notes.isEmpty { out += "; " + r.notes.joined(separator: "; ") }
+        return out
     }
 
     public func confirm(image bytes: [UInt8]) -> Bool {
@@ -217,7 +242,32 @@ extension DatapathSink {
                 out += "balancer_frontend_connects_total{frontend=\"\(escape(frontend))\",owner=\"\(escape(owner))\",outcome=\"\(outcome)\"} \(value)\n"
             }
         }
+        out += terminations.exposition()
         return out
+    }
+}
+
+/// Sockets terminated by a sink's loads, by protocol; shared by the sink's copies.
+final class TerminationTally: Sendable {
+    let counts = Mutex<(udp: Int, tcp: Int, failed: Int)>((0, 0, 0))
+
+    func add(_ r: Datapath.TerminationReport) {
+        counts.withLock { c in
+            c.udp += r.terminated[.udp] ?? 0
+            c.tcp += r.terminated[.tcp] ?? 0
+            c.failed += r.failed
+        }
+    }
+
+    func exposition() -> String {
+        let c = counts.withLock { $0 }
+        return "# HELP balancer_terminated_sockets_total Translated sockets destroyed after their backend left its service, by protocol.\n"
+            + "# TYPE balancer_terminated_sockets_total counter\n"
+            + "balancer_terminated_sockets_total{protocol=\"udp\"} \(c.udp)\n"
+            + "balancer_terminated_sockets_total{protocol=\"tcp\"} \(c.tcp)\n"
+            + "# HELP balancer_socket_termination_failures_total Sockets chosen for termination that the kernel refused to destroy.\n"
+            + "# TYPE balancer_socket_termination_failures_total counter\n"
+            + "balancer_socket_termination_failures_total \(c.failed)\n"
     }
 }
 

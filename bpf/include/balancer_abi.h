@@ -25,11 +25,12 @@ typedef uint8_t __u8;
 typedef uint16_t __u16;
 typedef uint32_t __u32;
 typedef uint64_t __u64;
+typedef int32_t __s32;
 typedef uint16_t __be16;
 typedef uint32_t __be32;
 #endif
 
-#define BL_ABI_VERSION 2u
+#define BL_ABI_VERSION 3u
 
 /* ---- image tables (double-buffered by the loader; one generation = one whole image) ---------- */
 
@@ -192,6 +193,10 @@ enum bl_scope {
 	BL_SCOPE_NODE = 2,    /* scope_id node id: ready endpoints hinted for that node */
 	BL_SCOPE_LOCAL = 3,   /* scope_id node id: that node's own endpoints */
 	BL_SCOPE_GATE = 4,    /* scope_id node id: the group's rule applies on that node (count 0) */
+	/* scope_id 0: endpoints still serving that no cluster set holds (terminating while ready
+	 * ones exist). Never chosen; a socket translated to one is still a member of its service
+	 * and is not terminated (graceful termination drains it). */
+	BL_SCOPE_SERVING = 5,
 };
 
 struct bl_set_key {
@@ -335,6 +340,19 @@ struct bl_attach_scope {
 	__u32 pad;
 };
 
+/* Socket termination: one record per socket the iter/udp or iter/tcp program destroyed (or
+ * tried to), written to the iterator's output for the loader to count and report. */
+struct bl_terminated {
+	__u64 socket_cookie;
+	__u8 backend[16];
+	__be16 backend_port_be;
+	__u8 proto;
+	__u8 pad;
+	__s32 result; /* bpf_sock_destroy's answer: 0, or a negative errno */
+	__u32 frontend_id;
+	__u32 backend_id;
+};
+
 /* Which image each generation holds: a loader-only array (2 entries, index = generation) pinned
  * as maps/bl_generations next to the datapath's maps; the programs never read it. It makes a
  * reload of the live image a no-op and lets `status` name the live image. */
@@ -386,6 +404,7 @@ BL_ASSERT_SIZE(struct bl_rate_value, 16);
 BL_ASSERT_SIZE(struct bl_skip_key, 16);
 BL_ASSERT_SIZE(struct bl_skip_value, 4);
 BL_ASSERT_SIZE(struct bl_attach_scope, 16);
+BL_ASSERT_SIZE(struct bl_terminated, 40);
 
 /* Swift-visible record sizes by table, so the image decoder needs no table of its own. */
 static inline unsigned bl_table_key_size(unsigned table)

@@ -15,7 +15,7 @@
  * Runtime state (affinity, UDP reverse translation, counters) lives outside the image and is
  * checked against the live generation on every use.
  *
- * This file holds the nine programs; bpf/lib/ holds one header per concern, each map declared
+ * This file holds the nine cgroup programs (the two socket iterators are terminate.h's); bpf/lib/ holds one header per concern, each map declared
  * once, in the header that owns it (bpf/programs/README.md lists them). Built by
  * bpf/programs/build.sh, which `swift build` runs (Plugins/BPFObject).
  */
@@ -35,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "lib/reverse.h"
 #include "lib/scope.h"
 #include "lib/decide.h"
+#include "lib/terminate.h"
 
 /* connect4/6 and sendmsg4/6: the per-hook part (socket kind, the address fields of the hook's
  * family); the decision itself is bl_decide's. */

@@ -40,7 +40,7 @@ unshare -m --propagation private sh -c '
 		done
 		echo "maps: $(ls "$D/maps" | tr "\n" " ")"
 		echo "$n programs loaded"
-		[ "$n" -eq 9 ] || rc=1
+		[ "$n" -eq 11 ] || rc=1
 	fi
 	if [ "$rc" -eq 0 ]; then
 		# -d: libbpf asks for every program'"'"'s verifier log and prints it, each between
@@ -53,7 +53,7 @@ unshare -m --propagation private sh -c '
 				if ($2 + 0 > budget + 0) { print "verifier: " name " needs more than the budget"; bad = 1 }
 				n++; name = ""
 			}
-			END { if (n != 9) { print "verifier: " n " statistics lines, expected 9"; bad = 1 }; exit bad }
+			END { if (n != 11) { print "verifier: " n " statistics lines, expected 11"; bad = 1 }; exit bad }
 		'"'"' "$1/log" || rc=1
 	fi
 	rm -rf "$D/progs" "$D/maps" "$D/stats"

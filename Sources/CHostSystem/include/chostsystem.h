@@ -23,6 +23,14 @@ struct chost_netns_probe {
  * short-lived thread that enters it: the caller's own namespace never changes. 0 or -errno. */
 int chost_probe_netns(const char *path, struct chost_netns_probe *p);
 
+/* Socket termination: creates an iterator from the bpf_link `link_fd` (a socket iterator) on a
+ * short-lived thread inside the network namespace of `netns_path` (the kernel's socket iterators
+ * walk the namespace they are created in) and reads its whole output into *data (free it with
+ * chost_free), *len bytes. 0 or -errno. */
+#include <stddef.h>
+int chost_netns_iter_read(const char *netns_path, int link_fd, unsigned char **data, size_t *len);
+void chost_free(void *p);
+
 /* The C allocator's arenas, capped at `count` (glibc's mallopt M_ARENA_MAX): by default every
  * thread that allocates gets an arena of its own, up to 8 per core, and memory freed in one is
  * not reused by another; a long-running process that decodes on every core keeps that memory. */

@@ -47,5 +47,10 @@ struct Attach: ParsableCommand {
         if let cookie = r.hostNetnsCookie {
             print("translating only sockets of this network namespace (netns cookie \(cookie)); other namespaces' sockets are left alone")
         }
+        if let why = r.terminationUnavailable {
+            print("socket termination unavailable: \(why)")
+        } else if !r.iterators.isEmpty {
+            print("socket termination ready: \(r.iterators.count) socket iterators pinned under \(pinDir.path)/links")
+        }
     }
 }

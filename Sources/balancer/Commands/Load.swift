@@ -23,6 +23,8 @@ struct Load: ParsableCommand {
 
     @OptionGroup var netns: NetnsScopeOption
 
+    @OptionGroup var terminate: TerminateOption
+
     func run() throws {
         let node = nodeOptions.name, mode = nodeOptions.hostMode
         let clock = ContinuousClock()
@@ -32,10 +34,19 @@ struct Load: ParsableCommand {
         do {
             let datapath = try Datapath(pinDir: pinDir.path)
             let report = try datapath.load(imageBytes: bytes, node: node, hostMode: mode)
+            // After the flip: a terminated socket's reconnect goes through the new image.
+            var termination: Datapath.TerminationReport?
+            if !report.unchanged && terminate.terminateSockets != .none {
+                termination = datapath.terminateStaleSockets(terminate.terminateSockets, scope: try netns.scope())
+            }
             if timings {
                 var line = TimingsLine()
                 line.add("read_seconds", seconds: t1 - t0)
                 for (phase, seconds) in report.phases { line.add("\(phase.replacingOccurrences(of: " ", with: "_"))_seconds", seconds) }
+                if let termination {
+                    line.add("terminate_seconds", termination.seconds)
+                    line.add("terminated_sockets", termination.total)
+                }
                 line.add("total_seconds", seconds: clock.now - t0)
                 line.print()
             }
@@ -48,6 +59,14 @@ struct Load: ParsableCommand {
                     skipNote = "; skipRedirectFromBackend: \(counted(sr.entries, "namespace entry", "namespace entries")) (\(counted(sr.namespacesVisited, "namespace")) searched under \(scope))"
                     if !sr.unmatched.isEmpty { skipNote += ", no namespace holds \(sr.unmatched.map(\.description).joined(separator: " "))" }
                 }
+            }
+            if let t = termination {
+                var parts: [String] = []
+                for (proto, n) in t.terminated.sorted(by: { $0.key < $1.key }) { parts.append("\(n) \(proto)") }
+                if t.failed > 0 { parts.append("\(t.failed) refused by the kernel") }
+                skipNote += "; terminated \(parts.isEmpty ? "0" : parts.joined(separator: ", ")) sockets on removed backends "
+                    + "(\(counted(t.namespaces, "network namespace")) searched)"
+                for note in t.notes { skipNote += "; \(note)" }
             }
             if report.unchanged {
                 print("generation \(report.generation) already live with this image (sha256 \(report.digestHex)): nothing changed\(skipNote)")

@@ -66,6 +66,8 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var limits: APILimitOptions
 
+    @OptionGroup var terminate: TerminateOption
+
     func validate() throws {
         let sources = [dir != nil, kube.kubeconfig != nil || kube.context != nil, kube.inCluster].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), or --in-cluster") }
@@ -87,6 +89,7 @@ struct Watch: AsyncParsableCommand {
         } else {
             var d = DatapathSink(pinDir: pinDir.path, node: node, hostMode: mode, netnsScope: netns.netnsScope)
             d.nameFrontends = metricsAddress != nil
+            d.terminate = terminate.terminateSockets
             sink = d
             let datapath = d
             if metricsAddress != nil { metrics = WatchMetrics(extra: { datapath.countersExposition() }) }

@@ -20,11 +20,12 @@ struct NodeOptions: ParsableArguments {
     var hostMode: HostMode = .pod
 }
 
-/// Where `load` and `watch` (with --node) look for the network namespaces of the backends that
-/// skipRedirectFromBackend policies exempt.
+/// Where `load` and `watch` look for network namespaces: those of the backends that
+/// skipRedirectFromBackend policies exempt (with --node), and those whose sockets to removed
+/// backends are terminated.
 struct NetnsScopeOption: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "With --node: the cgroup whose processes' network namespaces are searched for the backend pods of skipRedirectFromBackend policies (default: the cgroup2 root).",
+        "The cgroup whose processes' network namespaces are searched: for the backend pods of skipRedirectFromBackend policies (with --node), and for sockets to terminate (default: the cgroup2 root).",
         valueName: "CGROUP"))
     var netnsScope: String?
 
@@ -35,4 +36,14 @@ struct NetnsScopeOption: ParsableArguments {
         }
         return scope
     }
+}
+
+extension TerminationMode: ExpressibleByArgument {}
+
+/// Which translated sockets `load` and `watch` destroy when their backend leaves its service.
+struct TerminateOption: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "After a load, destroy translated sockets whose backend left its service: udp (connected UDP sockets), all (TCP too) or none.",
+        valueName: "udp|all|none"))
+    var terminateSockets: TerminationMode = .udp
 }

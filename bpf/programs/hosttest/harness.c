@@ -203,6 +203,18 @@ static const char *rev(prog_t prog, int v6sock, const char *a, int port) { retur
 	if (strcmp(got, want)) { printf("FAIL %s:%d %s: got %s want %s\n", __FILE__, __LINE__, #expr, got, want); failures++; } \
 	else printf("ok   %-60s -> %s\n", #expr, got); } while (0)
 
+/* Socket termination's decision for a translation recorded as vip:port -> backend id b at ba:bport
+ * (bl_translation_stale under the live config): "stale" or "kept". */
+static const char *stale(const char *vipa, int port, int proto, __u32 fid, __u32 b, const char *ba, int bport)
+{
+	struct bl_reverse_value rv; struct bl_cfg c;
+	memset(&rv, 0, sizeof rv);
+	addr(rv.vip, vipa); rv.vip_port_be = htons(port); rv.proto = proto; rv.frontend_id = fid;
+	addr(rv.backend, ba); rv.backend_port_be = htons(bport); rv.backend_id = b;
+	if (!bl_read_config(&c)) return "no image";
+	return bl_translation_stale(&c, &rv) ? "stale" : "kept";
+}
+
 static __u64 counter(__u32 fid, int which)
 {
 	__u64 *c = bpf_map_lookup_elem(&bl_counters, &fid);
@@ -432,6 +444,33 @@ int main(void)
 		sc.flags = 0; bpf_map_update_elem(&bl_attach_scope, &zero, &sc, BPF_ANY);
 		EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");            /* every namespace again */
 		netns = 77;
+	}
+
+	/* Socket termination: which translated sockets are stale after a load (terminate.h). */
+	{
+		const __u32 b7[] = { 117 }, b8[] = { 118 };
+		backend(0, 117, "10.1.0.7", 8080, TCP, 2);
+		backend(0, 118, "10.1.0.8", 8080, TCP, 1);
+		set(0, 1, BL_SCOPE_SERVING, 0, 1, b7);  /* terminating, still serving */
+		f = fe_new(0, "10.0.0.12", 80, TCP, 1012); rule(f, 19, BL_ACTION_TRANSLATE, BL_RULE_LOCAL_ONLY, 0, 0);
+		set(0, 19, BL_SCOPE_LOCAL, 1, 1, b8);
+		config(0, 1, BL_HOST_MODE_POD);
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 101, "10.1.0.1", 8080), "kept");      /* in the cluster set */
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 117, "10.1.0.7", 8080), "kept");      /* serving: drained, not cut */
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 103, "10.1.0.3", 5353), "stale");     /* another group's backend */
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 101, "10.1.0.9", 8080), "stale");     /* the id names another address now */
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 199, "10.1.0.99", 8080), "stale");    /* backend gone */
+		EXPECT(stale("10.0.0.99", 80, TCP, 1099, 101, "10.1.0.1", 8080), "stale");    /* frontend gone */
+		EXPECT(stale("10.0.0.12", 80, TCP, 1012, 118, "10.1.0.8", 8080), "kept");     /* this node's local set */
+		EXPECT(stale("192.168.0.1", 30080, TCP, 1020, 101, "10.1.0.1", 8080), "kept"); /* NodePort on a node address */
+		EXPECT(stale("fd00::1", 80, TCP, 1030, 106, "fd00:1::6", 8080), "kept");
+		EXPECT(stale("fd00::1", 80, TCP, 1030, 101, "10.1.0.1", 8080), "stale");
+		config(0, 0, BL_HOST_MODE_POD);
+		EXPECT(stale("10.0.0.12", 80, TCP, 1012, 118, "10.1.0.8", 8080), "stale");    /* not a node: no local set */
+		config(0, 0, BL_HOST_MODE_NODEPORT);
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 101, "192.168.0.1", 30080), "kept");  /* reached through its node */
+		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 103, "192.168.0.2", 30080), "stale");
+		config(0, 0, BL_HOST_MODE_POD);
 	}
 
 	/* non-TCP/UDP sockets pass */
