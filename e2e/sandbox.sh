@@ -121,8 +121,8 @@ sb_die() {
 	exit 1
 }
 
-# The nine programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
-# attaches them (sb_bpftool_attach).
+# The nine cgroup programs of balancer.bpf.o and their cgroup attach types, as `balancer attach`
+# attaches them (sb_bpftool_attach); its two socket iterators are not attached to a cgroup.
 SB_PROGRAMS="cgroup_inet4_connect=bl_connect4 cgroup_inet6_connect=bl_connect6
 	cgroup_udp4_sendmsg=bl_sendmsg4 cgroup_udp6_sendmsg=bl_sendmsg6
 	cgroup_udp4_recvmsg=bl_recvmsg4 cgroup_udp6_recvmsg=bl_recvmsg6
@@ -509,7 +509,7 @@ sb_record_progs() {
 		mv "$SB_WORK/prog_ids.new" "$SB_WORK/prog_ids"
 }
 
-# sb_attach: `balancer attach` of the nine programs to the test cgroup (links and maps pinned
+# sb_attach: `balancer attach` of the nine cgroup programs (and the pins of the two socket iterators) to the test cgroup (links and maps pinned
 # in the private bpffs); records the program ids for sb_leftovers. Prints balancer's output.
 sb_attach() {
 	local out
@@ -538,7 +538,7 @@ sb_bpftool_load() {
 	done | sb_record_progs
 }
 
-# sb_bpftool_attach: `bpftool cgroup attach` of the nine programs sb_bpftool_load pinned to the
+# sb_bpftool_attach: `bpftool cgroup attach` of the nine cgroup programs sb_bpftool_load pinned to the
 # test cgroup (attached without links); each is recorded for sb_bpftool_detach.
 sb_bpftool_attach() {
 	local a

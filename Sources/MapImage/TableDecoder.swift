@@ -181,7 +181,8 @@ struct TableDecoder {
                 throw ImageError("slots: a set of group \(sk.groupID) lists a backend twice", offset: section(.slots).offset)
             }
             if materialize { sets.append(BackendSet(key: sk, flags: entry.flags, backends: backends)) }
-            if sk.scope != .gate { groupsWithSets.insert(sk.groupID) }
+            // Gate and serving sets are never chosen: a translate rule needs another.
+            if sk.scope != .gate && sk.scope != .serving { groupsWithSets.insert(sk.groupID) }
         }
         guard memberCount == slotCount else {
             throw ImageError("members: \(memberCount) records for \(slotCount) slots", offset: section(.members).offset)

@@ -218,6 +218,22 @@ func sorted(_ c: ImageContents) -> ImageContents {
         #expect { try MapImage(bytes: ImageEncoder.encode(c)) } throws: { ($0 as? ImageError)?.message.contains("ascending") == true }
     }
 
+    /// Serving sets (draining endpoints, for socket termination) round-trip; one with a scope id,
+    /// or one that is a translate rule's only set, is refused.
+    @Test func servingSets() throws {
+        var c = sampleContents()
+        let group = c.sets[0].key.groupID
+        c.sets.append(BackendSet(key: SetKey(groupID: group, scope: .serving, scopeID: 0), flags: [], backends: [c.backends[2].id]))
+        let image = try MapImage(bytes: ImageEncoder.encode(c))
+        #expect(image.contents.sets.contains { $0.key.scope == .serving && $0.backends == [c.backends[2].id] })
+        var bad = c
+        bad.sets[bad.sets.count - 1].key.scopeID = 7
+        #expect { try MapImage(bytes: ImageEncoder.encode(bad)) } throws: { ($0 as? ImageError)?.message.contains("serving set with scope id 7") == true }
+        bad = c
+        bad.sets.removeAll { $0.key.groupID == group && $0.key.scope != .serving }
+        #expect { try MapImage(bytes: ImageEncoder.encode(bad)) } throws: { ($0 as? ImageError)?.message.contains("has no backend set") == true }
+    }
+
     @Test func noTimestampsOrPathsInTheBytes() {
         let bytes = ImageEncoder.encode(sampleContents())
         let text = String(decoding: bytes, as: UTF8.self)
