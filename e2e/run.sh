@@ -198,6 +198,43 @@ print("ok counters" if got == want else
 		tcount terminate-load-all "terminated 1 TCP sockets" "$(tload term-gone --terminate-sockets all)"
 		tphase 4
 	fi
+	# The same through `balancer watch --dir` (phases 1-3): its passes run beside the sync loop.
+	if [ -n "$x" ]; then
+		mkdir -p "$SB_WORK/wterm" "$SB_WORK/wtree"
+		cp "$here/run/terminate.yaml" "$SB_WORK/wtree/held.yaml"
+		"$BALANCER" watch --dir "$SB_WORK/wtree" --pin-dir "$SB_B" --node e2e-node --netns-scope "$SB_CG" \
+			--debounce-ms 20 >"$SB_WORK/wterm.log" 2>&1 &
+		wpid=$!
+		delivered() { grep -c "image delivered" "$SB_WORK/wterm.log"; }
+		# wdeliver FILE: FILE becomes the tree's held.yaml; waits for the watcher to deliver it.
+		wdeliver() {
+			local before
+			before=$(delivered)
+			cp "$1" "$SB_WORK/wtree/.held.tmp" && mv "$SB_WORK/wtree/.held.tmp" "$SB_WORK/wtree/held.yaml"
+			for _ in $(seq 250); do [ "$(delivered)" -gt "$before" ] && return 0; sleep 0.02; done
+			sb_report "FAIL watch-terminate: the watcher delivered nothing in 5 s: $(tail -n 2 "$SB_WORK/wterm.log" | tr '\n' ' ')"
+		}
+		for _ in $(seq 250); do [ "$(delivered)" -gt 0 ] && break; sleep 0.02; done
+		sb_spawn "$SB_NSC" "$SB_PY" "$here/terminate.py" "$SB_WORK/wterm" 10.96.1.60 watch- 3 || sb_die "start terminate.py (watch)"
+		for _ in $(seq 500); do [ -e "$SB_WORK/wterm/backend" ] && break; sleep 0.02; done
+		wx=$(cat "$SB_WORK/wterm/backend" 2>/dev/null)
+		if [ -z "$wx" ]; then sb_report "FAIL watch-terminate: terminate.py set up no sockets"; else
+			sed "/addresses: \[$wx\]/{n;s/.*/  conditions: {ready: false, serving: true, terminating: true}/}" "$here/run/terminate.yaml" >"$SB_WORK/wterm-drain.yaml"
+			sed "/addresses: \[$wx\]/,+2d" "$here/run/terminate.yaml" >"$SB_WORK/wterm-gone.yaml"
+			wdeliver "$SB_WORK/wterm-drain.yaml"
+			touch "$SB_WORK/wterm/go2"
+			for _ in $(seq 500); do [ -e "$SB_WORK/wterm/result2" ] && break; sleep 0.02; done
+			while read -r line; do sb_report "$line"; done <"$SB_WORK/wterm/result2"
+			wdeliver "$SB_WORK/wterm-gone.yaml"
+			touch "$SB_WORK/wterm/go3"
+			for _ in $(seq 500); do [ -e "$SB_WORK/wterm/result3" ] && break; sleep 0.02; done
+			while read -r line; do sb_report "$line"; done <"$SB_WORK/wterm/result3"
+			if grep -q "terminated 1 UDP sockets on removed backends" "$SB_WORK/wterm.log"; then sb_report "ok watch-terminate-logged"
+			else sb_report "FAIL watch-terminate-logged: $(grep -i terminat "$SB_WORK/wterm.log" | head -n 3 | tr '\n' ' ')"; fi
+		fi
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+	fi
 	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster again"
 	# attach --host-netns-only, run in the server namespace, which plays the host here (connects
 	# to cluster addresses only ever come from namespaces this run made): a socket of the client

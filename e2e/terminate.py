@@ -3,9 +3,11 @@
 loads run.sh makes, and checks after each what happened to them. Runs in the test cgroup and the
 client network namespace (sb_spawn); talks to run.sh through files in DIR.
 
-Usage: terminate.py DIR VIP
+Usage: terminate.py DIR VIP [PREFIX [LAST]]
   VIP: the ClusterIP of a service with a UDP port 53 (dns) and a TCP port 80 (hold: the backend
-  keeps the connection open), both served by 10.99.0.2 and 10.99.0.3.
+  keeps the connection open), both served by 10.99.0.2 and 10.99.0.3. PREFIX goes before every
+  check's name; LAST (default 4) is the last phase run (3: the changes come from `balancer watch`,
+  which cannot switch to --terminate-sockets all).
 
 Phases (each waits for DIR/goN, written by run.sh after its load; results go to DIR/resultN, one
 `ok NAME` or `FAIL NAME: why` per line, then DIR/doneN):
@@ -26,6 +28,8 @@ import sys
 import time
 
 D, VIP = sys.argv[1], sys.argv[2]
+PREFIX = sys.argv[3] if len(sys.argv) > 3 else ""
+LAST = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 TIMEOUT = 2.0
 BACKENDS = ("10.99.0.2", "10.99.0.3")
 
@@ -101,7 +105,7 @@ def aborted(s, op):
 
 
 def check(lines, name, why):
-    lines.append(f"FAIL {name}: {why}" if why else f"ok {name}")
+    lines.append(f"FAIL {PREFIX}{name}: {why}" if why else f"ok {PREFIX}{name}")
 
 
 def main():
@@ -168,6 +172,10 @@ def main():
         check(lines, "terminate-spares-direct-udp", f"failed: {e}")
     check(lines, "terminate-spares-tcp-by-default", alive(held))
     write("result3", "\n".join(lines) + "\n")
+    if LAST < 4:
+        for s in (conn, unconn, direct, held, held_direct):
+            s.close()
+        return
 
     # Phase 4: X removed, --terminate-sockets all.
     wait_for("go4")

@@ -61,8 +61,8 @@ public struct DatapathSink: IncrementalSink {
     public var nameFrontends = false
     /// Which translated sockets to terminate when their backend leaves its service.
     public var terminate: TerminationMode = .udp
-    /// Sockets terminated so far, by protocol (balancer_terminated_sockets_total).
-    let terminations = TerminationTally()
+    /// Terminates sockets on removed backends after each change, off the sync loop.
+    let terminations = TerminationWorker()
     /// The writer, made on the first delivery (the datapath's maps may be pinned later than the
     /// sink is made) and shared by the sink's copies.
     let writerBox = WriterBox()
@@ -120,7 +120,7 @@ public struct DatapathSink: IncrementalSink {
         if node != nil, let scope = netnsScope ?? Attachment.cgroup2Root() {
             _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
         }
-        let terminated = report.method == .unchanged ? "" : terminateStale(writer.datapath)
+        if report.method != .unchanged { terminateStale(writer.datapath) }
         if nameFrontends, let image = try? MapImage(bytes: bytes) {
             let resolver = Resolver(image.contents)
             var names: [UInt32: (String, String)] = [:]
@@ -132,7 +132,7 @@ public struct DatapathSink: IncrementalSink {
             frontendNames.value.withLock { $0 = names }
             frontendNames.groups.withLock { $0 = groups }
         }
-        return DatapathSink.describe(report) + terminated
+        return DatapathSink.describe(report)
     }
 
     public func apply(_ delta: RecordDelta) throws -> String {
@@ -146,7 +146,7 @@ public struct DatapathSink: IncrementalSink {
         let removes = [ImageTable.members, .backends, .frontends].contains { table in
             delta.changes[table]?.contains { key, value in value == nil || table != .members } ?? false
         }
-        let terminated = report.method == .unchanged || !removes ? "" : terminateStale(writer.datapath)
+        if report.method != .unchanged && removes { terminateStale(writer.datapath) }
         if nameFrontends, let changes = delta.changes[.frontends], !changes.isEmpty {
             // Frontends written by the delta, named from the last whole image's groups (a group
             // new since then is named by its id until the next image).
@@ -158,21 +158,14 @@ public struct DatapathSink: IncrementalSink {
             }
             frontendNames.value.withLock { $0.merge(named) { _, new in new } }
         }
-        return DatapathSink.describe(report) + terminated
+        return DatapathSink.describe(report)
     }
 
-    /// Terminates the sockets left on removed backends (after the flip); what it did, for the
-    /// sync's log line ("" when nothing).
-    func terminateStale(_ datapath: Datapath) -> String {
-        guard terminate != .none, let scope = netnsScope ?? Attachment.cgroup2Root() else { return "" }
-        let r = datapath.terminateStaleSockets(terminate, scope: scope)
-        terminations.add(r)
-        var parts: [String] = []
-        for (proto, n) in r.terminated.sorted(by: { $0.key < $1.key }) where n > 0 { parts.append("\(n) \(proto)") }
-        if r.failed > 0 { parts.append("\(r.failed) refused by the kernel") }
-        var out = parts.isEmpty ? "" : "; terminated \(parts.joined(separator: ", ")) sockets on removed backends"
-        if !r.notes.isEmpty { out += "; " + r.notes.joined(separator: "; ") }
-        return out
+    /// Asks for a pass that terminates the sockets left on removed backends (after the flip; it
+    /// runs beside the sync loop and logs what it did).
+    func terminateStale(_ datapath: Datapath) {
+        guard terminate != .none, let scope = netnsScope ?? Attachment.cgroup2Root() else { return }
+        terminations.request(datapath, mode: terminate, scope: scope)
     }
 
     public func confirm(image bytes: [UInt8]) -> Bool {
@@ -242,34 +235,11 @@ extension DatapathSink {
                 out += "balancer_frontend_connects_total{frontend=\"\(escape(frontend))\",owner=\"\(escape(owner))\",outcome=\"\(outcome)\"} \(value)\n"
             }
         }
-        out += terminations.exposition()
+        out += terminations.tally.exposition()
         return out
     }
 }
 
-/// Sockets terminated by a sink's loads, by protocol; shared by the sink's copies.
-final class TerminationTally: Sendable {
-    let counts = Mutex<(udp: Int, tcp: Int, failed: Int)>((0, 0, 0))
-
-    func add(_ r: Datapath.TerminationReport) {
-        counts.withLock { c in
-            c.udp += r.terminated[.udp] ?? 0
-            c.tcp += r.terminated[.tcp] ?? 0
-            c.failed += r.failed
-        }
-    }
-
-    func exposition() -> String {
-        let c = counts.withLock { $0 }
-        return "# HELP balancer_terminated_sockets_total Translated sockets destroyed after their backend left its service, by protocol.\n"
-            + "# TYPE balancer_terminated_sockets_total counter\n"
-            + "balancer_terminated_sockets_total{protocol=\"udp\"} \(c.udp)\n"
-            + "balancer_terminated_sockets_total{protocol=\"tcp\"} \(c.tcp)\n"
-            + "# HELP balancer_socket_termination_failures_total Sockets chosen for termination that the kernel refused to destroy.\n"
-            + "# TYPE balancer_socket_termination_failures_total counter\n"
-            + "balancer_socket_termination_failures_total \(c.failed)\n"
-    }
-}
 
 /// Shared between a sink's copies (the scrape reads what the last delivery wrote).
 final class FrontendNames: Sendable {
