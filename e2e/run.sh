@@ -154,6 +154,65 @@ print("ok counters" if got == want else
 			sb_report "ok balancer-load-live-image-is-a-no-op"
 		else sb_report "FAIL balancer-load-live-image-is-a-no-op: config or status changed"; fi ;;
 	*) sb_report "FAIL balancer-load-live-image-is-a-no-op: $out" ;; esac
+	# Every decision observable: `balancer monitor` (JSON, named from the image and a Pod file)
+	# while a client in a kubelet-like pod cgroup under the test cgroup makes four decisions: a
+	# translated connect, a refused one (no endpoints), an unknown port, an unconnected UDP send.
+	# Then `status` counts the two refusals by reason.
+	podcg="$SB_CG/kubepods-besteffort-pod0b3f2a6e_4c1d_4d8e_9a51_7a2f4c6d1e90.slice"
+	mkdir "$podcg" || sb_die "pod cgroup"
+	cat >"$SB_WORK/pods.yaml" <<-POD
+	apiVersion: v1
+	kind: Pod
+	metadata: {name: client-7f9c, namespace: e2e, uid: 0b3f2a6e-4c1d-4d8e-9a51-7a2f4c6d1e90}
+	spec: {containers: [{name: c, image: client}]}
+	POD
+	"$BALANCER" monitor --pin-dir "$SB_B" -o json --count 4 --image "$SB_WORK/cluster.image" --pods "$SB_WORK/pods.yaml" \
+		>"$SB_WORK/monitor.out" 2>"$SB_WORK/monitor.err" &
+	mpid=$!
+	for _ in $(seq 250); do
+		bpftool -j map dump pinned "$SB_B/maps/bl_monitor" 2>/dev/null | grep -q '"until_ns": *[1-9]' && break
+		sleep 0.02
+	done
+	inpod() { timeout 20 sh -c "$SB_JOIN" sh "$podcg" "$SB_NSC" "$SB_PY" "$here/client.py" "$@" >/dev/null 2>&1; }
+	inpod tcp monitor-a 10.96.1.10 80 1 "$WEB"
+	inpod refused monitor-b 10.96.1.20 80 ECONNREFUSED
+	inpod refused monitor-c 10.96.1.10 81 ECONNREFUSED
+	inpod udp monitor-d 10.96.1.10 53 "10.99.0.2:5353,10.99.0.3:5353"
+	for _ in $(seq 250); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.02; done
+	kill "$mpid" 2>/dev/null
+	wait "$mpid" 2>/dev/null
+	rmdir "$podcg" 2>/dev/null
+	sb_report "$("$SB_PY" - "$SB_WORK/monitor.out" "${podcg#"$SB_CGROOT"}" <<-'PY' 2>&1
+	import json, sys
+	lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+	want = [
+	    ("translate", "TCP", "10.96.1.10:80", "Service", "e2e/web", None, "connect"),
+	    ("reject", "TCP", "10.96.1.20:80", "Service", "e2e/empty", "no_endpoints", "connect"),
+	    ("reject", "TCP", "10.96.1.10:81", None, None, "unknown_port", "connect"),
+	    ("translate", "UDP", "10.96.1.10:53", "Service", "e2e/web", None, "sendmsg"),
+	]
+	got = [(e["kind"], e["protocol"], e["destination"], e.get("origin"), e.get("owner"), e.get("reason"), e.get("call")) for e in lines]
+	bad = []
+	if got != want:
+	    bad.append("events %s, expected %s" % (got, want))
+	for e in lines:
+	    if e.get("pod") != "e2e/client-7f9c" or e.get("cgroup") != sys.argv[2] or not e.get("command", "").startswith("python"):
+	        bad.append("attribution: pod %r cgroup %r command %r (expected e2e/client-7f9c, %s, python)" % (e.get("pod"), e.get("cgroup"), e.get("command"), sys.argv[2]))
+	        break
+	if lines and lines[0].get("backend") not in ("10.99.0.2:8080", "10.99.0.3:8080"):
+	    bad.append("translate backend %r" % lines[0].get("backend"))
+	if lines and lines[0].get("frontend") != "10.96.1.10:80/TCP":
+	    bad.append("frontend name %r" % lines[0].get("frontend"))
+	print("FAIL monitor: " + "; ".join(bad) if bad else "ok monitor  (4 events, named, attributed to pod e2e/client-7f9c)")
+	PY
+	)"
+	[ -s "$SB_WORK/monitor.err" ] && sb_report "FAIL monitor-stderr: $(head -c 300 "$SB_WORK/monitor.err")"
+	if bpftool -j map dump pinned "$SB_B/maps/bl_monitor" | grep -q '"until_ns": *0'; then sb_report "ok monitor-off-after-exit"
+	else sb_report "FAIL monitor-off-after-exit: $(bpftool -j map dump pinned "$SB_B/maps/bl_monitor")"; fi
+	out=$("$BALANCER" status --pin-dir "$SB_B" 2>&1)
+	case "$out" in *"reasons: unknown_port=1 no_endpoints=2"* | *"reasons: unknown_port="*"no_endpoints="*) sb_report "ok status-reasons  ($(printf '%s\n' "$out" | grep '^reasons'))" ;;
+		*) sb_report "FAIL status-reasons: $(printf '%s' "$out" | tr '\n' '|')" ;; esac
+
 	# i. Socket termination: terminate.py holds sockets to backend X of 10.96.1.60 (UDP 53, TCP 80)
 	# across four loads (terminate.py says what it checks after each): X drains (terminating,
 	# serving): nothing is cut; X is removed: the connected UDP socket is, and nothing else; X is

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <string.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpf/btf.h>
@@ -79,4 +80,38 @@ static inline int clibbpf_kernel_has_func(const char *name)
 	found = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
 	btf__free(btf);
 	return found;
+}
+
+/* A ring buffer's records copied into one caller's buffer (libbpf calls back per record with a
+ * context pointer, which a C function takes more simply than a Swift closure). libbpf consumes a
+ * record whatever the callback answers: one that does not fit (the buffer holds twice what the
+ * ring can) or has another size is counted in `dropped`. */
+struct clibbpf_events {
+	unsigned char *buf;
+	size_t cap;
+	size_t len;
+	size_t record;
+	unsigned long long dropped; /* records not copied */
+};
+
+static int clibbpf__event(void *ctx, void *data, size_t size)
+{
+	struct clibbpf_events *ev = ctx;
+
+	if (size != ev->record) {
+		ev->dropped++;
+		return 0;
+	}
+	if (ev->len + size > ev->cap) {
+		ev->dropped++;
+		return 0;
+	}
+	memcpy(ev->buf + ev->len, data, size);
+	ev->len += size;
+	return 0;
+}
+
+static inline struct ring_buffer *clibbpf_ringbuf_open(int map_fd, struct clibbpf_events *ev)
+{
+	return ring_buffer__new(map_fd, clibbpf__event, ev, NULL);
 }

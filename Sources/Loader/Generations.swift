@@ -255,6 +255,9 @@ public struct Datapath: Sendable {
         public var skipEntries: Int = 0
         /// `attach --host-netns-only`: the cookie of the only network namespace translated.
         public var hostNetnsOnly: UInt64?
+        /// Decisions by reason (bl_reasons), summed over CPUs; empty in a pin dir an older
+        /// version attached.
+        public var reasons: [DecisionReason: UInt64] = [:]
     }
 
     public func status(links: [String]) throws(BPFError) -> Status {
@@ -283,8 +286,15 @@ public struct Datapath: Sendable {
             .flatMap { try? $0.lookup(key: arrayKey(0), valueSize: MemoryLayout<bl_attach_scope>.size) }
             .map { structValue(bl_attach_scope(), $0) }
         let hostOnly = scope.flatMap { UInt32(littleEndian: $0.flags) & UInt32(BL_ATTACH_HOST_NETNS_ONLY) != 0 ? UInt64(littleEndian: $0.netns_cookie) : nil }
-        return Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest,
-                      skipEntries: skips, hostNetnsOnly: hostOnly)
+        var status = Status(config: c, tables: tables, previousGeneration: previous, counters: counters, links: links.sorted(), liveImage: digest,
+                            skipEntries: skips, hostNetnsOnly: hostOnly)
+        if let map = try? backend.pinned("\(pinDir)/maps/bl_reasons") {
+            for reason in DecisionReason.allCases {
+                guard let perCPU = try map.lookupPerCPU(key: arrayKey(reason.rawValue), valueSize: 8) else { continue }
+                status.reasons[reason] = perCPU.reduce(0) { $0 &+ UInt64(littleEndian: structValue(UInt64(0), $1)) }
+            }
+        }
+        return status
     }
 }
 

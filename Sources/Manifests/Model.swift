@@ -29,6 +29,8 @@ public struct ObjectMeta: Sendable, Hashable {
     public var labels: [String: String]
     public var annotations: [String: String]
     public var creationTimestamp: String
+    /// The object's uid (the kubelet names a pod's cgroup by it: `balancer monitor`).
+    public var uid: String = ""
 }
 
 public enum ServiceType: String, Sendable {

@@ -235,6 +235,11 @@ extension DatapathSink {
                 out += "balancer_frontend_connects_total{frontend=\"\(escape(frontend))\",owner=\"\(escape(owner))\",outcome=\"\(outcome)\"} \(value)\n"
             }
         }
+        out += "# HELP balancer_decision_reasons_total Decisions that did not translate, or handed a connect on to the next rule, by reason (all frontends).\n"
+        out += "# TYPE balancer_decision_reasons_total counter\n"
+        for reason in DecisionReason.allCases {
+            out += "balancer_decision_reasons_total{reason=\"\(reason)\"} \(status.reasons[reason] ?? 0)\n"
+        }
         out += terminations.tally.exposition()
         return out
     }

@@ -1,4 +1,5 @@
 @testable import Loader
+import HostSystem
 import CBalancerABI
 import MapImage
 import Testing
@@ -45,5 +46,20 @@ import Testing
         #expect(r.notes.first?.contains("UDP sockets not terminated: no iterator pinned at /memory/bpf/links/iter-bl_terminate_udp") == true)
         #expect(r.notes.last?.contains("TCP sockets not terminated") == true)
         #expect(datapath.terminateStaleSockets(.none, scope: "/nonexistent-cgroup").notes.isEmpty)
+    }
+}
+
+/// The pod a kubelet cgroup path names (`balancer monitor`'s attribution).
+@Suite struct CgroupNamesTests {
+    @Test func podUIDFromKubeletPaths() {
+        // systemd cgroup driver: underscores in the slice name.
+        #expect(CgroupNames.podUID("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b3f2a6e_4c1d_4d8e_9a51_7a2f4c6d1e90.slice/cri-containerd-abc.scope")
+                == "0b3f2a6e-4c1d-4d8e-9a51-7a2f4c6d1e90")
+        // cgroupfs driver.
+        #expect(CgroupNames.podUID("/kubepods/besteffort/pod0B3F2A6E-4C1D-4D8E-9A51-7A2F4C6D1E90/0123456789ab") == "0b3f2a6e-4c1d-4d8e-9a51-7a2f4c6d1e90")
+        // Not a pod: no uid, or a "pod" word without one.
+        #expect(CgroupNames.podUID("/system.slice/sshd.service") == nil)
+        #expect(CgroupNames.podUID("/user.slice/podman-123.scope") == nil)
+        #expect(CgroupNames.podUID("/") == nil)
     }
 }

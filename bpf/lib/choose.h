@@ -15,6 +15,11 @@ struct bl_choice {
 	__u32 affinity_timeout;   /* of the deciding rule */
 	__u16 flags;              /* of the deciding rule */
 	__be16 node_port_be;      /* of the deciding rule */
+	__u32 owner_id;           /* of the deciding rule */
+	__u8 origin;              /* of the deciding rule (enum bl_origin); 0: none decided */
+	__u8 reason;              /* why it refused or found nothing (enum bl_reason) */
+	__u8 ev_flags;            /* BL_EVENT_FELL_THROUGH and why (enum bl_event_flag) */
+	__u8 pad;
 };
 
 /* Redirect rate limits (spec.redirectRateLimit), per policy id on this node. */
@@ -106,16 +111,22 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 		if (!applies)
 			return BL_NEXT_RULE;
 	}
-	if ((flags & BL_RULE_SKIP_FROM_BACKEND) && bl_from_backend(ctx, r->owner_id))
+	if ((flags & BL_RULE_SKIP_FROM_BACKEND) && bl_from_backend(ctx, r->owner_id)) {
+		ch->ev_flags |= BL_EVENT_FROM_BACKEND;
 		goto fallthrough;
+	}
 	/* Host mode nodeport reaches pods only through a NodePort; DIRECT backends (node and
 	 * external addresses) as they are. */
 	if (c->host_mode == BL_HOST_MODE_NODEPORT && r->action == BL_ACTION_TRANSLATE && r->node_port_be == 0 &&
 	    !(flags & BL_RULE_DIRECT) && (flags & BL_RULE_FALLTHROUGH))
 		goto fallthrough;
+	/* From here the rule decides unless it hands on. */
+	ch->owner_id = r->owner_id;
+	ch->origin = r->origin;
 	if (r->action == BL_ACTION_REJECT) {
 		if (flags & BL_RULE_FALLTHROUGH)
 			goto fallthrough;
+		ch->reason = BL_REASON_NO_ENDPOINTS;
 		return BL_OUT_REJECT;
 	}
 	if (flags & BL_RULE_LOCAL_ONLY) {
@@ -124,6 +135,7 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 		if (!sv) {
 			if (flags & BL_RULE_FALLTHROUGH)
 				goto fallthrough;
+			ch->reason = BL_REASON_NO_LOCAL_ENDPOINT;
 			return BL_OUT_UNREACHABLE;
 		}
 	} else {
@@ -145,12 +157,15 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 		if (!sv) {
 			if (flags & BL_RULE_FALLTHROUGH)
 				goto fallthrough;
+			ch->reason = BL_REASON_NO_ENDPOINTS;
 			return BL_OUT_REJECT;
 		}
 	}
 	/* Over the policy's redirect rate: the next rule serves this connect. */
-	if (r->rate_limit != 0 && (flags & BL_RULE_FALLTHROUGH) && bl_over_rate(r->owner_id, r->rate_limit))
+	if (r->rate_limit != 0 && (flags & BL_RULE_FALLTHROUGH) && bl_over_rate(r->owner_id, r->rate_limit)) {
+		ch->ev_flags |= BL_EVENT_RATE_LIMITED;
 		goto fallthrough;
+	}
 	ch->count = sv->count;
 	ch->flags = flags;
 	ch->affinity_timeout = r->affinity_timeout;
@@ -159,6 +174,9 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 
 fallthrough:
 	ch->fallthroughs++;
+	ch->ev_flags |= BL_EVENT_FELL_THROUGH;
+	ch->owner_id = 0;
+	ch->origin = 0;
 	return BL_NEXT_RULE;
 }
 

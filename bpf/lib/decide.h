@@ -51,6 +51,11 @@ struct bl_req {
 	__u8 need_v4;         /* an IPv4 socket: only an IPv4 destination can be written */
 	__u32 frontend_id;    /* set by bl_decide once the frontend is found */
 	struct bl_target t;   /* where the call goes, with BL_OUT_TRANSLATE */
+	__u32 owner_id;       /* the deciding rule's owner, for the event */
+	__u8 origin;          /* the deciding rule's origin, 0 for none */
+	__u8 reason;          /* enum bl_reason of a refusal or unreachable */
+	__u8 ev_flags;        /* enum bl_event_flag */
+	__u8 pad;
 };
 
 #include "choose.h"
@@ -78,6 +83,8 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 	if (!fe) {
 		if (vip_reject) {
 			bl_count(0, BL_OUT_REJECT, 0);
+			req->reason = BL_REASON_UNKNOWN_PORT;
+			bl_count_reason(BL_REASON_UNKNOWN_PORT);
 			return BL_OUT_REJECT;
 		}
 		return BL_OUT_PASS;
@@ -86,9 +93,25 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 
 	__builtin_memset(&ch, 0, sizeof(ch));
 	outcome = bl_choose(ctx, &c, fe, &ch);
-	if (outcome == BL_OUT_TRANSLATE)
+	req->reason = ch.reason;
+	if (outcome == BL_OUT_TRANSLATE) {
 		outcome = bl_pick(ctx, &c, &ch, req);
+		/* bl_pick refuses only in host mode nodeport without a NodePort. */
+		if (outcome == BL_OUT_REJECT)
+			req->reason = BL_REASON_NO_NODEPORT;
+		else if (outcome == BL_OUT_UNREACHABLE)
+			req->reason = BL_REASON_NO_USABLE_BACKEND;
+	}
+	req->owner_id = ch.owner_id;
+	req->origin = ch.origin;
+	req->ev_flags = ch.ev_flags;
 	bl_count(req->frontend_id, outcome, ch.fallthroughs);
+	if (outcome != BL_OUT_TRANSLATE)
+		bl_count_reason(req->reason);
+	if (ch.ev_flags & BL_EVENT_RATE_LIMITED)
+		bl_count_reason(BL_REASON_RATE_LIMITED);
+	if (ch.ev_flags & BL_EVENT_FROM_BACKEND)
+		bl_count_reason(BL_REASON_FROM_BACKEND);
 	return outcome;
 }
 

@@ -165,6 +165,22 @@ static __always_inline int bl_terminate(struct seq_file *seq, struct sock_common
 	out.backend_id = rv->backend_id;
 	out.result = bpf_sock_destroy(skc);
 	bpf_seq_write(seq, &out, sizeof(out));
+	if (out.result == 0) {
+		struct bl_event *e = bl_event_start();
+
+		if (e) {
+			e->socket_cookie = rk.socket_cookie;
+			__builtin_memcpy(e->dst, rv->vip, sizeof(e->dst));
+			e->dst_port_be = rv->vip_port_be;
+			bl_addr_store(e->backend, &backend);
+			e->backend_port_be = rv->backend_port_be;
+			e->proto = proto;
+			e->kind = BL_EVENT_TERMINATED;
+			e->frontend_id = rv->frontend_id;
+			e->backend_id = rv->backend_id;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
 	return 0;
 }
 

@@ -34,12 +34,45 @@ char LICENSE[] SEC("license") = "GPL";
 #include "lib/counters.h"
 #include "lib/reverse.h"
 #include "lib/scope.h"
+#include "lib/events.h"
 #include "lib/decide.h"
 #include "lib/terminate.h"
 
 /* connect4/6 and sendmsg4/6: the per-hook part (socket kind, the address fields of the hook's
  * family); the decision itself is bl_decide's. */
-static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
+/* The decision as an event, while a monitor listens. */
+static __always_inline void bl_emit(struct bpf_sock_addr *ctx, const struct bl_req *req, int outcome, int sock_v6,
+				    int is_sendmsg)
+{
+	struct bl_event *e = bl_event_start();
+
+	if (!e)
+		return;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->netns_cookie = bpf_get_netns_cookie(ctx);
+	e->socket_cookie = bpf_get_socket_cookie(ctx);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bl_addr_store(e->dst, &req->dst);
+	e->dst_port_be = req->port_be;
+	e->proto = req->proto;
+	e->kind = outcome == BL_OUT_TRANSLATE ? BL_EVENT_TRANSLATE
+		: outcome == BL_OUT_REJECT ? BL_EVENT_REJECT
+		: outcome == BL_OUT_UNREACHABLE ? BL_EVENT_UNREACHABLE : BL_EVENT_FALLTHROUGH;
+	e->origin = req->origin;
+	e->flags = req->ev_flags | (is_sendmsg ? BL_EVENT_SENDMSG : 0) | (sock_v6 ? BL_EVENT_IPV6_SOCKET : 0);
+	e->frontend_id = req->frontend_id;
+	e->owner_id = req->owner_id;
+	e->reason = req->reason;
+	if (outcome == BL_OUT_TRANSLATE) {
+		bl_addr_store(e->backend, &req->t.addr);
+		e->backend_port_be = req->t.port_be;
+		e->backend_id = req->t.backend_id;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6, int is_sendmsg)
 {
 	struct bl_req req;
 	__u32 type = ctx->type, protocol = ctx->protocol;
@@ -59,6 +92,8 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 	req.need_v4 = !sock_v6;
 
 	outcome = bl_decide(ctx, &req);
+	if (outcome != BL_OUT_PASS || req.ev_flags)
+		bl_emit(ctx, &req, outcome, sock_v6, is_sendmsg);
 	if (outcome == BL_OUT_TRANSLATE) {
 		bl_ctx_write(ctx, sock_v6, &req.t.addr, req.t.port_be);
 		return BL_ALLOW;
@@ -79,25 +114,25 @@ static __always_inline int bl_translate(struct bpf_sock_addr *ctx, int sock_v6)
 SEC("cgroup/connect4")
 int bl_connect4(struct bpf_sock_addr *ctx)
 {
-	return bl_translate(ctx, 0);
+	return bl_translate(ctx, 0, 0);
 }
 
 SEC("cgroup/connect6")
 int bl_connect6(struct bpf_sock_addr *ctx)
 {
-	return bl_translate(ctx, 1);
+	return bl_translate(ctx, 1, 0);
 }
 
 SEC("cgroup/sendmsg4")
 int bl_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return bl_translate(ctx, 0);
+	return bl_translate(ctx, 0, 1);
 }
 
 SEC("cgroup/sendmsg6")
 int bl_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return bl_translate(ctx, 1);
+	return bl_translate(ctx, 1, 1);
 }
 
 SEC("cgroup/recvmsg4")

@@ -41,7 +41,7 @@ extension ObjectDecoder {
         if let a = field(m, "annotations") { valid = checkKeys(a, values: false) && valid }
         guard valid, !name.isEmpty else { return nil }
         return ObjectMeta(namespace: ns, name: name, labels: labels, annotations: annotations,
-                          creationTimestamp: string(m, "creationTimestamp") ?? "")
+                          creationTimestamp: string(m, "creationTimestamp") ?? "", uid: string(m, "uid") ?? "")
     }
 
     /// Label (or annotation) keys as qualified names, and label values.

@@ -47,6 +47,8 @@ struct Status: ParsableCommand {
                 /// The only network namespace translated (attach --host-netns-only); nil: all.
                 var hostNetnsOnly: UInt64?
                 var counters: [CounterView]
+                /// Decisions by reason they did not translate or were handed on (all frontends).
+                var reasons: [String: UInt64]
             }
             let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
                             nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
@@ -55,7 +57,8 @@ struct Status: ParsableCommand {
                             counters: st.counters.sorted { $0.key < $1.key }.map {
                                 CounterView(frontend: $0.key, name: frontendNames[$0.key], translated: $0.value.translated, rejected: $0.value.rejected,
                                             unreachable: $0.value.unreachable, fallThrough: $0.value.fallthrough)
-                            })
+                            },
+                            reasons: Dictionary(uniqueKeysWithValues: st.reasons.map { ($0.key.description, $0.value) }))
             try printJSON(view, pretty: true)
         case .text:
             // The node's name is the image's; link names are the bpffs directory's entries.
@@ -76,6 +79,8 @@ struct Status: ParsableCommand {
                 let label = id == 0 ? "(unknown ports)" : frontendNames[id] ?? hex(id)
                 printLine("counters \(label): translated \(c.translated) rejected \(c.rejected) unreachable \(c.unreachable) fallthrough \(c.fallthrough)")
             }
+            let reasons = st.reasons.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
+            if !reasons.isEmpty { printLine("reasons: " + reasons.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
         }
     }
 }

@@ -16,7 +16,9 @@ struct mmap {
 static struct mmap inner[2][8]; /* [gen][table-1] */
 static int present[2][8];
 static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
-	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 };
+	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 };
+/* bl_reasons: one per-CPU array, one CPU here. */
+static __u64 reasons[BL_REASON_COUNT];
 
 static struct mmap *resolve(void *map)
 {
@@ -27,6 +29,7 @@ static struct mmap *resolve(void *map)
 	if (map == &bl_rate) return &rate;
 	if (map == &bl_skip) return &skip;
 	if (map == &bl_attach_scope) return &scope;
+	if (map == &bl_monitor) return &monitor;
 	if ((void *)map >= (void *)inner && (void *)map < (void *)(inner + 2))
 		return map; /* an inner map, handed out by an outer lookup */
 	fprintf(stderr, "unmocked map %p\n", map);
@@ -41,6 +44,10 @@ static int outer_index(void *map)
 }
 void *bpf_map_lookup_elem(void *map, const void *key)
 {
+	if (map == &bl_reasons) {
+		__u32 r = *(const __u32 *)key;
+		return r < BL_REASON_COUNT ? &reasons[r] : NULL;
+	}
 	int oi = outer_index(map);
 	if (oi >= 0) {
 		__u32 g = *(const __u32 *)key;
@@ -68,6 +75,19 @@ long bpf_map_delete_elem(void *map, const void *key)
 	return -2;
 }
 static __u64 cookie = 1, netns = 77, now_ns = 1000000000ull;
+/* The ring buffer: the events submitted since the last events_reset(). */
+static struct bl_event events[16];
+static int nevents, reserved;
+void *bpf_ringbuf_reserve(void *ringbuf, __u64 size, __u64 flags)
+{
+	if (ringbuf != &bl_events || size != sizeof(struct bl_event) || nevents >= 16) return NULL;
+	reserved = 1;
+	return &events[nevents];
+}
+void bpf_ringbuf_submit(void *data, __u64 flags) { if (reserved && data == &events[nevents]) { nevents++; reserved = 0; } }
+__u64 bpf_get_current_cgroup_id(void) { return 4242; }
+__u64 bpf_get_current_pid_tgid(void) { return (1234ull << 32) | 1235; }
+long bpf_get_current_comm(void *buf, __u32 size) { strncpy(buf, "curl", size); return 0; }
 static __u32 rnd = 0;
 static int retval;
 __u64 bpf_get_socket_cookie(void *ctx) { return cookie; }
@@ -214,6 +234,23 @@ static const char *stale(const char *vipa, int port, int proto, __u32 fid, __u32
 	if (!bl_read_config(&c)) return "no image";
 	return bl_translation_stale(&c, &rv) ? "stale" : "kept";
 }
+
+/* The last event, as "kind dst:port -> backend:port origin owner frontend reason flags pid comm
+ * cgroup netns" (addresses IPv4 only), or "none". */
+static const char *last_event(void)
+{
+	static char out[256];
+	char d[64], b[64];
+	const struct bl_event *e;
+	if (nevents == 0) return "none";
+	e = &events[nevents - 1];
+	inet_ntop(AF_INET, e->dst + 12, d, sizeof d); inet_ntop(AF_INET, e->backend + 12, b, sizeof b);
+	snprintf(out, sizeof out, "%u %s:%u -> %s:%u origin=%u owner=%u fe=%u reason=%u flags=%u pid=%u %s cg=%llu ns=%llu",
+		 e->kind, d, ntohs(e->dst_port_be), b, ntohs(e->backend_port_be), e->origin, e->owner_id, e->frontend_id,
+		 e->reason, e->flags, e->pid, e->comm, (unsigned long long)e->cgroup_id, (unsigned long long)e->netns_cookie);
+	return out;
+}
+static void listen_until(__u64 until) { __u32 z = 0; struct bl_monitor m = { until }; bpf_map_update_elem(&bl_monitor, &z, &m, BPF_ANY); }
 
 static __u64 counter(__u32 fid, int which)
 {
@@ -471,6 +508,36 @@ int main(void)
 		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 101, "192.168.0.1", 30080), "kept");  /* reached through its node */
 		EXPECT(stale("10.0.0.1", 80, TCP, 1001, 103, "192.168.0.2", 30080), "stale");
 		config(0, 0, BL_HOST_MODE_POD);
+	}
+
+	/* Decision events: none while nobody listens, one per decision while a monitor does; the
+	 * per-reason counters always. */
+	{
+		__u64 before_unknown = reasons[BL_REASON_UNKNOWN_PORT], before_local = reasons[BL_REASON_NO_LOCAL_ENDPOINT];
+		config(0, 0, BL_HOST_MODE_POD);
+		nevents = 0;
+		listen_until(0);
+		rnd = 0; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
+		EXPECT(last_event(), "none");
+		listen_until(now_ns + 1000000000ull);
+		EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
+		EXPECT(last_event(), "1 10.0.0.1:80 -> 10.1.0.1:8080 origin=3 owner=0 fe=1001 reason=0 flags=0 pid=1234 curl cg=4242 ns=77");
+		EXPECT(call(bl_connect4, 0, "10.0.0.1", 81, TCP), "refused");
+		EXPECT(last_event(), "2 10.0.0.1:81 -> 0.0.0.0:0 origin=0 owner=0 fe=0 reason=1 flags=0 pid=1234 curl cg=4242 ns=77");
+		EXPECT(call(bl_connect4, 0, "10.0.0.4", 80, TCP), "unreachable");
+		EXPECT(last_event(), "3 10.0.0.4:80 -> 0.0.0.0:0 origin=3 owner=0 fe=1004 reason=4 flags=0 pid=1234 curl cg=4242 ns=77");
+		EXPECT(call(bl_connect4, 0, "10.0.0.7", 80, TCP), "refused");
+		EXPECT(last_event(), "2 10.0.0.7:80 -> 0.0.0.0:0 origin=3 owner=0 fe=1007 reason=2 flags=0 pid=1234 curl cg=4242 ns=77");
+		EXPECT(call(bl_connect4, 0, "10.0.0.10", 80, TCP), "pass");     /* every rule handed on */
+		EXPECT(last_event(), "4 10.0.0.10:80 -> 0.0.0.0:0 origin=0 owner=0 fe=1010 reason=0 flags=1 pid=1234 curl cg=4242 ns=77");
+		EXPECT(call(bl_sendmsg4, 0, "10.0.0.2", 53, UDP), "10.1.0.3:5353");
+		EXPECT(last_event(), "1 10.0.0.2:53 -> 10.1.0.3:5353 origin=3 owner=0 fe=1002 reason=0 flags=8 pid=1234 curl cg=4242 ns=77");
+		{ int n = nevents; EXPECT(call(bl_connect4, 0, "8.8.8.8", 80, TCP), "pass"); EXPECT(nevents == n ? "none" : "an event", "none"); }
+		now_ns += 2000000000ull;                                           /* the listener stopped refreshing */
+		{ int n = nevents; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080"); EXPECT(nevents == n ? "none" : "an event", "none"); }
+		EXPECT(reasons[BL_REASON_UNKNOWN_PORT] == before_unknown + 1 ? "counted" : "miscounted", "counted");
+		EXPECT(reasons[BL_REASON_NO_LOCAL_ENDPOINT] == before_local + 1 ? "counted" : "miscounted", "counted");
+		listen_until(0);
 	}
 
 	/* non-TCP/UDP sockets pass */

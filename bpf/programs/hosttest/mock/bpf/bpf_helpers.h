@@ -18,3 +18,8 @@ __u64 bpf_ktime_get_ns(void);
 __u32 bpf_get_prandom_u32(void);
 long bpf_set_retval(int retval);
 long bpf_loop(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags);
+void *bpf_ringbuf_reserve(void *ringbuf, __u64 size, __u64 flags);
+void bpf_ringbuf_submit(void *data, __u64 flags);
+__u64 bpf_get_current_cgroup_id(void);
+__u64 bpf_get_current_pid_tgid(void);
+long bpf_get_current_comm(void *buf, __u32 size);
