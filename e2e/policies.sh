@@ -22,6 +22,10 @@
 #                              (found by `load --netns-scope` through a process of this run in
 #                              the test cgroup) reaches the Service, others the pod; without the
 #                              flag, the pod's namespace is redirected too
+#   skip-follows-a-restarted-pod  the pod restarted in a new namespace with the same address
+#                              (image unchanged): its connects loop to itself until `load` of
+#                              the same image (or, under `watch`, within a second by itself)
+#                              writes the new namespace; then they skip the policy again
 #   rate-limit                 redirectRateLimit 5: 5 to 7 of 30 quick connects to the pod, the
 #                              rest to the Service, the pod again after 1.1 s; and the
 #                              `compile --redirect-rate-limit 3` default
@@ -161,6 +165,57 @@ if sb_inner; then
 		fi
 		sb_stop "$holder"
 	}
+	# A backend pod restarted with the same address: a new network namespace (its loopback holding
+	# the LRP pod's 10.98.1.10), the image unchanged. Its connect to the DNS ClusterIP must
+	# skip the policy: to the Service, which has no route there (ENETUNREACH); a stale bl_skip
+	# entry sends it to itself, where nothing listens (ECONNREFUSED), as before the fix.
+	check_skip_restart() {
+		local n=0 holder="" wpid tree=$SB_WORK/skiptree started
+		pod() { # pod: a new "pod" namespace holding 10.98.1.10, with a process in the test cgroup
+			[ -n "$holder" ] && sb_stop "$holder"
+			[ -n "${POD:-}" ] && ip netns del "$POD"
+			n=$((n + 1))
+			POD=balancer-pol-p$n-$SB_ID
+			echo "$POD" >>"$SB_WORK/extra-netns"
+			ip netns add "$POD" && ip -n "$POD" link set lo up && ip -n "$POD" addr add 10.98.1.10/32 dev lo ||
+				{ sb_bad "make $POD"; return 1; }
+			sb_spawn "$POD" sleep 600 || { sb_bad "start a process in $POD"; return 1; }
+			holder=$SB_SPAWNED
+		}
+		pod || return
+		load skip --node node-a || return
+		client "first pod skips" "$POD" refused "$DNS" 80 ENETUNREACH
+		pod || return
+		client "restarted pod, before any load, loops to itself" "$POD" refused "$DNS" 80 ECONNREFUSED
+		load skip --node node-a || return
+		case "$LOAD_OUT" in *"nothing changed"*"1 namespace entry"*) sb_good "load of the unchanged image: ${LOAD_OUT#*skipRedirectFromBackend: }" ;;
+			*) sb_bad "load of the unchanged image: $LOAD_OUT" ;; esac
+		client "restarted pod skips after load" "$POD" refused "$DNS" 80 ENETUNREACH
+		# A watcher follows the restart by itself, with no change to its objects.
+		mkdir -p "$tree"
+		for f in cluster pods pod-local-dns-a lrp-service-skip; do cp "$here/policies/$f.yaml" "$tree/"; done
+		"$BALANCER" watch --dir "$tree" --node node-a --pin-dir "$SB_B" --debounce-ms 20 --netns-scope "$SB_CG" 2>"$SB_WORK/skipwatch.log" &
+		wpid=$!
+		echo "$wpid" >>"$SB_WORK/pids"
+		for _ in $(seq 100); do grep -q "image delivered" "$SB_WORK/skipwatch.log" && break; sleep 0.05; done
+		pod || return
+		started=$(date +%s%N)
+		out=""
+		for _ in $(seq 30); do
+			out=$(sb_exec "$POD" "$SB_PY" "$here/client.py" refused x "$DNS" 80 ENETUNREACH 2>&1)
+			case "$out" in "ok "*) break ;; esac
+			sleep 0.1
+		done
+		case "$out" in
+		"ok "*) sb_good "watch: the restarted pod skips after $(( ($(date +%s%N) - started) / 1000000 )) ms, with no change to the objects" ;;
+		*) sb_bad "watch: the restarted pod still does not skip after 3 s: $out; $(grep -i skip "$SB_WORK/skipwatch.log" | tail -n 2 | tr '\n' ' ')" ;;
+		esac
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+		sb_stop "$holder"
+		ip netns del "$POD"
+		POD=""
+	}
 	check_rate() {
 		load rate5 --node node-a || return
 		sleep 1.1 # a new one-second window for the policy
@@ -256,6 +311,7 @@ PY
 	sb_check lrp-address check_lrp_address
 	sb_check lrp-fallback-after-vanish check_fallback
 	sb_check skip-from-backend check_skip
+	sb_check skip-follows-a-restarted-pod check_skip_restart
 	sb_check rate-limit check_rate
 	sb_check bp-modes check_bp_modes
 	sb_check priority-stack check_stack

@@ -385,6 +385,10 @@ sb_cleanup() {
 	[ -n "$SB_MADE_NSS" ] && { ip netns del "$SB_NSS" || echo "warning: cannot delete netns $SB_NSS" >&2; }
 	SB_MADE_NSC="" SB_MADE_NSS=""
 	if [ -n "$SB_MADE_WORK" ]; then
+		# Network namespaces a check made besides the two (listed as it made them).
+		if [ -e "$SB_WORK/extra-netns" ]; then
+			while read -r ns; do ip netns del "$ns" 2>/dev/null; done <"$SB_WORK/extra-netns"
+		fi
 		# Host sysctls this run set (sb_host_sysctl), back to what they were.
 		if [ -e "$SB_WORK/sysctls" ]; then
 			while IFS='=' read -r key value; do

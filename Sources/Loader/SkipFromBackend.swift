@@ -16,6 +16,9 @@ extension Datapath {
         /// Backend addresses no namespace under the scope holds (pods not started yet, or
         /// outside the scope).
         public var unmatched: [IPAddress]
+        /// The namespaces under the scope when it ran ("net:[inode]"): a watcher compares them
+        /// with `namespaces(under:)` to notice a pod restarted in a new namespace.
+        public var namespaces: Set<String> = []
     }
 
     /// Makes `bl_skip` hold exactly the namespaces of `targets`' addresses found under `scope`.
@@ -44,7 +47,13 @@ extension Datapath {
         for key in try map.keys(keySize: MemoryLayout<bl_skip_key>.size) where !wanted.contains(key) { try map.delete(key: key) }
         for key in wanted { try map.update(key: key, value: Datapath.skipPresent) }
         let unmatched = Set(targets.map(\.address)).subtracting(matched).sorted()
-        return SkipReport(entries: wanted.count, namespacesVisited: visited, unmatched: unmatched)
+        return SkipReport(entries: wanted.count, namespacesVisited: visited, unmatched: unmatched,
+                          namespaces: targets.isEmpty ? [] : Datapath.namespaces(under: scope))
+    }
+
+    /// The network namespaces ("net:[inode]") of the processes in the cgroup at `path` and below.
+    public static func namespaces(under path: String) -> Set<String> {
+        Set(processes(under: path).compactMap { FileSystem.linkTarget("/proc/\($0)/ns/net") })
     }
 
     /// Every process id in the cgroup at `path` and below.

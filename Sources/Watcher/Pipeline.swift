@@ -93,6 +93,7 @@ public final class ImagePipeline: Sendable {
     /// delivered; when it does not (its maps replaced), a whole image is owed at once, so the
     /// datapath converges again with no change of the objects.
     func checkSink(every interval: Duration = .seconds(1)) {
+        sink.refreshRuntimeState()
         let now = ContinuousClock.now
         guard lastCheck.withLock({ last in
             guard now - last >= interval else { return false }

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import HostSystem
 import Loader
+import Logging
 import MapImage
 import Synchronization
 
@@ -17,6 +18,9 @@ public protocol ImageSink: Sendable {
     /// False when what was delivered is gone from the sink since (a datapath detached and
     /// attached again has new, empty maps): the watcher then delivers the whole image again.
     func stillHolds() -> Bool
+    /// Brings state that follows the host rather than the image up to date (the namespaces of
+    /// skipRedirectFromBackend pods); called about every second, whether the image changed or not.
+    func refreshRuntimeState()
 }
 
 /// What a sink holds live.
@@ -32,6 +36,7 @@ public enum LiveState: Sendable, Equatable {
 extension ImageSink {
     public func liveState() -> LiveState { .unknown }
     public func stillHolds() -> Bool { true }
+    public func refreshRuntimeState() {}
 }
 
 /// A sink that can also take record deltas (what an incremental compile emits) between whole
@@ -63,6 +68,9 @@ public struct DatapathSink: IncrementalSink {
     public var terminate: TerminationMode = .udp
     /// Terminates sockets on removed backends after each change, off the sync loop.
     let terminations = TerminationWorker()
+    /// The live image's skipRedirectFromBackend targets and the namespaces they were last looked
+    /// for among.
+    let skips = SkipTracker()
     /// The writer, made on the first delivery (the datapath's maps may be pinned later than the
     /// sink is made) and shared by the sink's copies.
     let writerBox = WriterBox()
@@ -118,7 +126,7 @@ public struct DatapathSink: IncrementalSink {
         let writer = try writer()
         let report = try writer.load(image: bytes)
         if node != nil, let scope = netnsScope ?? Attachment.cgroup2Root() {
-            _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
+            skips.record(report.skipTargets, try writer.datapath.syncSkips(report.skipTargets, scope: scope))
         }
         if report.method != .unchanged { terminateStale(writer.datapath) }
         if nameFrontends, let image = try? MapImage(bytes: bytes) {
@@ -139,7 +147,9 @@ public struct DatapathSink: IncrementalSink {
         let writer = try writer()
         let report = try writer.apply(delta)
         if node != nil, report.skipTargetsChanged, let scope = netnsScope ?? Attachment.cgroup2Root() {
-            _ = try writer.datapath.syncSkips(report.skipTargets, scope: scope)
+            skips.record(report.skipTargets, try writer.datapath.syncSkips(report.skipTargets, scope: scope))
+        } else {
+            refreshRuntimeState()
         }
         // Only a delta that deletes or rewrites a membership, backend or frontend record can
         // take a backend out of its service.
@@ -168,6 +178,24 @@ public struct DatapathSink: IncrementalSink {
         terminations.request(datapath, mode: terminate, scope: scope)
     }
 
+    /// A pod of a skipRedirectFromBackend policy restarted with the same address (a new network
+    /// namespace, the same image): its new namespace is written to bl_skip within a second, so its
+    /// own connects skip the policy again instead of looping back to itself. At most once a
+    /// second, and only when the namespaces under the scope changed.
+    public func refreshRuntimeState() {
+        guard node != nil, let scope = netnsScope ?? Attachment.cgroup2Root(), let targets = skips.due(),
+              let writer = try? writer() else { return }
+        guard Datapath.namespaces(under: scope) != skips.namespaces() else { return }
+        do {
+            let r = try writer.datapath.syncSkips(targets, scope: scope)
+            skips.record(targets, r)
+            Logger(label: "balancer.watch").info("skipRedirectFromBackend: the backend pods' network namespaces changed",
+                                                 metadata: ["entries": "\(r.entries)", "unmatched": "\(r.unmatched.count)"])
+        } catch {
+            Logger(label: "balancer.watch").warning("skipRedirectFromBackend: \(error)")
+        }
+    }
+
     public func confirm(image bytes: [UInt8]) -> Bool {
         guard let writer = try? writer() else { return false }
         return writer.confirm(image: bytes)
@@ -182,6 +210,35 @@ public struct DatapathSink: IncrementalSink {
         case .fresh: "generation \(report.generation) (fresh fill: \(report.written) records)"
         }
     }
+}
+
+/// The skipRedirectFromBackend targets a DatapathSink last wrote, shared by its copies.
+final class SkipTracker: Sendable {
+    private struct State {
+        var targets: [(owner: UInt32, address: IPAddress)] = []
+        var namespaces: Set<String> = []
+        var checked = ContinuousClock.now
+    }
+    private let state = Mutex(State())
+
+    func record(_ targets: [(owner: UInt32, address: IPAddress)], _ report: Datapath.SkipReport) {
+        state.withLock { s in
+            s.targets = targets
+            s.namespaces = report.namespaces
+            s.checked = .now
+        }
+    }
+
+    /// The targets, when there are some and the last look is a second old.
+    func due() -> [(owner: UInt32, address: IPAddress)]? {
+        state.withLock { s in
+            guard !s.targets.isEmpty, ContinuousClock.now - s.checked >= .seconds(1) else { return nil }
+            s.checked = .now
+            return s.targets
+        }
+    }
+
+    func namespaces() -> Set<String> { state.withLock { $0.namespaces } }
 }
 
 /// The GenerationWriter a DatapathSink and its copies share.
