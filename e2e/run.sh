@@ -213,6 +213,20 @@ print("ok counters" if got == want else
 	case "$out" in *"reasons: unknown_port=1 no_endpoints=2"* | *"reasons: unknown_port="*"no_endpoints="*) sb_report "ok status-reasons  ($(printf '%s\n' "$out" | grep '^reasons'))" ;;
 		*) sb_report "FAIL status-reasons: $(printf '%s' "$out" | tr '\n' '|')" ;; esac
 
+	# Service CIDRs (--service-cidr 10.96.1.0/24 on cluster.yaml): an address inside that no
+	# service answers is refused at once instead of leaving the node; one outside is untouched
+	# (no route: ENETUNREACH); the services inside still translate. `resolve` says the same.
+	"$BALANCER" compile "$here/run/cluster.yaml" --service-cidr 10.96.1.0/24 -o "$SB_WORK/cidr.image" >/dev/null 2>&1 || sb_die "compile cidr"
+	"$BALANCER" load "$SB_WORK/cidr.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cidr"
+	client refused service-cidr-refuses 10.96.1.99 80 ECONNREFUSED
+	client refused service-cidr-refuses-last-address 10.96.1.255 53 ECONNREFUSED
+	client refused service-cidr-outside-untouched 10.96.2.1 80 ENETUNREACH
+	client tcp service-cidr-service-inside 10.96.1.10 80 10 "$WEB"
+	out=$("$BALANCER" resolve "$SB_WORK/cidr.image" 10.96.1.99:80 2>&1)
+	case "$out" in *"reject"*"service CIDR 10.96.1.0/24"*) sb_report "ok service-cidr-resolve" ;;
+		*) sb_report "FAIL service-cidr-resolve: $out" ;; esac
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster after cidr"
+
 	# i. Socket termination: terminate.py holds sockets to backend X of 10.96.1.60 (UDP 53, TCP 80)
 	# across four loads (terminate.py says what it checks after each): X drains (terminating,
 	# serving): nothing is cut; X is removed: the connected UDP socket is, and nothing else; X is

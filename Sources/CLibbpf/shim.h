@@ -15,6 +15,13 @@ static inline int clibbpf_map_create_hash(const char *name, unsigned key_size, u
 	return bpf_map_create(BPF_MAP_TYPE_HASH, name, key_size, value_size, max_entries, &opts);
 }
 
+/* An LPM trie (the kernel requires BPF_F_NO_PREALLOC for one). */
+static inline int clibbpf_map_create_lpm(const char *name, unsigned key_size, unsigned value_size, unsigned max_entries)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	return bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, name, key_size, value_size, max_entries, &opts);
+}
+
 static inline struct bpf_object *clibbpf_open_mem(const void *buf, size_t len)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "balancer");

@@ -84,6 +84,8 @@ struct CapacityUsers {
             var seen: [String: Set<UInt32>] = [:]
             for s in contents.sets { seen[owner(ofGroup: s.key.groupID), default: []].formUnion(s.backends) }
             count = seen.mapValues(\.count)
+        case .serviceCIDRs:
+            return "; ServiceCIDR objects and --service-cidr together"
         }
         let top = count.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
         guard !top.isEmpty else { return "" }

@@ -19,9 +19,12 @@ public struct CompileOptions: Sendable {
     /// Redirects per second per node for LocalRedirectPolicies that set no redirectRateLimit;
     /// 0: none.
     public var defaultRedirectRateLimit: UInt32
+    /// Service CIDRs given on the command line (`--service-cidr`), besides ServiceCIDR objects.
+    public var serviceCIDRs: [IPPrefix]
 
-    public init(defaultRedirectRateLimit: UInt32 = 0) {
+    public init(defaultRedirectRateLimit: UInt32 = 0, serviceCIDRs: [IPPrefix] = []) {
         self.defaultRedirectRateLimit = defaultRedirectRateLimit
+        self.serviceCIDRs = serviceCIDRs
     }
 }
 
@@ -74,10 +77,10 @@ public enum Compiler {
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
         sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit)
-        return (assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics), sc)
+        return (assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics, serviceCIDRs: options.serviceCIDRs), sc)
     }
 
-    static func assemble(_ sc: ServiceCompiler, snapshot: Snapshot, inputDiagnostics: [Diagnostic]) -> CompileResult {
+    static func assemble(_ sc: ServiceCompiler, snapshot: Snapshot, inputDiagnostics: [Diagnostic], serviceCIDRs: [IPPrefix]) -> CompileResult {
         let catalogue = sc.nodes
         // Nodes: Node objects, and names that only endpoints or hints mention.
         var entries = catalogue.entries
@@ -166,6 +169,8 @@ public enum Compiler {
 
         // Table order is the encoder's business (it sorts every table by key bytes).
         contents.vips.sort { $0.address < $1.address }
+        // Service CIDRs: ServiceCIDR objects and --service-cidr, each range once.
+        contents.serviceCIDRs = Set(serviceCIDRs + snapshot.serviceCIDRs.flatMap(\.cidrs)).sorted()
 
         diagnostics.sort(by: Diagnostic.order)
         // Sorted by their first eight bytes (as a big-endian word), whole bytes on a tie.

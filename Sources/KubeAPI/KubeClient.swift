@@ -12,16 +12,21 @@ public struct KubeResource: Sendable, Hashable {
     public var path: String
     /// Whether its objects live in namespaces (Node and the policies do not).
     public var namespaced: Bool
-    /// A CustomResourceDefinition's kind: a 404 means the CRD is not installed, so there are no
-    /// objects of it. For a built-in kind a 404 is an error (the last state stays).
+    /// A kind a server may not serve (a CustomResourceDefinition's, or one newer than the
+    /// server): a 404 means there are no objects of it. For the other kinds a 404 is an error (the
+    /// last state stays).
     public var custom: Bool
+    /// Why a server would not serve it, for the log.
+    public var whyAbsent: String
 
-    public init(kind: String, apiVersion: String, path: String, namespaced: Bool, custom: Bool = false) {
+    public init(kind: String, apiVersion: String, path: String, namespaced: Bool, custom: Bool = false,
+                whyAbsent: String = "its CustomResourceDefinition is not installed") {
         self.kind = kind
         self.apiVersion = apiVersion
         self.path = path
         self.namespaced = namespaced
         self.custom = custom
+        self.whyAbsent = whyAbsent
     }
 
     /// What its responses are checked against.
@@ -36,8 +41,12 @@ public struct KubeResource: Sendable, Hashable {
                                                            path: "/apis/balancing.elf.io/v1beta1/localredirectpolicies", namespaced: false, custom: true)
     public static let balancingPolicies = KubeResource(kind: "BalancingPolicy", apiVersion: "balancing.elf.io/v1beta1",
                                                        path: "/apis/balancing.elf.io/v1beta1/balancingpolicies", namespaced: false, custom: true)
-    /// The six kinds the compiler reads.
-    public static let all: [KubeResource] = [.services, .endpointSlices, .nodes, .pods, .localRedirectPolicies, .balancingPolicies]
+    /// ServiceCIDR is GA (networking.k8s.io/v1) from Kubernetes 1.33; an older server has none.
+    public static let serviceCIDRs = KubeResource(kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1",
+                                                  path: "/apis/networking.k8s.io/v1/servicecidrs", namespaced: false, custom: true,
+                                                  whyAbsent: "the API server serves no networking.k8s.io/v1 ServiceCIDR (before Kubernetes 1.33)")
+    /// The seven kinds the compiler reads.
+    public static let all: [KubeResource] = [.services, .endpointSlices, .nodes, .pods, .localRedirectPolicies, .balancingPolicies, .serviceCIDRs]
 }
 
 /// How much of the API server's answers the client takes.

@@ -141,7 +141,7 @@ public struct Reflector: Sendable {
                     sink.changed(r.kind, keys: keys, listed: true)
                     let delay = backoff.failure()
                     let level: Logger.Level = backoff.failures == 1 || had > 0 ? .info : .debug
-                    logger.log(level: level, "\(r.kind): not served at \(r.path) (its CustomResourceDefinition is not installed): no objects of it; asking again in \(delay.secondsText)",
+                    logger.log(level: level, "\(r.kind): not served at \(r.path) (\(r.whyAbsent)): no objects of it; asking again in \(delay.secondsText)",
                                metadata: ["kind": "\(r.kind)"])
                     await Self.pause(delay, shouldStop: shouldStop)
                     continue

@@ -334,6 +334,12 @@ public struct KernelMaps: MapBackend {
         try BPFMap.createHash(name: name, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, noPrealloc: false)
     }
 
+    public func createLPM(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
+        let fd = clibbpf_map_create_lpm(name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries))
+        guard fd >= 0 else { throw BPFError("create map", name, Int32(fd)) }
+        return BPFMap(fd: fd, name: name)
+    }
+
     public func createArray(name: String, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
         try BPFMap.createArray(name: name, valueSize: valueSize, maxEntries: maxEntries)
     }

@@ -30,6 +30,7 @@ public struct Datapath: Sendable {
     static let outerNames: [ImageTable: String] = [
         .frontends: "bl_frontends", .vips: "bl_vips", .nodeAddresses: "bl_node_addrs", .nodes: "bl_nodes",
         .sets: "bl_sets", .slots: "bl_slots", .members: "bl_members", .backends: "bl_backends",
+        .serviceCIDRs: "bl_service_cidrs",
     ]
 
     /// The datapath pinned under `pinDir` in the kernel.
@@ -184,8 +185,10 @@ public struct Datapath: Sendable {
         DispatchQueue.concurrentPerform(iterations: sources.count) { i in
             let source = sources[i]
             let r = Result { () throws(BPFError) -> any MapHandle in
-                try backend.createHash(name: "bl_g\(generation)_\(source.table.rawValue)", keySize: source.keySize,
-                                       valueSize: source.valueSize, maxEntries: max(source.capacity, 1))
+                let name = "bl_g\(generation)_\(source.table.rawValue)", capacity = max(source.capacity, 1)
+                return source.table == .serviceCIDRs
+                    ? try backend.createLPM(name: name, keySize: source.keySize, valueSize: source.valueSize, maxEntries: capacity)
+                    : try backend.createHash(name: name, keySize: source.keySize, valueSize: source.valueSize, maxEntries: capacity)
             }
             created.withLock { $0[i] = r }
         }

@@ -62,6 +62,8 @@ public protocol MapBackend: Sendable {
     func pinned(_ path: String) throws(BPFError) -> any MapHandle
     /// Creates an unpinned, preallocated hash map (an inner map of a generation).
     func createHash(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle
+    /// Creates an unpinned longest-prefix-match trie (the service CIDRs of a generation).
+    func createLPM(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle
     /// Creates an array map with 32-bit keys (loader-private bookkeeping).
     func createArray(name: String, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle
     /// Sets several map-in-map slots; the first failure is thrown after every update was tried.

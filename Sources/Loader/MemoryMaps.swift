@@ -95,6 +95,11 @@ public final class MemoryMaps: MapBackend {
         return MemoryMap(backend: self, name: name, kind: .hash, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries)
     }
 
+    /// Exact keys, as a hash: the loader only writes, deletes and reads back whole records.
+    public func createLPM(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
+        try createHash(name: name, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries)
+    }
+
     public func createArray(name: String, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {
         try perform("create \(name)", on: name)
         return MemoryMap(backend: self, name: name, kind: .array, keySize: 4, valueSize: valueSize, maxEntries: maxEntries)

@@ -69,6 +69,7 @@ struct DecodedObject: Sendable {
     enum Value: Sendable {
         case service(Service), endpointSlice(EndpointSlice), node(Node), pod(Pod)
         case localRedirectPolicy(LocalRedirectPolicy), balancingPolicy(BalancingPolicy)
+        case serviceCIDR(ServiceCIDRObject)
     }
 
     var key: ObjectKey
@@ -199,6 +200,7 @@ struct ChunkDecoder: Sendable {
         case "Node": namespaced = false; expectedAPI = "v1"
         case "EndpointSlice": namespaced = true; expectedAPI = "discovery.k8s.io/v1"
         case "LocalRedirectPolicy", "BalancingPolicy": namespaced = false; expectedAPI = "balancing.elf.io/v1beta1"
+        case "ServiceCIDR": namespaced = false; expectedAPI = "networking.k8s.io/v1"
         default:
             skipped[kind, default: 0] += 1
             diagnostics += d.diagnostics
@@ -235,6 +237,7 @@ struct ChunkDecoder: Sendable {
         case "Pod": value = .pod(d.pod(meta, source))
         case "LocalRedirectPolicy": value = d.localRedirectPolicy(meta, source).map(DecodedObject.Value.localRedirectPolicy)
         case "BalancingPolicy": value = d.balancingPolicy(meta, source).map(DecodedObject.Value.balancingPolicy)
+        case "ServiceCIDR": value = d.serviceCIDR(meta, source).map(DecodedObject.Value.serviceCIDR)
         default: break
         }
         if d.diagnostics.filter({ $0.severity == .error }).count != errorsBefore { value = nil }
@@ -316,6 +319,7 @@ struct SnapshotBuilder {
             case .pod(let x): snapshot.pods.append(x)
             case .localRedirectPolicy(let x): snapshot.localRedirectPolicies.append(x)
             case .balancingPolicy(let x): snapshot.balancingPolicies.append(x)
+            case .serviceCIDR(let x): snapshot.serviceCIDRs.append(x)
             }
             snapshot.counts[o.key.kind, default: 0] += 1
             snapshot.objectDigests.append(o.digest)

@@ -103,6 +103,9 @@ public struct Service: Sendable {
     public var internalTrafficPolicy: TrafficPolicy
     public var publishNotReadyAddresses: Bool
     public var hasSelector: Bool
+    /// spec.loadBalancerSourceRanges (type LoadBalancer): the client addresses its ingress IPs
+    /// accept; empty: any.
+    public var sourceRanges: [IPPrefix] = []
 }
 
 public enum AddressType: String, Sendable {
@@ -244,6 +247,13 @@ public struct BalancingPolicy: Sendable {
     public var rateLimit: UInt32?
 }
 
+/// A ServiceCIDR (networking.k8s.io/v1): ranges the API server allocates ClusterIPs from.
+public struct ServiceCIDRObject: Sendable {
+    public var meta: ObjectMeta
+    public var source: ObjectSource
+    public var cidrs: [IPPrefix]
+}
+
 /// Every object of one compile, decoded and validated.
 public struct Snapshot: Sendable {
     public var services: [Service] = []
@@ -252,6 +262,7 @@ public struct Snapshot: Sendable {
     public var pods: [Pod] = []
     public var localRedirectPolicies: [LocalRedirectPolicy] = []
     public var balancingPolicies: [BalancingPolicy] = []
+    public var serviceCIDRs: [ServiceCIDRObject] = []
     /// Decoded objects per kind and skipped kinds ("skipped/ConfigMap").
     public var counts: [String: Int] = [:]
     /// SHA-256 of each decoded object's canonical form.

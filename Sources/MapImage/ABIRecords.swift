@@ -144,6 +144,19 @@ enum RecordEncoder {
         appendRaw(c, to: &out)
     }
 
+    static func cidrKey(_ c: IPPrefix, _ out: inout [UInt8]) {
+        var k = bl_cidr_key()
+        k.prefixlen = UInt32(c.storedLength).littleEndian
+        store(c.address, into: &k.addr)
+        appendRaw(k, to: &out)
+    }
+
+    static func cidrValue(_ out: inout [UInt8]) {
+        var v = bl_cidr_value()
+        v.flags = UInt32(BL_CIDR_REJECT.rawValue).littleEndian
+        appendRaw(v, to: &out)
+    }
+
     static func vipValue(_ v: VIP, _ out: inout [UInt8]) {
         var c = bl_vip_value()
         c.service_id = v.serviceID.littleEndian
@@ -262,6 +275,15 @@ enum RecordDecoder {
 
     static func addrKey(_ bytes: [UInt8], _ o: Int) -> IPAddress {
         loadAddress(loadRaw(bl_addr_key.self, bytes, o).addr)
+    }
+
+    static func cidrKey(_ bytes: [UInt8], _ o: Int) -> (storedLength: UInt32, address: IPAddress) {
+        let c = loadRaw(bl_cidr_key.self, bytes, o)
+        return (UInt32(littleEndian: c.prefixlen), loadAddress(c.addr))
+    }
+
+    static func cidrValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(littleEndian: loadRaw(bl_cidr_value.self, bytes, o).flags)
     }
 
     static func vipValue(_ bytes: [UInt8], _ o: Int) -> (serviceID: UInt32, flags: UInt32) {

@@ -64,6 +64,7 @@ public struct ImageDiff: Sendable {
             if let v6 = n.ipv6 { add("node \(name)", "primary IPv6 \(v6)") }
         }
         for a in c.nodeAddresses { add("node \(names.node(a.nodeID))", "address \(a.address)") }
+        for cidr in c.serviceCIDRs { add("service CIDRs", "\(cidr)") }
         for d in c.metadata.diagnostics {
             add("diagnostics", d.line)
         }

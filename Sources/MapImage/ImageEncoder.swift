@@ -107,6 +107,22 @@ public enum ImageEncoder {
                 }
             },
             {
+                // Few records: sorted by their key bytes directly (a little-endian prefix length
+                // first), duplicates dropped.
+                var keys: [[UInt8]] = c.serviceCIDRs.map { cidr in
+                    var k: [UInt8] = []
+                    RecordEncoder.cidrKey(cidr, &k)
+                    return k
+                }
+                keys = Array(Set(keys)).sorted { $0.lexicographicallyPrecedes($1) }
+                return table(.serviceCIDRs, count: keys.count) { out in
+                    for k in keys {
+                        out.append(contentsOf: k)
+                        RecordEncoder.cidrValue(&out)
+                    }
+                }
+            },
+            {
                 let meta = c.metadata.canonicalJSON()
                 return (ImageLayout.metadataKind, 0, 0, meta.count, meta)
             },

@@ -11,6 +11,7 @@ public enum ImageTable: UInt32, CaseIterable, Sendable, CustomStringConvertible 
     case slots = 6
     case members = 7
     case backends = 8
+    case serviceCIDRs = 9
 
     public var description: String {
         switch self {
@@ -22,6 +23,7 @@ public enum ImageTable: UInt32, CaseIterable, Sendable, CustomStringConvertible 
         case .slots: "slots"
         case .members: "members"
         case .backends: "backends"
+        case .serviceCIDRs: "service_cidrs"
         }
     }
 }

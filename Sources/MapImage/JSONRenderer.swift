@@ -15,6 +15,7 @@ public enum JSONRenderer {
         var nodes: [NodeView]
         var sets: [SetView]
         var backends: [BackendView]
+        var serviceCIDRs: [String]
     }
 
     struct FrontendView: Encodable {
@@ -111,7 +112,8 @@ public enum JSONRenderer {
                         backends: s.backends.map { names.backend($0) }, backendIDs: s.backends)
             },
             backends: c.backends.map { BackendView(id: $0.id, address: $0.address.description, protocol: $0.proto.description,
-                                                   node: $0.nodeID, nodeName: names.node($0.nodeID)) })
+                                                   node: $0.nodeID, nodeName: names.node($0.nodeID)) },
+            serviceCIDRs: c.serviceCIDRs.map(\.description))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(doc) else { return "{}\n" }

@@ -268,10 +268,12 @@ public struct ImageContents: Hashable, Sendable {
     public var nodes: [ImageNode]
     public var sets: [BackendSet]
     public var backends: [Backend]
+    public var serviceCIDRs: [IPPrefix]
     public var metadata: ImageMetadata
 
     public init(frontends: [Frontend] = [], vips: [VIP] = [], nodeAddresses: [NodeAddress] = [], nodes: [ImageNode] = [],
-                sets: [BackendSet] = [], backends: [Backend] = [], metadata: ImageMetadata = ImageMetadata()) {
+                sets: [BackendSet] = [], backends: [Backend] = [], serviceCIDRs: [IPPrefix] = [], metadata: ImageMetadata = ImageMetadata()) {
+        self.serviceCIDRs = serviceCIDRs
         self.frontends = frontends
         self.vips = vips
         self.nodeAddresses = nodeAddresses

@@ -46,7 +46,8 @@ public struct ResolverError: Error, Sendable, CustomStringConvertible {
 /// client to this address go?". The kernel programs must agree with it; tests compare the two.
 ///
 /// The steps are the datapath's, in its order: exact frontend; a ClusterIP's unknown port is
-/// refused; a node address consults the NodePort wildcard of its family; anything else passes.
+/// refused; a node address consults the NodePort wildcard of its family; an address inside a
+/// service CIDR that none of these answered is refused; anything else passes.
 /// Within a frontend, rules are tried in order; a rule that cannot serve here and may fall
 /// through hands over to the next one.
 public struct Resolver: Sendable {
@@ -83,14 +84,18 @@ public struct Resolver: Sendable {
             let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
             return Resolution(result: .reject, reason: "\(destination.address) is the ClusterIP of \(owner), which has no port \(destination.port)/\(proto)")
         }
+        var notService = "\(destination) is not a service address"
         if nodeAddresses[destination.address] != nil {
             let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto)
             if let f = frontends[wildcard] {
                 return evaluate(f, nodeID: nodeID, hostMode: hostMode)
             }
-            return Resolution(result: .passthrough, reason: "\(destination.address) is a node address but no service has NodePort \(destination.port)/\(proto)")
+            notService = "\(destination.address) is a node address but no service has NodePort \(destination.port)/\(proto)"
         }
-        return Resolution(result: .passthrough, reason: "\(destination) is not a service address")
+        if let cidr = contents.serviceCIDRs.filter({ $0.contains(destination.address) }).max(by: { $0.prefixLength < $1.prefixLength }) {
+            return Resolution(result: .reject, reason: "\(destination.address) is inside the service CIDR \(cidr) but no service answers \(destination.port)/\(proto) there: refused, as kube-proxy drops it (ECONNREFUSED)")
+        }
+        return Resolution(result: .passthrough, reason: notService)
     }
 
     private func evaluate(_ f: Frontend, nodeID: UInt32, hostMode: HostMode) -> Resolution {

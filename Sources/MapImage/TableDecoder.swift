@@ -1,3 +1,4 @@
+import CBalancerABI
 extension ImageDecoder {
     public static func decode(_ bytes: [UInt8]) throws(ImageError) -> (ImageHeader, ImageContents) {
         try decode(bytes, materialize: true)
@@ -21,6 +22,7 @@ extension ImageDecoder {
         try tables.frontends()
         try tables.vips()
         try tables.nodeAddresses()
+        try tables.serviceCIDRs()
 
         let header = tables.header
         let meta = header.sections[ImageTable.allCases.count]
@@ -237,6 +239,19 @@ struct TableDecoder {
             guard value.serviceID != 0 else { throw ImageError("vips: service id 0", offset: v) }
             guard value.flags & ~VIPFlags.rejectUnknownPort.rawValue == 0 else { throw ImageError("vips: unknown flags", offset: v) }
             if materialize { contents.vips.append(VIP(address: addr, serviceID: value.serviceID, flags: VIPFlags(rawValue: value.flags))) }
+        }
+    }
+
+    mutating func serviceCIDRs() throws(ImageError) {
+        try Self.records(bytes, .serviceCIDRs, section(.serviceCIDRs)) { (k, v) throws(ImageError) in
+            let (stored, addr) = RecordDecoder.cidrKey(bytes, k)
+            let v4 = addr.isIPv4
+            guard stored <= 128, !v4 || stored >= 96,
+                  let cidr = IPPrefix(address: addr, prefixLength: Int(stored) - (v4 ? 96 : 0)) else {
+                throw ImageError("service_cidrs: \(addr) with prefix length \(stored) (of 128) is not a canonical CIDR", offset: k)
+            }
+            guard RecordDecoder.cidrValue(bytes, v) == UInt32(BL_CIDR_REJECT.rawValue) else { throw ImageError("service_cidrs: unknown flags", offset: v) }
+            if materialize { contents.serviceCIDRs.append(cidr) }
         }
     }
 

@@ -24,6 +24,9 @@ public enum TextRenderer {
             let flags = v.flags.contains(.rejectUnknownPort) ? " reject-unknown-port" : ""
             out.append("VIP \(v.address) service=\(names.service(v.serviceID))\(flags)")
         }
+        for cidr in c.serviceCIDRs {
+            out.append("SERVICE_CIDR \(cidr) reject-unanswered")
+        }
         for a in c.nodeAddresses {
             out.append("NODE_ADDR \(a.address) node=\(names.node(a.nodeID))")
         }

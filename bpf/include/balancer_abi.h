@@ -44,7 +44,8 @@ enum bl_table {
 	BL_TABLE_SLOTS = 6,      /* bl_slot_key -> bl_slot_value */
 	BL_TABLE_MEMBERS = 7,    /* bl_member_key -> bl_member_value */
 	BL_TABLE_BACKENDS = 8,   /* bl_id_key -> bl_backend_value */
-	BL_TABLE_COUNT = 8,
+	BL_TABLE_SERVICE_CIDRS = 9, /* bl_cidr_key -> bl_cidr_value (an LPM trie in the kernel) */
+	BL_TABLE_COUNT = 9,
 };
 
 /* Protocols, as in the IP header. SCTP is not translated at the socket layer. */
@@ -62,6 +63,7 @@ enum bl_proto {
 #define BL_MAX_SLOTS 1048576u
 #define BL_MAX_MEMBERS 1048576u
 #define BL_MAX_BACKENDS 524288u
+#define BL_MAX_SERVICE_CIDRS 1024u
 
 /* A frontend: destination address, port and protocol of a connect()/sendmsg().
  * NodePort frontends use the family's wildcard address (BL_WILDCARD_*) and are consulted only when
@@ -250,6 +252,25 @@ struct bl_backend_value {
 	__u32 node_id; /* the endpoint's node, 0 if unknown */
 };
 
+/* A service CIDR (ServiceCIDR objects, `compile --service-cidr`): a connect to an address inside
+ * one that no frontend, ClusterIP or node address answers is refused (ECONNREFUSED), as
+ * kube-proxy's cluster-ips-check drops it, instead of leaving the node. The key is an LPM trie's:
+ * prefixlen (host order, here little-endian) over the 16-byte form, so an IPv4 /12 is stored as
+ * ::ffff:a.b.c.d with prefixlen 96 + 12; host bits are zero. */
+struct bl_cidr_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* bl_cidr_value.flags */
+enum bl_cidr_flag {
+	BL_CIDR_REJECT = 1u << 0, /* refuse connects to addresses of this CIDR that nothing answers */
+};
+
+struct bl_cidr_value {
+	__u32 flags;
+};
+
 /* ---- runtime state (not in the image; keyed by ids that are stable across images) ------------- */
 
 /* Host modes for machines that are not nodes (and for nodes: BL_HOST_MODE_POD). */
@@ -364,7 +385,8 @@ enum bl_reason {
 	BL_REASON_NO_USABLE_BACKEND = 5, /* unreachable: no backend of the set reachable from here */
 	BL_REASON_RATE_LIMITED = 6,      /* a policy over its redirect rate handed the connect on */
 	BL_REASON_FROM_BACKEND = 7,      /* skipRedirectFromBackend: a backend's own connect handed on */
-	BL_REASON_COUNT = 8,
+	BL_REASON_SERVICE_CIDR = 8,      /* refused: an address of a service CIDR that is no frontend */
+	BL_REASON_COUNT = 9,
 };
 
 /* Decision events (bl_events, a ring buffer), produced only while a monitor listens: while
@@ -438,6 +460,8 @@ struct bl_generation_value {
 #define BL_MEMBER_KEY_SIZE 16
 #define BL_MEMBER_VALUE_SIZE 4
 #define BL_BACKEND_VALUE_SIZE 24
+#define BL_CIDR_KEY_SIZE 20
+#define BL_CIDR_VALUE_SIZE 4
 
 #define BL_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size")
 BL_ASSERT_SIZE(struct bl_frontend_key, BL_FRONTEND_KEY_SIZE);
@@ -455,6 +479,8 @@ BL_ASSERT_SIZE(struct bl_slot_value, BL_SLOT_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_member_key, BL_MEMBER_KEY_SIZE);
 BL_ASSERT_SIZE(struct bl_member_value, BL_MEMBER_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_backend_value, BL_BACKEND_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_cidr_key, BL_CIDR_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_cidr_value, BL_CIDR_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_config, 16);
 BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
@@ -482,6 +508,7 @@ static inline unsigned bl_table_key_size(unsigned table)
 	case BL_TABLE_SLOTS: return BL_SLOT_KEY_SIZE;
 	case BL_TABLE_MEMBERS: return BL_MEMBER_KEY_SIZE;
 	case BL_TABLE_BACKENDS: return BL_ID_KEY_SIZE;
+	case BL_TABLE_SERVICE_CIDRS: return BL_CIDR_KEY_SIZE;
 	default: return 0;
 	}
 }
@@ -497,6 +524,7 @@ static inline unsigned bl_table_value_size(unsigned table)
 	case BL_TABLE_SLOTS: return BL_SLOT_VALUE_SIZE;
 	case BL_TABLE_MEMBERS: return BL_MEMBER_VALUE_SIZE;
 	case BL_TABLE_BACKENDS: return BL_BACKEND_VALUE_SIZE;
+	case BL_TABLE_SERVICE_CIDRS: return BL_CIDR_VALUE_SIZE;
 	default: return 0;
 	}
 }
@@ -512,6 +540,7 @@ static inline unsigned bl_table_max_entries(unsigned table)
 	case BL_TABLE_SLOTS: return BL_MAX_SLOTS;
 	case BL_TABLE_MEMBERS: return BL_MAX_MEMBERS;
 	case BL_TABLE_BACKENDS: return BL_MAX_BACKENDS;
+	case BL_TABLE_SERVICE_CIDRS: return BL_MAX_SERVICE_CIDRS;
 	default: return 0;
 	}
 }

@@ -87,6 +87,13 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 			bl_count_reason(BL_REASON_UNKNOWN_PORT);
 			return BL_OUT_REJECT;
 		}
+		/* Not a frontend, a ClusterIP nor a NodePort: inside a service CIDR it goes nowhere. */
+		if (bl_in_service_cidr(c.gen, &req->dst)) {
+			bl_count(0, BL_OUT_REJECT, 0);
+			req->reason = BL_REASON_SERVICE_CIDR;
+			bl_count_reason(BL_REASON_SERVICE_CIDR);
+			return BL_OUT_REJECT;
+		}
 		return BL_OUT_PASS;
 	}
 	req->frontend_id = fe->frontend_id;

@@ -97,9 +97,30 @@ extension ObjectDecoder {
         let itp = enumValue(spec, "internalTrafficPolicy", TrafficPolicy.self, default: .cluster)
         let pnr = bool(spec, "publishNotReadyAddresses") ?? false
         let hasSelector = !(mapping(spec, "selector").map { tree.count($0) == 0 } ?? true)
-        return Service(meta: meta, source: source, type: type, headless: headless, clusterIPs: clusterIPs, ports: ports,
-                       externalIPs: externalIPs, ingress: ingress, affinityTimeout: affinity, externalTrafficPolicy: etp,
-                       internalTrafficPolicy: itp, publishNotReadyAddresses: pnr, hasSelector: hasSelector)
+        // loadBalancerSourceRanges, as the API server validates them (a CIDR each, spaces around
+        // allowed, host bits allowed and cleared: net.ParseCIDR) and only on a LoadBalancer.
+        var ranges: [IPPrefix] = []
+        let rangeNodes = sequence(spec, "loadBalancerSourceRanges")
+        if !rangeNodes.isEmpty, type != .loadBalancer, let n = field(spec, "loadBalancerSourceRanges") {
+            error(n, "may only be used when type is LoadBalancer")
+        }
+        for n in rangeNodes {
+            guard let text = stringValue(n) else { continue }
+            let start = text.firstIndex { !$0.isWhitespace } ?? text.endIndex
+            let end = text.lastIndex { !$0.isWhitespace }.map { text.index(after: $0) } ?? start
+            let trimmed = text[start..<max(start, end)]
+            guard let slash = trimmed.firstIndex(of: "/"), let a = IPAddress(trimmed[..<slash]),
+                  let len = Int(trimmed[trimmed.index(after: slash)...]), let r = IPPrefix.masking(a, prefixLength: len) else {
+                error(n, "invalid CIDR \(shown(text)) (expected an address and a prefix length, such as 203.0.113.0/24)")
+                continue
+            }
+            if !ranges.contains(r) { ranges.append(r) }
+        }
+        var service = Service(meta: meta, source: source, type: type, headless: headless, clusterIPs: clusterIPs, ports: ports,
+                              externalIPs: externalIPs, ingress: ingress, affinityTimeout: affinity, externalTrafficPolicy: etp,
+                              internalTrafficPolicy: itp, publishNotReadyAddresses: pnr, hasSelector: hasSelector)
+        service.sourceRanges = ranges
+        return service
     }
 
     /// externalTrafficPolicy accepts the API's legacy spelling "Global" for Cluster.

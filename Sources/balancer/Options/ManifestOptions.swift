@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import Manifests
+import MapImage
 
 /// How manifests become an image, for `compile` and `watch` alike.
 struct ManifestOptions: ParsableArguments {
@@ -13,7 +14,26 @@ struct ManifestOptions: ParsableArguments {
     @Option(help: "Refuse a manifest file larger than this (bytes, or with Ki/Mi/Gi).")
     var maxFileBytes = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
 
-    var compileOptions: CompileOptions { CompileOptions(defaultRedirectRateLimit: redirectRateLimit) }
+    @Option(name: .customLong("service-cidr"), parsing: .singleValue,
+            help: ArgumentHelp("A service CIDR (repeatable), besides ServiceCIDR objects: connects to its addresses that no service answers are refused, as kube-proxy does.",
+                               valueName: "CIDR"))
+    var serviceCIDRTexts: [String] = []
+
+    /// The --service-cidr values; `validate` has refused any that is not a canonical CIDR.
+    var serviceCIDRs: [IPPrefix] { serviceCIDRTexts.compactMap { IPPrefix($0) } }
+
+    func validate() throws {
+        for text in serviceCIDRTexts where IPPrefix(text) == nil {
+            var hint = "expected a network address and a prefix length, such as 10.96.0.0/12 or fd00:10:96::/108"
+            if let slash = text.firstIndex(of: "/"), let a = IPAddress(text[..<slash]), let n = Int(text[text.index(after: slash)...]),
+               let masked = IPPrefix.masking(a, prefixLength: n) {
+                hint = "host bits are set; did you mean \(masked)?"
+            }
+            throw ValidationError("--service-cidr \(text): \(hint)")
+        }
+    }
+
+    var compileOptions: CompileOptions { CompileOptions(defaultRedirectRateLimit: redirectRateLimit, serviceCIDRs: serviceCIDRs) }
 
     var inputLimits: InputLimits { InputLimits(maxFileBytes: maxFileBytes.bytes) }
 }

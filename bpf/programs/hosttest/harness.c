@@ -13,8 +13,8 @@ struct mmap {
 	unsigned char k[64][64] __attribute__((aligned(8)));
 	unsigned char v[64][96] __attribute__((aligned(8)));
 };
-static struct mmap inner[2][8]; /* [gen][table-1] */
-static int present[2][8];
+static struct mmap inner[2][BL_TABLE_COUNT]; /* [gen][table-1] */
+static int present[2][BL_TABLE_COUNT];
 static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
 	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 };
 /* bl_reasons: one per-CPU array, one CPU here. */
@@ -38,8 +38,9 @@ static struct mmap *resolve(void *map)
 static struct mmap *resolve(void *map);
 static int outer_index(void *map)
 {
-	void *o[8] = { &bl_frontends, &bl_vips, &bl_node_addrs, &bl_nodes, &bl_sets, &bl_slots, &bl_members, &bl_backends };
-	for (int i = 0; i < 8; i++) if (o[i] == map) return i;
+	void *o[BL_TABLE_COUNT] = { &bl_frontends, &bl_vips, &bl_node_addrs, &bl_nodes, &bl_sets, &bl_slots, &bl_members, &bl_backends,
+				    &bl_service_cidrs };
+	for (int i = 0; i < BL_TABLE_COUNT; i++) if (o[i] == map) return i;
 	return -1;
 }
 void *bpf_map_lookup_elem(void *map, const void *key)
@@ -55,6 +56,19 @@ void *bpf_map_lookup_elem(void *map, const void *key)
 		return &inner[g][oi];
 	}
 	struct mmap *m = resolve(map);
+	if (m == &inner[0][BL_TABLE_SERVICE_CIDRS - 1] || m == &inner[1][BL_TABLE_SERVICE_CIDRS - 1]) {
+		/* An LPM trie: the longest stored prefix that covers the key's first prefixlen bits. */
+		const struct bl_cidr_key *q = key;
+		int best = -1; __u32 best_len = 0;
+		for (int i = 0; i < m->n; i++) {
+			const struct bl_cidr_key *e = (const void *)m->k[i];
+			__u32 len = e->prefixlen, b;
+			if (len > q->prefixlen || (best >= 0 && len < best_len)) continue;
+			for (b = 0; b < len; b++) if (((e->addr[b / 8] ^ q->addr[b / 8]) >> (7 - b % 8)) & 1) break;
+			if (b == len) { best = i; best_len = len; }
+		}
+		return best >= 0 ? m->v[best] : NULL;
+	}
 	for (int i = 0; i < m->n; i++) if (!memcmp(m->k[i], key, m->ks)) return m->v[i];
 	return NULL;
 }
@@ -169,6 +183,13 @@ static void vip(int gen, const char *a, __u32 flags)
 {
 	struct bl_addr_key k; struct bl_vip_value v = { 9, flags };
 	addr(k.addr, a); put(gen, BL_TABLE_VIPS, &k, &v);
+}
+/* A service CIDR a.b.c.d/len (IPv4) or v6/len. */
+static void cidr(int gen, const char *a, int len)
+{
+	struct bl_cidr_key k; struct bl_cidr_value v = { BL_CIDR_REJECT };
+	addr(k.addr, a); k.prefixlen = strchr(a, ':') ? len : 96 + len;
+	put(gen, BL_TABLE_SERVICE_CIDRS, &k, &v);
 }
 static void config(__u32 gen, __u32 node_id, __u32 mode)
 {
@@ -286,6 +307,8 @@ int main(void)
 	set(0, 3, BL_SCOPE_CLUSTER, 0, 1, b3);
 	set(0, 6, BL_SCOPE_CLUSTER, 0, 1, b6);
 	vip(0, "10.0.0.1", BL_VIP_REJECT_UNKNOWN_PORT);
+	cidr(0, "10.96.0.0", 12);
+	cidr(0, "fd00:96::", 108);
 	vip(0, "10.0.0.9", 0);
 	f = fe_new(0, "10.0.0.1", 80, TCP, 1001); rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
 	f = fe_new(0, "10.0.0.2", 53, UDP, 1002); rule(f, 2, BL_ACTION_TRANSLATE, 0, 0, 0);
@@ -317,6 +340,14 @@ int main(void)
 	EXPECT(call(bl_connect4, 0, "10.0.0.1", 81, TCP), "refused");
 	EXPECT(call(bl_connect4, 0, "10.0.0.9", 81, TCP), "pass");          /* VIP without the flag */
 	EXPECT(call(bl_connect4, 0, "8.8.8.8", 80, TCP), "pass");
+	/* Service CIDRs: an address inside one that nothing answers is refused; outside, untouched. */
+	EXPECT(call(bl_connect4, 0, "10.96.5.5", 80, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.111.255.255", 53, TCP), "refused");
+	EXPECT(call(bl_connect4, 0, "10.112.0.1", 80, TCP), "pass");
+	EXPECT(call(bl_sendmsg4, 0, "10.96.5.5", 53, UDP), "refused");
+	EXPECT(call(bl_connect6, 1, "10.96.5.5", 80, TCP), "refused");   /* v4-mapped on an IPv6 socket */
+	EXPECT(call(bl_connect6, 1, "fd00:96::f:1", 80, TCP), "refused");
+	EXPECT(call(bl_connect6, 1, "fd00:96::10:1", 80, TCP), "pass");  /* just outside the /108 */
 	EXPECT(call(bl_connect6, 1, "10.0.0.1", 80, TCP), "::ffff:10.1.0.1:8080"); /* v4-mapped on a v6 socket */
 	EXPECT(call(bl_connect6, 1, "fd00::1", 80, TCP), "fd00:1::6:8080");
 	EXPECT(call(bl_connect4, 0, "192.168.0.1", 30080, TCP), "10.1.0.1:8080"); /* NodePort wildcard */
@@ -461,7 +492,7 @@ int main(void)
 	EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
 	cookie = 700; rnd = 0;
 	EXPECT(call(bl_sendmsg4, 0, "10.0.0.2", 53, UDP), "10.1.0.3:5353");
-	for (int t = 1; t <= 8; t++) present[1][t - 1] = 1, inner[1][t - 1].ks = bl_table_key_size(t), inner[1][t - 1].vs = bl_table_value_size(t);
+	for (int t = 1; t <= BL_TABLE_COUNT; t++) present[1][t - 1] = 1, inner[1][t - 1].ks = bl_table_key_size(t), inner[1][t - 1].vs = bl_table_value_size(t);
 	config(1, 0, BL_HOST_MODE_POD);
 	EXPECT(rev(bl_recvmsg4, 0, "10.1.0.3", 5353), "10.1.0.3:5353");
 	cookie = 701; EXPECT(revp(bl_getpeername4, 0, "10.1.0.1", 8080, TCP), "10.0.0.1:80");
