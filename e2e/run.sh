@@ -227,6 +227,33 @@ print("ok counters" if got == want else
 		*) sb_report "FAIL service-cidr-resolve: $out" ;; esac
 	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster after cidr"
 
+	# loadBalancerSourceRanges (lb-ranges.yaml: ingress 10.96.1.77 accepts 10.99.0.1/32, the
+	# client namespace's address, which `load` finds through a process of this run there): the
+	# client namespace is translated; the server namespace, which no process of the cgroup was in
+	# when the image was loaded, is refused (its address is unknown); with the range changed to
+	# 192.0.2.0/24, the client namespace is refused too. `resolve --from` answers the same.
+	sed 's|10.99.0.1/32|192.0.2.0/24|' "$here/run/lb-ranges.yaml" >"$SB_WORK/lb-ranges-other.yaml"
+	"$BALANCER" compile "$here/run/cluster.yaml" "$here/run/lb-ranges.yaml" -o "$SB_WORK/lbr.image" >/dev/null 2>&1 || sb_die "compile lb-ranges"
+	"$BALANCER" compile "$here/run/cluster.yaml" "$SB_WORK/lb-ranges-other.yaml" -o "$SB_WORK/lbr2.image" >/dev/null 2>&1 || sb_die "compile lb-ranges-other"
+	sb_spawn "$SB_NSC" sleep 600 || sb_die "a process in the client namespace"
+	holder=$SB_SPAWNED
+	out=$("$BALANCER" load "$SB_WORK/lbr.image" --pin-dir "$SB_B" --node e2e-node 2>&1) || sb_die "load lbr: $out"
+	case "$out" in *"loadBalancerSourceRanges: the addresses of 1 network namespace under $SB_CG"*) sb_report "ok lb-source-ranges-load" ;;
+		*) sb_report "FAIL lb-source-ranges-load: $out" ;; esac
+	client tcp lb-source-range-allowed 10.96.1.77 80 10 "$WEB"
+	out=$(sb_exec "$SB_NSS" "$SB_PY" "$here/client.py" refused lb-source-range-unknown-namespace 10.96.1.77 80 ECONNREFUSED 2>&1)
+	sb_report "${out:-FAIL lb-source-range-unknown-namespace: the client printed nothing}"
+	client tcp lb-source-range-clusterip-unrestricted 10.96.1.70 80 10 "$WEB"
+	"$BALANCER" load "$SB_WORK/lbr2.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load lbr2"
+	client refused lb-source-range-outside 10.96.1.77 80 ECONNREFUSED
+	sb_stop "$holder"
+	r1=$("$BALANCER" resolve "$SB_WORK/lbr.image" 10.96.1.77:80 --from 10.99.0.1 2>&1)
+	r2=$("$BALANCER" resolve "$SB_WORK/lbr.image" 10.96.1.77:80 --from 192.0.2.9 2>&1)
+	r3=$("$BALANCER" resolve "$SB_WORK/lbr.image" 10.96.1.77:80 2>&1)
+	case "$r1|$r2|$r3" in *": translate"*"|"*": reject"*"outside"*"|"*": reject"*"give --from"*) sb_report "ok lb-source-range-resolve" ;;
+		*) sb_report "FAIL lb-source-range-resolve: $(printf '%s' "$r1|$r2|$r3" | tr '\n' ' ')" ;; esac
+	"$BALANCER" load "$SB_WORK/cluster.image" --pin-dir "$SB_B" --node e2e-node >/dev/null 2>&1 || sb_die "load cluster after lb-ranges"
+
 	# i. Socket termination: terminate.py holds sockets to backend X of 10.96.1.60 (UDP 53, TCP 80)
 	# across four loads (terminate.py says what it checks after each): X drains (terminating,
 	# serving): nothing is cut; X is removed: the connected UDP socket is, and nothing else; X is

@@ -86,6 +86,9 @@ struct CapacityUsers {
             count = seen.mapValues(\.count)
         case .serviceCIDRs:
             return "; ServiceCIDR objects and --service-cidr together"
+        case .sourceRanges:
+            let names = Dictionary(contents.metadata.services.map { ($0.id, "Service \($0.qualifiedName)") }, uniquingKeysWith: { a, _ in a })
+            for r in contents.sourceRanges { count[names[r.ownerID] ?? "service \(r.ownerID)", default: 0] += 1 }
         }
         let top = count.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
         guard !top.isEmpty else { return "" }

@@ -171,6 +171,7 @@ public enum Compiler {
         contents.vips.sort { $0.address < $1.address }
         // Service CIDRs: ServiceCIDR objects and --service-cidr, each range once.
         contents.serviceCIDRs = Set(serviceCIDRs + snapshot.serviceCIDRs.flatMap(\.cidrs)).sorted()
+        contents.sourceRanges = Set(sc.sourceRanges).sorted()
 
         diagnostics.sort(by: Diagnostic.order)
         // Sorted by their first eight bytes (as a big-endian word), whole bytes on a tie.

@@ -200,6 +200,10 @@ public struct IncrementalCompiler: Sendable {
             let r = ImageRecords.vip(v)
             tables[.vips, default: [:]][r.key] = r.value
         }
+        for s in plan.sourceRanges {
+            let r = ImageRecords.sourceRange(s)
+            tables[.sourceRanges, default: [:]][r.key] = r.value
+        }
     }
 
     /// Why a re-planned service cannot be followed incrementally, if it cannot.

@@ -21,6 +21,9 @@ extension ServiceCompiler {
                                 internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
                                 externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
         plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
+        if svc.type == .loadBalancer {
+            plan.sourceRanges = svc.sourceRanges.map { SourceRange(ownerID: serviceID, prefix: $0) }
+        }
         let mySlices = slices[ServiceRef(namespace: svc.meta.namespace, name: svc.meta.name)] ?? []
         var nextGroup = groupIDs.startIndex
         for (index, port) in svc.ports.enumerated() {
@@ -170,9 +173,13 @@ extension ServiceCompiler {
             plan.frontends.append((FrontendKey(address: .wildcard(family), port: np, proto: transport), rule(.nodePort, external)))
         }
         if svc.type == .loadBalancer {
+            // loadBalancerSourceRanges of this family restrict the ingress IPs (kube-proxy maps the
+            // ranges by family: none of this family, no restriction).
+            let ranged = svc.sourceRanges.contains { $0.address.family == family }
             for ing in svc.ingress where ing.ipMode != "Proxy" {
                 guard let ip = ing.ip, ip.family == family else { continue }
-                plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.loadBalancer, external)))
+                plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport),
+                                       rule(.loadBalancer, ranged ? external.union(.sourceRanges) : external)))
             }
         }
         for ip in svc.externalIPs where ip.family == family {

@@ -12,6 +12,7 @@ struct ServiceCompiler {
     // Results
     var frontends: [FrontendKey: (Frontend, precedence: ServicePrecedence)] = [:]
     var vips: [IPAddress: (VIP, precedence: ServicePrecedence)] = [:]
+    var sourceRanges: [SourceRange] = []
     var sets: [PendingSet] = []
     var groups: [GroupInfo] = []
     var services: [ServiceInfo] = []
@@ -115,6 +116,8 @@ struct ServiceCompiler {
         var precedence: ServicePrecedence
         var info: ServiceInfo?
         var vips: [VIP] = []
+        /// loadBalancerSourceRanges, owned by the service's id.
+        var sourceRanges: [SourceRange] = []
         var groups: [GroupInfo] = []
         var sets: [PlannedSet] = []
         var frontends: [(FrontendKey, Rule)] = []
@@ -186,6 +189,7 @@ struct ServiceCompiler {
         services.append(info)
         let object = "Service \(plan.name)"
         for vip in plan.vips { claimVIP(vip, plan.precedence, object) }
+        sourceRanges += plan.sourceRanges
         groups += plan.groups
         let offset = Int32(endpoints.count)
         endpoints += plan.endpoints

@@ -149,4 +149,24 @@ public enum Attachment {
 
     /// Where cgroup2 is mounted (the first cgroup2 entry of /proc/self/mounts).
     public static func cgroup2Root() -> String? { FileSystem.mountPoint(ofType: "cgroup2") }
+
+    /// Where a loader looks for the network namespaces the datapath serves (socket termination,
+    /// skipRedirectFromBackend, client addresses) when not told: the one cgroup the programs
+    /// under `pinDir` are attached to (found by the inode its link pins name), else the cgroup2
+    /// root (attached to several, or not attached yet). In production the programs are attached
+    /// to the root, so the two agree; a test's datapath is searched in its own cgroup only.
+    public static func defaultNetnsScope(pinDir: String) -> String? {
+        guard let root = cgroup2Root() else { return nil }
+        let inodes = Set(links(pinDir: pinDir).compactMap { name -> UInt? in
+            guard let dash = name.firstIndex(of: "-") else { return nil }
+            return UInt(name.dropFirst(2)[..<dash])
+        })
+        guard inodes.count == 1, let inode = inodes.first else { return root }
+        if let st = try? FileSystem.status(root), UInt(st.st_ino) == inode { return root }
+        for s in FileSystem.subpaths(root) where s.hasSuffix("/cgroup.procs") {
+            let dir = root + "/" + String(s.dropLast("/cgroup.procs".count))
+            if let st = try? FileSystem.status(dir), UInt(st.st_ino) == inode { return dir }
+        }
+        return root
+    }
 }

@@ -30,7 +30,7 @@ public struct Datapath: Sendable {
     static let outerNames: [ImageTable: String] = [
         .frontends: "bl_frontends", .vips: "bl_vips", .nodeAddresses: "bl_node_addrs", .nodes: "bl_nodes",
         .sets: "bl_sets", .slots: "bl_slots", .members: "bl_members", .backends: "bl_backends",
-        .serviceCIDRs: "bl_service_cidrs",
+        .serviceCIDRs: "bl_service_cidrs", .sourceRanges: "bl_source_ranges",
     ]
 
     /// The datapath pinned under `pinDir` in the kernel.
@@ -186,7 +186,7 @@ public struct Datapath: Sendable {
             let source = sources[i]
             let r = Result { () throws(BPFError) -> any MapHandle in
                 let name = "bl_g\(generation)_\(source.table.rawValue)", capacity = max(source.capacity, 1)
-                return source.table == .serviceCIDRs
+                return source.table == .serviceCIDRs || source.table == .sourceRanges
                     ? try backend.createLPM(name: name, keySize: source.keySize, valueSize: source.valueSize, maxEntries: capacity)
                     : try backend.createHash(name: name, keySize: source.keySize, valueSize: source.valueSize, maxEntries: capacity)
             }

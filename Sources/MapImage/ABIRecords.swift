@@ -157,6 +157,18 @@ enum RecordEncoder {
         appendRaw(v, to: &out)
     }
 
+    static func rangeKey(_ r: SourceRange, _ out: inout [UInt8]) {
+        var k = bl_range_key()
+        k.prefixlen = UInt32(32 + r.prefix.storedLength).littleEndian
+        k.owner_id = r.ownerID.littleEndian
+        store(r.prefix.address, into: &k.addr)
+        appendRaw(k, to: &out)
+    }
+
+    static func rangeValue(_ out: inout [UInt8]) {
+        appendRaw(bl_range_value(), to: &out)
+    }
+
     static func vipValue(_ v: VIP, _ out: inout [UInt8]) {
         var c = bl_vip_value()
         c.service_id = v.serviceID.littleEndian
@@ -284,6 +296,15 @@ enum RecordDecoder {
 
     static func cidrValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
         UInt32(littleEndian: loadRaw(bl_cidr_value.self, bytes, o).flags)
+    }
+
+    static func rangeKey(_ bytes: [UInt8], _ o: Int) -> (storedLength: UInt32, ownerID: UInt32, address: IPAddress) {
+        let c = loadRaw(bl_range_key.self, bytes, o)
+        return (UInt32(littleEndian: c.prefixlen), UInt32(littleEndian: c.owner_id), loadAddress(c.addr))
+    }
+
+    static func rangeValue(_ bytes: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(littleEndian: loadRaw(bl_range_value.self, bytes, o).flags)
     }
 
     static func vipValue(_ bytes: [UInt8], _ o: Int) -> (serviceID: UInt32, flags: UInt32) {

@@ -66,6 +66,7 @@ public enum ImageCapacity {
         case .members: "BL_MAX_MEMBERS"
         case .backends: "BL_MAX_BACKENDS"
         case .serviceCIDRs: "BL_MAX_SERVICE_CIDRS"
+        case .sourceRanges: "BL_MAX_SOURCE_RANGES"
         }
     }
 
@@ -94,7 +95,8 @@ public enum ImageCapacity {
     public static func counts(_ c: ImageContents) -> [ImageTable: Int] {
         let slots = c.sets.reduce(0) { $0 + $1.backends.count }
         return [.frontends: c.frontends.count, .vips: c.vips.count, .nodeAddresses: c.nodeAddresses.count, .nodes: c.nodes.count,
-                .sets: c.sets.count, .slots: slots, .members: slots, .backends: c.backends.count, .serviceCIDRs: Set(c.serviceCIDRs).count]
+                .sets: c.sets.count, .slots: slots, .members: slots, .backends: c.backends.count, .serviceCIDRs: Set(c.serviceCIDRs).count,
+                .sourceRanges: Set(c.sourceRanges).count]
     }
 
     /// Every capacity `contents` exceed: tables, then each oversized set, then each frontend

@@ -65,6 +65,7 @@ public struct ImageDiff: Sendable {
         }
         for a in c.nodeAddresses { add("node \(names.node(a.nodeID))", "address \(a.address)") }
         for cidr in c.serviceCIDRs { add("service CIDRs", "\(cidr)") }
+        for r in c.sourceRanges { add("service \(names.service(r.ownerID))", "loadBalancerSourceRange \(r.prefix)") }
         for d in c.metadata.diagnostics {
             add("diagnostics", d.line)
         }

@@ -123,6 +123,20 @@ public enum ImageEncoder {
                 }
             },
             {
+                var keys: [[UInt8]] = c.sourceRanges.map { r in
+                    var k: [UInt8] = []
+                    RecordEncoder.rangeKey(r, &k)
+                    return k
+                }
+                keys = Array(Set(keys)).sorted { $0.lexicographicallyPrecedes($1) }
+                return table(.sourceRanges, count: keys.count) { out in
+                    for k in keys {
+                        out.append(contentsOf: k)
+                        RecordEncoder.rangeValue(&out)
+                    }
+                }
+            },
+            {
                 let meta = c.metadata.canonicalJSON()
                 return (ImageLayout.metadataKind, 0, 0, meta.count, meta)
             },

@@ -12,6 +12,7 @@ public enum ImageTable: UInt32, CaseIterable, Sendable, CustomStringConvertible 
     case members = 7
     case backends = 8
     case serviceCIDRs = 9
+    case sourceRanges = 10
 
     public var description: String {
         switch self {
@@ -24,6 +25,7 @@ public enum ImageTable: UInt32, CaseIterable, Sendable, CustomStringConvertible 
         case .members: "members"
         case .backends: "backends"
         case .serviceCIDRs: "service_cidrs"
+        case .sourceRanges: "source_ranges"
         }
     }
 }

@@ -19,6 +19,13 @@ public enum ImageRecords {
         return (k, v2)
     }
 
+    public static func sourceRange(_ r: SourceRange) -> (key: [UInt8], value: [UInt8]) {
+        var k: [UInt8] = [], v: [UInt8] = []
+        RecordEncoder.rangeKey(r, &k)
+        RecordEncoder.rangeValue(&v)
+        return (k, v)
+    }
+
     public static func node(_ n: ImageNode) -> (key: [UInt8], value: [UInt8]) {
         var k: [UInt8] = [], v: [UInt8] = []
         RecordEncoder.idKey(n.id, &k)

@@ -16,6 +16,13 @@ public enum JSONRenderer {
         var sets: [SetView]
         var backends: [BackendView]
         var serviceCIDRs: [String]
+        var sourceRanges: [SourceRangeView]
+    }
+
+    struct SourceRangeView: Encodable {
+        var range: String
+        var service: UInt32
+        var serviceName: String
     }
 
     struct FrontendView: Encodable {
@@ -113,7 +120,9 @@ public enum JSONRenderer {
             },
             backends: c.backends.map { BackendView(id: $0.id, address: $0.address.description, protocol: $0.proto.description,
                                                    node: $0.nodeID, nodeName: names.node($0.nodeID)) },
-            serviceCIDRs: c.serviceCIDRs.map(\.description))
+            serviceCIDRs: c.serviceCIDRs.map(\.description),
+            sourceRanges: c.sourceRanges.map { SourceRangeView(range: $0.prefix.description, service: $0.ownerID,
+                                                               serviceName: names.services[$0.ownerID]?.qualifiedName ?? "") })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(doc) else { return "{}\n" }

@@ -82,12 +82,13 @@ public struct RuleFlags: OptionSet, Hashable, Sendable, CustomStringConvertible 
     public static let nodeGated = RuleFlags(rawValue: UInt16(BL_RULE_NODE_GATED.rawValue))
     public static let outCluster = RuleFlags(rawValue: UInt16(BL_RULE_OUT_CLUSTER.rawValue))
     public static let direct = RuleFlags(rawValue: UInt16(BL_RULE_DIRECT.rawValue))
+    public static let sourceRanges = RuleFlags(rawValue: UInt16(BL_RULE_SOURCE_RANGES.rawValue))
 
     static let names: [(RuleFlags, String)] = [
         (.localOnly, "local-only"), (.topology, "topology"), (.affinity, "affinity"),
         (.fallThrough, "fallthrough"), (.externalLocal, "etp-local"), (.internalLocal, "itp-local"),
         (.skipFromBackend, "skip-from-backend"), (.nodeGated, "node-gated"), (.outCluster, "out-cluster"),
-        (.direct, "direct"),
+        (.direct, "direct"), (.sourceRanges, "source-ranges"),
     ]
     static let known: UInt16 = names.reduce(0) { $0 | $1.0.rawValue }
 
@@ -259,6 +260,20 @@ public struct Backend: Hashable, Sendable {
     }
 }
 
+/// One allowed source range of a LoadBalancer service (spec.loadBalancerSourceRanges): its
+/// LoadBalancer frontends of the range's family accept clients inside one of their owner's ranges.
+public struct SourceRange: Hashable, Comparable, Sendable {
+    public var ownerID: UInt32
+    public var prefix: IPPrefix
+
+    public init(ownerID: UInt32, prefix: IPPrefix) {
+        self.ownerID = ownerID
+        self.prefix = prefix
+    }
+
+    public static func < (a: SourceRange, b: SourceRange) -> Bool { (a.ownerID, a.prefix) < (b.ownerID, b.prefix) }
+}
+
 /// The compiled contents of every datapath table plus the metadata that names them.
 /// Arrays are kept sorted by key (the encoder sorts by key bytes; the decoder verifies it).
 public struct ImageContents: Hashable, Sendable {
@@ -269,11 +284,14 @@ public struct ImageContents: Hashable, Sendable {
     public var sets: [BackendSet]
     public var backends: [Backend]
     public var serviceCIDRs: [IPPrefix]
+    public var sourceRanges: [SourceRange]
     public var metadata: ImageMetadata
 
     public init(frontends: [Frontend] = [], vips: [VIP] = [], nodeAddresses: [NodeAddress] = [], nodes: [ImageNode] = [],
-                sets: [BackendSet] = [], backends: [Backend] = [], serviceCIDRs: [IPPrefix] = [], metadata: ImageMetadata = ImageMetadata()) {
+                sets: [BackendSet] = [], backends: [Backend] = [], serviceCIDRs: [IPPrefix] = [], sourceRanges: [SourceRange] = [],
+                metadata: ImageMetadata = ImageMetadata()) {
         self.serviceCIDRs = serviceCIDRs
+        self.sourceRanges = sourceRanges
         self.frontends = frontends
         self.vips = vips
         self.nodeAddresses = nodeAddresses

@@ -47,7 +47,8 @@ public struct ResolverError: Error, Sendable, CustomStringConvertible {
 ///
 /// The steps are the datapath's, in its order: exact frontend; a ClusterIP's unknown port is
 /// refused; a node address consults the NodePort wildcard of its family; an address inside a
-/// service CIDR that none of these answered is refused; anything else passes.
+/// service CIDR that none of these answered is refused; anything else passes. A LoadBalancer
+/// frontend with source ranges refuses a client outside them, or whose address is unknown.
 /// Within a frontend, rules are tried in order; a rule that cannot serve here and may fall
 /// through hands over to the next one.
 public struct Resolver: Sendable {
@@ -58,8 +59,10 @@ public struct Resolver: Sendable {
     private let nodes: [UInt32: ImageNode]
     private let sets: [SetKey: BackendSet]
     private let backends: [UInt32: Backend]
+    private let ranges: [UInt32: [IPPrefix]]
 
     public init(_ contents: ImageContents) {
+        ranges = Dictionary(grouping: contents.sourceRanges, by: \.ownerID).mapValues { $0.map(\.prefix) }
         self.contents = contents
         frontends = Dictionary(contents.frontends, firstBy: \.key)
         vips = Dictionary(contents.vips, firstBy: \.address)
@@ -74,11 +77,14 @@ public struct Resolver: Sendable {
         try NodeInfo.id(named: name, in: contents.metadata.nodes)
     }
 
-    /// Resolves a connect to `destination` over `proto` from node `nodeID` (0: a host that is not a node).
-    public func resolve(_ destination: SocketAddress, proto: TransportProtocol, nodeID: UInt32 = 0, hostMode: HostMode = .pod) -> Resolution {
+    /// Resolves a connect to `destination` over `proto` from node `nodeID` (0: a host that is not a
+    /// node), by a client whose address is `from` (what loadBalancerSourceRanges are checked
+    /// against; nil: unknown, as a network namespace the loader has not seen).
+    public func resolve(_ destination: SocketAddress, proto: TransportProtocol, nodeID: UInt32 = 0, hostMode: HostMode = .pod,
+                        from client: IPAddress? = nil) -> Resolution {
         let key = FrontendKey(address: destination.address, port: destination.port, proto: proto)
         if let f = frontends[key] {
-            return evaluate(f, nodeID: nodeID, hostMode: hostMode)
+            return evaluate(f, nodeID: nodeID, hostMode: hostMode, client: client)
         }
         if let vip = vips[destination.address], vip.flags.contains(.rejectUnknownPort) {
             let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
@@ -88,7 +94,7 @@ public struct Resolver: Sendable {
         if nodeAddresses[destination.address] != nil {
             let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto)
             if let f = frontends[wildcard] {
-                return evaluate(f, nodeID: nodeID, hostMode: hostMode)
+                return evaluate(f, nodeID: nodeID, hostMode: hostMode, client: client)
             }
             notService = "\(destination.address) is a node address but no service has NodePort \(destination.port)/\(proto)"
         }
@@ -98,7 +104,7 @@ public struct Resolver: Sendable {
         return Resolution(result: .passthrough, reason: notService)
     }
 
-    private func evaluate(_ f: Frontend, nodeID: UInt32, hostMode: HostMode) -> Resolution {
+    private func evaluate(_ f: Frontend, nodeID: UInt32, hostMode: HostMode, client: IPAddress?) -> Resolution {
         var notes: [String] = []
         for (i, rule) in f.rules.enumerated() {
             let name = ownerName(rule)
@@ -116,6 +122,20 @@ public struct Resolver: Sendable {
                 && rule.flags.contains(.fallThrough) {
                 notes.append("\(rule.origin) \(name) reaches pods, which host mode nodeport cannot")
                 continue
+            }
+            if rule.flags.contains(.sourceRanges) {
+                // Ranges of the destination's family only, as kube-proxy maps them.
+                let family = ranges[rule.ownerID, default: []].filter { $0.address.isIPv4 == f.key.address.isIPv4 }
+                let allowed = family.map(\.description).joined(separator: ", ")
+                guard let client else {
+                    return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
+                                      reason: prefix(notes) + "\(name) accepts only clients in \(allowed) (loadBalancerSourceRanges); the client's address is unknown (give --from)")
+                }
+                guard family.contains(where: { $0.contains(client) }) else {
+                    return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
+                                      reason: prefix(notes) + "\(client) is outside \(name)'s loadBalancerSourceRanges \(allowed): refused")
+                }
+                notes.append("\(client) is inside \(name)'s loadBalancerSourceRanges")
             }
             if rule.action == .reject {
                 if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }

@@ -23,6 +23,7 @@ extension ImageDecoder {
         try tables.vips()
         try tables.nodeAddresses()
         try tables.serviceCIDRs()
+        try tables.sourceRanges()
 
         let header = tables.header
         let meta = header.sections[ImageTable.allCases.count]
@@ -252,6 +253,20 @@ struct TableDecoder {
             }
             guard RecordDecoder.cidrValue(bytes, v) == UInt32(BL_CIDR_REJECT.rawValue) else { throw ImageError("service_cidrs: unknown flags", offset: v) }
             if materialize { contents.serviceCIDRs.append(cidr) }
+        }
+    }
+
+    mutating func sourceRanges() throws(ImageError) {
+        try Self.records(bytes, .sourceRanges, section(.sourceRanges)) { (k, v) throws(ImageError) in
+            let (stored, owner, addr) = RecordDecoder.rangeKey(bytes, k)
+            let v4 = addr.isIPv4
+            guard stored >= 32, stored <= 160, !v4 || stored >= 32 + 96,
+                  let prefix = IPPrefix(address: addr, prefixLength: Int(stored) - 32 - (v4 ? 96 : 0)) else {
+                throw ImageError("source_ranges: \(addr) with prefix length \(stored) (of 160, owner included) is not a canonical range", offset: k)
+            }
+            guard owner != 0 else { throw ImageError("source_ranges: owner id 0", offset: k) }
+            guard RecordDecoder.rangeValue(bytes, v) == 0 else { throw ImageError("source_ranges: unknown flags", offset: v) }
+            if materialize { contents.sourceRanges.append(SourceRange(ownerID: owner, prefix: prefix)) }
         }
     }
 

@@ -27,6 +27,9 @@ public enum TextRenderer {
         for cidr in c.serviceCIDRs {
             out.append("SERVICE_CIDR \(cidr) reject-unanswered")
         }
+        for r in c.sourceRanges {
+            out.append("SOURCE_RANGE \(r.prefix) service=\(names.service(r.ownerID))")
+        }
         for a in c.nodeAddresses {
             out.append("NODE_ADDR \(a.address) node=\(names.node(a.nodeID))")
         }

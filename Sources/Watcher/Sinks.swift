@@ -68,9 +68,11 @@ public struct DatapathSink: IncrementalSink {
     public var terminate: TerminationMode = .udp
     /// Terminates sockets on removed backends after each change, off the sync loop.
     let terminations = TerminationWorker()
-    /// The live image's skipRedirectFromBackend targets and the namespaces they were last looked
-    /// for among.
-    let skips = SkipTracker()
+    /// The state that follows the host's network namespaces (skipRedirectFromBackend targets,
+    /// client addresses for loadBalancerSourceRanges) and the namespaces it was last written for.
+    let runtime = RuntimeTracker()
+    /// The default netns scope (the attached cgroup), found again when the link pins change.
+    let scopeBox = ScopeBox()
     /// The writer, made on the first delivery (the datapath's maps may be pinned later than the
     /// sink is made) and shared by the sink's copies.
     let writerBox = WriterBox()
@@ -125,9 +127,7 @@ public struct DatapathSink: IncrementalSink {
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
         let writer = try writer()
         let report = try writer.load(image: bytes)
-        if node != nil, let scope = netnsScope ?? Attachment.cgroup2Root() {
-            skips.record(report.skipTargets, try writer.datapath.syncSkips(report.skipTargets, scope: scope))
-        }
+        try syncRuntime(writer.datapath, report, skipsChanged: true)
         if report.method != .unchanged { terminateStale(writer.datapath) }
         if nameFrontends, let image = try? MapImage(bytes: bytes) {
             let resolver = Resolver(image.contents)
@@ -146,8 +146,8 @@ public struct DatapathSink: IncrementalSink {
     public func apply(_ delta: RecordDelta) throws -> String {
         let writer = try writer()
         let report = try writer.apply(delta)
-        if node != nil, report.skipTargetsChanged, let scope = netnsScope ?? Attachment.cgroup2Root() {
-            skips.record(report.skipTargets, try writer.datapath.syncSkips(report.skipTargets, scope: scope))
+        if report.skipTargetsChanged || runtime.ranged != DatapathSink.ranged(report) {
+            try syncRuntime(writer.datapath, report, skipsChanged: report.skipTargetsChanged)
         } else {
             refreshRuntimeState()
         }
@@ -174,25 +174,54 @@ public struct DatapathSink: IncrementalSink {
     /// Asks for a pass that terminates the sockets left on removed backends (after the flip; it
     /// runs beside the sync loop and logs what it did).
     func terminateStale(_ datapath: Datapath) {
-        guard terminate != .none, let scope = netnsScope ?? Attachment.cgroup2Root() else { return }
+        guard terminate != .none, let scope = netnsScope ?? scopeBox.scope(pinDir: pinDir) else { return }
         terminations.request(datapath, mode: terminate, scope: scope)
     }
 
-    /// A pod of a skipRedirectFromBackend policy restarted with the same address (a new network
-    /// namespace, the same image): its new namespace is written to bl_skip within a second, so its
-    /// own connects skip the policy again instead of looping back to itself. At most once a
-    /// second, and only when the namespaces under the scope changed.
+    /// Whether the live image has loadBalancerSourceRanges (client addresses are then needed).
+    static func ranged(_ report: Datapath.LoadReport) -> Bool { (report.records[ImageTable.sourceRanges.description] ?? 0) > 0 }
+
+    /// Writes the state that follows the namespaces for the image just made live.
+    func syncRuntime(_ datapath: Datapath, _ report: Datapath.LoadReport, skipsChanged: Bool) throws {
+        guard let scope = netnsScope ?? scopeBox.scope(pinDir: pinDir) else { return }
+        let ranged = DatapathSink.ranged(report)
+        var targets = runtime.targets
+        if node != nil && skipsChanged {
+            _ = try datapath.syncSkips(report.skipTargets, scope: scope)
+            targets = report.skipTargets
+        }
+        if ranged {
+            _ = try datapath.syncClientAddresses(scope: scope)
+        } else if runtime.ranged {
+            // Clears the addresses; an older attach has no bl_client_addrs, with nothing to clear.
+            _ = try? datapath.syncClientAddresses(scope: scope, wanted: false)
+        }
+        runtime.record(targets: targets, ranged: ranged, namespaces: Datapath.namespaces(under: scope))
+    }
+
+    /// A pod restarted with the same address (a new network namespace, the same image), a new
+    /// pod or a new process in a namespace not seen yet: the state that follows namespaces is
+    /// written again within a second — bl_skip, so a restarted skipRedirectFromBackend pod skips
+    /// its policy again instead of looping back to itself, and bl_client_addrs, so a new pod's
+    /// address is checked against loadBalancerSourceRanges. At most once a second, and only when
+    /// the namespaces under the scope changed.
     public func refreshRuntimeState() {
-        guard node != nil, let scope = netnsScope ?? Attachment.cgroup2Root(), let targets = skips.due(),
-              let writer = try? writer() else { return }
-        guard Datapath.namespaces(under: scope) != skips.namespaces() else { return }
+        guard let due = runtime.due(), let scope = netnsScope ?? scopeBox.scope(pinDir: pinDir), let writer = try? writer() else { return }
+        let now = Datapath.namespaces(under: scope)
+        guard now != due.namespaces else { return }
+        let log = Logger(label: "balancer.watch")
         do {
-            let r = try writer.datapath.syncSkips(targets, scope: scope)
-            skips.record(targets, r)
-            Logger(label: "balancer.watch").info("skipRedirectFromBackend: the backend pods' network namespaces changed",
-                                                 metadata: ["entries": "\(r.entries)", "unmatched": "\(r.unmatched.count)"])
+            if node != nil && !due.targets.isEmpty {
+                let r = try writer.datapath.syncSkips(due.targets, scope: scope)
+                log.info("skipRedirectFromBackend: the network namespaces changed", metadata: ["entries": "\(r.entries)", "unmatched": "\(r.unmatched.count)"])
+            }
+            if due.ranged {
+                let r = try writer.datapath.syncClientAddresses(scope: scope)
+                log.info("loadBalancerSourceRanges: the network namespaces changed", metadata: ["namespaces": "\(r.entries)"])
+            }
+            runtime.record(targets: due.targets, ranged: due.ranged, namespaces: now)
         } catch {
-            Logger(label: "balancer.watch").warning("skipRedirectFromBackend: \(error)")
+            log.warning("runtime state: \(error)")
         }
     }
 
@@ -212,33 +241,51 @@ public struct DatapathSink: IncrementalSink {
     }
 }
 
-/// The skipRedirectFromBackend targets a DatapathSink last wrote, shared by its copies.
-final class SkipTracker: Sendable {
-    private struct State {
+/// The netns scope a DatapathSink defaults to (Attachment.defaultNetnsScope), kept while the
+/// datapath's link pins stay the same.
+final class ScopeBox: Sendable {
+    private let cached = Mutex<(links: [String], scope: String?)?>(nil)
+
+    func scope(pinDir: String) -> String? {
+        let links = Attachment.links(pinDir: pinDir).sorted()
+        if let c = cached.withLock({ $0 }), c.links == links { return c.scope }
+        let scope = Attachment.defaultNetnsScope(pinDir: pinDir)
+        cached.withLock { $0 = (links, scope) }
+        return scope
+    }
+}
+
+/// What a DatapathSink last wrote of the state that follows network namespaces, shared by its
+/// copies.
+final class RuntimeTracker: Sendable {
+    struct State {
         var targets: [(owner: UInt32, address: IPAddress)] = []
+        var ranged = false
         var namespaces: Set<String> = []
         var checked = ContinuousClock.now
     }
     private let state = Mutex(State())
 
-    func record(_ targets: [(owner: UInt32, address: IPAddress)], _ report: Datapath.SkipReport) {
+    func record(targets: [(owner: UInt32, address: IPAddress)], ranged: Bool, namespaces: Set<String>) {
         state.withLock { s in
             s.targets = targets
-            s.namespaces = report.namespaces
+            s.ranged = ranged
+            s.namespaces = namespaces
             s.checked = .now
         }
     }
 
-    /// The targets, when there are some and the last look is a second old.
-    func due() -> [(owner: UInt32, address: IPAddress)]? {
+    var targets: [(owner: UInt32, address: IPAddress)] { state.withLock { $0.targets } }
+    var ranged: Bool { state.withLock { $0.ranged } }
+
+    /// The state, when some follows namespaces and the last look is a second old.
+    func due() -> State? {
         state.withLock { s in
-            guard !s.targets.isEmpty, ContinuousClock.now - s.checked >= .seconds(1) else { return nil }
+            guard !s.targets.isEmpty || s.ranged, ContinuousClock.now - s.checked >= .seconds(1) else { return nil }
             s.checked = .now
-            return s.targets
+            return s
         }
     }
-
-    func namespaces() -> Set<String> { state.withLock { $0.namespaces } }
 }
 
 /// The GenerationWriter a DatapathSink and its copies share.

@@ -45,7 +45,8 @@ enum bl_table {
 	BL_TABLE_MEMBERS = 7,    /* bl_member_key -> bl_member_value */
 	BL_TABLE_BACKENDS = 8,   /* bl_id_key -> bl_backend_value */
 	BL_TABLE_SERVICE_CIDRS = 9, /* bl_cidr_key -> bl_cidr_value (an LPM trie in the kernel) */
-	BL_TABLE_COUNT = 9,
+	BL_TABLE_SOURCE_RANGES = 10, /* bl_range_key -> bl_range_value (an LPM trie in the kernel) */
+	BL_TABLE_COUNT = 10,
 };
 
 /* Protocols, as in the IP header. SCTP is not translated at the socket layer. */
@@ -64,6 +65,7 @@ enum bl_proto {
 #define BL_MAX_MEMBERS 1048576u
 #define BL_MAX_BACKENDS 524288u
 #define BL_MAX_SERVICE_CIDRS 1024u
+#define BL_MAX_SOURCE_RANGES 65536u
 
 /* A frontend: destination address, port and protocol of a connect()/sendmsg().
  * NodePort frontends use the family's wildcard address (BL_WILDCARD_*) and are consulted only when
@@ -125,6 +127,11 @@ enum bl_rule_flag {
 	 * addressEndpoint): host mode nodeport reaches them as they are. A rule without it and
 	 * without a nodePort falls through (with BL_RULE_FALLTHROUGH) or rejects in that mode. */
 	BL_RULE_DIRECT = 1u << 9,
+	/* A LoadBalancer frontend of a service with loadBalancerSourceRanges (of the frontend's
+	 * family): only clients whose address is in one of the owner's ranges
+	 * (BL_TABLE_SOURCE_RANGES) are translated; others are refused (ECONNREFUSED). The client's
+	 * address is its network namespace's (bl_client_addrs, written by the loader). */
+	BL_RULE_SOURCE_RANGES = 1u << 10,
 };
 
 /* One way to serve a frontend. A frontend holds up to BL_MAX_RULES, tried in order. */
@@ -271,6 +278,19 @@ struct bl_cidr_value {
 	__u32 flags;
 };
 
+/* A LoadBalancer's allowed source range: an LPM trie key whose data is the owner (service id,
+ * little-endian) then the 16-byte address, so prefixlen = 32 + the range's length over the 16-byte
+ * form; a lookup with prefixlen 160 finds a range of that owner holding the address. */
+struct bl_range_key {
+	__u32 prefixlen;
+	__u32 owner_id;
+	__u8 addr[16];
+};
+
+struct bl_range_value {
+	__u32 flags; /* 0 */
+};
+
 /* ---- runtime state (not in the image; keyed by ids that are stable across images) ------------- */
 
 /* Host modes for machines that are not nodes (and for nodes: BL_HOST_MODE_POD). */
@@ -351,6 +371,20 @@ struct bl_skip_value {
 	__u32 present;
 };
 
+/* A network namespace's own addresses (bl_client_addrs, keyed by netns cookie, written by the
+ * loader as it finds them on the host): the client address a LoadBalancer's source ranges are
+ * checked against. Up to BL_CLIENT_ADDRS of them (both families; the host's first). */
+#define BL_CLIENT_ADDRS 4
+struct bl_client_key {
+	__u64 netns_cookie;
+};
+
+struct bl_client_value {
+	__u8 addrs[BL_CLIENT_ADDRS][16];
+	__u32 count;
+	__u32 pad;
+};
+
 /* Which sockets the datapath translates (bl_attach_scope, one entry, written by `balancer attach`, never
  * by a load): with BL_ATTACH_HOST_NETNS_ONLY only those of the network namespace whose cookie is
  * netns_cookie (the host's), leaving pods' sockets to a sidecar mesh that needs the ClusterIP. */
@@ -386,7 +420,8 @@ enum bl_reason {
 	BL_REASON_RATE_LIMITED = 6,      /* a policy over its redirect rate handed the connect on */
 	BL_REASON_FROM_BACKEND = 7,      /* skipRedirectFromBackend: a backend's own connect handed on */
 	BL_REASON_SERVICE_CIDR = 8,      /* refused: an address of a service CIDR that is no frontend */
-	BL_REASON_COUNT = 9,
+	BL_REASON_SOURCE_RANGE = 9,      /* refused: the client is outside the LoadBalancer's source ranges */
+	BL_REASON_COUNT = 10,
 };
 
 /* Decision events (bl_events, a ring buffer), produced only while a monitor listens: while
@@ -462,6 +497,8 @@ struct bl_generation_value {
 #define BL_BACKEND_VALUE_SIZE 24
 #define BL_CIDR_KEY_SIZE 20
 #define BL_CIDR_VALUE_SIZE 4
+#define BL_RANGE_KEY_SIZE 24
+#define BL_RANGE_VALUE_SIZE 4
 
 #define BL_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size")
 BL_ASSERT_SIZE(struct bl_frontend_key, BL_FRONTEND_KEY_SIZE);
@@ -481,6 +518,10 @@ BL_ASSERT_SIZE(struct bl_member_value, BL_MEMBER_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_backend_value, BL_BACKEND_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_cidr_key, BL_CIDR_KEY_SIZE);
 BL_ASSERT_SIZE(struct bl_cidr_value, BL_CIDR_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_range_key, BL_RANGE_KEY_SIZE);
+BL_ASSERT_SIZE(struct bl_range_value, BL_RANGE_VALUE_SIZE);
+BL_ASSERT_SIZE(struct bl_client_key, 8);
+BL_ASSERT_SIZE(struct bl_client_value, 72);
 BL_ASSERT_SIZE(struct bl_config, 16);
 BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
@@ -509,6 +550,7 @@ static inline unsigned bl_table_key_size(unsigned table)
 	case BL_TABLE_MEMBERS: return BL_MEMBER_KEY_SIZE;
 	case BL_TABLE_BACKENDS: return BL_ID_KEY_SIZE;
 	case BL_TABLE_SERVICE_CIDRS: return BL_CIDR_KEY_SIZE;
+	case BL_TABLE_SOURCE_RANGES: return BL_RANGE_KEY_SIZE;
 	default: return 0;
 	}
 }
@@ -525,6 +567,7 @@ static inline unsigned bl_table_value_size(unsigned table)
 	case BL_TABLE_MEMBERS: return BL_MEMBER_VALUE_SIZE;
 	case BL_TABLE_BACKENDS: return BL_BACKEND_VALUE_SIZE;
 	case BL_TABLE_SERVICE_CIDRS: return BL_CIDR_VALUE_SIZE;
+	case BL_TABLE_SOURCE_RANGES: return BL_RANGE_VALUE_SIZE;
 	default: return 0;
 	}
 }
@@ -541,6 +584,7 @@ static inline unsigned bl_table_max_entries(unsigned table)
 	case BL_TABLE_MEMBERS: return BL_MAX_MEMBERS;
 	case BL_TABLE_BACKENDS: return BL_MAX_BACKENDS;
 	case BL_TABLE_SERVICE_CIDRS: return BL_MAX_SERVICE_CIDRS;
+	case BL_TABLE_SOURCE_RANGES: return BL_MAX_SOURCE_RANGES;
 	default: return 0;
 	}
 }

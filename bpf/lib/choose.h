@@ -81,13 +81,57 @@ static __always_inline int bl_from_backend(struct bpf_sock_addr *ctx, __u32 owne
 	return bpf_map_lookup_elem(&bl_skip, &k) != 0;
 }
 
+/* The addresses of each network namespace on this host (written by the loader): the client
+ * address a LoadBalancer's source ranges are checked against. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bl_client_key);
+	__type(value, struct bl_client_value);
+} bl_client_addrs SEC(".maps");
+
+/* loadBalancerSourceRanges: 1 when an address of the connecting socket's namespace, of the
+ * destination's family (`dst_v4`: ranges apply per family, as kube-proxy maps them), lies in one
+ * of `owner`'s ranges. A namespace the loader has not seen (yet) has no address: refused, as a
+ * firewall that cannot tell the source must. */
+static __always_inline int bl_source_allowed(struct bpf_sock_addr *ctx, __u32 gen, __u32 owner, int dst_v4)
+{
+	struct bl_addr a;
+	struct bl_client_value *cv;
+	struct bl_client_key ck;
+	struct bl_range_key rk;
+	void *ranges;
+	__u32 i;
+
+	ranges = bpf_map_lookup_elem(&bl_source_ranges, &gen);
+	if (!ranges)
+		return 0;
+	ck.netns_cookie = bpf_get_netns_cookie(ctx);
+	cv = bpf_map_lookup_elem(&bl_client_addrs, &ck);
+	if (!cv)
+		return 0;
+	rk.prefixlen = 32 + 128;
+	rk.owner_id = owner;
+	for (i = 0; i < BL_CLIENT_ADDRS; i++) {
+		if (i >= cv->count)
+			break;
+		bl_addr_load(&a, cv->addrs[i]);
+		if (bl_addr_is_v4(&a) != !!dst_v4)
+			continue;
+		bl_addr_store(rk.addr, &a);
+		if (bpf_map_lookup_elem(ranges, &rk))
+			return 1;
+	}
+	return 0;
+}
+
 /* bl_rule's answer when the next rule is to be tried. */
 #define BL_NEXT_RULE (-1)
 
 /* One rule of the chain: BL_NEXT_RULE when it does not apply or hands over (counted in
  * ch->fallthroughs), else the outcome; with BL_OUT_TRANSLATE, *ch names the set to pick from. */
 static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const struct bl_rule *r,
-				   struct bl_choice *ch)
+				   struct bl_choice *ch, int dst_v4)
 {
 	struct bl_set_value *sv = 0;
 	__u32 gen, node_id, group;
@@ -123,6 +167,10 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 	/* From here the rule decides unless it hands on. */
 	ch->owner_id = r->owner_id;
 	ch->origin = r->origin;
+	if ((flags & BL_RULE_SOURCE_RANGES) && !bl_source_allowed(ctx, gen, r->owner_id, dst_v4)) {
+		ch->reason = BL_REASON_SOURCE_RANGE;
+		return BL_OUT_REJECT;
+	}
 	if (r->action == BL_ACTION_REJECT) {
 		if (flags & BL_RULE_FALLTHROUGH)
 			goto fallthrough;
@@ -183,7 +231,7 @@ fallthrough:
 /* The rules in order (Resolver.evaluate up to the choice of set): the first that serves or
  * fails decides; no rule left → pass. */
 BL_SUBPROG int bl_choose(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const struct bl_frontend_value *fe,
-			 struct bl_choice *ch)
+			 struct bl_choice *ch, int dst_v4)
 {
 	__u32 n;
 	int i, outcome;
@@ -197,7 +245,7 @@ BL_SUBPROG int bl_choose(struct bpf_sock_addr *ctx, const struct bl_cfg *c, cons
 	for (i = 0; i < BL_MAX_RULES; i++) {
 		if ((__u32)i >= n)
 			break;
-		outcome = bl_rule(ctx, c, &fe->rules[i], ch);
+		outcome = bl_rule(ctx, c, &fe->rules[i], ch, dst_v4);
 		if (outcome != BL_NEXT_RULE)
 			return outcome;
 	}

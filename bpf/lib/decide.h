@@ -99,7 +99,7 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 	req->frontend_id = fe->frontend_id;
 
 	__builtin_memset(&ch, 0, sizeof(ch));
-	outcome = bl_choose(ctx, &c, fe, &ch);
+	outcome = bl_choose(ctx, &c, fe, &ch, bl_addr_is_v4(&req->dst));
 	req->reason = ch.reason;
 	if (outcome == BL_OUT_TRANSLATE) {
 		outcome = bl_pick(ctx, &c, &ch, req);

@@ -35,19 +35,24 @@ BL_IMAGE_TABLE(bl_slots, struct bl_slot_key, struct bl_slot_value, BL_MAX_SLOTS)
 BL_IMAGE_TABLE(bl_members, struct bl_member_key, struct bl_member_value, BL_MAX_MEMBERS);
 BL_IMAGE_TABLE(bl_backends, struct bl_id_key, struct bl_backend_value, BL_MAX_BACKENDS);
 
-/* The service CIDRs: an LPM trie per generation (the kernel wants BPF_F_NO_PREALLOC for one). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__uint(max_entries, 1);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-		__uint(key_size, sizeof(struct bl_cidr_key));
-		__uint(value_size, sizeof(struct bl_cidr_value));
-	});
-} bl_service_cidrs SEC(".maps");
+/* The service CIDRs and the LoadBalancers' source ranges: an LPM trie per generation (the kernel
+ * wants BPF_F_NO_PREALLOC for one). */
+#define BL_IMAGE_LPM_TABLE(name, key_type, value_type)                                            \
+	struct {                                                                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                         \
+		__uint(max_entries, 2);                                                           \
+		__type(key, __u32);                                                               \
+		__array(values, struct {                                                          \
+			__uint(type, BPF_MAP_TYPE_LPM_TRIE);                                      \
+			__uint(max_entries, 1);                                                   \
+			__uint(map_flags, BPF_F_NO_PREALLOC);                                     \
+			__uint(key_size, sizeof(key_type));                                       \
+			__uint(value_size, sizeof(value_type));                                   \
+		});                                                                               \
+	} name SEC(".maps")
+
+BL_IMAGE_LPM_TABLE(bl_service_cidrs, struct bl_cidr_key, struct bl_cidr_value);
+BL_IMAGE_LPM_TABLE(bl_source_ranges, struct bl_range_key, struct bl_range_value);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -65,7 +70,7 @@ struct bl_cfg {
 };
 
 /* Reads bl_config[0] once. Nonzero when there is an image to use: a generation of 0 or 1 whose
- * nine tables are all present (a loader that has not inserted one yet means "no image", and the
+ * ten tables are all present (a loader that has not inserted one yet means "no image", and the
  * call is left alone). The subprograms look the tables up again under the same generation: a
  * loader replaces a generation's tables only a grace period after it stopped being live, so
  * within one call every lookup finds the same maps. */
@@ -88,7 +93,7 @@ static __always_inline int bl_read_config(struct bl_cfg *c)
 	       bpf_map_lookup_elem(&bl_node_addrs, &gen) && bpf_map_lookup_elem(&bl_nodes, &gen) &&
 	       bpf_map_lookup_elem(&bl_sets, &gen) && bpf_map_lookup_elem(&bl_slots, &gen) &&
 	       bpf_map_lookup_elem(&bl_members, &gen) && bpf_map_lookup_elem(&bl_backends, &gen) &&
-	       bpf_map_lookup_elem(&bl_service_cidrs, &gen);
+	       bpf_map_lookup_elem(&bl_service_cidrs, &gen) && bpf_map_lookup_elem(&bl_source_ranges, &gen);
 }
 
 /* Whether `a` lies in one of the live image's service CIDRs that refuses what nothing answers. */

@@ -33,11 +33,22 @@ struct Load: ParsableCommand {
         let t1 = clock.now
         do {
             let datapath = try Datapath(pinDir: pinDir.path)
+            // loadBalancerSourceRanges: the client addresses of every namespace, written before
+            // the flip so that no client is refused for want of them (cleared when the image has
+            // none; a datapath an older version attached has no map for them).
+            var rangesNote = ""
+            let ranged = ((try? ImageDecoder.decodeLayout(bytes))?.sections.first { $0.kind == ImageTable.sourceRanges.rawValue }?.count ?? 0) > 0
+            if ranged {
+                let scope = try netns.scope(pinDir: pinDir.path)
+                let cr = try datapath.syncClientAddresses(scope: scope)
+                rangesNote = "; loadBalancerSourceRanges: the addresses of \(counted(cr.entries, "network namespace")) under \(scope)"
+            }
             let report = try datapath.load(imageBytes: bytes, node: node, hostMode: mode)
+            if !ranged { _ = try? datapath.syncClientAddresses(scope: "", wanted: false) }
             // After the flip: a terminated socket's reconnect goes through the new image.
             var termination: Datapath.TerminationReport?
             if !report.unchanged && terminate.terminateSockets != .none {
-                termination = datapath.terminateStaleSockets(terminate.terminateSockets, scope: try netns.scope())
+                termination = datapath.terminateStaleSockets(terminate.terminateSockets, scope: try netns.scope(pinDir: pinDir.path))
             }
             if timings {
                 var line = TimingsLine()
@@ -53,13 +64,14 @@ struct Load: ParsableCommand {
             let counts = keyValues(report.records)
             var skipNote = ""
             if node != nil {
-                let scope = try netns.scope()
+                let scope = try netns.scope(pinDir: pinDir.path)
                 let sr = try datapath.syncSkips(report.skipTargets, scope: scope)
                 if !report.skipTargets.isEmpty {
                     skipNote = "; skipRedirectFromBackend: \(counted(sr.entries, "namespace entry", "namespace entries")) (\(counted(sr.namespacesVisited, "namespace")) searched under \(scope))"
                     if !sr.unmatched.isEmpty { skipNote += ", no namespace holds \(sr.unmatched.map(\.description).joined(separator: " "))" }
                 }
             }
+            skipNote += rangesNote
             if let t = termination {
                 var parts: [String] = []
                 for (proto, n) in t.terminated.sorted(by: { $0.key < $1.key }) { parts.append("\(n) \(proto)") }

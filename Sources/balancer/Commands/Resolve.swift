@@ -20,9 +20,18 @@ struct Resolve: ParsableCommand {
 
     @OptionGroup var nodeOptions: NodeOptions
 
+    @Option(help: ArgumentHelp("The client's address (its pod's IP, or for the host one of the node's addresses): what a LoadBalancer's loadBalancerSourceRanges are checked against.",
+                               valueName: "ADDRESS"))
+    var from: String?
+
     @OptionGroup var output: OutputOption
 
     func run() throws {
+        var client: IPAddress?
+        if let from {
+            guard let a = IPAddress(from) else { throw ValidationError("--from \"\(from)\" is not an IP address") }
+            client = a
+        }
         guard let dest = SocketAddress(destination) else {
             throw ValidationError("\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)")
         }
@@ -33,7 +42,7 @@ struct Resolve: ParsableCommand {
         if let node {
             nodeID = try CommandError.wrapping { try resolver.nodeID(named: node) }
         }
-        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode)
+        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode, from: client)
         let names = ImageNames(img.contents)
         switch output.format {
         case .json:

@@ -25,13 +25,14 @@ struct NodeOptions: ParsableArguments {
 /// backends are terminated.
 struct NetnsScopeOption: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "The cgroup whose processes' network namespaces are searched: for the backend pods of skipRedirectFromBackend policies (with --node), and for sockets to terminate (default: the cgroup2 root).",
+        "The cgroup whose processes' network namespaces are searched: for sockets to terminate, client addresses, and the backend pods of skipRedirectFromBackend policies (default: the cgroup the datapath is attached to, else the cgroup2 root).",
         valueName: "CGROUP"))
     var netnsScope: String?
 
-    /// The cgroup to search: the one given, else the cgroup2 root.
-    func scope() throws(CommandError) -> String {
-        guard let scope = netnsScope ?? Attachment.cgroup2Root() else {
+    /// The cgroup to search: the one given, else the one the datapath under `pinDir` is attached
+    /// to, else the cgroup2 root.
+    func scope(pinDir: String) throws(CommandError) -> String {
+        guard let scope = netnsScope ?? Attachment.defaultNetnsScope(pinDir: pinDir) else {
             throw CommandError(description: "no cgroup2 mount found: give --netns-scope")
         }
         return scope

@@ -16,7 +16,7 @@ struct mmap {
 static struct mmap inner[2][BL_TABLE_COUNT]; /* [gen][table-1] */
 static int present[2][BL_TABLE_COUNT];
 static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
-	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 };
+	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 }, clients = { 8, 72 };
 /* bl_reasons: one per-CPU array, one CPU here. */
 static __u64 reasons[BL_REASON_COUNT];
 
@@ -30,6 +30,7 @@ static struct mmap *resolve(void *map)
 	if (map == &bl_skip) return &skip;
 	if (map == &bl_attach_scope) return &scope;
 	if (map == &bl_monitor) return &monitor;
+	if (map == &bl_client_addrs) return &clients;
 	if ((void *)map >= (void *)inner && (void *)map < (void *)(inner + 2))
 		return map; /* an inner map, handed out by an outer lookup */
 	fprintf(stderr, "unmocked map %p\n", map);
@@ -39,7 +40,7 @@ static struct mmap *resolve(void *map);
 static int outer_index(void *map)
 {
 	void *o[BL_TABLE_COUNT] = { &bl_frontends, &bl_vips, &bl_node_addrs, &bl_nodes, &bl_sets, &bl_slots, &bl_members, &bl_backends,
-				    &bl_service_cidrs };
+				    &bl_service_cidrs, &bl_source_ranges };
 	for (int i = 0; i < BL_TABLE_COUNT; i++) if (o[i] == map) return i;
 	return -1;
 }
@@ -56,15 +57,18 @@ void *bpf_map_lookup_elem(void *map, const void *key)
 		return &inner[g][oi];
 	}
 	struct mmap *m = resolve(map);
-	if (m == &inner[0][BL_TABLE_SERVICE_CIDRS - 1] || m == &inner[1][BL_TABLE_SERVICE_CIDRS - 1]) {
-		/* An LPM trie: the longest stored prefix that covers the key's first prefixlen bits. */
-		const struct bl_cidr_key *q = key;
+	if (m == &inner[0][BL_TABLE_SERVICE_CIDRS - 1] || m == &inner[1][BL_TABLE_SERVICE_CIDRS - 1] ||
+	    m == &inner[0][BL_TABLE_SOURCE_RANGES - 1] || m == &inner[1][BL_TABLE_SOURCE_RANGES - 1]) {
+		/* An LPM trie: the longest stored prefix that covers the key's first prefixlen bits of
+		 * the data after the prefix length. */
+		const __u8 *q = key;
+		__u32 qlen = *(const __u32 *)q;
 		int best = -1; __u32 best_len = 0;
 		for (int i = 0; i < m->n; i++) {
-			const struct bl_cidr_key *e = (const void *)m->k[i];
-			__u32 len = e->prefixlen, b;
-			if (len > q->prefixlen || (best >= 0 && len < best_len)) continue;
-			for (b = 0; b < len; b++) if (((e->addr[b / 8] ^ q->addr[b / 8]) >> (7 - b % 8)) & 1) break;
+			const __u8 *e = m->k[i];
+			__u32 len = *(const __u32 *)e, b;
+			if (len > qlen || (best >= 0 && len < best_len)) continue;
+			for (b = 0; b < len; b++) if (((e[4 + b / 8] ^ q[4 + b / 8]) >> (7 - b % 8)) & 1) break;
 			if (b == len) { best = i; best_len = len; }
 		}
 		return best >= 0 ? m->v[best] : NULL;
@@ -191,6 +195,22 @@ static void cidr(int gen, const char *a, int len)
 	addr(k.addr, a); k.prefixlen = strchr(a, ':') ? len : 96 + len;
 	put(gen, BL_TABLE_SERVICE_CIDRS, &k, &v);
 }
+/* A source range of owner `owner`. */
+static void range(int gen, __u32 owner, const char *a, int len)
+{
+	struct bl_range_key k; struct bl_range_value v = { 0 };
+	k.owner_id = owner; addr(k.addr, a); k.prefixlen = 32 + (strchr(a, ':') ? len : 96 + len);
+	put(gen, BL_TABLE_SOURCE_RANGES, &k, &v);
+}
+/* The addresses of network namespace `ns` (up to two). */
+static void client(__u64 ns, const char *a1, const char *a2)
+{
+	struct bl_client_key k = { ns }; struct bl_client_value v;
+	memset(&v, 0, sizeof v);
+	if (a1) addr(v.addrs[v.count++], a1);
+	if (a2) addr(v.addrs[v.count++], a2);
+	bpf_map_update_elem(&bl_client_addrs, &k, &v, BPF_ANY);
+}
 static void config(__u32 gen, __u32 node_id, __u32 mode)
 {
 	struct bl_config c = { gen, node_id, mode, 0 }; __u32 z = 0;
@@ -309,6 +329,9 @@ int main(void)
 	vip(0, "10.0.0.1", BL_VIP_REJECT_UNKNOWN_PORT);
 	cidr(0, "10.96.0.0", 12);
 	cidr(0, "fd00:96::", 108);
+	range(0, 0x5151, "203.0.113.0", 24);
+	range(0, 0x5151, "2001:db8::", 64);
+	range(0, 0x5252, "198.51.100.7", 32);
 	vip(0, "10.0.0.9", 0);
 	f = fe_new(0, "10.0.0.1", 80, TCP, 1001); rule(f, 1, BL_ACTION_TRANSLATE, 0, 30080, 0);
 	f = fe_new(0, "10.0.0.2", 53, UDP, 1002); rule(f, 2, BL_ACTION_TRANSLATE, 0, 0, 0);
@@ -340,6 +363,24 @@ int main(void)
 	EXPECT(call(bl_connect4, 0, "10.0.0.1", 81, TCP), "refused");
 	EXPECT(call(bl_connect4, 0, "10.0.0.9", 81, TCP), "pass");          /* VIP without the flag */
 	EXPECT(call(bl_connect4, 0, "8.8.8.8", 80, TCP), "pass");
+	/* loadBalancerSourceRanges: a LoadBalancer frontend of owner 0x5151 accepts clients whose
+	 * namespace has an address in its ranges; another owner's ranges do not count; a namespace
+	 * the loader has not seen is refused. */
+	{
+		struct bl_frontend_value *lb = fe_new(0, "192.0.2.80", 443, TCP, 1080);
+		lb->rules[0].group_id = 1; lb->rules[0].owner_id = 0x5151; lb->rules[0].action = BL_ACTION_TRANSLATE;
+		lb->rules[0].flags = BL_RULE_SOURCE_RANGES; lb->rules[0].origin = BL_ORIGIN_SERVICE; lb->rules[0].kind = BL_KIND_LOAD_BALANCER;
+		lb->rule_count = 1;
+		rnd = 0;
+		netns = 501; EXPECT(call(bl_connect4, 0, "192.0.2.80", 443, TCP), "refused");       /* unseen namespace */
+		client(501, "10.1.9.9", "203.0.113.40");
+		EXPECT(call(bl_connect4, 0, "192.0.2.80", 443, TCP), "10.1.0.1:8080");               /* second address in range */
+		netns = 502; client(502, "198.51.100.7", NULL);
+		EXPECT(call(bl_connect4, 0, "192.0.2.80", 443, TCP), "refused");                     /* another owner's range */
+		netns = 503; client(503, "2001:db8::5", NULL);
+		EXPECT(call(bl_connect4, 0, "192.0.2.80", 443, TCP), "refused");                     /* an IPv6 range for an IPv4 LB */
+		netns = 77;
+	}
 	/* Service CIDRs: an address inside one that nothing answers is refused; outside, untouched. */
 	EXPECT(call(bl_connect4, 0, "10.96.5.5", 80, TCP), "refused");
 	EXPECT(call(bl_connect4, 0, "10.111.255.255", 53, TCP), "refused");
