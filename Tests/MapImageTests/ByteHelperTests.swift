@@ -72,7 +72,7 @@ import Testing
         #expect(bytes.readLittleEndian(UInt16.self, at: 8) == 1)
         #expect(bytes.readLittleEndian(UInt16.self, at: 10) == 64)
         #expect(bytes.readLittleEndian(UInt32.self, at: 12) == ABI.version)
-        #expect(bytes.readLittleEndian(UInt32.self, at: 16) == 9)
+        #expect(bytes.readLittleEndian(UInt32.self, at: 16) == 11)
         #expect(bytes.readLittleEndian(UInt32.self, at: 20) == 0)
         #expect(bytes.readLittleEndian(UInt64.self, at: 24) == UInt64(bytes.count))
         let header = try ImageDecoder.decodeHeader(bytes)

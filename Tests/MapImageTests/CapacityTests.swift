@@ -12,10 +12,12 @@ import Testing
         let header: [ImageTable: UInt32] = [
             .frontends: BL_MAX_FRONTENDS, .vips: BL_MAX_VIPS, .nodeAddresses: BL_MAX_NODE_ADDRS, .nodes: BL_MAX_NODES,
             .sets: BL_MAX_SETS, .slots: BL_MAX_SLOTS, .members: BL_MAX_MEMBERS, .backends: BL_MAX_BACKENDS,
+            .serviceCIDRs: BL_MAX_SERVICE_CIDRS, .sourceRanges: BL_MAX_SOURCE_RANGES,
         ]
         let names: [ImageTable: String] = [
             .frontends: "BL_MAX_FRONTENDS", .vips: "BL_MAX_VIPS", .nodeAddresses: "BL_MAX_NODE_ADDRS", .nodes: "BL_MAX_NODES",
             .sets: "BL_MAX_SETS", .slots: "BL_MAX_SLOTS", .members: "BL_MAX_MEMBERS", .backends: "BL_MAX_BACKENDS",
+            .serviceCIDRs: "BL_MAX_SERVICE_CIDRS", .sourceRanges: "BL_MAX_SOURCE_RANGES",
         ]
         for t in ImageTable.allCases {
             #expect(ImageCapacity.constant(t) == names[t], "\(t)")
