@@ -43,27 +43,32 @@ PY
 	echo "(best of 2 runs of $N connects each; ratio = hook p50 / direct p50; target <= 1.05 and flat;"
 	echo " connect4 ns/run: the kernel's run_time_ns / run_cnt over a hooked run, best of 2)"
 
-	# The peer: bench/peer/one_lookup.bpf.c (one hash lookup and the rewrite) attached to the same
-	# cgroup in place of balancer's programs, 10.96.0.10:80 -> 10.99.0.2:8080, the same client.
+	# The peers: bench/peer/one_lookup.bpf.c, one hash lookup and the rewrite, then the same plus
+	# one LRU entry per socket (what getpeername's reverse translation needs), each attached to the
+	# same cgroup in place of balancer's programs, 10.96.0.10:80 -> 10.99.0.2:8080, the same client.
 	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B" >/dev/null || sb_die "detach for the peer"
-	bpftool prog load "$SB_WORK/peer.o" "$SB_B/peer_connect4" type cgroup/connect4 pinmaps "$SB_B/peer_maps" ||
-		sb_die "bpftool prog load peer"
-	bpftool -j prog show pinned "$SB_B/peer_connect4" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])' | sb_record_progs
+	bpftool prog loadall "$SB_WORK/peer.o" "$SB_B/peer" pinmaps "$SB_B/peer_maps" || sb_die "bpftool prog loadall peer"
+	for p in "$SB_B"/peer/*; do
+		bpftool -j prog show pinned "$p" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+	done | sb_record_progs
 	# key: 10.96.0.10, port 80 (network order in the low 16 bits); value: 10.99.0.2, port 8080.
 	bpftool map update pinned "$SB_B/peer_maps/peer_svc" key 10 96 0 10 0 80 0 0 value 10 99 0 2 31 144 0 0 ||
 		sb_die "peer map"
-	bpftool cgroup attach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer_connect4" || sb_die "attach peer"
-	connect4=$(bpftool -j prog show pinned "$SB_B/peer_connect4" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-	r0=$(runs) && h=$(hooked) && r1=$(runs) && h2=$(hooked) && r2=$(runs) || sb_die "hook_client.py failed (peer)"
-	bpftool cgroup detach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer_connect4" || sb_die "detach peer"
-	rm -rf "$SB_B/peer_connect4" "$SB_B/peer_maps"
-	"$SB_PY" - "$h" "$h2" "$r0" "$r1" "$r2" <<'PY'
+	for prog in peer_connect4 peer_connect4_rev; do
+		bpftool cgroup attach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer/$prog" || sb_die "attach $prog"
+		connect4=$(bpftool -j prog show pinned "$SB_B/peer/$prog" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+		r0=$(runs) && h=$(hooked) && r1=$(runs) && h2=$(hooked) && r2=$(runs) || sb_die "hook_client.py failed ($prog)"
+		bpftool cgroup detach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer/$prog" || sb_die "detach $prog"
+		"$SB_PY" - "$prog" "$h" "$h2" "$r0" "$r1" "$r2" <<'PY'
 import json, sys
-h = [json.loads(x) for x in sys.argv[1:3]]
-r = [tuple(map(int, x.split())) for x in sys.argv[3:6]]
+label = {"peer_connect4": "peer (one lookup + rewrite)", "peer_connect4_rev": "peer + one LRU entry per socket"}[sys.argv[1]]
+h = [json.loads(x) for x in sys.argv[2:4]]
+r = [tuple(map(int, x.split())) for x in sys.argv[4:7]]
 per = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in ((r[0], r[1]), (r[1], r[2])) if b[1] > a[1]]
-print("peer (one lookup + rewrite): hook p50 %.1f us, connect4 %s ns/run" % (min(x["p50_us"] for x in h), "%.0f" % min(per) if per else "no runs"))
+print("%s: hook p50 %.1f us, connect4 %s ns/run" % (label, min(x["p50_us"] for x in h), "%.0f" % min(per) if per else "no runs"))
 PY
+	done
+	rm -rf "$SB_B/peer" "$SB_B/peer_maps"
 	sb_detach >/dev/null
 	exit 0
 fi
