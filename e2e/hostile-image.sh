@@ -25,7 +25,9 @@ forge() {
 	"$SB_PY" - "$1" "$2" <<'PY'
 import hashlib, json, struct, sys
 b = bytearray(open(sys.argv[1], "rb").read())
-entry = 64 + 8 * 32                      # the metadata's section table entry (the 9th)
+# The metadata's section table entry: the one of kind 0x100 (docs/image-format.md).
+count = struct.unpack_from("<I", b, 16)[0]
+entry = next(64 + 32 * i for i in range(count) if struct.unpack_from("<I", b, 64 + 32 * i)[0] == 0x100)
 off, length = struct.unpack_from("<QQ", b, entry + 16)
 meta = json.loads(b[off:off + length])
 bad = "\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b31m\u202e"

@@ -27,6 +27,8 @@ import socket
 import sys
 import time
 
+from sandbox import answer
+
 D, VIP = sys.argv[1], sys.argv[2]
 PREFIX = sys.argv[3] if len(sys.argv) > 3 else ""
 LAST = int(sys.argv[4]) if len(sys.argv) > 4 else 4
@@ -68,13 +70,7 @@ def exchange(s, to=None):
 
 def tcp(to):
     s = socket.create_connection(to, timeout=TIMEOUT)
-    answer = b""
-    while not answer.endswith(b"\n"):
-        chunk = s.recv(64)
-        if not chunk:
-            break
-        answer += chunk
-    return s, answer.decode().strip()
+    return s, answer(s)
 
 
 def alive(s):

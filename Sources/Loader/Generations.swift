@@ -46,7 +46,15 @@ public struct Datapath: Sendable {
         }
         var outer: [ImageTable: any MapHandle] = [:]
         for (table, name) in Datapath.outerNames {
-            outer[table] = try backend.pinned("\(pinDir)/maps/\(name)")
+            let path = "\(pinDir)/maps/\(name)"
+            do { outer[table] = try backend.pinned(path) } catch {
+                // The rest pinned, this table not: an older version attached this datapath.
+                if error.code == ENOENT, (try? backend.pinned("\(pinDir)/maps/bl_config")) != nil {
+                    throw BPFError("open", path, message: "missing: \(pinDir) was attached by an older version of balancer, whose programs "
+                                   + "do not read the \(table) table; detach and attach with this version")
+                }
+                throw error
+            }
         }
         self.outer = outer
         config = try backend.pinned("\(pinDir)/maps/bl_config")

@@ -23,6 +23,18 @@ public enum ImageEncoder {
             return (t.rawValue, ABI.keySize(t), ABI.valueSize(t), count, data)
         }
 
+        // The LPM tables hold few records: sorted by their key bytes directly (a little-endian
+        // prefix length first), each key once, every value the same.
+        @Sendable func lpmTable(_ t: ImageTable, keys: [[UInt8]], value: (inout [UInt8]) -> Void) -> Section {
+            let unique = Array(Set(keys)).sorted { $0.lexicographicallyPrecedes($1) }
+            return table(t, count: unique.count) { out in
+                for k in unique {
+                    out.append(contentsOf: k)
+                    value(&out)
+                }
+            }
+        }
+
         let sets = c.sets.sorted { $0.key < $1.key }
         let slotCount = sets.reduce(0) { $0 + $1.backends.count }
         // Each table is independent: they are encoded side by side, then laid out in order.
@@ -107,34 +119,18 @@ public enum ImageEncoder {
                 }
             },
             {
-                // Few records: sorted by their key bytes directly (a little-endian prefix length
-                // first), duplicates dropped.
-                var keys: [[UInt8]] = c.serviceCIDRs.map { cidr in
+                lpmTable(.serviceCIDRs, keys: c.serviceCIDRs.map { cidr in
                     var k: [UInt8] = []
                     RecordEncoder.cidrKey(cidr, &k)
                     return k
-                }
-                keys = Array(Set(keys)).sorted { $0.lexicographicallyPrecedes($1) }
-                return table(.serviceCIDRs, count: keys.count) { out in
-                    for k in keys {
-                        out.append(contentsOf: k)
-                        RecordEncoder.cidrValue(&out)
-                    }
-                }
+                }, value: RecordEncoder.cidrValue)
             },
             {
-                var keys: [[UInt8]] = c.sourceRanges.map { r in
+                lpmTable(.sourceRanges, keys: c.sourceRanges.map { r in
                     var k: [UInt8] = []
                     RecordEncoder.rangeKey(r, &k)
                     return k
-                }
-                keys = Array(Set(keys)).sorted { $0.lexicographicallyPrecedes($1) }
-                return table(.sourceRanges, count: keys.count) { out in
-                    for k in keys {
-                        out.append(contentsOf: k)
-                        RecordEncoder.rangeValue(&out)
-                    }
-                }
+                }, value: RecordEncoder.rangeValue)
             },
             {
                 let meta = c.metadata.canonicalJSON()
