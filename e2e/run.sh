@@ -379,6 +379,29 @@ print("ok counters" if got == want else
 			*) sb_report "FAIL upgrade-refuses-another-layout: $out" ;; esac
 	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade2" >/dev/null 2>&1
 	rm -rf "$SB_B/upgrade" "$SB_B/upgrade2" "$SB_B/upgrade3"
+	# Upgrading over an earlier version's links: a link pinned where `attach` pins bl_connect4's,
+	# running another program (the hook benchmark's peer), gets this version's program in place
+	# (bpf_link_update), the other eight are attached; attaching again changes nothing.
+	mkdir -p "$SB_B/upgrade4/links" "$SB_B/upgrade4/peer"
+	"$(dirname "$(command -v swiftc)")/clang" -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu \
+		-c "$SB_ROOT/bench/peer/one_lookup.bpf.c" -o "$SB_WORK/peer.o" || sb_die "compile the peer program"
+	bpftool prog load "$SB_WORK/peer.o" "$SB_B/upgrade4/peer/prog" type cgroup/connect4 pinmaps "$SB_B/upgrade4/peer/maps" >/dev/null 2>&1 ||
+		sb_die "bpftool prog load peer"
+	link=$SB_B/upgrade4/links/cg$(stat -c %i "$SB_CG")-bl_connect4
+	"$SB_PY" "$here/pinlink.py" "$SB_B/upgrade4/peer/prog" "$SB_CG" "$link" || sb_die "pin a link of the peer"
+	linkprog() { bpftool -j link show pinned "$link" | "$SB_PY" -c 'import json,sys,subprocess; i=json.load(sys.stdin)["prog_id"]; print(json.loads(subprocess.run(["bpftool","-j","prog","show","id",str(i)],capture_output=True,text=True).stdout)["name"])'; }
+	before=$(linkprog)
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade4" 2>&1)
+	after=$(linkprog)
+	again=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade4" 2>&1)
+	sb_cgroup_progs | while read -r _ id; do echo "$id"; done | sb_record_progs
+	"$BALANCER" detach --cgroup "$SB_CG" --pin-dir "$SB_B/upgrade4" >/dev/null 2>&1 || sb_die "detach the upgrade4 pin dir"
+	case "$before|$out|$after|$again" in
+	"peer_connect4|attached $((nprog - 1)) programs"*"1 updated in place from another version (bl_connect4)"*"|bl_connect4|attached 0 programs"*"$nprog already attached"*)
+		sb_report "ok upgrade-updates-links-in-place  (peer_connect4 -> bl_connect4)" ;;
+	*) sb_report "FAIL upgrade-updates-links-in-place: $(printf '%s' "$before|$out|$after|$again" | tr '\n' ' ')" ;;
+	esac
+	rm -rf "$SB_B/upgrade4"
 	# Swap torture: two images with different backend sets; `balancer rollback` flips between
 	# them without pause while one client makes 100,000 connects. Every connect must succeed
 	# and reach a backend of one of the two images, and there must be at least 1,000 flips.

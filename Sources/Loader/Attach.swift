@@ -34,6 +34,8 @@ public enum Attachment {
     public struct Result: Sendable {
         public var attached: [String]
         public var alreadyAttached: [String]
+        /// Programs whose pinned link ran another version's program, replaced in place.
+        public var updated: [String] = []
         /// With host-netns-only: the cookie of the only network namespace translated.
         public var hostNetnsCookie: UInt64?
         /// Translated sockets whose entry (getpeername, UDP stickiness) is kept at once: the
@@ -100,7 +102,14 @@ public enum Attachment {
             for name in object.programs {
                 let pin = "\(linksDir)/cg\(inode)-\(name)"
                 if FileSystem.exists(pin) {
-                    result.alreadyAttached.append(name)
+                    // Attached by another version of balancer: its program is swapped for this
+                    // one's in the same link, atomically.
+                    if try object.linkRunsOther(name, pin: pin) {
+                        try object.updateLink(name, pin: pin)
+                        result.updated.append(name)
+                    } else {
+                        result.alreadyAttached.append(name)
+                    }
                 } else {
                     try object.attach(name, cgroupFD: cg.rawValue, cgroup: cgroup, pin: pin)
                     result.attached.append(name)
@@ -110,6 +119,9 @@ public enum Attachment {
             result.terminationUnavailable = object.iteratorsUnavailable
             for name in object.iterators {
                 let pin = TerminationIterator.pin(pinDir: pinDir, program: name)
+                // An iterator link of another version is pinned anew (an iterator runs only
+                // when a loader reads it: nothing is unhooked meanwhile).
+                if FileSystem.exists(pin), try object.linkRunsOther(name, pin: pin) { FileSystem.remove(pin) }
                 if !FileSystem.exists(pin) { try object.attachIterator(name, pin: pin) }
                 result.iterators.append(name)
             }

@@ -131,6 +131,41 @@ final class BPFObject {
         if r != 0 { throw BPFError("pin link", pin, r) }
     }
 
+    /// Whether the link pinned at `pin` runs a program other than this object's `name` (another
+    /// version of balancer attached it): compared by the kernel's tag of the instructions.
+    func linkRunsOther(_ name: String, pin: String) throws(BPFError) -> Bool {
+        guard let p = bpf_object__find_program_by_name(object, name) else { throw BPFError("find program", name, -ENOENT) }
+        let linkFD = bpf_obj_get(pin)
+        guard linkFD >= 0 else { throw BPFError("open pinned link", pin, linkFD) }
+        defer { close(linkFD) }
+        var link = bpf_link_info()
+        var len = UInt32(MemoryLayout<bpf_link_info>.size)
+        var r = bpf_obj_get_info_by_fd(linkFD, &link, &len)
+        guard r == 0 else { throw BPFError("read link", pin, r) }
+        let current = bpf_prog_get_fd_by_id(link.prog_id)
+        guard current >= 0 else { throw BPFError("open the program of link", pin, current) }
+        defer { close(current) }
+        var old = bpf_prog_info(), new = bpf_prog_info()
+        len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        r = bpf_obj_get_info_by_fd(current, &old, &len)
+        guard r == 0 else { throw BPFError("read the program of link", pin, r) }
+        len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        r = bpf_obj_get_info_by_fd(bpf_program__fd(p), &new, &len)
+        guard r == 0 else { throw BPFError("read program", name, r) }
+        return withUnsafeBytes(of: old.tag) { Array($0) } != withUnsafeBytes(of: new.tag) { Array($0) }
+    }
+
+    /// Replaces the program of the cgroup link pinned at `pin` with this object's `name`, in one
+    /// step (bpf_link_update): no connect goes unhooked while an upgrade attaches.
+    func updateLink(_ name: String, pin: String) throws(BPFError) {
+        guard let p = bpf_object__find_program_by_name(object, name) else { throw BPFError("find program", name, -ENOENT) }
+        let linkFD = bpf_obj_get(pin)
+        guard linkFD >= 0 else { throw BPFError("open pinned link", pin, linkFD) }
+        defer { close(linkFD) }
+        let r = bpf_link_update(linkFD, bpf_program__fd(p), nil)
+        guard r == 0 else { throw BPFError("update link", pin, r) }
+    }
+
     /// Detaches the link pinned at `path` (when it is one); the pin itself stays.
     static func detachLink(pinnedAt path: String) {
         let fd = bpf_obj_get(path)

@@ -40,7 +40,8 @@ struct Attach: ParsableCommand {
         let r = try CommandError.wrapping {
             try Attachment.attach(cgroup: cgroup, pinDir: pinDir.path, hostNetnsOnly: hostNetnsOnly, translatedSockets: maxTranslatedSockets)
         }
-        print("attached \(r.attached.count) programs to \(cgroup)" + (r.alreadyAttached.isEmpty ? "" : "; \(r.alreadyAttached.count) already attached"))
+        print("attached \(r.attached.count) programs to \(cgroup)" + (r.alreadyAttached.isEmpty ? "" : "; \(r.alreadyAttached.count) already attached")
+              + (r.updated.isEmpty ? "" : "; \(r.updated.count) updated in place from another version (\(r.updated.joined(separator: " ")))"))
         if let want = maxTranslatedSockets, let have = r.reverseEntries, have != want {
             print("translated sockets kept: \(have), the size of the pinned map (an attach over existing pins keeps it; detach and remove PIN-DIR/maps/bl_reverse to resize)")
         }
