@@ -54,14 +54,15 @@ PY
 	# key: 10.96.0.10, port 80 (network order in the low 16 bits); value: 10.99.0.2, port 8080.
 	bpftool map update pinned "$SB_B/peer_maps/peer_svc" key 10 96 0 10 0 80 0 0 value 10 99 0 2 31 144 0 0 ||
 		sb_die "peer map"
-	for prog in peer_connect4 peer_connect4_rev; do
+	for prog in peer_connect4 peer_connect4_rev peer_connect4_array; do
 		bpftool cgroup attach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer/$prog" || sb_die "attach $prog"
 		connect4=$(bpftool -j prog show pinned "$SB_B/peer/$prog" | "$SB_PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 		r0=$(runs) && h=$(hooked) && r1=$(runs) && h2=$(hooked) && r2=$(runs) || sb_die "hook_client.py failed ($prog)"
 		bpftool cgroup detach "$SB_CG" cgroup_inet4_connect pinned "$SB_B/peer/$prog" || sb_die "detach $prog"
 		"$SB_PY" - "$prog" "$h" "$h2" "$r0" "$r1" "$r2" <<'PY'
 import json, sys
-label = {"peer_connect4": "peer (one lookup + rewrite)", "peer_connect4_rev": "peer + one LRU entry per socket"}[sys.argv[1]]
+label = {"peer_connect4": "peer (one lookup + rewrite)", "peer_connect4_rev": "peer + one LRU entry per socket",
+         "peer_connect4_array": "peer + one set-associative array entry per socket"}[sys.argv[1]]
 h = [json.loads(x) for x in sys.argv[2:4]]
 r = [tuple(map(int, x.split())) for x in sys.argv[4:7]]
 per = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in ((r[0], r[1]), (r[1], r[2])) if b[1] > a[1]]
