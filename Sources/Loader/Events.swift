@@ -108,12 +108,14 @@ public final class EventMonitor {
     private let events: BPFMap
     private let monitor: BPFMap
     private var ring: OpaquePointer?
-    private var sink = clibbpf_events()
-    private var buffer: UnsafeMutableRawBufferPointer
+    /// Where libbpf's callback copies records: on the heap, because libbpf keeps the pointer for
+    /// every later poll (a Swift property's address is only valid during one call).
+    private let sink: UnsafeMutablePointer<clibbpf_events>
+    private let buffer: UnsafeMutableRawBufferPointer
     /// The until_ns this listener last wrote.
     private var armedUntil: UInt64 = 0
     /// Records read but not delivered (another size, or beyond a poll's buffer).
-    public var dropped: UInt64 { UInt64(sink.dropped) }
+    public var dropped: UInt64 { UInt64(sink.pointee.dropped) }
 
     /// Opens the pinned ring buffer and switch of the datapath under `pinDir`.
     public init(pinDir: String) throws(BPFError) {
@@ -126,13 +128,16 @@ public final class EventMonitor {
         // Twice what the ring holds: one poll never has more to hand over.
         let capacity = 2 * Int(BL_EVENTS_BYTES)
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
-        sink.buf = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        sink.cap = capacity
-        sink.record = MemoryLayout<bl_event>.size
+        sink = UnsafeMutablePointer<clibbpf_events>.allocate(capacity: 1)
+        sink.initialize(to: clibbpf_events())
+        sink.pointee.buf = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        sink.pointee.cap = capacity
+        sink.pointee.record = MemoryLayout<bl_event>.size
     }
 
     deinit {
         if let ring { ring_buffer__free(ring) }
+        sink.deallocate()
         buffer.deallocate()
     }
 
@@ -169,12 +174,12 @@ public final class EventMonitor {
     /// The events that arrive within `timeoutMs` (fewer when none come).
     public func poll(timeoutMs: Int32) throws(BPFError) -> [DecisionEvent] {
         if ring == nil {
-            guard let r = clibbpf_ringbuf_open(events.fd, &sink) else { throw BPFError("open the ring buffer", events.name, -errno) }
+            guard let r = clibbpf_ringbuf_open(events.fd, sink) else { throw BPFError("open the ring buffer", events.name, -errno) }
             ring = r
         }
-        sink.len = 0
+        sink.pointee.len = 0
         let r = ring_buffer__poll(ring, timeoutMs)
         if r < 0 && r != -EINTR { throw BPFError("read the ring buffer", events.name, r) }
-        return DecisionEvent.decode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: sink.len))
+        return DecisionEvent.decode(UnsafeRawBufferPointer(start: buffer.baseAddress, count: sink.pointee.len))
     }
 }

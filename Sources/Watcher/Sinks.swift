@@ -126,6 +126,12 @@ public struct DatapathSink: IncrementalSink {
 
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
         let writer = try writer()
+        // Client addresses before the flip when the image brings loadBalancerSourceRanges: no
+        // client is refused for want of them (as `load` does).
+        if !runtime.ranged, ((try? ImageDecoder.decodeLayout(bytes))?.sections.first { $0.kind == ImageTable.sourceRanges.rawValue }?.count ?? 0) > 0,
+           let scope = netnsScope ?? scopeBox.scope(pinDir: pinDir) {
+            _ = try writer.datapath.syncClientAddresses(scope: scope)
+        }
         let report = try writer.load(image: bytes)
         try syncRuntime(writer.datapath, report, skipsChanged: true)
         if report.method != .unchanged { terminateStale(writer.datapath) }

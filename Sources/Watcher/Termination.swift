@@ -33,9 +33,6 @@ final class TerminationWorker: Sendable {
                      metadata: ["namespaces": "\(report.namespaces)", "seconds": "\(report.seconds)"])
         }
     }
-
-    /// Waits for the passes requested so far (tests, and a watcher that stops).
-    func drain() { queue.sync {} }
 }
 
 /// Sockets terminated by a watcher, by protocol (balancer_terminated_sockets_total).
