@@ -18,6 +18,10 @@ public struct KubeResource: Sendable, Hashable {
     public var custom: Bool
     /// Why a server would not serve it, for the log.
     public var whyAbsent: String
+    /// An optional kind that a ClusterRole of an earlier version does not grant: a 403 then means
+    /// "none" too (said at warning level, naming the rule to add), so an upgraded agent under its
+    /// old RBAC still compiles.
+    public var forbiddenMeansAbsent = false
 
     public init(kind: String, apiVersion: String, path: String, namespaced: Bool, custom: Bool = false,
                 whyAbsent: String = "its CustomResourceDefinition is not installed") {
@@ -42,9 +46,13 @@ public struct KubeResource: Sendable, Hashable {
     public static let balancingPolicies = KubeResource(kind: "BalancingPolicy", apiVersion: "balancing.elf.io/v1beta1",
                                                        path: "/apis/balancing.elf.io/v1beta1/balancingpolicies", namespaced: false, custom: true)
     /// ServiceCIDR is GA (networking.k8s.io/v1) from Kubernetes 1.33; an older server has none.
-    public static let serviceCIDRs = KubeResource(kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1",
-                                                  path: "/apis/networking.k8s.io/v1/servicecidrs", namespaced: false, custom: true,
-                                                  whyAbsent: "the API server serves no networking.k8s.io/v1 ServiceCIDR (before Kubernetes 1.33)")
+    public static let serviceCIDRs: KubeResource = {
+        var r = KubeResource(kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", path: "/apis/networking.k8s.io/v1/servicecidrs",
+                             namespaced: false, custom: true,
+                             whyAbsent: "the API server serves no networking.k8s.io/v1 ServiceCIDR (before Kubernetes 1.33)")
+        r.forbiddenMeansAbsent = true
+        return r
+    }()
     /// The seven kinds the compiler reads.
     public static let all: [KubeResource] = [.services, .endpointSlices, .nodes, .pods, .localRedirectPolicies, .balancingPolicies, .serviceCIDRs]
 }

@@ -132,7 +132,8 @@ public struct Reflector: Sendable {
                     }
                     e.reason = .gone
                 }
-                if r.custom && e.reason == .http && e.status == 404 {
+                let forbidden = r.forbiddenMeansAbsent && e.reason == .http && e.status == 403
+                if r.custom && e.reason == .http && (e.status == 404 || forbidden) {
                     relist = true
                     let (keys, had) = sink.withStores { s -> (Set<KindStore.Key>, Int) in
                         let had = s[r.kind]?.objects.count ?? 0
@@ -140,8 +141,10 @@ public struct Reflector: Sendable {
                     }
                     sink.changed(r.kind, keys: keys, listed: true)
                     let delay = backoff.failure()
-                    let level: Logger.Level = backoff.failures == 1 || had > 0 ? .info : .debug
-                    logger.log(level: level, "\(r.kind): not served at \(r.path) (\(r.whyAbsent)): no objects of it; asking again in \(delay.secondsText)",
+                    let level: Logger.Level = backoff.failures == 1 || had > 0 ? (forbidden ? .warning : .info) : .debug
+                    let why = forbidden ? "forbidden: grant get, list and watch on \(r.path.split(separator: "/").last ?? "") of \(r.apiVersion) "
+                        + "to balancer's ClusterRole (deploy/agent/rbac.yaml)" : r.whyAbsent
+                    logger.log(level: level, "\(r.kind): not served at \(r.path) (\(why)): no objects of it; asking again in \(delay.secondsText)",
                                metadata: ["kind": "\(r.kind)"])
                     await Self.pause(delay, shouldStop: shouldStop)
                     continue

@@ -18,7 +18,7 @@ public enum ClusterSnapshot {
                 // Not served: for a CustomResourceDefinition's kind (the policies), it is not
                 // installed and there are none; for a built-in kind it is an error, as is any
                 // response that is not a list of that kind (a snapshot never leaves a kind out).
-                guard r.custom, error.reason == .http, error.status == 404 else { throw error }
+                guard r.custom, error.reason == .http, error.status == 404 || (r.forbiddenMeansAbsent && error.status == 403) else { throw error }
             }
             counts[r.kind] = items.count
             for item in items.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {

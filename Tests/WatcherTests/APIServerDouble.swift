@@ -48,6 +48,7 @@ final class APIServerDouble: Sendable {
         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
         "/apis/balancing.elf.io/v1beta1/localredirectpolicies": ("LocalRedirectPolicy", "balancing.elf.io/v1beta1"),
         "/apis/balancing.elf.io/v1beta1/balancingpolicies": ("BalancingPolicy", "balancing.elf.io/v1beta1"),
+        "/apis/networking.k8s.io/v1/servicecidrs": ("ServiceCIDR", "networking.k8s.io/v1"),
     ]
 
     struct State {

@@ -281,6 +281,38 @@ import Testing
         await h.finish()
     }
 
+    /// ServiceCIDR objects (networking.k8s.io/v1) are read from the API like the other kinds; one
+    /// added later reaches the image (a full compile: the incremental compiler hands it over).
+    @Test func serviceCIDRsFromTheAPI() async throws {
+        let h = try Harness(resources: KubeResource.all)
+        let path = "/apis/networking.k8s.io/v1/servicecidrs"
+        h.api.put(path, kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", #"{"metadata":{"name":"kubernetes"},"spec":{"cidrs":["10.96.0.0/16"]}}"#)
+        h.start()
+        #expect(try await h.converged(), "compiled with the ServiceCIDR")
+        #expect(try h.latest().map { try MapImage(bytes: $0).contents.serviceCIDRs.map(\.description) } == ["10.96.0.0/16"])
+        h.api.put(path, kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", #"{"metadata":{"name":"more"},"spec":{"cidrs":["fd00:10:96::/112"]}}"#)
+        #expect(try await h.converged(), "followed the second ServiceCIDR")
+        #expect(try h.latest().map { try MapImage(bytes: $0).contents.serviceCIDRs.count } == 2)
+        await h.finish()
+    }
+
+    /// Under the ClusterRole of an earlier version (no servicecidrs), the watcher still compiles,
+    /// with no ServiceCIDRs, and says which rule to add.
+    @Test func forbiddenServiceCIDRsAreNone() async throws {
+        let h = try Harness(resources: KubeResource.all)
+        // Served (the double answers 404 for a path it holds nothing of), but forbidden.
+        h.api.state.withLock {
+            $0.crds.insert("/apis/networking.k8s.io/v1/servicecidrs")
+            $0.listFaults["/apis/networking.k8s.io/v1/servicecidrs"] = .http(403)
+        }
+        h.start()
+        #expect(try await h.converged(), "compiled without ServiceCIDRs")
+        #expect(h.log.contains("ServiceCIDR: not served at /apis/networking.k8s.io/v1/servicecidrs (forbidden: grant get, list and watch on servicecidrs"),
+                "\(h.log.matching("ServiceCIDR"))")
+        #expect(h.errors(kind: "ServiceCIDR", reason: "http_403") == 0)
+        await h.finish()
+    }
+
     @Test func snapshotRefusesWhatTheWatcherRefuses() async throws {
         let api = try APIServerDouble()
         defer { api.stop() }

@@ -121,7 +121,8 @@ import Testing
         // The snapshot is YAML that compile reads, and compiles to the image of the server's objects.
         api.state.withLock { s in
             let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
-                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
+                         "/apis/networking.k8s.io/v1/servicecidrs": ("ServiceCIDR", "networking.k8s.io/v1")]
             for (path, items) in s.objects {
                 guard let (kind, version) = kinds[path] else { continue }
                 for (name, json) in items {
@@ -204,7 +205,8 @@ import Testing
         let serverObjects = api.state.withLock { s -> [(path: String, bytes: [UInt8])] in
             var out: [(path: String, bytes: [UInt8])] = []
             let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
-                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
+                         "/apis/networking.k8s.io/v1/servicecidrs": ("ServiceCIDR", "networking.k8s.io/v1")]
             for (path, objects) in s.objects {
                 guard let (kind, version) = kinds[path] else { continue }
                 for (name, json) in objects {
@@ -238,7 +240,8 @@ import Testing
         api.state.withLock { s -> [(path: String, bytes: [UInt8])] in
             var out: [(path: String, bytes: [UInt8])] = []
             let kinds = ["/api/v1/services": ("Service", "v1"), "/api/v1/nodes": ("Node", "v1"),
-                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1")]
+                         "/apis/discovery.k8s.io/v1/endpointslices": ("EndpointSlice", "discovery.k8s.io/v1"),
+                         "/apis/networking.k8s.io/v1/servicecidrs": ("ServiceCIDR", "networking.k8s.io/v1")]
             for (path, objects) in s.objects {
                 guard let (kind, version) = kinds[path] else { continue }
                 for (name, json) in objects {
