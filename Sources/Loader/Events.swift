@@ -107,6 +107,8 @@ public struct DecisionEvent: Sendable {
 public final class EventMonitor {
     private let events: BPFMap
     private let monitor: BPFMap
+    /// Events the datapath could not queue (the ring full), when the map exists.
+    private let lost: BPFMap?
     private var ring: OpaquePointer?
     /// Where libbpf's callback copies records: on the heap, because libbpf keeps the pointer for
     /// every later poll (a Swift property's address is only valid during one call).
@@ -122,6 +124,7 @@ public final class EventMonitor {
         do {
             events = try BPFMap.pinned("\(pinDir)/maps/bl_events")
             monitor = try BPFMap.pinned("\(pinDir)/maps/bl_monitor")
+            lost = try? BPFMap.pinned("\(pinDir)/maps/bl_events_lost")
         } catch {
             throw BPFError("open the event maps of", pinDir, message: "\(error.message); attach with this version of balancer first")
         }
@@ -139,6 +142,13 @@ public final class EventMonitor {
         if let ring { ring_buffer__free(ring) }
         sink.deallocate()
         buffer.deallocate()
+    }
+
+    /// Events the datapath could not queue since it was attached (the ring buffer was full: a
+    /// listener too slow for the rate of decisions), summed over CPUs.
+    public func lostEvents() -> UInt64 {
+        guard let lost, let perCPU = try? lost.lookupPerCPU(key: arrayKey(0), valueSize: 8) else { return 0 }
+        return perCPU.reduce(0) { $0 &+ UInt64(littleEndian: structValue(UInt64(0), $1)) }
     }
 
     /// The CLOCK_MONOTONIC time bpf_ktime_get_ns reads.

@@ -20,6 +20,15 @@ struct {
 	__type(value, struct bl_monitor);
 } bl_monitor SEC(".maps");
 
+/* Events that found the ring buffer full (a listener too slow): counted, so that a monitor can
+ * say how many it missed instead of losing them silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bl_events_lost SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, BL_REASON_COUNT);
@@ -53,8 +62,13 @@ static __always_inline struct bl_event *bl_event_start(void)
 	if (now > m->until_ns)
 		return 0;
 	e = bpf_ringbuf_reserve(&bl_events, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		__u64 *lost = bpf_map_lookup_elem(&bl_events_lost, &zero);
+
+		if (lost)
+			*lost += 1;
 		return 0;
+	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->time_ns = now;
 	return e;

@@ -57,6 +57,17 @@ struct Monitor: ParsableCommand {
         }
         try CommandError.wrapping { try monitor.arm(seconds: 3) }
         defer { monitor.disarm() }
+        // Events the ring could not hold are counted by the datapath: said, never silently lost.
+        let lostAtStart = monitor.lostEvents()
+        var lostSaid = lostAtStart
+        func sayLost() {
+            let lost = monitor.lostEvents()
+            if lost > lostSaid {
+                printError("monitor: \(lost - lostSaid) events lost (the ring buffer was full; \(lost - lostAtStart) since this monitor started)")
+                lostSaid = lost
+            }
+        }
+        defer { sayLost() }
         signal(SIGINT) { _ in monitorStopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in monitorStopRequested.store(true, ordering: .relaxed) }
         let cgroups = CgroupNames(root: Attachment.cgroup2Root())
@@ -81,6 +92,7 @@ struct Monitor: ParsableCommand {
             if now - lastArm > 1_000_000_000 {
                 try CommandError.wrapping { try monitor.arm(seconds: 3) }
                 lastArm = now
+                sayLost()
             }
         }
     }

@@ -17,8 +17,8 @@ static struct mmap inner[2][BL_TABLE_COUNT]; /* [gen][table-1] */
 static int present[2][BL_TABLE_COUNT];
 static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
 	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 }, clients = { 8, 72 };
-/* bl_reasons: one per-CPU array, one CPU here. */
-static __u64 reasons[BL_REASON_COUNT];
+/* bl_reasons and bl_events_lost: per-CPU arrays, one CPU here. */
+static __u64 reasons[BL_REASON_COUNT], events_lost;
 
 static struct mmap *resolve(void *map)
 {
@@ -46,6 +46,7 @@ static int outer_index(void *map)
 }
 void *bpf_map_lookup_elem(void *map, const void *key)
 {
+	if (map == &bl_events_lost) return *(const __u32 *)key == 0 ? &events_lost : NULL;
 	if (map == &bl_reasons) {
 		__u32 r = *(const __u32 *)key;
 		return r < BL_REASON_COUNT ? &reasons[r] : NULL;
@@ -605,6 +606,14 @@ int main(void)
 		EXPECT(call(bl_sendmsg4, 0, "10.0.0.2", 53, UDP), "10.1.0.3:5353");
 		EXPECT(last_event(), "1 10.0.0.2:53 -> 10.1.0.3:5353 origin=3 owner=0 fe=1002 reason=0 flags=8 pid=1234 curl cg=4242 ns=77");
 		{ int n = nevents; EXPECT(call(bl_connect4, 0, "8.8.8.8", 80, TCP), "pass"); EXPECT(nevents == n ? "none" : "an event", "none"); }
+		/* A full ring buffer (16 records in the mock): the event is counted as lost. */
+		{
+			__u64 lost = events_lost;
+			nevents = 16;
+			EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080");
+			EXPECT(events_lost == lost + 1 ? "counted" : "not counted", "counted");
+			nevents = 0;
+		}
 		now_ns += 2000000000ull;                                           /* the listener stopped refreshing */
 		{ int n = nevents; EXPECT(call(bl_connect4, 0, "10.0.0.1", 80, TCP), "10.1.0.1:8080"); EXPECT(nevents == n ? "none" : "an event", "none"); }
 		EXPECT(reasons[BL_REASON_UNKNOWN_PORT] == before_unknown + 1 ? "counted" : "miscounted", "counted");
