@@ -81,6 +81,11 @@ public final class MemoryMaps: MapBackend {
                       valueSize: MemoryLayout<bl_skip_value>.size, maxEntries: 65536).pin("\(pinDir)/maps/bl_skip")
     }
 
+    /// Removes a pin: a datapath an earlier version attached lacks the maps added since.
+    public func unpin(_ path: String) {
+        state.withLock { _ = $0.pins.removeValue(forKey: path) }
+    }
+
     // MARK: MapBackend
 
     public func isPinDirectory(_ path: String) -> Bool? { state.withLock { $0.directories.contains(path) } ? true : nil }

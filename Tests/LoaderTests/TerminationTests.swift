@@ -49,6 +49,20 @@ import Testing
     }
 }
 
+/// A datapath attached by an earlier version lacks the tables added since: opening it says so,
+/// naming the table and what to do, instead of a bare "No such file".
+@Suite struct OlderDatapathTests {
+    @Test func aMissingTableNamesTheVersion() throws {
+        let rig = try Rig()
+        rig.maps.unpin("\(rig.pinDir)/maps/bl_service_cidrs")
+        #expect { try rig.datapath() } throws: { error in
+            let text = "\(error)"
+            return text.contains("maps/bl_service_cidrs") && text.contains("attached by an older version of balancer")
+                && text.contains("service_cidrs table") && text.contains("detach and attach with this version")
+        }
+    }
+}
+
 /// The pod a kubelet cgroup path names (`balancer monitor`'s attribution).
 @Suite struct CgroupNamesTests {
     @Test func podUIDFromKubeletPaths() {
