@@ -21,7 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.0.0"),
     ],
     targets: [
-        // The datapath ABI: one header in bpf/include shared by the BPF programs and Swift.
+        // The datapath ABI: balancer_abi.h (and the parts it includes) in bpf/include, shared by the BPF programs and Swift.
         .target(
             name: "CBalancerABI",
             path: "bpf",

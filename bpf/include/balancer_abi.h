@@ -14,21 +14,12 @@
  *  - Bump BL_ABI_VERSION whenever a layout or a constant's meaning changes: a loader refuses an
  *    image built for another ABI.
  */
+/* The runtime-state records and the observation records (termination, reasons, events) are in
+ * balancer_abi_runtime.h and balancer_abi_observe.h, included below; this file asserts every size. */
 #ifndef BALANCER_ABI_H
 #define BALANCER_ABI_H
 
-#ifdef __BPF__
-#include <linux/types.h>
-#else
-#include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int32_t __s32;
-typedef uint16_t __be16;
-typedef uint32_t __be32;
-#endif
+#include "balancer_abi_types.h"
 
 #define BL_ABI_VERSION 3u
 
@@ -291,186 +282,8 @@ struct bl_range_value {
 	__u32 flags; /* 0 */
 };
 
-/* ---- runtime state (not in the image; keyed by ids that are stable across images) ------------- */
-
-/* Host modes for machines that are not nodes (and for nodes: BL_HOST_MODE_POD). */
-enum bl_host_mode {
-	BL_HOST_MODE_POD = 0,      /* connect to backends as compiled */
-	BL_HOST_MODE_NODEPORT = 1, /* connect to the backend's node address and the service nodePort */
-};
-
-/* The single-entry config array the loader writes. `active_gen` is read once per call. */
-struct bl_config {
-	__u32 active_gen; /* 0 or 1: which generation of every image table is live */
-	__u32 node_id;    /* this host's node id, 0 on a host that is not a node */
-	__u32 host_mode;  /* enum bl_host_mode */
-	__u32 flags;
-};
-
-/* Per-CPU counters keyed by frontend id. */
-struct bl_counters {
-	__u64 translated;
-	__u64 rejected;
-	__u64 unreachable;
-	__u64 fallthrough;
-};
-
-struct bl_affinity_key {
-	__u64 netns_cookie;
-	__u32 group_id;
-	__u32 pad;
-};
-
-struct bl_affinity_value {
-	__u64 last_used_ns;
-	__u32 backend_id;
-	__u32 pad;
-};
-
-/* Reverse translation of a translated socket (TCP and UDP), and the backend a UDP socket keeps
- * across sendmsg calls; BL_MAX_REVERSE of them at once (an LRU: the least recently used go
- * first; 131,072 entries take about 15 MB of kernel memory). */
-#define BL_MAX_REVERSE 131072
-struct bl_reverse_key {
-	__u64 socket_cookie;
-};
-
-struct bl_reverse_value {
-	__u8 vip[16];
-	__be16 vip_port_be;
-	__u8 proto;
-	__u8 pad;
-	__u32 frontend_id;
-	__u8 backend[16];
-	__be16 backend_port_be;
-	__u16 pad2;
-	__u32 backend_id;
-};
-
-/* Per-policy rate-limit window, per node (keyed by policy id): a fixed one-second window. */
-struct bl_rate_key {
-	__u32 owner_id;
-	__u32 pad;
-};
-
-struct bl_rate_value {
-	__u64 window_start_ns;
-	__u64 count;
-};
-
-/* skipRedirectFromBackend: the network namespaces of a policy's backend pods on this node
- * (written by the loader, which finds them on the host). A connect from such a namespace skips
- * that policy's rule. */
-struct bl_skip_key {
-	__u64 netns_cookie;
-	__u32 owner_id;
-	__u32 pad;
-};
-
-struct bl_skip_value {
-	__u32 present;
-};
-
-/* A network namespace's own addresses (bl_client_addrs, keyed by netns cookie, written by the
- * loader as it finds them on the host): the client address a LoadBalancer's source ranges are
- * checked against. Up to BL_CLIENT_ADDRS of them (both families; the host's first). */
-#define BL_CLIENT_ADDRS 4
-struct bl_client_key {
-	__u64 netns_cookie;
-};
-
-struct bl_client_value {
-	__u8 addrs[BL_CLIENT_ADDRS][16];
-	__u32 count;
-	__u32 pad;
-};
-
-/* Which sockets the datapath translates (bl_attach_scope, one entry, written by `balancer attach`, never
- * by a load): with BL_ATTACH_HOST_NETNS_ONLY only those of the network namespace whose cookie is
- * netns_cookie (the host's), leaving pods' sockets to a sidecar mesh that needs the ClusterIP. */
-#define BL_ATTACH_HOST_NETNS_ONLY 1u
-struct bl_attach_scope {
-	__u64 netns_cookie;
-	__u32 flags;
-	__u32 pad;
-};
-
-/* Socket termination: one record per socket the iter/udp or iter/tcp program destroyed (or
- * tried to), written to the iterator's output for the loader to count and report. */
-struct bl_terminated {
-	__u64 socket_cookie;
-	__u8 backend[16];
-	__be16 backend_port_be;
-	__u8 proto;
-	__u8 pad;
-	__s32 result; /* bpf_sock_destroy's answer: 0, or a negative errno */
-	__u32 frontend_id;
-	__u32 backend_id;
-};
-
-/* Why a decision did not translate, or handed a connect on (bl_reasons, a per-CPU array of __u64
- * counters indexed by reason; Prometheus balancer_decision_reasons_total). */
-enum bl_reason {
-	BL_REASON_NONE = 0,
-	BL_REASON_UNKNOWN_PORT = 1,      /* refused: a ClusterIP port no frontend has */
-	BL_REASON_NO_ENDPOINTS = 2,      /* refused: the service has no endpoint */
-	BL_REASON_NO_NODEPORT = 3,       /* refused: host mode nodeport, and the port has no NodePort */
-	BL_REASON_NO_LOCAL_ENDPOINT = 4, /* unreachable: a local-only rule and no endpoint on this node */
-	BL_REASON_NO_USABLE_BACKEND = 5, /* unreachable: no backend of the set reachable from here */
-	BL_REASON_RATE_LIMITED = 6,      /* a policy over its redirect rate handed the connect on */
-	BL_REASON_FROM_BACKEND = 7,      /* skipRedirectFromBackend: a backend's own connect handed on */
-	BL_REASON_SERVICE_CIDR = 8,      /* refused: an address of a service CIDR that is no frontend */
-	BL_REASON_SOURCE_RANGE = 9,      /* refused: the client is outside the LoadBalancer's source ranges */
-	BL_REASON_COUNT = 10,
-};
-
-/* Decision events (bl_events, a ring buffer), produced only while a monitor listens: while
- * bl_monitor[0].until_ns (CLOCK_MONOTONIC, bpf_ktime_get_ns) is in the future. The listener
- * pushes it forward as long as it runs, so a listener that died stops the events by itself. */
-enum bl_event_kind {
-	BL_EVENT_TRANSLATE = 1,
-	BL_EVENT_REJECT = 2,
-	BL_EVENT_UNREACHABLE = 3,
-	BL_EVENT_FALLTHROUGH = 4, /* every rule handed on: the connect went on untranslated */
-	BL_EVENT_TERMINATED = 5,  /* a socket destroyed by socket termination */
-};
-
-/* bl_event.flags */
-enum bl_event_flag {
-	BL_EVENT_FELL_THROUGH = 1u << 0, /* an earlier rule handed on to the one that decided */
-	BL_EVENT_RATE_LIMITED = 1u << 1, /* ... because its policy was over its redirect rate */
-	BL_EVENT_FROM_BACKEND = 1u << 2, /* ... because the client is one of its backends */
-	BL_EVENT_SENDMSG = 1u << 3,      /* an unconnected UDP send (sendmsg), not a connect */
-	BL_EVENT_IPV6_SOCKET = 1u << 4,  /* the socket is AF_INET6 */
-};
-
-struct bl_event {
-	__u64 time_ns;       /* bpf_ktime_get_ns */
-	__u64 cgroup_id;     /* the calling process's cgroup (0 for a terminated socket) */
-	__u64 netns_cookie;  /* the socket's network namespace (0 for a terminated socket) */
-	__u64 socket_cookie;
-	__u8 dst[16];        /* the address asked for */
-	__u8 backend[16];    /* the address written (translate, terminated) */
-	__be16 dst_port_be;
-	__be16 backend_port_be;
-	__u8 proto;          /* enum bl_proto */
-	__u8 kind;           /* enum bl_event_kind */
-	__u8 origin;         /* enum bl_origin of the rule that decided, 0 for none */
-	__u8 flags;          /* enum bl_event_flag */
-	__u32 pid;           /* thread group id (0 for a terminated socket) */
-	__u32 frontend_id;   /* 0: none (a ClusterIP's unknown port) */
-	__u32 owner_id;      /* the deciding rule's service or policy id */
-	__u32 backend_id;
-	__u8 reason;         /* enum bl_reason */
-	__u8 pad[7];
-	char comm[16];       /* the calling thread's command name */
-};
-
-#define BL_EVENTS_BYTES (256 * 1024)
-
-struct bl_monitor {
-	__u64 until_ns;
-};
+#include "balancer_abi_runtime.h"
+#include "balancer_abi_observe.h"
 
 /* Which image each generation holds: a loader-only array (2 entries, index = generation) pinned
  * as maps/bl_generations next to the datapath's maps; the programs never read it. It makes a
