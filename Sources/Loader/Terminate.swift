@@ -46,6 +46,14 @@ extension Datapath {
         public var seconds = 0.0
 
         public var total: Int { terminated.values.reduce(0, +) }
+
+        /// "1 UDP, 2 TCP, 1 refused by the kernel"; "0" when nothing was chosen.
+        public var counts: String {
+            var parts: [String] = []
+            for (proto, n) in terminated.sorted(by: { $0.key < $1.key }) where n > 0 { parts.append("\(n) \(proto)") }
+            if failed > 0 { parts.append("\(failed) refused by the kernel") }
+            return parts.isEmpty ? "0" : parts.joined(separator: ", ")
+        }
     }
 
     /// Destroys the translated sockets whose backend is no longer a member of their service in

@@ -26,10 +26,7 @@ final class TerminationWorker: Sendable {
             let fresh = noted.withLock { seen in report.notes.filter { seen.insert($0).inserted } }
             for note in fresh { log.warning("\(note)") }
             guard report.total > 0 || report.failed > 0 else { return }
-            var parts: [String] = []
-            for (proto, n) in report.terminated.sorted(by: { $0.key < $1.key }) where n > 0 { parts.append("\(n) \(proto)") }
-            if report.failed > 0 { parts.append("\(report.failed) refused by the kernel") }
-            log.info("terminated \(parts.joined(separator: ", ")) sockets on removed backends",
+            log.info("terminated \(report.counts) sockets on removed backends",
                      metadata: ["namespaces": "\(report.namespaces)", "seconds": "\(report.seconds)"])
         }
     }

@@ -73,10 +73,7 @@ struct Load: ParsableCommand {
             }
             skipNote += rangesNote
             if let t = termination {
-                var parts: [String] = []
-                for (proto, n) in t.terminated.sorted(by: { $0.key < $1.key }) { parts.append("\(n) \(proto)") }
-                if t.failed > 0 { parts.append("\(t.failed) refused by the kernel") }
-                skipNote += "; terminated \(parts.isEmpty ? "0" : parts.joined(separator: ", ")) sockets on removed backends "
+                skipNote += "; terminated \(t.counts) sockets on removed backends "
                     + "(\(counted(t.namespaces, "network namespace")) searched)"
                 for note in t.notes { skipNote += "; \(note)" }
             }
