@@ -1,14 +1,16 @@
 import Manifests
 import MapImage
 
-/// A backend's identity: address, port and protocol.
+/// A backend's identity: address, port and protocol, and its cluster in a multi-cluster image
+/// (two clusters may both have 10.244.1.5:8080, two different pods).
 struct BackendIdentity: Hashable, Comparable {
     var address: SocketAddress
     var proto: TransportProtocol
+    var cluster: UInt8 = 0
 
     /// One word into the hasher instead of four: this type is hashed once per endpoint.
     func hash(into h: inout Hasher) {
-        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        let tail: UInt64 = UInt64(cluster) << 24 | UInt64(address.port) << 8 | UInt64(proto.rawValue)
         let low: UInt64 = address.address.low
         let mixed: UInt64 = address.address.high ^ (low << 17 | low >> 47) ^ (tail << 41)
         h.combine(mixed)
@@ -17,7 +19,7 @@ struct BackendIdentity: Hashable, Comparable {
     /// Dictionaries call this instead of `hash(into:)`: a multiply-xorshift mix of the fields and
     /// the seed, much cheaper than a full SipHash round for a type hashed once per endpoint.
     func _rawHashValue(seed: Int) -> Int {
-        let tail: UInt64 = UInt64(address.port) << 8 | UInt64(proto.rawValue)
+        let tail: UInt64 = UInt64(cluster) << 24 | UInt64(address.port) << 8 | UInt64(proto.rawValue)
         var x: UInt64 = address.address.high &* 0x9E37_79B9_7F4A_7C15
         x ^= address.address.low &+ UInt64(bitPattern: Int64(seed))
         x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9
@@ -27,15 +29,19 @@ struct BackendIdentity: Hashable, Comparable {
     }
 
     static func == (a: BackendIdentity, b: BackendIdentity) -> Bool {
-        a.address == b.address && a.proto == b.proto
+        a.address == b.address && a.proto == b.proto && a.cluster == b.cluster
     }
 
     static func < (a: BackendIdentity, b: BackendIdentity) -> Bool {
-        (a.address, a.proto) < (b.address, b.proto)
+        (a.address, a.proto, a.cluster) < (b.address, b.proto, b.cluster)
     }
 
+    /// Cluster 0 hashes as before clusters existed, so single-cluster images keep their ids.
     var stableHash: UInt32 {
-        StableID.hash(words: address.address.high, address.address.low, UInt64(address.port) << 8 | UInt64(proto.rawValue))
+        cluster == 0
+            ? StableID.hash(words: address.address.high, address.address.low, UInt64(address.port) << 8 | UInt64(proto.rawValue))
+            : StableID.hash(words: address.address.high, address.address.low, UInt64(address.port) << 8 | UInt64(proto.rawValue),
+                            UInt64(cluster))
     }
 }
 

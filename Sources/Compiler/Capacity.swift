@@ -132,6 +132,8 @@ struct CapacityUsers {
         case .node: return "set hinted for node \(node(key.scopeID))"
         case .local: return "set of node \(node(key.scopeID))'s own endpoints"
         case .gate: return "gate set of node \(node(key.scopeID))"
+        case .inCluster: return "set of cluster \(contents.metadata.clusterName(UInt8(truncatingIfNeeded: key.scopeID)))'s endpoints"
+        case .outOfCluster: return "set of the endpoints outside cluster \(contents.metadata.clusterName(UInt8(truncatingIfNeeded: key.scopeID)))"
         }
     }
 }

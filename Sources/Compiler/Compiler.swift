@@ -77,6 +77,13 @@ public enum Compiler {
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
         sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit)
+        if snapshot.clusters.isEmpty {
+            for i in snapshot.serviceImports {
+                sc.diagnostics.append(Diagnostic(.note, file: i.source.file, line: i.source.line, column: i.source.column,
+                                                 object: "ServiceImport \(i.meta.namespace)/\(i.meta.name)",
+                                                 message: "read only when clusters are named (compile --cluster NAME=PATH); ignored"))
+            }
+        }
         return (assemble(sc, snapshot: snapshot, inputDiagnostics: inputDiagnostics, serviceCIDRs: options.serviceCIDRs), sc)
     }
 
@@ -104,11 +111,13 @@ public enum Compiler {
         for (name, e) in entries {
             guard let id = nodeIDs[name] else { continue }
             contents.nodes.append(e.imageNode(id: id, zoneIDs: zoneIDs))
-            nodeInfos.append(NodeInfo(id: id, name: name, zone: e.zone, addresses: e.addresses.map { "\($0.address)" }, object: e.fromObject))
+            var info = NodeInfo(id: id, name: name, zone: e.zone, addresses: e.addresses.map { "\($0.address)" }, object: e.fromObject)
+            info.cluster = sc.clusters.cluster(of: name)
+            nodeInfos.append(info)
         }
         let nodeIDByIndex = sc.nodeNames.map { nodeIDs[$0] ?? 0 }
         for (addr, name) in catalogue.ownerOfAddress {
-            if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id)) }
+            if let id = nodeIDs[name] { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: id, cluster: sc.clusters.id(of: name))) }
         }
 
         // Backends: every endpoint in order of (id hash, identity), so that the same address is
@@ -144,7 +153,7 @@ public enum Compiler {
                 }
                 let identity = endpoints[first]
                 contents.backends.append(Backend(id: id, address: identity.address, proto: identity.proto,
-                                                 nodeID: node >= 0 ? nodeIDByIndex[Int(node)] : 0))
+                                                 nodeID: node >= 0 ? nodeIDByIndex[Int(node)] : 0, cluster: identity.cluster))
             }
             k = j
         }
@@ -157,7 +166,9 @@ public enum Compiler {
         }
 
         // Frontends: ids by the same collision rule (keys are unique: the dense path).
-        let frontendEntries = sc.mergedFrontends()
+        var owners: [UInt32: String] = [:]
+        if !sc.clusters.isEmpty { for g in sc.groups { owners[g.id] = g.ownerName.contains(" ") ? g.ownerName : "Service \(g.ownerName)" } }
+        let frontendEntries = ClusterFrontends.fold(sc.mergedFrontends(), clusters: sc.clusters, owners: owners, diagnostics: &diagnostics)
         let frontendIDs = StableID.assignDense(frontendEntries.map(\.key)) { $0.stableHash }
         contents.frontends.reserveCapacity(frontendEntries.count)
         for (k, entry) in frontendEntries.enumerated() {
@@ -193,6 +204,9 @@ public enum Compiler {
             services: sc.services,
             groups: sc.groups,
             diagnostics: diagnostics.map(\.info).sorted { ($0.object, $0.field, $0.severity, $0.message) < ($1.object, $1.field, $1.severity, $1.message) })
+        if !sc.clusters.isEmpty {
+            contents.metadata.clusters = sc.clusters.names.prefix(ABI.maxClusters).enumerated().map { ClusterInfo(id: UInt8($0.offset + 1), name: $0.element) }
+        }
         var result = CompileResult(contents: contents, diagnostics: diagnostics)
         // Last: the errors name objects through the metadata, and no image of them is written.
         let capacity = capacityDiagnostics(contents, snapshot: snapshot)

@@ -188,6 +188,7 @@ extension SetKey {
         case .cluster, .serving: scopeID = 0
         case .zone: scopeID = zoneIDs[scopeName] ?? 0
         case .node, .local, .gate: scopeID = nodeIDs[scopeName] ?? 0
+        case .inCluster, .outOfCluster: scopeID = UInt32(scopeName) ?? 0
         }
         self.init(groupID: groupID, scope: scope, scopeID: scopeID)
     }

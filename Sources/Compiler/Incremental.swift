@@ -92,6 +92,9 @@ public struct IncrementalCompiler: Sendable {
     /// endpoints, ids that wrapped around); every change then takes a full compile.
     init?(_ sc: ServiceCompiler, contents: ImageContents, snapshot: Snapshot, options: CompileOptions) {
         guard sc.nodeNames.count == sc.nodes.entries.count else { return nil }
+        // Several clusters: frontends are folded across clusters (ClusterFrontends), which the
+        // incremental compiler does not follow; every change takes a full compile.
+        guard snapshot.clusters.isEmpty else { return nil }
         self.options = options
         for p in snapshot.localRedirectPolicies { localRedirectPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
         for p in snapshot.balancingPolicies { balancingPolicies[ServiceRef(namespace: p.meta.namespace, name: p.meta.name)] = p }
@@ -212,6 +215,7 @@ public struct IncrementalCompiler: Sendable {
         for s in old.sets + new.sets {
             switch s.scope {
             case .cluster, .serving: continue
+            case .inCluster, .outOfCluster: return "\(new.name): a clusterset service (multi-cluster images take full compiles)"
             case .zone:
                 if zoneNodes[s.scopeName] == nil { return "\(new.name): a hint names zone \(s.scopeName), which no node has" }
             case .node, .local, .gate:

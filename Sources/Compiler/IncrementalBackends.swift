@@ -34,7 +34,7 @@ extension IncrementalCompiler {
         }
         for s in plan.sets {
             switch s.scope {
-            case .cluster, .serving: break
+            case .cluster, .serving, .inCluster, .outOfCluster: break
             case .zone: Self.count(&setZones, s.scopeName, sign)
             case .node, .local, .gate: Self.count(&setNodes, s.scopeName, sign)
             }

@@ -206,10 +206,14 @@ extension ServiceCompiler {
     private mutating func compilePolicyPort(_ plan: PolicyPortPlan, entry e: PolicyEntry, policyID: UInt32, groupID: UInt32,
                                             pods: [Pod], nodeObjects: [String: Node]) {
         guard let transport = plan.proto.transport else { return }
+        // A policy of one cluster selects that cluster's pods and nodes, and serves its clients.
+        let cluster = clusters.id(of: e.meta.name)
+        let pods = clusters.isEmpty ? pods : pods.filter { clusters.id(of: $0.meta.namespace) == cluster }
+        let nodeObjects = clusters.isEmpty ? nodeObjects : nodeObjects.filter { clusters.id(of: $0.key) == cluster }
         groups.append(GroupInfo(id: groupID, owner: policyID, ownerName: e.object, portName: plan.name, port: plan.frontendPort,
                                 proto: plan.proto.rawValue, family: plan.family.rawValue, nodePort: nil))
         func backend(_ address: IPAddress) -> BackendIdentity {
-            BackendIdentity(address: SocketAddress(address: address, port: plan.backendPort), proto: transport)
+            BackendIdentity(address: SocketAddress(address: address, port: plan.backendPort), proto: transport, cluster: cluster)
         }
         /// The node's address of this family: InternalIP first.
         func nodeAddress(_ name: String) -> IPAddress? {
@@ -219,7 +223,7 @@ extension ServiceCompiler {
         }
         // Backends: (identity, node name) lists, per set.
         var sets: [(SetScope, String, [(BackendIdentity, String?)])] = []
-        var flags: RuleFlags = [.fallThrough]
+        var flags: RuleFlags = cluster == 0 ? [.fallThrough] : [.fallThrough, .clusterScoped]
         var backendNodes: Set<String> = []
         switch e.backends {
         case .localPods(let selector):
@@ -297,12 +301,12 @@ extension ServiceCompiler {
             let kind: FrontendKind
             if case .address = e.frontend { kind = .policyAddress } else { kind = .policyService }
             rule = Rule(groupID: groupID, ownerID: policyID, rateLimit: e.rateLimit ?? 0, origin: e.origin, kind: kind,
-                        action: .translate, flags: flags)
+                        action: .translate, flags: flags, cluster: cluster)
         }
 
         let precedence = ServicePrecedence(timestamp: e.meta.creationTimestamp, name: e.meta.name)
         for address in plan.addresses {
-            let key = FrontendKey(address: address, port: plan.frontendPort, proto: transport)
+            let key = FrontendKey(address: address, port: plan.frontendPort, proto: transport, cluster: cluster)
             claimPolicyFrontend(key, PolicyClaim(rule: rule, precedence: precedence, object: e.object, source: e.source),
                                 origin: e.origin)
         }

@@ -4,7 +4,8 @@ import MapImage
 // One service planned on its own (pure: runs on any core); ServiceCompiler merges the plans.
 extension ServiceCompiler {
     static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
-                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) -> ServicePlan {
+                     ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String],
+                     clusters: ClusterIndex = ClusterIndex([])) -> ServicePlan {
         let name = "\(svc.meta.namespace)/\(svc.meta.name)"
         let object = "Service \(name)"
         var plan = ServicePlan(name: name, precedence: ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name))
@@ -20,6 +21,11 @@ extension ServiceCompiler {
         plan.info = ServiceInfo(id: serviceID, namespace: svc.meta.namespace, name: svc.meta.name, type: svc.type.rawValue,
                                 internalTrafficPolicy: svc.internalTrafficPolicy.rawValue,
                                 externalTrafficPolicy: svc.externalTrafficPolicy.rawValue, affinityTimeout: svc.affinityTimeout)
+        if !clusters.isEmpty, let c = Clusters.cluster(of: svc.meta.namespace) {
+            plan.info?.cluster = String(c)
+            plan.info?.namespace = String(Clusters.local(svc.meta.namespace))
+            if svc.clusterAffinity != .none { plan.info?.clusterAffinity = svc.clusterAffinity.rawValue }
+        }
         plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
         if svc.type == .loadBalancer {
             plan.sourceRanges = svc.sourceRanges.map { SourceRange(ownerID: serviceID, prefix: $0) }
@@ -37,7 +43,7 @@ extension ServiceCompiler {
                 nextGroup += 1
                 planGroup(&plan, svc, name: name, serviceID: serviceID, groupID: groupID, port: port, transport: transport,
                           clusterIP: clusterIP, slices: mySlices, ownerOfAddress: ownerOfAddress, knownNodes: knownNodes,
-                          knownNames: knownNames)
+                          knownNames: knownNames, clusters: clusters)
             }
         }
         // Addresses of a family the service has no cluster IP of are not served (kube-proxy
@@ -63,13 +69,18 @@ extension ServiceCompiler {
 
     static func planGroup(_ plan: inout ServicePlan, _ svc: Service, name: String, serviceID: UInt32, groupID: UInt32,
                           port: ServicePort, transport: TransportProtocol, clusterIP: IPAddress, slices: [EndpointSlice],
-                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String]) {
+                          ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String],
+                          clusters: ClusterIndex) {
         let family = clusterIP.family
+        // Its cluster (0: one unnamed cluster, or the clusterset's services, which every client
+        // reaches and whose endpoints are several clusters').
+        let cluster = clusters.id(of: svc.meta.namespace)
+        let clusterSet = !clusters.isEmpty && Clusters.cluster(of: svc.meta.namespace) == Clusters.clusterSet[...]
         plan.groups.append(GroupInfo(id: groupID, owner: serviceID, ownerName: name, portName: port.name, port: port.port,
                                      proto: port.proto.rawValue, family: family.rawValue, nodePort: port.nodePort))
 
         let endpoints = merge(svc, port: port, transport: transport, family: family, slices: slices, ownerOfAddress: ownerOfAddress,
-                              knownNodes: knownNodes)
+                              knownNodes: knownNodes, clusters: clusters)
         // This group's endpoints join the plan's list; sets refer to them by position.
         let base32 = Int32(plan.endpoints.count)
         var position: [BackendIdentity: Int32] = [:]
@@ -92,19 +103,35 @@ extension ServiceCompiler {
 
         // Cluster set: ready endpoints, else serving+terminating ones (KEP-1669).
         let ready = endpoints.filter(\.ready)
-        var cluster = ready
+        var usable = ready
         var clusterFlags: SetFlags = []
-        if cluster.isEmpty {
-            cluster = endpoints.filter { $0.serving && $0.terminating }
-            if !cluster.isEmpty { clusterFlags = .terminating }
+        if usable.isEmpty {
+            usable = endpoints.filter { $0.serving && $0.terminating }
+            if !usable.isEmpty { clusterFlags = .terminating }
         }
-        let hasEndpoints = !cluster.isEmpty
-        if hasEndpoints { addSet(.cluster, "", clusterFlags, cluster) }
+        let hasEndpoints = !usable.isEmpty
+        if hasEndpoints { addSet(.cluster, "", clusterFlags, usable) }
+        // Cluster affinity (a clusterset service): each cluster's share of the cluster set, and
+        // the rest, for its clients to prefer.
+        let affinityFlags: RuleFlags
+        switch svc.clusterAffinity {
+        case .none: affinityFlags = []
+        case .local: affinityFlags = .preferLocalCluster
+        case .remote: affinityFlags = .preferRemoteCluster
+        }
+        if hasEndpoints && svc.clusterAffinity != .none {
+            let scope: SetScope = svc.clusterAffinity == .local ? .inCluster : .outOfCluster
+            for n in stride(from: 1, through: clusterLimit(clusters), by: 1) {
+                let id = UInt8(n)
+                let mine = usable.filter { svc.clusterAffinity == .local ? $0.backend.cluster == id : $0.backend.cluster != id }
+                if !mine.isEmpty { addSet(scope, "\(id)", clusterFlags, mine) }
+            }
+        }
         // Serving set: endpoints still serving that the cluster set leaves out (terminating while
         // ready ones exist). Never chosen; it keeps the sockets translated to them from being
         // terminated (they drain, as kube-proxy's conntrack entries do).
         if hasEndpoints {
-            let chosen = Set(cluster.map(\.backend))
+            let chosen = Set(usable.map(\.backend))
             let draining = endpoints.filter { $0.serving && !chosen.contains($0.backend) }
             if !draining.isEmpty { addSet(.serving, "", [], draining) }
         }
@@ -151,26 +178,31 @@ extension ServiceCompiler {
             }
         }
 
-        var base: RuleFlags = []
+        var base: RuleFlags = affinityFlags
         if svc.affinityTimeout != nil { base.insert(.affinity) }
         if itpLocal { base.insert(.internalLocal) }
         let etpLocal = svc.externalTrafficPolicy == .local
         let action: RuleAction = hasEndpoints ? .translate : .reject
         func rule(_ kind: FrontendKind, _ flags: RuleFlags) -> Rule {
             Rule(groupID: groupID, ownerID: serviceID, affinityTimeout: svc.affinityTimeout ?? 0, origin: .service, kind: kind,
-                 action: action, flags: flags, nodePort: port.nodePort ?? 0)
+                 action: action, flags: flags, nodePort: port.nodePort ?? 0, cluster: cluster)
+        }
+        func key(_ address: IPAddress, _ port: UInt16) -> FrontendKey {
+            FrontendKey(address: address, port: port, proto: transport, cluster: cluster)
         }
         let topo: RuleFlags = topology ? .topology : []
 
         // ClusterIP: the only frontend internalTrafficPolicy applies to.
-        let clusterRuleFlags: RuleFlags = itpLocal ? base.union(.localOnly) : base.union(topo)
-        plan.frontends.append((FrontendKey(address: clusterIP, port: port.port, proto: transport), rule(.clusterIP, clusterRuleFlags)))
+        // A cluster's ClusterIP serves its own clients (and hosts outside every cluster).
+        var clusterRuleFlags: RuleFlags = itpLocal ? base.union(.localOnly) : base.union(topo)
+        if cluster != 0 { clusterRuleFlags.insert(.clusterScoped) }
+        plan.frontends.append((key(clusterIP, port.port), rule(clusterSet ? .clusterSetIP : .clusterIP, clusterRuleFlags)))
 
         // External frontends: externalTrafficPolicy is recorded; connects that start on a node or
         // host are short-circuited to all cluster endpoints, as kube-proxy does.
         let external = base.union(topo).union(etpLocal ? .externalLocal : [])
         if let np = port.nodePort, svc.type == .nodePort || svc.type == .loadBalancer {
-            plan.frontends.append((FrontendKey(address: .wildcard(family), port: np, proto: transport), rule(.nodePort, external)))
+            plan.frontends.append((key(.wildcard(family), np), rule(.nodePort, external)))
         }
         if svc.type == .loadBalancer {
             // loadBalancerSourceRanges of this family restrict the ingress IPs (kube-proxy maps the
@@ -178,31 +210,35 @@ extension ServiceCompiler {
             let ranged = svc.sourceRanges.contains { $0.address.family == family }
             for ing in svc.ingress where ing.ipMode != "Proxy" {
                 guard let ip = ing.ip, ip.family == family else { continue }
-                plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport),
-                                       rule(.loadBalancer, ranged ? external.union(.sourceRanges) : external)))
+                plan.frontends.append((key(ip, port.port), rule(.loadBalancer, ranged ? external.union(.sourceRanges) : external)))
             }
         }
         for ip in svc.externalIPs where ip.family == family {
-            plan.frontends.append((FrontendKey(address: ip, port: port.port, proto: transport), rule(.externalIP, external)))
+            plan.frontends.append((key(ip, port.port), rule(.externalIP, external)))
         }
     }
+
+    static func clusterLimit(_ clusters: ClusterIndex) -> Int { min(clusters.names.count, ABI.maxClusters) }
 
     /// The endpoints of one service port and family across its slices (kube-proxy's
     /// endpointslicecache): joined by port name and protocol, `addresses[0]` only, and for the
     /// same ip:port a later entry (slice name order, then list order) replaces an earlier one
     /// unless the later one is terminating.
     static func merge(_ svc: Service, port: ServicePort, transport: TransportProtocol, family: IPFamily,
-                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32]) -> [MergedEndpoint] {
+                      slices: [EndpointSlice], ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32],
+                      clusters: ClusterIndex = ClusterIndex([])) -> [MergedEndpoint] {
         // Few endpoints per service port are the rule: a linear scan beats hashing there.
         var out: [MergedEndpoint] = []
         var position: [BackendIdentity: Int] = [:]
         let wanted: AddressType = family == .ipv4 ? .ipv4 : .ipv6
         for slice in slices where slice.addressType == wanted {
             guard let sp = slice.ports.first(where: { $0.name == port.name && $0.proto == port.proto }), let number = sp.port else { continue }
+            // The endpoints' cluster: a clusterset slice names it, others are their namespace's.
+            let cluster = clusters.isEmpty ? 0 : slice.sourceCluster.map { clusters.id(named: $0) } ?? clusters.id(of: slice.meta.namespace)
             let eps = slice.endpoints
             for i in eps.indices {
                 guard let address = eps[i].address else { continue }
-                let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport)
+                let identity = BackendIdentity(address: SocketAddress(address: address, port: number), proto: transport, cluster: cluster)
                 let terminating = eps[i].terminating ?? false
                 // Node names are shared by thousands of endpoints: resolve to an index here
                 // rather than carrying the string (and its reference count) along.

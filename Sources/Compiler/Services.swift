@@ -23,6 +23,8 @@ struct ServiceCompiler {
 
     // Node and zone catalogue
     let nodes: NodeCatalogue
+    /// The snapshot's clusters (none for a single-cluster snapshot).
+    let clusters: ClusterIndex
     /// Every endpoint of every plan in merge order (an address listed by several groups appears
     /// once per group), with its backend-id hash and node; sets refer to these positions.
     /// Backends are deduplicated once, by sorting, when the image is assembled.
@@ -49,6 +51,7 @@ struct ServiceCompiler {
 
     init(snapshot: Snapshot) {
         self.snapshot = snapshot
+        clusters = ClusterIndex(snapshot.clusters)
         var d: [Diagnostic] = []
         nodes = NodeCatalogue(snapshot: snapshot, diagnostics: &d)
         diagnostics = d
@@ -60,6 +63,7 @@ struct ServiceCompiler {
     /// given to `compilePolicies` as the caller keeps them.
     init(policiesOf snapshot: Snapshot) {
         self.snapshot = snapshot
+        clusters = ClusterIndex(snapshot.clusters)
         var d: [Diagnostic] = []
         nodes = NodeCatalogue(snapshot: Snapshot(), diagnostics: &d)
         diagnostics = d
@@ -167,9 +171,11 @@ struct ServiceCompiler {
         let slices = slicesByService
         let known = nodeIndexByName
         let knownNames = nodeNames
+        let clusters = self.clusters
         let plans = parallelMap(ordered.count) { i in
             ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs[offsets[i]..<offsets[i + 1]],
-                                 slices: slices, ownerOfAddress: owners, knownNodes: known, knownNames: knownNames)
+                                 slices: slices, ownerOfAddress: owners, knownNodes: known, knownNames: knownNames,
+                                 clusters: clusters)
         }
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
         endpoints.reserveCapacity(endpointCount)

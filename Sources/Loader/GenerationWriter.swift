@@ -37,9 +37,13 @@ public final class GenerationWriter: Sendable {
 
     /// `headroom`: fresh maps hold count × (1 + headroom) + 64 records (within the ABI's
     /// capacity), so that deltas can insert in place.
-    public init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double = 0.25) {
+    public convenience init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double = 0.25) {
+        self.init(datapath: datapath, host: HostSettings(node: node, hostMode: hostMode), headroom: headroom)
+    }
+
+    public init(datapath: Datapath, host: HostSettings, headroom: Double = 0.25) {
         self.datapath = datapath
-        core = Mutex(Core(datapath: datapath, node: node, hostMode: hostMode, headroom: max(0, headroom)))
+        core = Mutex(Core(datapath: datapath, host: host, headroom: max(0, headroom)))
     }
 
     /// Loads a whole image: verified completely before anything the datapath can see is written;
@@ -77,13 +81,13 @@ extension GenerationWriter {
     /// The writer's state; only touched under the lock.
     struct Core {
         let datapath: Datapath
-        let node: String?
-        let hostMode: HostMode
+        let host: HostSettings
         let headroom: Double
         static let slack = 64
 
-        /// The node's id in the images (0 on a host that is not a node).
-        var nodeID: UInt32 = 0
+        /// The host's node (0 on a host that is not a node), cluster and modes in the images' ids.
+        var placement: HostPlacement
+        var nodeID: UInt32 { placement.nodeID }
         /// The state this writer makes live (base image ⊕ records since).
         var state: RecordState?
         /// The generation that holds `state`, when it does.
@@ -104,11 +108,11 @@ extension GenerationWriter {
         var gracePeriod: (any GracePeriodWaiting)?
         var skip: SkipIndex?
 
-        init(datapath: Datapath, node: String?, hostMode: HostMode, headroom: Double) {
+        init(datapath: Datapath, host: HostSettings, headroom: Double) {
             self.datapath = datapath
-            self.node = node
-            self.hostMode = hostMode
+            self.host = host
             self.headroom = headroom
+            placement = HostPlacement(hostMode: host.hostMode)
         }
 
         // MARK: whole images
@@ -118,13 +122,13 @@ extension GenerationWriter {
             var t = Datapath.now()
             let header: ImageHeader
             do { header = try ImageDecoder.decodeLayout(bytes) } catch { throw .image(error) }
-            let node = self.node
-            let verification = Background { () throws(ImageError) -> VerifiedImage in try ImageDecoder.verify(bytes, nodes: node != nil) }
-            func verified() throws(LoadError) -> (VerifiedImage, UInt32) {
+            let host = self.host
+            let verification = Background { () throws(ImageError) -> VerifiedImage in try ImageDecoder.verify(bytes, nodes: host.needsNames) }
+            func verified() throws(LoadError) -> (VerifiedImage, HostPlacement) {
                 let image: VerifiedImage
                 do { image = try verification.wait() } catch { throw .image(error) }
-                guard let node else { return (image, 0) }
-                do { return (image, try image.nodeID(named: node)) } catch { throw .node(error) }
+                guard host.needsNames else { return (image, HostPlacement(hostMode: host.hostMode)) }
+                do { return (image, try image.place(host)) } catch { throw .node(error) }
             }
             let config: Datapath.Config
             do {
@@ -140,10 +144,10 @@ extension GenerationWriter {
 
             // The live image already (by its digest record): at most node and host mode change.
             if (try? datapath.imageDigest(config.activeGeneration)) == header.digest {
-                let (verifiedImage, nodeID) = try verified()
+                let (verifiedImage, placement) = try verified()
                 phases.append(("verify", Datapath.now() - t))
                 _ = verifiedImage
-                self.nodeID = nodeID
+                self.placement = placement
                 let adopted = !(live == config.activeGeneration && liveDigest == header.digest)
                 if adopted {
                     // Written by another process (or before this one started): its content is
@@ -155,7 +159,7 @@ extension GenerationWriter {
                     do { try remember(generation: config.activeGeneration) } catch { throw .bpf(error) }
                     skip = nodeID == 0 ? nil : SkipIndex.compute(nodeID: nodeID, state: image)
                 }
-                let wanted = Datapath.Config(activeGeneration: config.activeGeneration, nodeID: nodeID, hostMode: hostMode)
+                let wanted = Datapath.Config(activeGeneration: config.activeGeneration, placement: placement)
                 if wanted != config { do { try datapath.writeConfig(wanted) } catch { throw .bpf(error) } }
                 return Datapath.LoadReport(generation: config.activeGeneration, digestHex: header.digestHex, records: records,
                                            unchanged: wanted == config, skipTargets: skip?.targets ?? [], phases: phases, method: .unchanged,
@@ -176,12 +180,12 @@ extension GenerationWriter {
             if let delta, delta.isEmpty, let live {
                 // The live state is the image already, record for record: name it.
                 t = Datapath.now()
-                let (_, nodeID) = try verified()
+                let (_, placement) = try verified()
                 phases.append(("wait for verification", Datapath.now() - t))
-                self.nodeID = nodeID
+                self.placement = placement
                 do {
                     try datapath.setGenerationRecord(live, header.digest)
-                    let wanted = Datapath.Config(activeGeneration: live, nodeID: nodeID, hostMode: hostMode)
+                    let wanted = Datapath.Config(activeGeneration: live, placement: placement)
                     if wanted != config { try datapath.writeConfig(wanted) }
                 } catch {
                     throw .bpf(error)
@@ -197,7 +201,7 @@ extension GenerationWriter {
                 write = p
             }
             var report = try writeStandby(target: image, write: write, digest: header.digest, active: config.activeGeneration, phases: phases) {
-                () throws(LoadError) -> UInt32? in try verified().1
+                () throws(LoadError) -> HostPlacement? in try verified().1
             }
             // The generation left standby holds the old state: it lacks exactly `delta`.
             pending = delta
@@ -250,7 +254,7 @@ extension GenerationWriter {
             }
             let liveHeldCurrent = live == config.activeGeneration
             var report = try writeStandby(target: next, write: write, digest: nil, active: config.activeGeneration, phases: phases) {
-                () throws(LoadError) -> UInt32? in nil
+                () throws(LoadError) -> HostPlacement? in nil
             }
             pending = liveHeldCurrent ? effective : nil
             state = next

@@ -94,6 +94,21 @@ public struct Datapath: Sendable {
         public var activeGeneration: UInt32
         public var nodeID: UInt32
         public var hostMode: HostMode
+        /// The host's cluster (0: outside every cluster) and the clusters in mode nodeport.
+        public var clusterID: UInt8 = 0
+        public var nodeportClusters: [UInt64] = [0, 0, 0, 0]
+
+        init(activeGeneration: UInt32, nodeID: UInt32, hostMode: HostMode) {
+            self.activeGeneration = activeGeneration
+            self.nodeID = nodeID
+            self.hostMode = hostMode
+        }
+
+        init(activeGeneration: UInt32, placement p: HostPlacement) {
+            self.init(activeGeneration: activeGeneration, nodeID: p.nodeID, hostMode: p.hostMode)
+            clusterID = p.clusterID
+            nodeportClusters = p.nodeportWords
+        }
     }
 
     public func readConfig() throws(BPFError) -> Config {
@@ -151,7 +166,11 @@ public struct Datapath: Sendable {
     /// maps sized to the image and flipped live; loading the live image again changes nothing
     /// (only the config when node or host mode differ). See GenerationWriter.
     public func load(imageBytes bytes: [UInt8], node: String?, hostMode: HostMode) throws(LoadError) -> LoadReport {
-        try GenerationWriter(datapath: self, node: node, hostMode: hostMode, headroom: 0).load(image: bytes)
+        try load(imageBytes: bytes, host: HostSettings(node: node, hostMode: hostMode))
+    }
+
+    public func load(imageBytes bytes: [UInt8], host: HostSettings) throws(LoadError) -> LoadReport {
+        try GenerationWriter(datapath: self, host: host, headroom: 0).load(image: bytes)
     }
 
     /// Each table's records must have the sizes of the live generation's maps (when there is one).

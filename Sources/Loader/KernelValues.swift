@@ -32,14 +32,23 @@ extension Datapath.Config {
         activeGeneration = UInt32(littleEndian: c.active_gen) & 1
         nodeID = UInt32(littleEndian: c.node_id)
         hostMode = UInt32(littleEndian: c.host_mode) == BL_HOST_MODE_NODEPORT.rawValue ? .nodeport : .pod
+        clusterID = UInt8(truncatingIfNeeded: UInt32(littleEndian: c.cluster_id))
+        nodeportClusters = withUnsafeBytes(of: c.nodeport_clusters) { raw in
+            (0..<4).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) }
+        }
     }
 
     /// The `bl_config` the flip writes. `flags` is 0: the header gives it no meaning and the
     /// datapath does not read it (the bytes are those the loader has always written).
     var abi: bl_config {
-        bl_config(active_gen: activeGeneration.littleEndian, node_id: nodeID.littleEndian,
-                  host_mode: (hostMode == .nodeport ? BL_HOST_MODE_NODEPORT.rawValue : BL_HOST_MODE_POD.rawValue).littleEndian,
-                  flags: 0)
+        var c = bl_config()
+        c.active_gen = activeGeneration.littleEndian
+        c.node_id = nodeID.littleEndian
+        c.host_mode = (hostMode == .nodeport ? BL_HOST_MODE_NODEPORT.rawValue : BL_HOST_MODE_POD.rawValue).littleEndian
+        c.cluster_id = UInt32(clusterID).littleEndian
+        let words = nodeportClusters + [UInt64](repeating: 0, count: max(0, 4 - nodeportClusters.count))
+        c.nodeport_clusters = (words[0].littleEndian, words[1].littleEndian, words[2].littleEndian, words[3].littleEndian)
+        return c
     }
 }
 

@@ -8,7 +8,7 @@ extension GenerationWriter.Core {
     /// there is nothing to verify); called after the fresh maps are filled and before
     /// anything a program or another loader can see is written.
     mutating func writeStandby(target: RecordState, write: RecordDelta?, digest: [UInt8]?, active: UInt32, phases: [(String, Double)],
-                               verified: () throws(LoadError) -> UInt32?) throws(LoadError) -> Datapath.LoadReport {
+                               verified: () throws(LoadError) -> HostPlacement?) throws(LoadError) -> Datapath.LoadReport {
         var phases = phases
         let standby = active ^ 1
         // Fresh maps for unknown content and for tables that outgrow their maps.
@@ -34,8 +34,8 @@ extension GenerationWriter.Core {
             written += sources.reduce(0) { $0 + $1.count }
         }
         var t = Datapath.now()
-        if let nodeID = try verified() {
-            self.nodeID = nodeID
+        if let placement = try verified() {
+            self.placement = placement
             phases.append(("wait for verification", Datapath.now() - t))
         }
         t = Datapath.now()
@@ -81,7 +81,7 @@ extension GenerationWriter.Core {
             t = Datapath.now()
             try datapath.setGenerationRecord(standby, digest ?? Datapath.unknownDigest)
             // The flip: one update of one array element.
-            try datapath.writeConfig(Datapath.Config(activeGeneration: standby, nodeID: nodeID, hostMode: hostMode))
+            try datapath.writeConfig(Datapath.Config(activeGeneration: standby, placement: placement))
             phases.append(("flip", Datapath.now() - t))
         } catch {
             // The standby is marked filling (or holds records of an unfinished write): unknown.

@@ -70,6 +70,7 @@ struct DecodedObject: Sendable {
         case service(Service), endpointSlice(EndpointSlice), node(Node), pod(Pod)
         case localRedirectPolicy(LocalRedirectPolicy), balancingPolicy(BalancingPolicy)
         case serviceCIDR(ServiceCIDRObject)
+        case serviceImport(ServiceImport), serviceExport(ServiceExport)
     }
 
     var key: ObjectKey
@@ -201,6 +202,7 @@ struct ChunkDecoder: Sendable {
         case "EndpointSlice": namespaced = true; expectedAPI = "discovery.k8s.io/v1"
         case "LocalRedirectPolicy", "BalancingPolicy": namespaced = false; expectedAPI = "balancing.elf.io/v1beta1"
         case "ServiceCIDR": namespaced = false; expectedAPI = "networking.k8s.io/v1"
+        case "ServiceImport", "ServiceExport": namespaced = true; expectedAPI = "multicluster.x-k8s.io/v1alpha1"; names = .dns1035Label
         default:
             skipped[kind, default: 0] += 1
             diagnostics += d.diagnostics
@@ -238,6 +240,8 @@ struct ChunkDecoder: Sendable {
         case "LocalRedirectPolicy": value = d.localRedirectPolicy(meta, source).map(DecodedObject.Value.localRedirectPolicy)
         case "BalancingPolicy": value = d.balancingPolicy(meta, source).map(DecodedObject.Value.balancingPolicy)
         case "ServiceCIDR": value = d.serviceCIDR(meta, source).map(DecodedObject.Value.serviceCIDR)
+        case "ServiceImport": value = d.serviceImport(meta, source).map(DecodedObject.Value.serviceImport)
+        case "ServiceExport": value = .serviceExport(ServiceExport(meta: meta, source: source))
         default: break
         }
         if d.diagnostics.filter({ $0.severity == .error }).count != errorsBefore { value = nil }
@@ -320,6 +324,8 @@ struct SnapshotBuilder {
             case .localRedirectPolicy(let x): snapshot.localRedirectPolicies.append(x)
             case .balancingPolicy(let x): snapshot.balancingPolicies.append(x)
             case .serviceCIDR(let x): snapshot.serviceCIDRs.append(x)
+            case .serviceImport(let x): snapshot.serviceImports.append(x)
+            case .serviceExport(let x): snapshot.serviceExports.append(x)
             }
             snapshot.counts[o.key.kind, default: 0] += 1
             snapshot.objectDigests.append(o.digest)

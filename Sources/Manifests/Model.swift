@@ -106,6 +106,14 @@ public struct Service: Sendable {
     /// spec.loadBalancerSourceRanges (type LoadBalancer): the client addresses its ingress IPs
     /// accept; empty: any.
     public var sourceRanges: [IPPrefix] = []
+    /// Which cluster's endpoints a ServiceImport's clients prefer (docs/multicluster.md); only
+    /// the Services a multi-cluster compile makes of ServiceImports have one.
+    public var clusterAffinity: ClusterAffinity = .none
+}
+
+/// `balancing.elf.io/cluster-affinity` (Cilium's `service.cilium.io/affinity`).
+public enum ClusterAffinity: String, Sendable, CaseIterable {
+    case none, local, remote
 }
 
 public enum AddressType: String, Sendable {
@@ -139,6 +147,9 @@ public struct EndpointSlice: Sendable {
     public var serviceName: String?
     public var endpoints: [Endpoint]
     public var ports: [EndpointPort]
+    /// The cluster whose endpoints these are, when the slice is not its own namespace's cluster's
+    /// (a ServiceImport's slices gather every exporting cluster's).
+    public var sourceCluster: String? = nil
 }
 
 public struct NodeAddressEntry: Sendable, Hashable {
@@ -254,6 +265,28 @@ public struct ServiceCIDRObject: Sendable {
     public var cidrs: [IPPrefix]
 }
 
+/// A ServiceImport (multicluster.x-k8s.io/v1alpha1, KEP-1645): a service of the clusterset.
+public struct ServiceImport: Sendable {
+    public enum ImportType: String, Sendable {
+        case clusterSetIP = "ClusterSetIP"
+        case headless = "Headless"
+    }
+
+    public var meta: ObjectMeta
+    public var source: ObjectSource
+    public var type: ImportType
+    public var ips: [IPAddress]
+    public var ports: [ServicePort]
+    public var affinityTimeout: UInt32?
+}
+
+/// A ServiceExport (multicluster.x-k8s.io/v1alpha1): its cluster's Service of the same
+/// namespace and name joins the clusterset.
+public struct ServiceExport: Sendable {
+    public var meta: ObjectMeta
+    public var source: ObjectSource
+}
+
 /// Every object of one compile, decoded and validated.
 public struct Snapshot: Sendable {
     public var services: [Service] = []
@@ -263,6 +296,12 @@ public struct Snapshot: Sendable {
     public var localRedirectPolicies: [LocalRedirectPolicy] = []
     public var balancingPolicies: [BalancingPolicy] = []
     public var serviceCIDRs: [ServiceCIDRObject] = []
+    public var serviceImports: [ServiceImport] = []
+    public var serviceExports: [ServiceExport] = []
+    /// The clusters of a multi-cluster snapshot, in `--cluster` order (cluster id = index + 1);
+    /// their objects' namespaces and node names are qualified "<cluster>/…" (Clusters.swift).
+    /// Empty: one unnamed cluster.
+    public var clusters: [String] = []
     /// Decoded objects per kind and skipped kinds ("skipped/ConfigMap").
     public var counts: [String: Int] = [:]
     /// SHA-256 of each decoded object's canonical form.

@@ -74,6 +74,7 @@ extension SetKeyFields {
 public enum ABI {
     public static let version: UInt32 = BL_ABI_VERSION
     public static let maxRules = Int(BL_MAX_RULES)
+    public static let maxClusters = Int(BL_MAX_CLUSTERS)
 
     public static func keySize(_ table: ImageTable) -> Int { Int(bl_table_key_size(UInt32(table.rawValue))) }
     public static func valueSize(_ table: ImageTable) -> Int { Int(bl_table_value_size(UInt32(table.rawValue))) }
@@ -107,6 +108,7 @@ enum RecordEncoder {
         store(k.address, into: &c.addr)
         c.port_be = k.port.bigEndian
         c.proto = k.proto.rawValue
+        c.cluster_id = k.cluster
         appendRaw(c, to: &out)
     }
 
@@ -123,6 +125,7 @@ enum RecordEncoder {
             c.origin = r.origin.rawValue
             c.kind = r.kind.rawValue
             c.action = r.action.rawValue
+            c.cluster_id = r.cluster
             c.flags = r.flags.rawValue.littleEndian
             c.node_port_be = r.nodePort.bigEndian
             return c
@@ -179,6 +182,7 @@ enum RecordEncoder {
     static func nodeAddrValue(_ v: NodeAddress, _ out: inout [UInt8]) {
         var c = bl_node_addr_value()
         c.node_id = v.nodeID.littleEndian
+        c.cluster_id = v.cluster
         appendRaw(c, to: &out)
     }
 
@@ -244,6 +248,7 @@ enum RecordEncoder {
         store(b.address.address, into: &c.addr)
         c.port_be = b.address.port.bigEndian
         c.proto = b.proto.rawValue
+        c.cluster_id = b.cluster
         c.node_id = b.nodeID.littleEndian
         appendRaw(c, to: &out)
     }
@@ -255,7 +260,7 @@ struct RawFrontend {
     var address: IPAddress
     var port: UInt16
     var proto: UInt8
-    var pad: UInt8
+    var cluster: UInt8
     var id: UInt32
     var ruleCount: UInt8
     var valuePad: [UInt8]
@@ -264,7 +269,7 @@ struct RawFrontend {
 
 struct RawRule {
     var groupID, ownerID, affinityTimeout, rateLimit: UInt32
-    var origin, kind, action, pad: UInt8
+    var origin, kind, action, cluster: UInt8
     var flags: UInt16
     var nodePort: UInt16
 }
@@ -276,10 +281,10 @@ enum RecordDecoder {
         func rule(_ r: bl_rule) -> RawRule {
             RawRule(groupID: UInt32(littleEndian: r.group_id), ownerID: UInt32(littleEndian: r.owner_id),
                     affinityTimeout: UInt32(littleEndian: r.affinity_timeout), rateLimit: UInt32(littleEndian: r.rate_limit),
-                    origin: r.origin, kind: r.kind, action: r.action, pad: r.pad,
+                    origin: r.origin, kind: r.kind, action: r.action, cluster: r.cluster_id,
                     flags: UInt16(littleEndian: r.flags), nodePort: UInt16(bigEndian: r.node_port_be))
         }
-        return RawFrontend(address: loadAddress(key.addr), port: UInt16(bigEndian: key.port_be), proto: key.proto, pad: key.pad,
+        return RawFrontend(address: loadAddress(key.addr), port: UInt16(bigEndian: key.port_be), proto: key.proto, cluster: key.cluster_id,
                            id: UInt32(littleEndian: value.frontend_id), ruleCount: value.rule_count,
                            valuePad: rawBytes(value.pad),
                            rules: loadArray(bl_rule.self, value.rules).map(rule))
@@ -312,9 +317,9 @@ enum RecordDecoder {
         return (UInt32(littleEndian: c.service_id), UInt32(littleEndian: c.flags))
     }
 
-    static func nodeAddrValue(_ bytes: [UInt8], _ o: Int) -> (nodeID: UInt32, flags: UInt32) {
+    static func nodeAddrValue(_ bytes: [UInt8], _ o: Int) -> (nodeID: UInt32, cluster: UInt8, pad: [UInt8]) {
         let c = loadRaw(bl_node_addr_value.self, bytes, o)
-        return (UInt32(littleEndian: c.node_id), UInt32(littleEndian: c.flags))
+        return (UInt32(littleEndian: c.node_id), c.cluster_id, rawBytes(c.pad))
     }
 
     static func idKey(_ bytes: [UInt8], _ o: Int) -> UInt32 {
@@ -354,8 +359,8 @@ enum RecordDecoder {
         UInt32(littleEndian: loadRaw(bl_member_value.self, bytes, o).index)
     }
 
-    static func backendValue(_ bytes: [UInt8], _ o: Int) -> (address: IPAddress, port: UInt16, proto: UInt8, reserved: UInt8, nodeID: UInt32) {
+    static func backendValue(_ bytes: [UInt8], _ o: Int) -> (address: IPAddress, port: UInt16, proto: UInt8, cluster: UInt8, nodeID: UInt32) {
         let c = loadRaw(bl_backend_value.self, bytes, o)
-        return (loadAddress(c.addr), UInt16(bigEndian: c.port_be), c.proto, c.reserved, UInt32(littleEndian: c.node_id))
+        return (loadAddress(c.addr), UInt16(bigEndian: c.port_be), c.proto, c.cluster_id, UInt32(littleEndian: c.node_id))
     }
 }

@@ -43,7 +43,18 @@ extension ImageMetadata {
     /// group of a large cluster, so no per-object allocation.
     func writeCanonical(_ w: inout CanonicalJSONWriter) {
         w.out.reserveCapacity(256 * (services.count + groups.count) + 4096)
-        w.raw("{\"compiler\":")
+        w.raw("{")
+        if let clusters, !clusters.isEmpty {
+            w.raw("\"clusters\":[")
+            for (i, c) in clusters.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":"); w.int(c.id)
+                w.raw(",\"name\":"); w.string(c.name)
+                w.raw("}")
+            }
+            w.raw("],")
+        }
+        w.raw("\"compiler\":")
         w.string(compiler)
         w.raw(",\"counts\":{")
         for (i, (k, v)) in counts.sorted(by: { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }).enumerated() {
@@ -86,7 +97,9 @@ extension ImageMetadata {
                 if j > 0 { w.raw(",") }
                 w.string(a)
             }
-            w.raw("],\"id\":"); w.int(n.id)
+            w.raw("],")
+            if let c = n.cluster { w.raw("\"cluster\":"); w.string(c); w.raw(",") }
+            w.raw("\"id\":"); w.int(n.id)
             w.raw(",\"name\":"); w.string(n.name)
             w.raw(",\"object\":"); w.bool(n.object)
             if let z = n.zone { w.raw(",\"zone\":"); w.string(z) }
@@ -97,6 +110,8 @@ extension ImageMetadata {
             if i > 0 { w.raw(",") }
             w.raw("{")
             if let t = sv.affinityTimeout { w.raw("\"affinityTimeout\":"); w.int(t); w.raw(",") }
+            if let c = sv.cluster { w.raw("\"cluster\":"); w.string(c); w.raw(",") }
+            if let a = sv.clusterAffinity { w.raw("\"clusterAffinity\":"); w.string(a); w.raw(",") }
             w.raw("\"externalTrafficPolicy\":"); w.string(sv.externalTrafficPolicy)
             w.raw(",\"id\":"); w.int(sv.id)
             w.raw(",\"internalTrafficPolicy\":"); w.string(sv.internalTrafficPolicy)

@@ -39,7 +39,8 @@ extension ImageDecoder {
             throw ImageError("verification did not run")
         }
         let header = try tables.get()
-        return VerifiedImage(header: header, bytes: bytes, nodes: try metadata.get().nodes)
+        let m = try metadata.get()
+        return VerifiedImage(header: header, bytes: bytes, nodes: m.nodes, clusters: m.clusters ?? [])
     }
 
     /// The metadata section decoded; its error as `decode` reports it.

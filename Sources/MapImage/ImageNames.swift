@@ -5,6 +5,7 @@ public struct ImageNames: Sendable {
     public let nodes: [UInt32: NodeInfo]
     public let zones: [UInt32: String]
     public let backends: [UInt32: Backend]
+    public let clusters: [UInt8: String]
 
     public init(_ c: ImageContents) {
         groups = Dictionary(c.metadata.groups, firstBy: \.id)
@@ -12,7 +13,19 @@ public struct ImageNames: Sendable {
         nodes = Dictionary(c.metadata.nodes, firstBy: \.id)
         zones = Dictionary(firstWins: c.metadata.zones.map { ($0.id, $0.name) })
         backends = Dictionary(c.backends, firstBy: \.id)
+        clusters = Dictionary(firstWins: (c.metadata.clusters ?? []).map { ($0.id, $0.name) })
     }
+
+    /// A cluster's name ("cluster 7" when the metadata does not name it).
+    public func cluster(_ id: UInt8) -> String { clusters[id] ?? "cluster \(id)" }
+
+    /// A frontend key, its cluster named: "10.96.0.10:53/UDP cluster=east".
+    public func frontend(_ key: FrontendKey) -> String {
+        key.cluster == 0 ? "\(key)" : "\(key.unscoped) cluster=\(cluster(key.cluster))"
+    }
+
+    /// " cluster=east" for something of a cluster, "" otherwise.
+    public func clusterSuffix(_ id: UInt8) -> String { id == 0 ? "" : " cluster=\(cluster(id))" }
 
     public func group(_ id: UInt32) -> String {
         guard let g = groups[id] else { return "group \(hex(id))" }
@@ -40,6 +53,8 @@ public struct ImageNames: Sendable {
         case .node: "node=\(node(key.scopeID))"
         case .local: "local=\(node(key.scopeID))"
         case .gate: "gate=\(node(key.scopeID))"
+        case .inCluster: "in-cluster=\(cluster(UInt8(truncatingIfNeeded: key.scopeID)))"
+        case .outOfCluster: "out-of-cluster=\(cluster(UInt8(truncatingIfNeeded: key.scopeID)))"
         }
     }
 
@@ -56,6 +71,7 @@ public struct ImageNames: Sendable {
         if r.flags.contains(.affinity) { parts.append("affinity=\(r.affinityTimeout)s") }
         if r.rateLimit != 0 { parts.append("rate-limit=\(r.rateLimit)/s") }
         if r.nodePort != 0 { parts.append("nodePort=\(r.nodePort)") }
+        if r.cluster != 0 { parts.append("cluster=\(cluster(r.cluster))") }
         return parts.joined(separator: " ")
     }
 }

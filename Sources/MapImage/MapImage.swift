@@ -4,9 +4,15 @@ public struct VerifiedImage: Sendable {
     public var header: ImageHeader
     public var bytes: [UInt8]
     public var nodes: [NodeInfo]
+    public var clusters: [ClusterInfo] = []
 
     public func nodeID(named name: String) throws(ResolverError) -> UInt32 {
         try NodeInfo.id(named: name, in: nodes)
+    }
+
+    /// The host's settings in this image's ids.
+    public func place(_ settings: HostSettings) throws(ResolverError) -> HostPlacement {
+        try settings.place(nodes: nodes, clusters: clusters)
     }
 }
 

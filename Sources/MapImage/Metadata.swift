@@ -18,6 +18,9 @@ public struct ImageMetadata: Codable, Hashable, Sendable {
     public var services: [ServiceInfo]
     public var groups: [GroupInfo]
     public var diagnostics: [DiagnosticInfo]
+    /// The clusters of a multi-cluster image, by id (docs/multicluster.md); absent (empty) for
+    /// an image of one unnamed cluster.
+    public var clusters: [ClusterInfo]?
 
     public init(compiler: String = "balancer \(BalancerVersion.string)", inputs: InputSummary = InputSummary(),
                 counts: [String: Int] = [:], nodes: [NodeInfo] = [], zones: [ZoneInfo] = [], services: [ServiceInfo] = [],
@@ -43,13 +46,18 @@ public struct ImageMetadata: Codable, Hashable, Sendable {
         try JSONDecoder().decode(ImageMetadata.self, from: Data(bytes))
     }
 
-    /// Only the node list: the loader's need, without decoding every service's names.
-    public static func decodeNodes(_ bytes: [UInt8]) throws -> [NodeInfo] {
-        struct Nodes: Decodable { var nodes: [NodeInfo] }
-        return try JSONDecoder().decode(Nodes.self, from: Data(bytes)).nodes
+    /// Only the nodes and clusters: the loader's need, without decoding every service's names.
+    public static func decodeNodes(_ bytes: [UInt8]) throws -> (nodes: [NodeInfo], clusters: [ClusterInfo]) {
+        struct Nodes: Decodable { var nodes: [NodeInfo]; var clusters: [ClusterInfo]? }
+        let n = try JSONDecoder().decode(Nodes.self, from: Data(bytes))
+        return (n.nodes, n.clusters ?? [])
     }
 
     public func node(named name: String) -> NodeInfo? { nodes.first { $0.name == name } }
+    public func cluster(id: UInt8) -> ClusterInfo? { clusters?.first { $0.id == id } }
+    public func cluster(named name: String) -> ClusterInfo? { clusters?.first { $0.name == name } }
+    /// "east", or "" for cluster 0.
+    public func clusterName(_ id: UInt8) -> String { cluster(id: id)?.name ?? (id == 0 ? "" : "cluster \(id)") }
     public func node(id: UInt32) -> NodeInfo? { nodes.first { $0.id == id } }
 }
 
@@ -81,6 +89,8 @@ public struct NodeInfo: Codable, Hashable, Sendable {
     public var addresses: [String]
     /// False when only an endpoint's nodeName mentions the node.
     public var object: Bool
+    /// Its cluster in a multi-cluster image (then `name` is "<cluster>/<node>").
+    public var cluster: String?
 
     public init(id: UInt32, name: String, zone: String?, addresses: [String], object: Bool) {
         self.id = id
@@ -88,6 +98,18 @@ public struct NodeInfo: Codable, Hashable, Sendable {
         self.zone = zone
         self.addresses = addresses
         self.object = object
+    }
+}
+
+/// One cluster of a multi-cluster image: the id its frontends, rules, node addresses and backends
+/// carry, and the name `--cluster` gave it.
+public struct ClusterInfo: Codable, Hashable, Sendable {
+    public var id: UInt8
+    public var name: String
+
+    public init(id: UInt8, name: String) {
+        self.id = id
+        self.name = name
     }
 }
 
@@ -109,6 +131,10 @@ public struct ServiceInfo: Codable, Hashable, Sendable {
     public var internalTrafficPolicy: String
     public var externalTrafficPolicy: String
     public var affinityTimeout: UInt32?
+    /// Its cluster in a multi-cluster image ("clusterset" for a ServiceImport's service).
+    public var cluster: String?
+    /// A clusterset service's cluster affinity (local or remote); nil: none.
+    public var clusterAffinity: String?
 
     public init(id: UInt32, namespace: String, name: String, type: String, internalTrafficPolicy: String,
                 externalTrafficPolicy: String, affinityTimeout: UInt32?) {
@@ -121,7 +147,8 @@ public struct ServiceInfo: Codable, Hashable, Sendable {
         self.affinityTimeout = affinityTimeout
     }
 
-    public var qualifiedName: String { "\(namespace)/\(name)" }
+    /// "default/web", or "east/default/web" in a multi-cluster image.
+    public var qualifiedName: String { cluster.map { "\($0)/\(namespace)/\(name)" } ?? "\(namespace)/\(name)" }
 }
 
 /// A backend group: one port of one service (or policy) for one IP family.

@@ -7,23 +7,31 @@ public struct FrontendKey: Hashable, Comparable, Sendable, CustomStringConvertib
     public var address: IPAddress
     public var port: UInt16
     public var proto: TransportProtocol
+    /// 0: every client finds it. k > 0: clients of cluster k find it first; a NodePort of cluster
+    /// k answers on cluster k's node addresses (docs/multicluster.md).
+    public var cluster: UInt8
 
-    public init(address: IPAddress, port: UInt16, proto: TransportProtocol) {
+    public init(address: IPAddress, port: UInt16, proto: TransportProtocol, cluster: UInt8 = 0) {
         self.address = address
         self.port = port
         self.proto = proto
+        self.cluster = cluster
     }
 
     public var isNodePortWildcard: Bool { address.isUnspecified }
 
-    /// Key-byte order: address bytes, port in network order, protocol.
+    /// The same key as every client finds it (cluster 0).
+    public var unscoped: FrontendKey { FrontendKey(address: address, port: port, proto: proto) }
+
+    /// Key-byte order: address bytes, port in network order, protocol, cluster.
     public static func < (a: FrontendKey, b: FrontendKey) -> Bool {
-        (a.address, a.port, a.proto.rawValue) < (b.address, b.port, b.proto.rawValue)
+        (a.address, a.port, a.proto.rawValue, a.cluster) < (b.address, b.port, b.proto.rawValue, b.cluster)
     }
 
+    /// "10.96.0.10:53/UDP", with " in cluster 2" for a cluster's own frontend (renderers name it).
     public var description: String {
         let host = isNodePortWildcard ? (address.isIPv4 ? "*" : "[*]") : (address.isIPv4 ? "\(address)" : "[\(address)]")
-        return "\(host):\(port)/\(proto)"
+        return cluster == 0 ? "\(host):\(port)/\(proto)" : "\(host):\(port)/\(proto) in cluster \(cluster)"
     }
 }
 
@@ -48,6 +56,7 @@ public enum FrontendKind: UInt8, Sendable, Codable, CustomStringConvertible {
     case externalIP = 4
     case policyService = 5
     case policyAddress = 6
+    case clusterSetIP = 7
 
     public var description: String {
         switch self {
@@ -57,6 +66,7 @@ public enum FrontendKind: UInt8, Sendable, Codable, CustomStringConvertible {
         case .externalIP: "ExternalIP"
         case .policyService: "PolicyService"
         case .policyAddress: "PolicyAddress"
+        case .clusterSetIP: "ClusterSetIP"
         }
     }
 }
@@ -83,12 +93,16 @@ public struct RuleFlags: OptionSet, Hashable, Sendable, CustomStringConvertible 
     public static let outCluster = RuleFlags(rawValue: UInt16(BL_RULE_OUT_CLUSTER.rawValue))
     public static let direct = RuleFlags(rawValue: UInt16(BL_RULE_DIRECT.rawValue))
     public static let sourceRanges = RuleFlags(rawValue: UInt16(BL_RULE_SOURCE_RANGES.rawValue))
+    public static let clusterScoped = RuleFlags(rawValue: UInt16(BL_RULE_CLUSTER_SCOPED.rawValue))
+    public static let preferLocalCluster = RuleFlags(rawValue: UInt16(BL_RULE_PREFER_LOCAL_CLUSTER.rawValue))
+    public static let preferRemoteCluster = RuleFlags(rawValue: UInt16(BL_RULE_PREFER_REMOTE_CLUSTER.rawValue))
 
     static let names: [(RuleFlags, String)] = [
         (.localOnly, "local-only"), (.topology, "topology"), (.affinity, "affinity"),
         (.fallThrough, "fallthrough"), (.externalLocal, "etp-local"), (.internalLocal, "itp-local"),
         (.skipFromBackend, "skip-from-backend"), (.nodeGated, "node-gated"), (.outCluster, "out-cluster"),
-        (.direct, "direct"), (.sourceRanges, "source-ranges"),
+        (.direct, "direct"), (.sourceRanges, "source-ranges"), (.clusterScoped, "cluster-scoped"),
+        (.preferLocalCluster, "cluster-local"), (.preferRemoteCluster, "cluster-remote"),
     ]
     static let known: UInt16 = names.reduce(0) { $0 | $1.0.rawValue }
 
@@ -106,9 +120,13 @@ public struct Rule: Hashable, Sendable {
     public var action: RuleAction
     public var flags: RuleFlags
     public var nodePort: UInt16
+    /// The owner's cluster: whose clients a cluster-scoped rule serves, whose host mode applies.
+    public var cluster: UInt8
 
     public init(groupID: UInt32, ownerID: UInt32, affinityTimeout: UInt32 = 0, rateLimit: UInt32 = 0,
-                origin: RuleOrigin, kind: FrontendKind, action: RuleAction, flags: RuleFlags, nodePort: UInt16 = 0) {
+                origin: RuleOrigin, kind: FrontendKind, action: RuleAction, flags: RuleFlags, nodePort: UInt16 = 0,
+                cluster: UInt8 = 0) {
+        self.cluster = cluster
         self.groupID = groupID
         self.ownerID = ownerID
         self.affinityTimeout = affinityTimeout
@@ -154,10 +172,13 @@ public struct VIP: Hashable, Sendable {
 public struct NodeAddress: Hashable, Sendable {
     public var address: IPAddress
     public var nodeID: UInt32
+    /// The node's cluster: the NodePort frontends (of that cluster) its address answers.
+    public var cluster: UInt8
 
-    public init(address: IPAddress, nodeID: UInt32) {
+    public init(address: IPAddress, nodeID: UInt32, cluster: UInt8 = 0) {
         self.address = address
         self.nodeID = nodeID
+        self.cluster = cluster
     }
 }
 
@@ -194,6 +215,10 @@ public enum SetScope: UInt8, Sendable, Codable, Comparable, CustomStringConverti
     /// Endpoints still serving that the cluster set leaves out (terminating while ready ones
     /// exist): never chosen, but a socket translated to one is not terminated (it drains).
     case serving = 5
+    /// scope id = cluster id: the cluster set's endpoints of that cluster (cluster affinity local).
+    case inCluster = 6
+    /// scope id = cluster id: the cluster set's endpoints of every other cluster (affinity remote).
+    case outOfCluster = 7
 
     public var description: String {
         switch self {
@@ -203,6 +228,8 @@ public enum SetScope: UInt8, Sendable, Codable, Comparable, CustomStringConverti
         case .local: "local"
         case .gate: "gate"
         case .serving: "serving"
+        case .inCluster: "in-cluster"
+        case .outOfCluster: "out-of-cluster"
         }
     }
 
@@ -251,8 +278,11 @@ public struct Backend: Hashable, Sendable {
     public var address: SocketAddress
     public var proto: TransportProtocol
     public var nodeID: UInt32
+    /// The endpoint's cluster (whose host mode reaches it); 0: none.
+    public var cluster: UInt8
 
-    public init(id: UInt32, address: SocketAddress, proto: TransportProtocol, nodeID: UInt32) {
+    public init(id: UInt32, address: SocketAddress, proto: TransportProtocol, nodeID: UInt32, cluster: UInt8 = 0) {
+        self.cluster = cluster
         self.id = id
         self.address = address
         self.proto = proto

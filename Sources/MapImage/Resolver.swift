@@ -55,7 +55,7 @@ public struct Resolver: Sendable {
     public let contents: ImageContents
     private let frontends: [FrontendKey: Frontend]
     private let vips: [IPAddress: VIP]
-    private let nodeAddresses: [IPAddress: UInt32]
+    private let nodeAddresses: [IPAddress: NodeAddress]
     private let nodes: [UInt32: ImageNode]
     private let sets: [SetKey: BackendSet]
     private let backends: [UInt32: Backend]
@@ -66,7 +66,7 @@ public struct Resolver: Sendable {
         self.contents = contents
         frontends = Dictionary(contents.frontends, firstBy: \.key)
         vips = Dictionary(contents.vips, firstBy: \.address)
-        nodeAddresses = Dictionary(firstWins: contents.nodeAddresses.map { ($0.address, $0.nodeID) })
+        nodeAddresses = Dictionary(firstWins: contents.nodeAddresses.map { ($0.address, $0) })
         nodes = Dictionary(contents.nodes, firstBy: \.id)
         sets = Dictionary(contents.sets, firstBy: \.key)
         backends = Dictionary(contents.backends, firstBy: \.id)
@@ -77,26 +77,43 @@ public struct Resolver: Sendable {
         try NodeInfo.id(named: name, in: contents.metadata.nodes)
     }
 
+    /// The id of a cluster named in this image's metadata, or an error naming the known ones.
+    public func clusterID(named name: String) throws(ResolverError) -> UInt8 {
+        if let c = contents.metadata.cluster(named: name) { return c.id }
+        let known = (contents.metadata.clusters ?? []).map(\.name)
+        throw ResolverError(message: known.isEmpty
+            ? "cluster \"\(PrintableText.escape(name))\": this image names no clusters (it was compiled without --cluster)"
+            : "cluster \"\(PrintableText.escape(name))\" is not in this image (known: \(known.map(PrintableText.escape).joined(separator: ", ")))")
+    }
+
     /// Resolves a connect to `destination` over `proto` from node `nodeID` (0: a host that is not a
-    /// node), by a client whose address is `from` (what loadBalancerSourceRanges are checked
-    /// against; nil: unknown, as a network namespace the loader has not seen).
+    /// node) of cluster `cluster` (0: outside every cluster), by a client whose address is `from`
+    /// (what loadBalancerSourceRanges are checked against; nil: unknown, as a network namespace the
+    /// loader has not seen). Backends of a cluster in `clusterModes` are reached in its mode,
+    /// others in `hostMode`.
     public func resolve(_ destination: SocketAddress, proto: TransportProtocol, nodeID: UInt32 = 0, hostMode: HostMode = .pod,
-                        from client: IPAddress? = nil) -> Resolution {
-        let key = FrontendKey(address: destination.address, port: destination.port, proto: proto)
+                        from client: IPAddress? = nil, cluster: UInt8 = 0, clusterModes: [UInt8: HostMode] = [:]) -> Resolution {
+        let ctx = Client(nodeID: nodeID, cluster: cluster, hostMode: hostMode, clusterModes: clusterModes, address: client)
+        var key = FrontendKey(address: destination.address, port: destination.port, proto: proto, cluster: cluster)
+        if cluster != 0, let f = frontends[key] {
+            return evaluate(f, ctx)
+        }
+        key.cluster = 0
         if let f = frontends[key] {
-            return evaluate(f, nodeID: nodeID, hostMode: hostMode, client: client)
+            return evaluate(f, ctx)
         }
         if let vip = vips[destination.address], vip.flags.contains(.rejectUnknownPort) {
             let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
             return Resolution(result: .reject, reason: "\(destination.address) is the ClusterIP of \(owner), which has no port \(destination.port)/\(proto)")
         }
         var notService = "\(destination) is not a service address"
-        if nodeAddresses[destination.address] != nil {
-            let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto)
+        if let na = nodeAddresses[destination.address] {
+            let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto, cluster: na.cluster)
             if let f = frontends[wildcard] {
-                return evaluate(f, nodeID: nodeID, hostMode: hostMode, client: client)
+                return evaluate(f, ctx)
             }
-            notService = "\(destination.address) is a node address but no service has NodePort \(destination.port)/\(proto)"
+            let of = na.cluster == 0 ? "" : " of cluster \(contents.metadata.clusterName(na.cluster))"
+            notService = "\(destination.address) is a node address\(of) but no service\(of) has NodePort \(destination.port)/\(proto)"
         }
         if let cidr = contents.serviceCIDRs.filter({ $0.contains(destination.address) }).max(by: { $0.prefixLength < $1.prefixLength }) {
             return Resolution(result: .reject, reason: "\(destination.address) is inside the service CIDR \(cidr) but no service answers \(destination.port)/\(proto) there: refused, as kube-proxy drops it (ECONNREFUSED)")
@@ -104,10 +121,27 @@ public struct Resolver: Sendable {
         return Resolution(result: .passthrough, reason: notService)
     }
 
-    private func evaluate(_ f: Frontend, nodeID: UInt32, hostMode: HostMode, client: IPAddress?) -> Resolution {
+    /// Who connects, and how it reaches backends.
+    struct Client {
+        var nodeID: UInt32
+        var cluster: UInt8
+        var hostMode: HostMode
+        var clusterModes: [UInt8: HostMode]
+        var address: IPAddress?
+
+        /// How backends of cluster `c` are reached (`hostMode` for cluster 0 and clusters given none).
+        func mode(_ c: UInt8) -> HostMode { c == 0 ? hostMode : clusterModes[c] ?? hostMode }
+    }
+
+    private func evaluate(_ f: Frontend, _ ctx: Client) -> Resolution {
+        let nodeID = ctx.nodeID
         var notes: [String] = []
         for (i, rule) in f.rules.enumerated() {
             let name = ownerName(rule)
+            if rule.flags.contains(.clusterScoped) && ctx.cluster != 0 && ctx.cluster != rule.cluster {
+                notes.append("\(rule.origin) \(name) serves cluster \(contents.metadata.clusterName(rule.cluster))'s clients only")
+                continue
+            }
             if rule.flags.contains(.nodeGated) {
                 let applies = nodeID == 0 ? rule.flags.contains(.outCluster)
                                           : sets[SetKey(groupID: rule.groupID, scope: .gate, scopeID: nodeID)] != nil
@@ -118,7 +152,7 @@ public struct Resolver: Sendable {
             }
             // Host mode nodeport reaches pods only through a NodePort; node and external
             // addresses (DIRECT rules) are reached as they are.
-            if hostMode == .nodeport && rule.action == .translate && rule.nodePort == 0 && !rule.flags.contains(.direct)
+            if ctx.mode(rule.cluster) == .nodeport && rule.action == .translate && rule.nodePort == 0 && !rule.flags.contains(.direct)
                 && rule.flags.contains(.fallThrough) {
                 notes.append("\(rule.origin) \(name) reaches pods, which host mode nodeport cannot")
                 continue
@@ -127,7 +161,7 @@ public struct Resolver: Sendable {
                 // Ranges of the destination's family only, as kube-proxy maps them.
                 let family = ranges[rule.ownerID, default: []].filter { $0.address.isIPv4 == f.key.address.isIPv4 }
                 let allowed = family.map(\.description).joined(separator: ", ")
-                guard let client else {
+                guard let client = ctx.address else {
                     return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
                                       reason: prefix(notes) + "\(name) accepts only clients in \(allowed) (loadBalancerSourceRanges); the client's address is unknown (give --from)")
                 }
@@ -157,6 +191,14 @@ public struct Resolver: Sendable {
                         chosen = sets[SetKey(groupID: rule.groupID, scope: .zone, scopeID: zone)]
                     }
                 }
+                if chosen == nil && ctx.cluster != 0 && rule.flags.contains(.preferLocalCluster) {
+                    chosen = sets[SetKey(groupID: rule.groupID, scope: .inCluster, scopeID: UInt32(ctx.cluster))]
+                    if chosen == nil { notes.append("no endpoint of \(name) in cluster \(contents.metadata.clusterName(ctx.cluster)) (cluster affinity local)") }
+                }
+                if chosen == nil && ctx.cluster != 0 && rule.flags.contains(.preferRemoteCluster) {
+                    chosen = sets[SetKey(groupID: rule.groupID, scope: .outOfCluster, scopeID: UInt32(ctx.cluster))]
+                    if chosen == nil { notes.append("no endpoint of \(name) outside cluster \(contents.metadata.clusterName(ctx.cluster)) (cluster affinity remote)") }
+                }
                 if chosen == nil { chosen = sets[SetKey(groupID: rule.groupID, scope: .cluster, scopeID: 0)] }
                 guard chosen != nil else {
                     if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
@@ -164,26 +206,32 @@ public struct Resolver: Sendable {
                 }
             }
             guard let set = chosen else { continue }
+            let direct = rule.flags.contains(.direct)
+            if !direct && rule.nodePort == 0 && ctx.mode(rule.cluster) == .nodeport {
+                return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
+                                  reason: prefix(notes) + "\(name) has no NodePort, which host mode nodeport needs")
+            }
             var addresses: [SocketAddress] = []
+            var withoutNodePort: Set<String> = []
             for id in set.backends {
                 guard let b = backends[id] else { continue }
-                switch hostMode {
-                case .pod:
+                if direct || ctx.mode(b.cluster) == .pod {
                     addresses.append(b.address)
-                case .nodeport where rule.flags.contains(.direct):
-                    addresses.append(b.address)
-                case .nodeport:
-                    guard rule.nodePort != 0 else {
-                        return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
-                                          reason: prefix(notes) + "\(name) has no NodePort, which host mode nodeport needs")
-                    }
-                    let node = nodes[b.nodeID]
-                    if let a = b.address.address.isIPv4 ? node?.ipv4 : node?.ipv6 {
-                        addresses.append(SocketAddress(address: a, port: rule.nodePort))
-                    }
+                    continue
+                }
+                guard rule.nodePort != 0 else {
+                    withoutNodePort.insert(contents.metadata.clusterName(b.cluster))
+                    continue
+                }
+                let node = nodes[b.nodeID]
+                if let a = b.address.address.isIPv4 ? node?.ipv4 : node?.ipv6 {
+                    addresses.append(SocketAddress(address: a, port: rule.nodePort))
                 }
             }
             addresses = Array(Set(addresses)).sorted()
+            if !withoutNodePort.isEmpty {
+                notes.append("endpoints of \(withoutNodePort.sorted().joined(separator: ", ")) (host mode nodeport) are left out: \(name) has no single NodePort")
+            }
             if addresses.isEmpty {
                 return Resolution(result: .unreachable, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
                                   reason: prefix(notes) + "no node address known for \(name)'s endpoints (host mode nodeport)")
@@ -208,6 +256,7 @@ public struct Resolver: Sendable {
         case .zone: contents.metadata.zones.first { $0.id == key.scopeID }?.name ?? "\(key.scopeID)"
         case .node, .local, .gate: contents.metadata.node(id: key.scopeID)?.name ?? "\(key.scopeID)"
         case .cluster, .serving: ""
+        case .inCluster, .outOfCluster: contents.metadata.clusterName(UInt8(truncatingIfNeeded: key.scopeID))
         }
     }
 }

@@ -10,7 +10,7 @@ extension ImageDecoder {
     /// digest and is not written to the kernel.
     public static func verify(_ bytes: [UInt8], nodes: Bool = true) throws(ImageError) -> VerifiedImage {
         let (header, contents) = try decode(bytes, materialize: false, nodes: nodes)
-        return VerifiedImage(header: header, bytes: bytes, nodes: contents.metadata.nodes)
+        return VerifiedImage(header: header, bytes: bytes, nodes: contents.metadata.nodes, clusters: contents.metadata.clusters ?? [])
     }
 
     static func decode(_ bytes: [UInt8], materialize: Bool, nodes decodeNodes: Bool = true) throws(ImageError) -> (ImageHeader, ImageContents) {
@@ -31,7 +31,9 @@ extension ImageDecoder {
             tables.contents.metadata = try metadata(bytes, meta)
         } else if decodeNodes {
             do {
-                tables.contents.metadata.nodes = try ImageMetadata.decodeNodes(Array(bytes[meta.offset..<(meta.offset + meta.length)]))
+                let named = try ImageMetadata.decodeNodes(Array(bytes[meta.offset..<(meta.offset + meta.length)]))
+                tables.contents.metadata.nodes = named.nodes
+                tables.contents.metadata.clusters = named.clusters
             } catch {
                 throw ImageError("metadata is not valid: \(PrintableText.escape("\(error)"))", offset: meta.offset)
             }
@@ -98,7 +100,6 @@ struct TableDecoder {
             let b = RecordDecoder.backendValue(bytes, v)
             guard id != 0 else { throw ImageError("backends: backend id 0 is reserved", offset: k) }
             guard let proto = TransportProtocol(rawValue: b.proto) else { throw ImageError("backends: protocol \(b.proto) is not TCP or UDP", offset: v) }
-            guard b.reserved == 0 else { throw ImageError("backends: reserved byte not zero", offset: v) }
             guard b.port != 0 else { throw ImageError("backends: port 0", offset: v) }
             guard !b.address.isUnspecified else { throw ImageError("backends: unspecified address", offset: v) }
             guard b.nodeID == 0 || nodeIDs.contains(b.nodeID) else {
@@ -106,7 +107,8 @@ struct TableDecoder {
             }
             backendIDs.insert(id)
             if materialize {
-                contents.backends.append(Backend(id: id, address: SocketAddress(address: b.address, port: b.port), proto: proto, nodeID: b.nodeID))
+                contents.backends.append(Backend(id: id, address: SocketAddress(address: b.address, port: b.port), proto: proto, nodeID: b.nodeID,
+                                                cluster: b.cluster))
             }
         }
     }
@@ -132,6 +134,10 @@ struct TableDecoder {
                 guard nodeIDs.contains(key.scopeID) else { throw ImageError("sets: \(scope) set for node \(key.scopeID), which is not in the nodes table", offset: k) }
             case .zone:
                 guard key.scopeID != 0 else { throw ImageError("sets: zone set with zone id 0", offset: k) }
+            case .inCluster, .outOfCluster:
+                guard (1...UInt32(ABI.maxClusters)).contains(key.scopeID) else {
+                    throw ImageError("sets: \(scope) set for cluster \(key.scopeID) (1–\(ABI.maxClusters))", offset: k)
+                }
             }
             guard value.flags & ~SetFlags.terminating.rawValue == 0 else { throw ImageError("sets: unknown flags", offset: v) }
             if scope == .gate {
@@ -197,17 +203,17 @@ struct TableDecoder {
         try Self.records(bytes, .frontends, section(.frontends)) { (k, v) throws(ImageError) in
             let f = RecordDecoder.frontend(bytes, key: k, value: v)
             guard let proto = TransportProtocol(rawValue: f.proto) else { throw ImageError("frontends: protocol \(f.proto) is not TCP or UDP", offset: k) }
-            guard f.pad == 0, f.valuePad == [0, 0, 0] else { throw ImageError("frontends: padding not zero", offset: k) }
+            guard f.valuePad == [0, 0, 0] else { throw ImageError("frontends: padding not zero", offset: k) }
             guard f.port != 0 else { throw ImageError("frontends: port 0", offset: k) }
             guard f.id != 0 else { throw ImageError("frontends: frontend id 0 is reserved", offset: v) }
             guard (1...ABI.maxRules).contains(Int(f.ruleCount)) else { throw ImageError("frontends: \(f.ruleCount) rules (1–\(ABI.maxRules) allowed)", offset: v) }
-            let key = FrontendKey(address: f.address, port: f.port, proto: proto)
+            let key = FrontendKey(address: f.address, port: f.port, proto: proto, cluster: f.cluster)
             var rules: [Rule] = []
             if materialize { rules.reserveCapacity(Int(f.ruleCount)) }
             for (i, r) in f.rules.enumerated() {
                 if i >= Int(f.ruleCount) {
                     guard r.groupID == 0, r.ownerID == 0, r.affinityTimeout == 0, r.rateLimit == 0, r.origin == 0, r.kind == 0,
-                          r.action == 0, r.pad == 0, r.flags == 0, r.nodePort == 0 else {
+                          r.action == 0, r.cluster == 0, r.flags == 0, r.nodePort == 0 else {
                         throw ImageError("frontends: unused rule \(i) of \(key) is not zero", offset: v)
                     }
                     continue
@@ -216,7 +222,7 @@ struct TableDecoder {
                       let action = RuleAction(rawValue: r.action) else {
                     throw ImageError("frontends: rule \(i) of \(key) has an unknown origin, kind or action", offset: v)
                 }
-                guard r.pad == 0, r.flags & ~RuleFlags.known == 0 else { throw ImageError("frontends: rule \(i) of \(key) has unknown flags", offset: v) }
+                guard r.flags & ~RuleFlags.known == 0 else { throw ImageError("frontends: rule \(i) of \(key) has unknown flags", offset: v) }
                 guard r.groupID != 0, r.ownerID != 0 else { throw ImageError("frontends: rule \(i) of \(key) has a zero group or owner id", offset: v) }
                 if action == .translate && !groupsWithSets.contains(r.groupID) {
                     throw ImageError("frontends: rule \(i) of \(key) translates to group \(r.groupID), which has no backend set", offset: v)
@@ -226,7 +232,8 @@ struct TableDecoder {
                 }
                 if materialize {
                     rules.append(Rule(groupID: r.groupID, ownerID: r.ownerID, affinityTimeout: r.affinityTimeout, rateLimit: r.rateLimit,
-                                      origin: origin, kind: kind, action: action, flags: RuleFlags(rawValue: r.flags), nodePort: r.nodePort))
+                                      origin: origin, kind: kind, action: action, flags: RuleFlags(rawValue: r.flags), nodePort: r.nodePort,
+                                      cluster: r.cluster))
                 }
             }
             if materialize { contents.frontends.append(Frontend(key: key, id: f.id, rules: rules)) }
@@ -275,8 +282,8 @@ struct TableDecoder {
             let addr = RecordDecoder.addrKey(bytes, k)
             let value = RecordDecoder.nodeAddrValue(bytes, v)
             guard nodeIDs.contains(value.nodeID) else { throw ImageError("node_addrs: \(addr) refers to node \(value.nodeID), which is not in the nodes table", offset: v) }
-            guard value.flags == 0 else { throw ImageError("node_addrs: unknown flags", offset: v) }
-            if materialize { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: value.nodeID)) }
+            guard value.pad == [0, 0, 0] else { throw ImageError("node_addrs: padding not zero", offset: v) }
+            if materialize { contents.nodeAddresses.append(NodeAddress(address: addr, nodeID: value.nodeID, cluster: value.cluster)) }
         }
     }
 }

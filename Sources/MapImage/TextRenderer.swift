@@ -12,10 +12,13 @@ public enum TextRenderer {
         out.append("# \(c.metadata.compiler); inputs: \(c.metadata.inputs.objects) objects, sha256 \(c.metadata.inputs.digest)")
         let counts = c.metadata.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         out.append("# objects: \(counts.isEmpty ? "none" : counts)")
+        if let clusters = c.metadata.clusters, !clusters.isEmpty {
+            out.append("# clusters: " + clusters.map { "\($0.id)=\($0.name)" }.joined(separator: " "))
+        }
         out.append("# tables: " + h.sections.map { "\($0.name)=\($0.count)" }.joined(separator: " "))
         out.append("")
         for f in c.frontends {
-            out.append("FRONTEND \(f.key) id=\(hex(f.id))")
+            out.append("FRONTEND \(names.frontend(f.key)) id=\(hex(f.id))")
             for (i, r) in f.rules.enumerated() {
                 out.append("  RULE \(i) \(names.rule(r))")
             }
@@ -31,7 +34,7 @@ public enum TextRenderer {
             out.append("SOURCE_RANGE \(r.prefix) service=\(names.service(r.ownerID))")
         }
         for a in c.nodeAddresses {
-            out.append("NODE_ADDR \(a.address) node=\(names.node(a.nodeID))")
+            out.append("NODE_ADDR \(a.address) node=\(names.node(a.nodeID))\(names.clusterSuffix(a.cluster))")
         }
         for n in c.nodes {
             let v4 = n.ipv4.map { "\($0)" } ?? "-"
@@ -53,7 +56,7 @@ public enum TextRenderer {
             }
         }
         for b in c.backends {
-            out.append("BACKEND \(hex(b.id)) \(b.address)/\(b.proto) node=\(names.node(b.nodeID))")
+            out.append("BACKEND \(hex(b.id)) \(b.address)/\(b.proto) node=\(names.node(b.nodeID))\(names.clusterSuffix(b.cluster))")
         }
         for d in c.metadata.diagnostics {
             out.append("DIAGNOSTIC \(d.line)")

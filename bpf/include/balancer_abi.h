@@ -21,7 +21,7 @@
 
 #include "balancer_abi_types.h"
 
-#define BL_ABI_VERSION 3u
+#define BL_ABI_VERSION 4u
 
 /* ---- image tables (double-buffered by the loader; one generation = one whole image) ---------- */
 
@@ -60,13 +60,22 @@ enum bl_proto {
 
 /* A frontend: destination address, port and protocol of a connect()/sendmsg().
  * NodePort frontends use the family's wildcard address (BL_WILDCARD_*) and are consulted only when
- * the destination is a node address (BL_TABLE_NODE_ADDRS). */
+ * the destination is a node address (BL_TABLE_NODE_ADDRS).
+ *
+ * Clusters (docs/multicluster.md): an image compiled from several clusters numbers them 1..255 in
+ * `--cluster` order; 0 is "no cluster" (an image of one unnamed cluster, and hosts outside every
+ * cluster). `cluster_id` 0 is the frontend every client finds; a frontend of cluster k (k > 0) is
+ * found first by clients of cluster k (bl_config.cluster_id), so two clusters can each offer the
+ * same ClusterIP to their own clients. A NodePort frontend of cluster k is found through the node
+ * addresses of cluster k (bl_node_addr_value.cluster_id), whoever connects. */
 struct bl_frontend_key {
 	__u8 addr[16];
 	__be16 port_be;
 	__u8 proto;
-	__u8 pad;
+	__u8 cluster_id;
 };
+
+#define BL_MAX_CLUSTERS 255
 
 /* Who wrote a rule. Higher priority first in a frontend's rule list (decided by the compiler). */
 enum bl_origin {
@@ -83,6 +92,7 @@ enum bl_kind {
 	BL_KIND_EXTERNAL_IP = 4,
 	BL_KIND_POLICY_SERVICE = 5, /* a policy's serviceMatcher frontend */
 	BL_KIND_POLICY_ADDRESS = 6, /* a policy's addressMatcher frontend */
+	BL_KIND_CLUSTERSET_IP = 7,  /* a multi-cluster ServiceImport's clusterset IP (KEP-1645) */
 };
 
 /* What the rule does when it applies. */
@@ -123,6 +133,14 @@ enum bl_rule_flag {
 	 * (BL_TABLE_SOURCE_RANGES) are translated; others are refused (ECONNREFUSED). The client's
 	 * address is its network namespace's (bl_client_addrs, written by the loader). */
 	BL_RULE_SOURCE_RANGES = 1u << 10,
+	/* The rule applies only to clients of its cluster (bl_rule.cluster_id) and to hosts outside
+	 * every cluster (bl_config.cluster_id 0): a ClusterIP and a policy serve their own cluster. */
+	BL_RULE_CLUSTER_SCOPED = 1u << 11,
+	/* Cluster affinity local: a client of cluster k chooses from BL_SCOPE_IN_CLUSTER[k] while it
+	 * exists, then from the cluster set. */
+	BL_RULE_PREFER_LOCAL_CLUSTER = 1u << 12,
+	/* Cluster affinity remote: BL_SCOPE_OUT_OF_CLUSTER[k] first, then the cluster set. */
+	BL_RULE_PREFER_REMOTE_CLUSTER = 1u << 13,
 };
 
 /* One way to serve a frontend. A frontend holds up to BL_MAX_RULES, tried in order. */
@@ -134,7 +152,7 @@ struct bl_rule {
 	__u8 origin;            /* enum bl_origin */
 	__u8 kind;              /* enum bl_kind */
 	__u8 action;            /* enum bl_action */
-	__u8 pad;
+	__u8 cluster_id;        /* the owner's cluster (0: none, or a ServiceImport's clusterset) */
 	__u16 flags;            /* enum bl_rule_flag */
 	__be16 node_port_be;    /* the service port's nodePort, 0 if none (host mode nodeport) */
 };
@@ -166,7 +184,8 @@ struct bl_vip_value {
 
 struct bl_node_addr_value {
 	__u32 node_id;
-	__u32 flags;
+	__u8 cluster_id; /* the node's cluster: which NodePort frontends its address answers */
+	__u8 pad[3];
 };
 
 /* A 32-bit id key: nodes and backends. */
@@ -197,6 +216,10 @@ enum bl_scope {
 	 * ones exist). Never chosen; a socket translated to one is still a member of its service
 	 * and is not terminated (graceful termination drains it). */
 	BL_SCOPE_SERVING = 5,
+	/* scope_id cluster id: the cluster set's endpoints of that cluster (cluster affinity). */
+	BL_SCOPE_IN_CLUSTER = 6,
+	/* scope_id cluster id: the cluster set's endpoints of every other cluster. */
+	BL_SCOPE_OUT_OF_CLUSTER = 7,
 };
 
 struct bl_set_key {
@@ -246,7 +269,7 @@ struct bl_backend_value {
 	__u8 addr[16];
 	__be16 port_be;
 	__u8 proto;
-	__u8 reserved; /* zero */
+	__u8 cluster_id; /* the endpoint's cluster (per-cluster host mode); 0: none */
 	__u32 node_id; /* the endpoint's node, 0 if unknown */
 };
 
@@ -335,7 +358,7 @@ BL_ASSERT_SIZE(struct bl_range_key, BL_RANGE_KEY_SIZE);
 BL_ASSERT_SIZE(struct bl_range_value, BL_RANGE_VALUE_SIZE);
 BL_ASSERT_SIZE(struct bl_client_key, 8);
 BL_ASSERT_SIZE(struct bl_client_value, 72);
-BL_ASSERT_SIZE(struct bl_config, 16);
+BL_ASSERT_SIZE(struct bl_config, 56);
 BL_ASSERT_SIZE(struct bl_counters, 32);
 BL_ASSERT_SIZE(struct bl_affinity_key, 16);
 BL_ASSERT_SIZE(struct bl_affinity_value, 16);

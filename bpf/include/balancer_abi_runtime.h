@@ -21,8 +21,14 @@ enum bl_host_mode {
 struct bl_config {
 	__u32 active_gen; /* 0 or 1: which generation of every image table is live */
 	__u32 node_id;    /* this host's node id, 0 on a host that is not a node */
-	__u32 host_mode;  /* enum bl_host_mode */
+	__u32 host_mode;  /* enum bl_host_mode: for backends of no cluster (cluster id 0) */
 	__u32 flags;
+	__u32 cluster_id; /* this host's cluster, 0 outside every cluster */
+	__u32 pad;
+	/* Per-cluster host mode: bit k set = backends of cluster k are reached through their node
+	 * and the service's NodePort (`--cluster-mode NAME=nodeport`; a cluster given no mode has
+	 * --host-mode's). Bit 0 is unused (host_mode). Each 64-bit word is written whole. */
+	__u64 nodeport_clusters[4];
 };
 
 /* Per-CPU counters keyed by frontend id. */

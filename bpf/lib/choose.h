@@ -19,7 +19,7 @@ struct bl_choice {
 	__u8 origin;              /* of the deciding rule (enum bl_origin); 0: none decided */
 	__u8 reason;              /* why it refused or found nothing (enum bl_reason) */
 	__u8 ev_flags;            /* BL_EVENT_FELL_THROUGH and why (enum bl_event_flag) */
-	__u8 pad;
+	__u8 cluster_id;          /* of the deciding rule: whose host mode applies */
 };
 
 /* Redirect rate limits (spec.redirectRateLimit), per policy id on this node. */
@@ -145,6 +145,10 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 	sets = bpf_map_lookup_elem(&bl_sets, &gen);
 	if (!sets)
 		return BL_OUT_PASS;
+	/* A ClusterIP or a policy of one cluster serves that cluster's clients, and hosts outside
+	 * every cluster; a client of another cluster passes it by. */
+	if ((flags & BL_RULE_CLUSTER_SCOPED) && c->cluster_id != 0 && c->cluster_id != r->cluster_id)
+		return BL_NEXT_RULE;
 	if (flags & BL_RULE_NODE_GATED) {
 		int applies;
 
@@ -161,8 +165,8 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 	}
 	/* Host mode nodeport reaches pods only through a NodePort; DIRECT backends (node and
 	 * external addresses) as they are. */
-	if (c->host_mode == BL_HOST_MODE_NODEPORT && r->action == BL_ACTION_TRANSLATE && r->node_port_be == 0 &&
-	    !(flags & BL_RULE_DIRECT) && (flags & BL_RULE_FALLTHROUGH))
+	if (r->action == BL_ACTION_TRANSLATE && r->node_port_be == 0 && !(flags & BL_RULE_DIRECT) &&
+	    (flags & BL_RULE_FALLTHROUGH) && bl_cluster_nodeport(c, r->cluster_id))
 		goto fallthrough;
 	/* From here the rule decides unless it hands on. */
 	ch->owner_id = r->owner_id;
@@ -200,6 +204,12 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 					sv = bl_find_set(sets, group, node->zone_id, BL_SCOPE_ZONE, &ch->set);
 			}
 		}
+		/* Cluster affinity (a ServiceImport's backends of several clusters): this cluster's
+		 * own endpoints, or every other cluster's, while there are any. */
+		if (!sv && c->cluster_id != 0 && (flags & BL_RULE_PREFER_LOCAL_CLUSTER))
+			sv = bl_find_set(sets, group, c->cluster_id, BL_SCOPE_IN_CLUSTER, &ch->set);
+		if (!sv && c->cluster_id != 0 && (flags & BL_RULE_PREFER_REMOTE_CLUSTER))
+			sv = bl_find_set(sets, group, c->cluster_id, BL_SCOPE_OUT_OF_CLUSTER, &ch->set);
 		if (!sv)
 			sv = bl_find_set(sets, group, 0, BL_SCOPE_CLUSTER, &ch->set);
 		if (!sv) {
@@ -218,6 +228,7 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 	ch->flags = flags;
 	ch->affinity_timeout = r->affinity_timeout;
 	ch->node_port_be = r->node_port_be;
+	ch->cluster_id = r->cluster_id;
 	return BL_OUT_TRANSLATE;
 
 fallthrough:

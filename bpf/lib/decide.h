@@ -79,7 +79,7 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 	bl_addr_store(fk.addr, &req->dst);
 	fk.port_be = req->port_be;
 	fk.proto = req->proto;
-	fe = bl_find_frontend(c.gen, &fk, 1, &vip_reject);
+	fe = bl_find_frontend(c.gen, c.cluster_id, &fk, 1, &vip_reject);
 	if (!fe) {
 		if (vip_reject) {
 			bl_count(0, BL_OUT_REJECT, 0);

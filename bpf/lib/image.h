@@ -66,7 +66,7 @@ struct bl_cfg {
 	__u32 gen;
 	__u32 node_id;
 	__u32 host_mode;
-	__u32 pad;
+	__u32 cluster_id; /* this host's cluster (0: outside every cluster) */
 };
 
 /* Reads bl_config[0] once. Nonzero when there is an image to use: a generation of 0 or 1 whose
@@ -86,7 +86,7 @@ static __always_inline int bl_read_config(struct bl_cfg *c)
 	c->gen = gen;
 	c->node_id = *(volatile __u32 *)&cfg->node_id;
 	c->host_mode = *(volatile __u32 *)&cfg->host_mode;
-	c->pad = 0;
+	c->cluster_id = *(volatile __u32 *)&cfg->cluster_id;
 	if (gen > 1)
 		return 0;
 	return bpf_map_lookup_elem(&bl_frontends, &gen) && bpf_map_lookup_elem(&bl_vips, &gen) &&
@@ -147,10 +147,11 @@ static __always_inline int bl_is_member(__u32 gen, const struct bl_set_key *set,
 /* The frontend of key (address, port, protocol): the exact one, else the NodePort wildcard of the
  * address's family when the address is a node address. With check_vip, a ClusterIP that refuses
  * unknown ports sets *vip_reject instead of looking further. */
-static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, struct bl_frontend_key *key, int check_vip,
-								  int *vip_reject)
+static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, __u32 cluster_id, struct bl_frontend_key *key,
+								  int check_vip, int *vip_reject)
 {
 	struct bl_frontend_value *fe;
+	struct bl_node_addr_value *na;
 	struct bl_addr_key ak;
 	struct bl_addr a, wild;
 	void *frontends, *node_addrs;
@@ -158,6 +159,15 @@ static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, str
 	frontends = bpf_map_lookup_elem(&bl_frontends, &gen);
 	if (!frontends)
 		return 0;
+	/* A client of cluster k finds its cluster's own frontend first (two clusters may both
+	 * offer an address to their own clients), then the one every client finds. */
+	if (cluster_id != 0 && cluster_id <= BL_MAX_CLUSTERS) {
+		key->cluster_id = (__u8)cluster_id;
+		fe = bpf_map_lookup_elem(frontends, key);
+		if (fe)
+			return fe;
+	}
+	key->cluster_id = 0;
 	fe = bpf_map_lookup_elem(frontends, key);
 	if (fe)
 		return fe;
@@ -177,15 +187,43 @@ static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, str
 		}
 	}
 	node_addrs = bpf_map_lookup_elem(&bl_node_addrs, &gen);
-	if (!node_addrs || !bpf_map_lookup_elem(node_addrs, &ak))
+	if (!node_addrs)
+		return 0;
+	na = bpf_map_lookup_elem(node_addrs, &ak);
+	if (!na)
 		return 0;
 
-	/* The wildcard of the family: ::ffff:0.0.0.0 or ::. */
+	/* The wildcard of the family (::ffff:0.0.0.0 or ::) of the node's cluster: a NodePort
+	 * answers on the nodes of its own cluster, whoever connects. */
 	__builtin_memset(&wild, 0, sizeof(wild));
 	if (bl_addr_is_v4(&a))
 		bl_addr_from_v4(&wild, 0);
 	bl_addr_store(key->addr, &wild);
+	key->cluster_id = na->cluster_id;
 	return bpf_map_lookup_elem(frontends, key);
+}
+
+/* Whether backends of cluster `cluster_id` (1..255) are reached through their node's NodePort
+ * here: the per-cluster bit of bl_config (--cluster-mode, else --host-mode's). */
+static __always_inline int bl_cluster_nodeport_id(__u32 cluster_id)
+{
+	struct bl_config *cfg;
+	__u32 zero = 0;
+	__u64 word;
+
+	cfg = bpf_map_lookup_elem(&bl_config, &zero);
+	if (!cfg)
+		return 0;
+	word = *(volatile __u64 *)&cfg->nodeport_clusters[(cluster_id >> 6) & 3];
+	return (word >> (cluster_id & 63)) & 1;
+}
+
+/* The same for any cluster id: --host-mode for cluster 0 (and hosts of unnamed clusters). */
+static __always_inline int bl_cluster_nodeport(const struct bl_cfg *c, __u32 cluster_id)
+{
+	if (cluster_id == 0)
+		return c->host_mode == BL_HOST_MODE_NODEPORT;
+	return bl_cluster_nodeport_id(cluster_id);
 }
 
 #endif /* BL_IMAGE_H */

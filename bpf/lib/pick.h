@@ -18,16 +18,17 @@ struct {
 
 /* What makes a backend usable here, beyond being in the set. */
 struct bl_use {
-	__u32 host_mode;
+	__u32 host_mode;     /* for backends of cluster 0; BL_HOST_MODE_POD for DIRECT rules */
 	__be16 node_port_be; /* the rule's nodePort (host mode nodeport) */
 	__u8 need_v4;        /* an IPv4 socket: only an IPv4 destination can be written */
-	__u8 pad;
+	__u8 direct;         /* a DIRECT rule: every backend is reached as it is */
 };
 
 /* The destination for backend `backend_id`: its own address and port, or in host mode nodeport
- * its node's address of the backend's family and the rule's nodePort. Nonzero when the backend
- * cannot be reached from here (no such backend, no node address of its family) — the Resolver
- * leaves such backends out of its answer. *t is whole when it answers 0. */
+ * (--host-mode for backends of no cluster, the cluster's mode otherwise) its node's address of
+ * the backend's family and the rule's nodePort. Nonzero when the backend cannot be reached from
+ * here (no such backend, no node address of its family, no nodePort) — the Resolver leaves such
+ * backends out of its answer. *t is whole when it answers 0. */
 static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const struct bl_use *use,
 					     struct bl_target *t)
 {
@@ -44,7 +45,8 @@ static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const 
 	if (!b)
 		return -1;
 	bl_addr_load(&a, b->addr);
-	if (use->host_mode == BL_HOST_MODE_NODEPORT) {
+	if (!use->direct && (b->cluster_id == 0 ? use->host_mode == BL_HOST_MODE_NODEPORT
+						 : bl_cluster_nodeport_id(b->cluster_id))) {
 		struct bl_node_value *n;
 		struct bl_id_key nk;
 		void *nodes = bpf_map_lookup_elem(&bl_nodes, &gen);
@@ -67,6 +69,8 @@ static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const 
 				return -1;
 		}
 		port_be = use->node_port_be;
+		if (port_be == 0)
+			return -1;
 	} else {
 		port_be = b->port_be;
 	}
@@ -154,15 +158,16 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 	gen = c->gen;
 
 	/* DIRECT backends are node or external addresses: reached as they are in every host mode. */
-	use.host_mode = (ch->flags & BL_RULE_DIRECT) ? BL_HOST_MODE_POD : c->host_mode;
+	use.direct = (ch->flags & BL_RULE_DIRECT) != 0;
+	use.host_mode = use.direct ? BL_HOST_MODE_POD : c->host_mode;
 	use.node_port_be = ch->node_port_be;
 	use.need_v4 = req->need_v4;
-	use.pad = 0;
 	/* An empty set (the image never holds one but a gate set) reaches nothing. */
 	if (ch->count == 0)
 		return BL_OUT_UNREACHABLE;
-	/* Host mode nodeport reaches backends through the service's NodePort: none, refused. */
-	if (use.host_mode == BL_HOST_MODE_NODEPORT && ch->node_port_be == 0)
+	/* Host mode nodeport (of the rule's cluster) reaches backends through the service's
+	 * NodePort: none, refused. */
+	if (!use.direct && ch->node_port_be == 0 && bl_cluster_nodeport(c, ch->cluster_id))
 		return BL_OUT_REJECT;
 
 	/* A UDP socket keeps its backend across sendmsg calls (and a re-connect). A TCP socket

@@ -61,7 +61,7 @@ static __always_inline int bl_reverse_translate(struct bpf_sock_addr *ctx, int s
 		bl_addr_store(fk.addr, &vip);
 		fk.port_be = vip_port_be;
 		fk.proto = rv->proto;
-		fe = bl_find_frontend(c.gen, &fk, 0, &vip_reject);
+		fe = bl_find_frontend(c.gen, c.cluster_id, &fk, 0, &vip_reject);
 		if (!fe || fe->frontend_id != rv->frontend_id) {
 			/* A stale frontend (gone or renumbered): its reverse entry is dropped. */
 			bpf_map_delete_elem(&bl_reverse, &rk);

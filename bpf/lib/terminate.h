@@ -37,7 +37,7 @@ static __always_inline int bl_translation_stale(const struct bl_cfg *c, const st
 	bl_addr_store(fk.addr, &vip);
 	fk.port_be = rv->vip_port_be;
 	fk.proto = rv->proto;
-	fe = bl_find_frontend(c->gen, &fk, 0, &vip_reject);
+	fe = bl_find_frontend(c->gen, c->cluster_id, &fk, 0, &vip_reject);
 	if (!fe)
 		return 1;
 
@@ -48,7 +48,7 @@ static __always_inline int bl_translation_stale(const struct bl_cfg *c, const st
 	b = bpf_map_lookup_elem(backends, &bk);
 	if (!b)
 		return 1;
-	if (c->host_mode == BL_HOST_MODE_POD) {
+	if (!bl_cluster_nodeport(c, b->cluster_id)) {
 		bl_addr_load(&stored, rv->backend);
 		bl_addr_load(&now, b->addr);
 		if (!bl_addr_eq(&stored, &now) || b->port_be != rv->backend_port_be)

@@ -19,10 +19,20 @@ struct Compile: ParsableCommand {
         Service, an unpaired port) leave that policy's frontend out (a conflict: the older policy \
         keeps it) and the image is written; its metadata lists the errors. Malformed input always \
         fails.
+
+        Several clusters in one image (docs/multicluster.md): --cluster NAME=PATH for each \
+        (repeatable, also per NAME); their names, services, nodes and backends stay apart, \
+        ServiceImports (multicluster.x-k8s.io) gather every exporting cluster's endpoints, and \
+        an address two clusters offer is reported. Positional inputs are one unnamed cluster and \
+        cannot be mixed with --cluster.
         """)
 
-    @Argument(help: "Manifest files or directories.")
-    var inputs: [String]
+    @Argument(help: "Manifest files or directories (one unnamed cluster).")
+    var inputs: [String] = []
+
+    @Option(name: .customLong("cluster"), parsing: .singleValue,
+            help: ArgumentHelp("One cluster's manifest file or directory (repeatable).", valueName: "NAME=PATH"))
+    var clusterTexts: [String] = []
 
     @Option(name: .shortAndLong, help: "Where to write the image.")
     var output: String
@@ -35,13 +45,24 @@ struct Compile: ParsableCommand {
 
     @OptionGroup var manifests: ManifestOptions
 
+    func validate() throws {
+        if inputs.isEmpty && clusterTexts.isEmpty { throw ValidationError("give manifest files or directories, or --cluster NAME=PATH") }
+        if !inputs.isEmpty && !clusterTexts.isEmpty {
+            throw ValidationError("positional inputs (one unnamed cluster) and --cluster cannot be mixed: name every cluster")
+        }
+    }
+
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
         let snapshot: Snapshot
         let inputDiagnostics: [Diagnostic]
         do {
-            (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs, limits: manifests.inputLimits)
+            if clusterTexts.isEmpty {
+                (snapshot, inputDiagnostics) = try InputLoader.load(paths: inputs, limits: manifests.inputLimits)
+            } else {
+                (snapshot, inputDiagnostics) = try InputLoader.load(clusters: try ClusterInput.parse(clusterTexts), limits: manifests.inputLimits)
+            }
         } catch {
             printError(error.description)
             throw ExitCode(1)

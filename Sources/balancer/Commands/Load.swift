@@ -18,6 +18,8 @@ struct Load: ParsableCommand {
 
     @OptionGroup var nodeOptions: NodeOptions
 
+    @OptionGroup var hostCluster: HostClusterOption
+
     @Flag(help: "Print one JSON line of per-step timings to standard error.")
     var timings = false
 
@@ -26,7 +28,7 @@ struct Load: ParsableCommand {
     @OptionGroup var terminate: TerminateOption
 
     func run() throws {
-        let node = nodeOptions.name, mode = nodeOptions.hostMode
+        let node = nodeOptions.name
         let clock = ContinuousClock()
         let t0 = clock.now
         let bytes = try image.bytes()
@@ -43,7 +45,7 @@ struct Load: ParsableCommand {
                 let cr = try datapath.syncClientAddresses(scope: scope)
                 rangesNote = "; loadBalancerSourceRanges: the addresses of \(counted(cr.entries, "network namespace")) under \(scope)"
             }
-            let report = try datapath.load(imageBytes: bytes, node: node, hostMode: mode)
+            let report = try datapath.load(imageBytes: bytes, host: nodeOptions.settings(cluster: hostCluster.name))
             if !ranged { _ = try? datapath.syncClientAddresses(scope: "", wanted: false) }
             // After the flip: a terminated socket's reconnect goes through the new image.
             var termination: Datapath.TerminationReport?

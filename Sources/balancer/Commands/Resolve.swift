@@ -5,7 +5,10 @@ struct Resolve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Where would a connect to ADDRESS:PORT go? The Resolver's answer over an image.",
         discussion: """
-        Without --node the client is a host that is not a node of the cluster. IPv6 as [addr]:port.
+        Without --node the client is a host that is not a node of the cluster. In an image of \
+        several clusters (compile --cluster), --cluster names the client's cluster (a --node may \
+        name it too: east/worker-1); without either, the client is outside every cluster. IPv6 as \
+        [addr]:port.
         Results: translate (with every backend it may reach), reject (ECONNREFUSED), \
         unreachable (EHOSTUNREACH), passthrough (not a service address).
         """)
@@ -19,6 +22,8 @@ struct Resolve: ParsableCommand {
     var udp = false
 
     @OptionGroup var nodeOptions: NodeOptions
+
+    @OptionGroup var hostCluster: HostClusterOption
 
     @Option(help: ArgumentHelp("The client's address (its pod's IP, or for the host one of the node's addresses): what a LoadBalancer's loadBalancerSourceRanges are checked against.",
                                valueName: "ADDRESS"))
@@ -38,12 +43,14 @@ struct Resolve: ParsableCommand {
         let node = nodeOptions.name, mode = nodeOptions.hostMode
         let img = try image.load()
         let resolver = Resolver(img.contents)
-        var nodeID: UInt32 = 0
-        if let node {
-            nodeID = try CommandError.wrapping { try resolver.nodeID(named: node) }
+        let settings = nodeOptions.settings(cluster: hostCluster.name)
+        let placement = try CommandError.wrapping {
+            try settings.place(nodes: img.contents.metadata.nodes, clusters: img.contents.metadata.clusters ?? [])
         }
-        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: nodeID, hostMode: mode, from: client)
+        let r = resolver.resolve(dest, proto: udp ? .udp : .tcp, nodeID: placement.nodeID, hostMode: mode, from: client,
+                                 cluster: placement.clusterID, clusterModes: placement.clusterModes)
         let names = ImageNames(img.contents)
+        let clusterName = placement.clusterID == 0 ? nil : names.cluster(placement.clusterID)
         switch output.format {
         case .json:
             struct RuleView: Encodable {
@@ -59,22 +66,29 @@ struct Resolve: ParsableCommand {
                 var destination: String
                 var `protocol`: String
                 var node: String?
+                var cluster: String?
                 var hostMode: String
                 var frontend: String?
                 var rule: RuleView?
                 var reason: String
             }
             let view = View(result: r.result.rawValue, backends: r.backends.map(\.description), destination: dest.description,
-                            protocol: udp ? "UDP" : "TCP", node: node, hostMode: mode.rawValue, frontend: r.frontend?.description,
+                            protocol: udp ? "UDP" : "TCP", node: node, cluster: clusterName, hostMode: mode.rawValue,
+                            frontend: r.frontend.map(names.frontend),
                             rule: r.rule.map { RuleView(index: r.ruleIndex ?? 0, origin: $0.origin.description, kind: $0.kind.description,
                                                          group: names.group($0.groupID), flags: $0.flags.names) },
                             reason: r.reason)
             try printJSON(view)
         case .text:
-            let from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
+            var from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
+            if let clusterName {
+                from = node == nil ? "a host of cluster \(clusterName) that is not a node (host mode \(mode.rawValue))" : "\(from) of cluster \(clusterName)"
+            } else if !(img.contents.metadata.clusters ?? []).isEmpty {
+                from += ", outside every cluster"
+            }
             printLine("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
             if let f = r.frontend, let rule = r.rule, let i = r.ruleIndex {
-                printLine("  frontend \(f), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)")
+                printLine("  frontend \(names.frontend(f)), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)\(names.clusterSuffix(rule.cluster))")
             }
             printLine("  \(r.reason)")
             if !r.backends.isEmpty {

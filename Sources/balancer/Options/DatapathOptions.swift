@@ -18,6 +18,51 @@ struct NodeOptions: ParsableArguments {
 
     @Option(help: "For hosts that are not nodes: pod (reach backends directly) or nodeport (the backend's node address and NodePort).")
     var hostMode: HostMode = .pod
+
+    @Option(name: .customLong("cluster-mode"), parsing: .singleValue,
+            help: ArgumentHelp("How backends of one cluster of a multi-cluster image are reached (repeatable): pod or nodeport; clusters not named take --host-mode's.",
+                               valueName: "NAME=MODE"))
+    var clusterModeTexts: [String] = []
+
+    /// --cluster-mode as a dictionary; `validate` has refused a malformed one.
+    var clusterModes: [String: HostMode] {
+        var out: [String: HostMode] = [:]
+        for t in clusterModeTexts {
+            if let (name, mode) = Self.clusterMode(t) { out[name] = mode }
+        }
+        return out
+    }
+
+    static func clusterMode(_ text: String) -> (String, HostMode)? {
+        guard let eq = text.firstIndex(of: "="), let mode = HostMode(rawValue: String(text[text.index(after: eq)...])) else { return nil }
+        let name = String(text[..<eq])
+        return name.isEmpty ? nil : (name, mode)
+    }
+
+    func validate() throws {
+        var seen: Set<String> = []
+        for t in clusterModeTexts {
+            guard let (name, _) = Self.clusterMode(t) else {
+                throw ValidationError("--cluster-mode \(t): expected NAME=pod or NAME=nodeport")
+            }
+            guard seen.insert(name).inserted else { throw ValidationError("--cluster-mode: cluster \(name) is given twice") }
+        }
+    }
+
+    /// The host's settings; `cluster` is the host's cluster (--cluster of load and resolve).
+    func settings(cluster: String?) -> HostSettings {
+        HostSettings(node: name, cluster: cluster, hostMode: hostMode, clusterModes: clusterModes)
+    }
+}
+
+/// The host's cluster in a multi-cluster image (`load`, `resolve`): its ClusterIPs and policies
+/// serve it, and it finds its cluster's frontends first. Without it (and without a --node of a
+/// cluster), the host is outside every cluster.
+struct HostClusterOption: ParsableArguments {
+    @Option(name: [.customLong("cluster"), .customLong("host-cluster")],
+            help: ArgumentHelp("The cluster this host is in (a name the image's clusters have); omit for a host outside every cluster. A --node of a multi-cluster image may also name it: east/worker-1.",
+                               valueName: "name"))
+    var name: String?
 }
 
 /// Where `load` and `watch` look for network namespaces: those of the backends that
