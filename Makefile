@@ -122,7 +122,8 @@ golden: build
 	@mkdir -p golden
 	@for d in fixtures/*/; do \
 		n=$$(basename $$d); [ $$n = hostile ] && continue; \
-		$(BALANCER) compile $$d -o golden/$$n.image --keep-going >/dev/null 2>&1 || exit 1; \
+		in=$$(sed -n 's/^! clusters //p' $$d/expect.txt 2>/dev/null | tr ' ' '\n' | sed "s|.*|--cluster &=$$d&|"); \
+		$(BALANCER) compile $${in:-$$d} -o golden/$$n.image --keep-going >/dev/null 2>&1 || exit 1; \
 		$(BALANCER) inspect golden/$$n.image > golden/$$n.txt || exit 1; \
 		echo "golden/$$n"; \
 	done

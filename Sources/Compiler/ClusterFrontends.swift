@@ -39,7 +39,7 @@ enum ClusterFrontends {
                 let objects = f.rules.map { owners[$0.groupID] ?? "group \($0.groupID)" }
                 return "\(name) (\(objects.joined(separator: ", ")))"
             }
-            let firstName = clusters.name(first.key.cluster) ?? Clusters.clusterSet
+            let firstName = clusters.name(ordered[0].key.cluster) ?? Clusters.clusterSet
             let list = ordered.map(who).joined(separator: " and ")
             if scoped {
                 diagnostics.append(Diagnostic(.warning, file: nil, object: "frontend \(base)", field: "",

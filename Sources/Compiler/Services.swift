@@ -264,6 +264,14 @@ struct ServiceCompiler {
     }
 
     mutating func claimVIP(_ vip: VIP, _ precedence: ServicePrecedence, _ object: String) {
+        if let (existing, other) = vips[vip.address], !clusters.isEmpty,
+           clusters.id(of: precedence.name) != clusters.id(of: other.name) {
+            // Two clusters' ClusterIPs (every cluster has 10.96.0.1): ClusterFrontends reports
+            // the frontends; the address names the first cluster's service, as key 0 does.
+            if clusters.id(of: precedence.name) < clusters.id(of: other.name) { vips[vip.address] = (vip, precedence) }
+            _ = existing
+            return
+        }
         if let (existing, other) = vips[vip.address] {
             let (winner, loser) = precedence < other ? ((vip, precedence), (existing, other)) : ((existing, other), (vip, precedence))
             vips[vip.address] = winner

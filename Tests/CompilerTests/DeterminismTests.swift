@@ -102,6 +102,12 @@ struct SyntheticCluster {
 
     @Test(arguments: Repo.fixtureCases)
     func fixtureFileOrderDoesNotMatter(_ name: String) throws {
+        // A multi-cluster case's clusters are each one unnamed cluster here.
+        let clusters = try FixtureDirectives.parse(readText(Repo.fixtures + "/\(name)/expect.txt") ?? "").clusters
+        for dir in clusters.isEmpty ? [name] : clusters.map({ "\(name)/\($0)" }) { try fileOrderDoesNotMatter(dir) }
+    }
+
+    func fileOrderDoesNotMatter(_ name: String) throws {
         let files = try InputLoader.expand([Repo.fixtures + "/" + name])
         let contents = try files.map { ($0, try InputLoader.readFile($0)) }
         let (a, da) = try InputLoader.load(contents: contents)

@@ -12,7 +12,7 @@ import Testing
 @Suite struct FixtureTests {
     @Test(arguments: Repo.fixtureCases)
     func goldenImage(_ name: String) throws {
-        let (bytes, _) = try compileImage([Repo.fixtures + "/" + name])
+        let (bytes, _) = try compileFixture(Repo.fixtures + "/" + name)
         let image = try MapImage(bytes: bytes)
         let text = TextRenderer.render(image)
         let goldenText = readText(Repo.golden + "/\(name).txt")
@@ -30,7 +30,7 @@ import Testing
         let text = readText(dir + "/expect.txt") ?? ""
         let probes = try Probe.parse(text)
         let directives = try FixtureDirectives.parse(text)
-        let (bytes, result) = try compileImage([dir])
+        let (bytes, result) = try compileFixture(dir)
         // Every expected diagnostic is reported, and every error is expected.
         for (severity, text) in directives.diagnostics {
             #expect(result.diagnostics.contains { $0.severity == severity && $0.description.contains(text) },
@@ -49,8 +49,15 @@ import Testing
         let image = try MapImage(bytes: bytes)
         let resolver = Resolver(image.contents)
         for p in probes {
-            let nodeID = try p.node.map { try resolver.nodeID(named: $0) } ?? 0
-            let r = resolver.resolve(p.destination, proto: p.proto, nodeID: nodeID)
+            // `cluster/-`: a host of the cluster that is not a node; `cluster/node`: the node.
+            var host = HostSettings(node: p.node, clusterModes: directives.clusterModes)
+            if let n = p.node, n.hasSuffix("/-") {
+                host.node = nil
+                host.cluster = String(n.dropLast(2))
+            }
+            let placement = try host.place(nodes: image.contents.metadata.nodes, clusters: image.contents.metadata.clusters ?? [])
+            let r = resolver.resolve(p.destination, proto: p.proto, nodeID: placement.nodeID, cluster: placement.clusterID,
+                                     clusterModes: placement.clusterModes)
             #expect(r.result == p.result, "\(name) \(p): got \(r.result) (\(r.reason))")
             if p.result == .translate {
                 #expect(r.backends == p.backends, "\(name) \(p): got \(r.backends.map(\.description).joined(separator: " "))")

@@ -16,6 +16,16 @@ func compileImage(_ paths: [String]) throws -> (bytes: [UInt8], result: CompileR
     return (ImageEncoder.encode(result.contents), result)
 }
 
+/// Compiles a fixture case as `make golden` does: its `! clusters` (sub-directories, in order) as
+/// `--cluster NAME=DIR/NAME`, else the folder as one unnamed cluster.
+func compileFixture(_ dir: String) throws -> (bytes: [UInt8], result: CompileResult) {
+    let directives = try FixtureDirectives.parse(readText(dir + "/expect.txt") ?? "")
+    guard !directives.clusters.isEmpty else { return try compileImage([dir]) }
+    let (snapshot, diags) = try InputLoader.load(clusters: directives.clusters.map { ClusterInput(name: $0, paths: [dir + "/" + $0]) })
+    let result = Compiler.compile(snapshot, inputDiagnostics: diags)
+    return (ImageEncoder.encode(result.contents), result)
+}
+
 /// Compiles in-memory files.
 func compileContents(_ files: [(String, String)]) throws -> (bytes: [UInt8], result: CompileResult) {
     let (snapshot, diags) = try InputLoader.load(contents: files.map { ($0.0, Array($0.1.utf8)) })
@@ -24,6 +34,8 @@ func compileContents(_ files: [(String, String)]) throws -> (bytes: [UInt8], res
 }
 
 /// One probe of a fixture's expect.txt: `<node|-> <tcp|udp> <addr:port> => <result> [backends…]`.
+/// In a multi-cluster case `<from>` is `<cluster>/<node>`, `<cluster>/-` (a host of that cluster
+/// that is not a node) or `-` (outside every cluster).
 struct Probe: CustomStringConvertible, Sendable {
     var line: Int
     var node: String?
@@ -68,6 +80,10 @@ struct FixtureDirectives: Sendable {
     var keepGoing = false
     /// (severity, text the message contains)
     var diagnostics: [(Diagnostic.Severity, String)] = []
+    /// `! clusters NAME...`: a multi-cluster case, one sub-directory per cluster, in this order.
+    var clusters: [String] = []
+    /// `! cluster-mode NAME=MODE`: how every probe's host reaches that cluster's backends.
+    var clusterModes: [String: HostMode] = [:]
 
     static func parse(_ content: String) throws -> FixtureDirectives {
         var out = FixtureDirectives()
@@ -82,6 +98,12 @@ struct FixtureDirectives: Sendable {
             case "error": out.diagnostics.append((.error, text))
             case "warning": out.diagnostics.append((.warning, text))
             case "note": out.diagnostics.append((.note, text))
+            case "clusters": out.clusters = text.split(separator: " ").map(String.init)
+            case "cluster-mode":
+                guard let eq = text.firstIndex(of: "="), let mode = HostMode(rawValue: String(text[text.index(after: eq)...])) else {
+                    throw ProbeError(message: "expect.txt:\(i + 1): expected ! cluster-mode NAME=pod|nodeport")
+                }
+                out.clusterModes[String(text[..<eq])] = mode
             default: throw ProbeError(message: "expect.txt:\(i + 1): unknown directive \"\(line)\"")
             }
         }
