@@ -224,6 +224,12 @@ static __always_inline int bl_rule(struct bpf_sock_addr *ctx, const struct bl_cf
 		ch->ev_flags |= BL_EVENT_RATE_LIMITED;
 		goto fallthrough;
 	}
+	/* Host mode nodeport (of the rule's cluster: --cluster-mode, else --host-mode) reaches
+	 * pods only through the service's NodePort: without one, refused. */
+	if (r->node_port_be == 0 && !(flags & BL_RULE_DIRECT) && bl_cluster_nodeport(c, r->cluster_id)) {
+		ch->reason = BL_REASON_NO_NODEPORT;
+		return BL_OUT_REJECT;
+	}
 	ch->count = sv->count;
 	ch->flags = flags;
 	ch->affinity_timeout = r->affinity_timeout;

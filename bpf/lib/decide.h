@@ -103,10 +103,7 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 	req->reason = ch.reason;
 	if (outcome == BL_OUT_TRANSLATE) {
 		outcome = bl_pick(ctx, &c, &ch, req);
-		/* bl_pick refuses only in host mode nodeport without a NodePort. */
-		if (outcome == BL_OUT_REJECT)
-			req->reason = BL_REASON_NO_NODEPORT;
-		else if (outcome == BL_OUT_UNREACHABLE)
+		if (outcome == BL_OUT_UNREACHABLE)
 			req->reason = BL_REASON_NO_USABLE_BACKEND;
 	}
 	req->owner_id = ch.owner_id;

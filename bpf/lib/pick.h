@@ -36,6 +36,7 @@ static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const 
 	struct bl_id_key k;
 	struct bl_addr a;
 	__be16 port_be;
+	int nodeport;
 	void *backends = bpf_map_lookup_elem(&bl_backends, &gen);
 
 	if (!backends)
@@ -44,17 +45,27 @@ static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const 
 	b = bpf_map_lookup_elem(backends, &k);
 	if (!b)
 		return -1;
+	/* One key variable for every lookup here, and the mode decided before the address is
+	 * loaded: this is inlined into bl_pick and the bpf_loop callback's chain, whose stacks
+	 * (with the program's) must stay within 512 bytes. */
+	nodeport = !use->direct && use->host_mode == BL_HOST_MODE_NODEPORT;
+	if (!use->direct && b->cluster_id != 0) {
+		struct bl_config *cfg;
+		__u32 cluster = b->cluster_id;
+
+		k.id = 0;
+		cfg = bpf_map_lookup_elem(&bl_config, &k);
+		nodeport = cfg && ((*(volatile __u64 *)&cfg->nodeport_clusters[(cluster >> 6) & 3] >> (cluster & 63)) & 1);
+	}
 	bl_addr_load(&a, b->addr);
-	if (!use->direct && (b->cluster_id == 0 ? use->host_mode == BL_HOST_MODE_NODEPORT
-						 : bl_cluster_nodeport_id(b->cluster_id))) {
+	if (nodeport) {
 		struct bl_node_value *n;
-		struct bl_id_key nk;
 		void *nodes = bpf_map_lookup_elem(&bl_nodes, &gen);
 
 		if (!nodes)
 			return -1;
-		nk.id = b->node_id;
-		n = bpf_map_lookup_elem(nodes, &nk);
+		k.id = b->node_id;
+		n = bpf_map_lookup_elem(nodes, &k);
 		if (!n)
 			return -1;
 		if (bl_addr_is_v4(&a)) {
@@ -162,13 +173,10 @@ BL_SUBPROG int bl_pick(struct bpf_sock_addr *ctx, const struct bl_cfg *c, const 
 	use.host_mode = use.direct ? BL_HOST_MODE_POD : c->host_mode;
 	use.node_port_be = ch->node_port_be;
 	use.need_v4 = req->need_v4;
-	/* An empty set (the image never holds one but a gate set) reaches nothing. */
+	/* An empty set (the image never holds one but a gate set) reaches nothing. A rule whose
+	 * cluster is reached through NodePorts and that has none was refused by bl_rule. */
 	if (ch->count == 0)
 		return BL_OUT_UNREACHABLE;
-	/* Host mode nodeport (of the rule's cluster) reaches backends through the service's
-	 * NodePort: none, refused. */
-	if (!use.direct && ch->node_port_be == 0 && bl_cluster_nodeport(c, ch->cluster_id))
-		return BL_OUT_REJECT;
 
 	/* A UDP socket keeps its backend across sendmsg calls (and a re-connect). A TCP socket
 	 * connects once: its record is written below. */

@@ -329,6 +329,96 @@ int main(void)
 		listen_until(0);
 	}
 
+	/* Clusters (ABI 4, docs/multicluster.md), in generation 1: east is cluster 1, west 2. Both
+	 * have 10.96.0.1:443 (east's under key 0, west's under key 2); 10.96.100.1 is east's alone;
+	 * both use NodePort 30080; 10.97.0.5 is a clusterset IP of both clusters' web (affinity
+	 * local), 10.97.0.6 the same with affinity remote; 10.96.200.1 is west's, without NodePort. */
+	{
+		const __u32 k1[] = { 201 }, k2[] = { 202 }, w1[] = { 203 }, w2[] = { 204 }, both[] = { 203, 204 };
+		node(1, 21, 0, "172.18.1.2", NULL);
+		node(1, 22, 0, "172.18.2.2", NULL);
+		nodeaddr_cluster(1, "172.18.1.2", 21, 1);
+		nodeaddr_cluster(1, "172.18.2.2", 22, 2);
+		backend_cluster(1, 201, "10.244.1.1", 6443, TCP, 21, 1);
+		backend_cluster(1, 202, "10.244.9.1", 6443, TCP, 22, 2);
+		backend_cluster(1, 203, "10.244.1.5", 8080, TCP, 21, 1);
+		backend_cluster(1, 204, "10.244.3.5", 8080, TCP, 22, 2);
+		set(1, 11, BL_SCOPE_CLUSTER, 0, 1, k1);
+		set(1, 12, BL_SCOPE_CLUSTER, 0, 1, k2);
+		set(1, 13, BL_SCOPE_CLUSTER, 0, 1, w1);
+		set(1, 14, BL_SCOPE_CLUSTER, 0, 1, w2);
+		set(1, 15, BL_SCOPE_CLUSTER, 0, 2, both);
+		set(1, 15, BL_SCOPE_IN_CLUSTER, 1, 1, w1);
+		set(1, 15, BL_SCOPE_IN_CLUSTER, 2, 1, w2);
+		set(1, 16, BL_SCOPE_CLUSTER, 0, 2, both);
+		set(1, 16, BL_SCOPE_OUT_OF_CLUSTER, 1, 1, w2);
+		set(1, 16, BL_SCOPE_OUT_OF_CLUSTER, 2, 1, w1);
+		vip(1, "10.96.0.1", BL_VIP_REJECT_UNKNOWN_PORT);
+		cidr(1, "10.96.0.0", 12);
+		range(1, 1, "0.0.0.0", 0);
+		f = fe_cluster(1, "10.96.0.1", 443, TCP, 2001, 0); rule(f, 11, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 1);
+		f = fe_cluster(1, "10.96.0.1", 443, TCP, 2002, 2); rule(f, 12, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 2);
+		f = fe_cluster(1, "10.96.100.1", 80, TCP, 2003, 0); rule(f, 13, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 30080, 0); rule_cluster(f, 1);
+		f = fe_cluster(1, "0.0.0.0", 30080, TCP, 2004, 1); rule(f, 13, BL_ACTION_TRANSLATE, 0, 30080, 0); rule_cluster(f, 1);
+		f = fe_cluster(1, "0.0.0.0", 30080, TCP, 2005, 2); rule(f, 14, BL_ACTION_TRANSLATE, 0, 30080, 0); rule_cluster(f, 2);
+		f = fe_cluster(1, "10.97.0.5", 80, TCP, 2006, 0); rule(f, 15, BL_ACTION_TRANSLATE, BL_RULE_PREFER_LOCAL_CLUSTER, 30080, 0);
+		f = fe_cluster(1, "10.97.0.6", 80, TCP, 2007, 0); rule(f, 16, BL_ACTION_TRANSLATE, BL_RULE_PREFER_REMOTE_CLUSTER, 30080, 0);
+		f = fe_cluster(1, "10.96.200.1", 80, TCP, 2008, 0); rule(f, 14, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 2);
+		rnd = 0;
+		/* Outside every cluster: key 0, east's. */
+		cconfig(1, 0, BL_HOST_MODE_POD, 0, 0);
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.1.1:6443");
+		EXPECT(call(bl_connect4, 0, "10.96.200.1", 80, TCP), "10.244.3.5:8080");
+		/* A client of west finds west's own frontend first; of east, key 0's east rule. */
+		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.9.1:6443");
+		EXPECT(call(bl_connect6, 1, "10.96.0.1", 443, TCP), "::ffff:10.244.9.1:6443");
+		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "pass");        /* east's ClusterIP: not west's */
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 80, TCP), "refused");       /* unknown port of the VIP */
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.1.1:6443");
+		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "10.244.1.5:8080");
+		EXPECT(call(bl_connect4, 0, "10.96.200.1", 80, TCP), "pass");        /* west's ClusterIP: not east's */
+		cconfig(1, 0, BL_HOST_MODE_POD, 3, 0);                               /* a cluster offering neither */
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "pass");
+		/* NodePorts: the destination node's cluster, whoever connects. */
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		EXPECT(call(bl_connect4, 0, "172.18.2.2", 30080, TCP), "10.244.3.5:8080");
+		EXPECT(call(bl_connect4, 0, "172.18.1.2", 30080, TCP), "10.244.1.5:8080");
+		cconfig(1, 0, BL_HOST_MODE_POD, 0, 0);
+		EXPECT(call(bl_connect4, 0, "172.18.2.2", 30080, TCP), "10.244.3.5:8080");
+		/* Cluster affinity local: a cluster's own endpoints; outside, or of a cluster with none, all. */
+		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
+		rnd = 0; EXPECT(call(bl_connect4, 0, "10.97.0.5", 80, TCP), "10.244.3.5:8080");
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		rnd = 1; EXPECT(call(bl_connect4, 0, "10.97.0.5", 80, TCP), "10.244.1.5:8080");
+		cconfig(1, 0, BL_HOST_MODE_POD, 3, 0);
+		rnd = 1; EXPECT(call(bl_connect4, 0, "10.97.0.5", 80, TCP), "10.244.3.5:8080");
+		/* ... remote: every other cluster's. */
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		rnd = 0; EXPECT(call(bl_connect4, 0, "10.97.0.6", 80, TCP), "10.244.3.5:8080");
+		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
+		rnd = 1; EXPECT(call(bl_connect4, 0, "10.97.0.6", 80, TCP), "10.244.1.5:8080");
+		/* Per-cluster host mode: west (bit 2) through NodePorts, east as pods. */
+		cconfig(1, 0, BL_HOST_MODE_POD, 0, 1ull << 2);
+		rnd = 0; EXPECT(call(bl_connect4, 0, "10.97.0.5", 80, TCP), "10.244.1.5:8080");
+		rnd = 1; EXPECT(call(bl_connect4, 0, "10.97.0.5", 80, TCP), "172.18.2.2:30080");
+		EXPECT(call(bl_connect4, 0, "10.96.200.1", 80, TCP), "refused");     /* west's service has no NodePort */
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.1.1:6443");
+		/* --host-mode nodeport concerns backends of no cluster: east's bit is clear, so pods. */
+		cconfig(1, 0, BL_HOST_MODE_NODEPORT, 0, 0);
+		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "10.244.1.5:8080");
+		/* Termination: a translation is judged against the frontend the host's cluster finds. */
+		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
+		EXPECT(stale("10.96.0.1", 443, TCP, 2002, 202, "10.244.9.1", 6443), "kept");
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		EXPECT(stale("10.96.0.1", 443, TCP, 2002, 202, "10.244.9.1", 6443), "stale");
+		/* A backend reached through its node in its cluster's mode keeps its translation. */
+		cconfig(1, 0, BL_HOST_MODE_POD, 0, 1ull << 2);
+		EXPECT(stale("10.97.0.5", 80, TCP, 2006, 204, "172.18.2.2", 30080), "kept");
+		config(0, 1, BL_HOST_MODE_POD);
+	}
+
 	/* non-TCP/UDP sockets pass */
 	{
 		struct bpf_sock_addr ctx; memset(&ctx, 0, sizeof ctx);

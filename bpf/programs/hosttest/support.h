@@ -11,7 +11,7 @@ struct mmap {
 };
 static struct mmap inner[2][BL_TABLE_COUNT]; /* [gen][table-1] */
 static int present[2][BL_TABLE_COUNT];
-static struct mmap cfgmap = { 4, 16 }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
+static struct mmap cfgmap = { 4, sizeof(struct bl_config) }, counters = { 4, 32 }, affinity = { 16, 16 }, reverse = { 8, 48 },
 	rate = { 8, 16 }, skip = { 16, 4 }, scope = { 4, 16 }, monitor = { 4, 8 }, clients = { 8, 72 };
 /* bl_reasons and bl_events_lost: per-CPU arrays, one CPU here. */
 static __u64 reasons[BL_REASON_COUNT], events_lost;
@@ -212,6 +212,38 @@ static void config(__u32 gen, __u32 node_id, __u32 mode)
 {
 	struct bl_config c = { gen, node_id, mode, 0 }; __u32 z = 0;
 	bpf_map_update_elem(&bl_config, &z, &c, BPF_ANY);
+}
+/* The config of a host of cluster `cluster` (0: outside every cluster); `nodeport` has bit k
+ * set for each cluster k reached through NodePorts (clusters below 64). */
+static void cconfig(__u32 gen, __u32 node_id, __u32 mode, __u32 cluster, __u64 nodeport)
+{
+	struct bl_config c; __u32 z = 0;
+	memset(&c, 0, sizeof c);
+	c.active_gen = gen; c.node_id = node_id; c.host_mode = mode; c.cluster_id = cluster; c.nodeport_clusters[0] = nodeport;
+	bpf_map_update_elem(&bl_config, &z, &c, BPF_ANY);
+}
+/* A frontend of cluster `cluster` (its key's cluster_id). */
+static struct bl_frontend_value *fe_cluster(int gen, const char *a, int port, int proto, __u32 id, __u8 cluster)
+{
+	struct bl_frontend_key k; struct bl_frontend_value v;
+	memset(&k, 0, sizeof k); memset(&v, 0, sizeof v);
+	addr(k.addr, a); k.port_be = htons(port); k.proto = proto; k.cluster_id = cluster; v.frontend_id = id;
+	put(gen, BL_TABLE_FRONTENDS, &k, &v);
+	return (struct bl_frontend_value *)inner[gen][0].v[inner[gen][0].n - 1];
+}
+/* The last rule added to f belongs to cluster `cluster`. */
+static void rule_cluster(struct bl_frontend_value *f, __u8 cluster) { f->rules[f->rule_count - 1].cluster_id = cluster; }
+static void backend_cluster(int gen, __u32 id, const char *a, int port, int proto, __u32 node, __u8 cluster)
+{
+	struct bl_id_key k = { id }; struct bl_backend_value v;
+	memset(&v, 0, sizeof v); addr(v.addr, a); v.port_be = htons(port); v.proto = proto; v.node_id = node; v.cluster_id = cluster;
+	put(gen, BL_TABLE_BACKENDS, &k, &v);
+}
+static void nodeaddr_cluster(int gen, const char *a, __u32 id, __u8 cluster)
+{
+	struct bl_addr_key k; struct bl_node_addr_value v;
+	memset(&v, 0, sizeof v); v.node_id = id; v.cluster_id = cluster;
+	addr(k.addr, a); put(gen, BL_TABLE_NODE_ADDRS, &k, &v);
 }
 
 /* ---- calls ---- */
