@@ -85,12 +85,37 @@ def parse_expect(path):
     return probes
 
 
+def directives(path):
+    """The `!` lines of an expect.txt that direct the compile and the loads (fixtures/README.md)."""
+    d = {"keep_going": False, "clusters": [], "cluster_modes": []}
+    for line in open(path):
+        line = line.strip()
+        if line == "! keep-going":
+            d["keep_going"] = True
+        elif line.startswith("! clusters "):
+            d["clusters"] = line.split()[2:]
+        elif line.startswith("! cluster-mode "):
+            d["cluster_modes"].append(line.split()[2])
+    return d
+
+
+def host_args(frm, cluster_modes):
+    """`balancer load` / `resolve` arguments for a <from>: -, node, cluster/node or cluster/-."""
+    args = []
+    if frm.endswith("/-"):
+        args += ["--cluster", frm[:-2]]
+    elif frm != "-":
+        args += ["--node", frm]
+    for m in cluster_modes:
+        args += ["--cluster-mode", m]
+    return args
+
+
 def resolve(balancer, image, p):
     args = [balancer, "resolve", image, p["dest"], "-o", "json"]
     if p["proto"] == "udp":
         args.append("--udp")
-    if p["from"] != "-":
-        args += ["--node", p["from"]]
+    args += host_args(p["from"], p.get("cluster_modes", []))
     if p.get("host_mode"):
         args += ["--host-mode", p["host_mode"]]
     r = sh(args)
@@ -120,8 +145,12 @@ def prepare():
         except (OSError, ValueError) as e:
             case["skip"] = f"expect.txt: {e}"
             continue
-        keep_going = any(l.strip() == "! keep-going" for l in open(os.path.join(fixtures, name, "expect.txt")))
-        r = sh([balancer, "compile", os.path.join(fixtures, name), "-o", case["image"]] + (["--keep-going"] if keep_going else []))
+        d = directives(os.path.join(fixtures, name, "expect.txt"))
+        case["cluster_modes"] = d["cluster_modes"]
+        for p in case["probes"]:
+            p["cluster_modes"] = d["cluster_modes"]
+        inputs = [a for c in d["clusters"] for a in ("--cluster", f"{c}={os.path.join(fixtures, name, c)}")] or [os.path.join(fixtures, name)]
+        r = sh([balancer, "compile"] + inputs + ["-o", case["image"]] + (["--keep-going"] if d["keep_going"] else []))
         if r.returncode != 0:
             case["skip"] = "balancer compile failed: " + " | ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
             continue
@@ -132,6 +161,10 @@ def prepare():
         img = json.loads(r.stdout)
         routed = sorted({str(norm_ip(b["address"].rsplit(":", 1)[0])) for b in img["backends"]},
                         key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
+        # A cluster reached through NodePorts: its nodes' addresses are backends too.
+        if any(m.endswith("=nodeport") for m in d["cluster_modes"]):
+            routed = sorted(set(routed) | {str(norm_ip(n[k])) for n in img["nodes"] for k in ("ipv4", "ipv6") if n.get(k)},
+                            key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
         case["routed"] = routed
         ports |= {int(b["address"].rsplit(":", 1)[1]) for b in img["backends"]}
         ports |= {int(p["dest"].rsplit(":", 1)[1]) for p in case["probes"]}
@@ -156,7 +189,7 @@ def prepare():
             nodes = {str(norm_ip(n[k])) for n in img["nodes"] for k in ("ipv4", "ipv6") if n.get(k)}
             nclash = sorted(nodes & vips) + sorted(a for a in nodes if (lambda x: x.is_loopback or x.is_multicast or x.is_unspecified
                                                                                    or x.is_link_local or any(x in n for n in LINK_NETS))(ipaddress.ip_address(a)))
-            nodeport = {"name": name + "@nodeport", "image": case["image"], "probes": hosts, "host_mode": "nodeport",
+            nodeport = {"name": name + "@nodeport", "image": case["image"], "probes": hosts, "host_mode": "nodeport", "cluster_modes": d["cluster_modes"],
                         "routed": sorted(set(routed) | nodes, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a))),
                         "skip": case["skip"] or (f"node addresses that are also service addresses: {' '.join(nclash)}" if nclash else None)}
             cases.append(nodeport)
@@ -330,9 +363,7 @@ class Run:
 
     def from_(self, case, frm, probes):
         name = f"{case['name']}/{frm}"
-        args = [self.balancer, "load", case["image"], "--pin-dir", self.B]
-        if frm != "-":
-            args += ["--node", frm]
+        args = [self.balancer, "load", case["image"], "--pin-dir", self.B] + host_args(frm, case.get("cluster_modes", []))
         if case.get("host_mode"):
             args += ["--host-mode", case["host_mode"]]
         r = sh(args)

@@ -19,8 +19,9 @@ public struct HostSettings: Sendable, Equatable {
         self.clusterModes = clusterModes
     }
 
-    /// Whether `place` needs the image's node and cluster names.
-    public var needsNames: Bool { node != nil || cluster != nil || !clusterModes.isEmpty }
+    /// Whether `place` needs the image's node and cluster names (host mode nodeport: every
+    /// cluster of the image takes it, so the clusters must be known).
+    public var needsNames: Bool { node != nil || cluster != nil || !clusterModes.isEmpty || hostMode == .nodeport }
 
     /// The ids of these settings in an image with these nodes and clusters.
     public func place(nodes: [NodeInfo], clusters: [ClusterInfo]) throws(ResolverError) -> HostPlacement {

@@ -30,6 +30,8 @@ public enum JSONRenderer {
         var address: String
         var port: UInt16
         var `protocol`: String
+        /// The cluster whose clients find this frontend first (a NodePort: whose nodes answer).
+        var cluster: String?
         var id: UInt32
         var rules: [RuleView]
     }
@@ -45,6 +47,7 @@ public enum JSONRenderer {
         var affinityTimeout: UInt32?
         var rateLimit: UInt32?
         var nodePort: UInt16?
+        var cluster: String?
     }
 
     struct VIPView: Encodable {
@@ -58,6 +61,7 @@ public enum JSONRenderer {
         var address: String
         var node: UInt32
         var nodeName: String
+        var cluster: String?
     }
 
     struct NodeView: Encodable {
@@ -87,6 +91,7 @@ public enum JSONRenderer {
         var `protocol`: String
         var node: UInt32
         var nodeName: String
+        var cluster: String?
     }
 
     public static func render(_ image: MapImage) -> String {
@@ -98,19 +103,22 @@ public enum JSONRenderer {
             tables: Dictionary(firstWins: image.header.sections.map { ($0.name, $0.count) }),
             metadata: c.metadata,
             frontends: c.frontends.map { f in
-                FrontendView(frontend: f.key.description, address: f.key.isNodePortWildcard ? "*" : f.key.address.description,
-                             port: f.key.port, protocol: f.key.proto.description, id: f.id,
+                FrontendView(frontend: names.frontend(f.key), address: f.key.isNodePortWildcard ? "*" : f.key.address.description,
+                             port: f.key.port, protocol: f.key.proto.description,
+                             cluster: f.key.cluster == 0 ? nil : names.cluster(f.key.cluster), id: f.id,
                              rules: f.rules.map { r in
                                  RuleView(origin: r.origin.description, kind: r.kind.description, action: r.action.description,
                                           group: r.groupID, groupName: names.group(r.groupID), owner: r.ownerID, flags: r.flags.names,
                                           affinityTimeout: r.flags.contains(.affinity) ? r.affinityTimeout : nil,
-                                          rateLimit: r.rateLimit == 0 ? nil : r.rateLimit, nodePort: r.nodePort == 0 ? nil : r.nodePort)
+                                          rateLimit: r.rateLimit == 0 ? nil : r.rateLimit, nodePort: r.nodePort == 0 ? nil : r.nodePort,
+                                          cluster: r.cluster == 0 ? nil : names.cluster(r.cluster))
                              })
             },
             vips: c.vips.map { VIPView(address: $0.address.description, service: $0.serviceID,
                                        serviceName: names.services[$0.serviceID]?.qualifiedName ?? "",
                                        rejectUnknownPort: $0.flags.contains(.rejectUnknownPort)) },
-            nodeAddresses: c.nodeAddresses.map { NodeAddrView(address: $0.address.description, node: $0.nodeID, nodeName: names.node($0.nodeID)) },
+            nodeAddresses: c.nodeAddresses.map { NodeAddrView(address: $0.address.description, node: $0.nodeID, nodeName: names.node($0.nodeID),
+                                                              cluster: $0.cluster == 0 ? nil : names.cluster($0.cluster)) },
             nodes: c.nodes.map { NodeView(id: $0.id, name: names.node($0.id), zone: $0.zoneID, zoneName: names.zones[$0.zoneID],
                                           ipv4: $0.ipv4?.description, ipv6: $0.ipv6?.description, object: $0.flags.contains(.fromObject)) },
             sets: c.sets.map { s in
@@ -119,7 +127,8 @@ public enum JSONRenderer {
                         backends: s.backends.map { names.backend($0) }, backendIDs: s.backends)
             },
             backends: c.backends.map { BackendView(id: $0.id, address: $0.address.description, protocol: $0.proto.description,
-                                                   node: $0.nodeID, nodeName: names.node($0.nodeID)) },
+                                                   node: $0.nodeID, nodeName: names.node($0.nodeID),
+                                                   cluster: $0.cluster == 0 ? nil : names.cluster($0.cluster)) },
             serviceCIDRs: c.serviceCIDRs.map(\.description),
             sourceRanges: c.sourceRanges.map { SourceRangeView(range: $0.prefix.description, service: $0.ownerID,
                                                                serviceName: names.services[$0.ownerID]?.qualifiedName ?? "") })

@@ -48,6 +48,10 @@ import Testing
         #expect(config.nodeID == (try image.nodeID(named: "west/worker-2")))
         #expect(config.clusterID == 2)
         #expect(config.nodeportClusters == [2, 0, 0, 0])
+        // --host-mode nodeport alone: every cluster of the image is reached through NodePorts.
+        _ = try GenerationWriter(datapath: try rig.datapath(), host: HostSettings(hostMode: .nodeport), headroom: 0).load(image: image.bytes)
+        #expect(try rig.datapath().readConfig().nodeportClusters == [0b110, 0, 0, 0])
+        #expect(try rig.datapath().readConfig().clusterID == 0)
         // The node alone names its cluster.
         _ = try GenerationWriter(datapath: try rig.datapath(), host: HostSettings(node: "east/worker-1"), headroom: 0).load(image: image.bytes)
         #expect(try rig.datapath().readConfig().clusterID == 1)
