@@ -15,6 +15,8 @@ public struct ImageDiff: Sendable {
     public var entities: [Entity]
     public var oldDigest: String
     public var newDigest: String
+    /// The clusters of either image, in their order: `render` groups entities by cluster.
+    public var clusters: [String] = []
 
     public var isEmpty: Bool { entities.isEmpty && oldDigest == newDigest }
 
@@ -32,6 +34,18 @@ public struct ImageDiff: Sendable {
             result.append(Entity(name: name, added: after.subtracting(before).sorted(), removed: before.subtracting(after).sorted(), status: status))
         }
         entities = result
+        for c in (old.contents.metadata.clusters ?? []) + (new.contents.metadata.clusters ?? []) where !clusters.contains(c.name) {
+            clusters.append(c.name)
+        }
+    }
+
+    /// The cluster an entity belongs to ("service east/default/web", "node east/worker-1",
+    /// "local-redirect LocalRedirectPolicy east/dns"): the first path component of its name
+    /// when that is a cluster of the images.
+    func cluster(of entity: Entity) -> String? {
+        guard !clusters.isEmpty, let qualified = entity.name.split(separator: " ").last,
+              let c = qualified.split(separator: "/", maxSplits: 1).first, qualified.contains("/") else { return nil }
+        return clusters.contains(String(c)) ? String(c) : c == "clusterset" ? "clusterset" : nil
     }
 
     /// Lines per entity describing its behaviour in one image.
@@ -42,7 +56,7 @@ public struct ImageDiff: Sendable {
 
         for f in c.frontends {
             for (i, r) in f.rules.enumerated() {
-                add("\(r.origin) \(names.owner(r))", "frontend \(f.key) rule \(i): \(names.rule(r))")
+                add("\(r.origin) \(names.owner(r))", "frontend \(names.frontend(f.key)) rule \(i): \(names.rule(r))")
             }
         }
         for v in c.vips {
@@ -50,7 +64,7 @@ public struct ImageDiff: Sendable {
         }
         for s in c.sets {
             let g = names.groups[s.key.groupID]
-            let entity = g.map { "\($0.ownerName.contains("/") ? "service" : "policy") \($0.ownerName)" } ?? "group \(hex(s.key.groupID))"
+            let entity = g.map { "\(names.services[$0.owner] != nil ? "service" : "policy") \($0.ownerName)" } ?? "group \(hex(s.key.groupID))"
             let flags = s.flags.contains(.terminating) ? " (terminating fallback)" : ""
             if s.backends.isEmpty { add(entity, "\(names.group(s.key.groupID)) \(names.scope(s.key))") }
             for b in s.backends {
@@ -78,11 +92,20 @@ public struct ImageDiff: Sendable {
         if entities.isEmpty {
             lines.append("  (same tables; only provenance metadata differs)")
         }
-        for e in entities {
+        // Several clusters: what belongs to no cluster first, then each cluster's, in order.
+        var groups: [(String?, [Entity])] = [(nil, entities.filter { cluster(of: $0) == nil })]
+        for c in clusters + ["clusterset"] {
+            let mine = entities.filter { cluster(of: $0) == c }
+            if !mine.isEmpty { groups.append((c, mine)) }
+        }
+        for (c, list) in groups {
+          if let c { lines.append("# cluster \(c)") }
+          for e in list {
             let mark = e.status == .added ? "+" : e.status == .removed ? "-" : "~"
             lines.append("\(mark) \(e.name)")
             for l in e.removed { lines.append("    - \(l)") }
             for l in e.added { lines.append("    + \(l)") }
+          }
         }
         // Entity names and lines carry the images' own strings: each line stays one record.
         return lines.map(PrintableText.escape).joined(separator: "\n") + "\n"

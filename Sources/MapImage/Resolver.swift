@@ -208,8 +208,9 @@ public struct Resolver: Sendable {
             guard let set = chosen else { continue }
             let direct = rule.flags.contains(.direct)
             if !direct && rule.nodePort == 0 && ctx.mode(rule.cluster) == .nodeport {
+                let of = rule.cluster == 0 ? "" : " (cluster \(contents.metadata.clusterName(rule.cluster))'s mode)"
                 return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
-                                  reason: prefix(notes) + "\(name) has no NodePort, which host mode nodeport needs")
+                                  reason: prefix(notes) + "\(name) has no NodePort, which host mode nodeport\(of) needs")
             }
             var addresses: [SocketAddress] = []
             var withoutNodePort: Set<String> = []

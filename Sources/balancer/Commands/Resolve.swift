@@ -86,6 +86,8 @@ struct Resolve: ParsableCommand {
             } else if !(img.contents.metadata.clusters ?? []).isEmpty {
                 from += ", outside every cluster"
             }
+            let modes = nodeOptions.clusterModes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }
+            if !modes.isEmpty { from += "; cluster modes \(modes.joined(separator: " "))" }
             printLine("\(dest)/\(udp ? "UDP" : "TCP") from \(from): \(r.result.rawValue)")
             if let f = r.frontend, let rule = r.rule, let i = r.ruleIndex {
                 printLine("  frontend \(names.frontend(f)), rule \(i): \(rule.origin) \(names.group(rule.groupID)) \(rule.kind) flags=\(rule.flags)\(names.clusterSuffix(rule.cluster))")
