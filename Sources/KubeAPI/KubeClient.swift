@@ -55,6 +55,24 @@ public struct KubeResource: Sendable, Hashable {
     }()
     /// The seven kinds the compiler reads.
     public static let all: [KubeResource] = [.services, .endpointSlices, .nodes, .pods, .localRedirectPolicies, .balancingPolicies, .serviceCIDRs]
+    /// The Multi-Cluster Services API (KEP-1645): a cluster without its CRDs has none; an agent
+    /// whose ClusterRole does not grant them is told so and goes on without them.
+    public static let serviceImports: KubeResource = {
+        var r = KubeResource(kind: "ServiceImport", apiVersion: "multicluster.x-k8s.io/v1alpha1",
+                             path: "/apis/multicluster.x-k8s.io/v1alpha1/serviceimports", namespaced: true, custom: true,
+                             whyAbsent: "the Multi-Cluster Services CRDs (multicluster.x-k8s.io) are not installed")
+        r.forbiddenMeansAbsent = true
+        return r
+    }()
+    public static let serviceExports: KubeResource = {
+        var r = KubeResource(kind: "ServiceExport", apiVersion: "multicluster.x-k8s.io/v1alpha1",
+                             path: "/apis/multicluster.x-k8s.io/v1alpha1/serviceexports", namespaced: true, custom: true,
+                             whyAbsent: "the Multi-Cluster Services CRDs (multicluster.x-k8s.io) are not installed")
+        r.forbiddenMeansAbsent = true
+        return r
+    }()
+    /// What `watch --cluster` reads of each cluster: every kind, and the MCS API's.
+    public static let multiCluster: [KubeResource] = all + [.serviceImports, .serviceExports]
 }
 
 /// How much of the API server's answers the client takes.

@@ -15,6 +15,14 @@ public protocol ReflectorSink: Sendable {
     /// A watch event changed nothing kept (a kubelet's status update of a trimmed kind, an object
     /// sent again): dropped after `seconds` from its line being received.
     func dropped(kind: String, name: String, seconds: Double)
+    /// The API server answered for `kind`: a list, a watch's first event (a bookmark at the
+    /// latest every minute or so on a quiet cluster) or its normal end. What tells a cluster
+    /// that is reachable again from one that is still failing (`watch --cluster-ttl`).
+    func reached(kind: String)
+}
+
+extension ReflectorSink {
+    public func reached(kind: String) {}
 }
 
 /// One reflector per kind, as client-go's: list (paged), then watch from the list's
@@ -70,6 +78,7 @@ public struct Reflector: Sendable {
                     }
                     let keys = sink.withStores { $0[r.kind]?.replace(items: kept, resourceVersion: rv) } ?? []
                     sink.changed(r.kind, keys: keys, listed: true)
+                    sink.reached(kind: r.kind)
                     relist = false
                     logger.debug("listed", metadata: ["kind": "\(r.kind)", "objects": "\(items.count)", "resourceVersion": "\(rv)"])
                 }
@@ -83,6 +92,7 @@ public struct Reflector: Sendable {
                         return false
                     }
                     events += 1
+                    if events == 1 { sink.reached(kind: r.kind) }
                     goneWithoutProgress = false
                     // Pods and Nodes come trimmed (RawWatchEvent): an update of nothing kept is
                     // the object the store holds, and is dropped.
@@ -107,6 +117,7 @@ public struct Reflector: Sendable {
                     return !shouldStop()
                 }
                 let what = "watch \(r.kind) (\(client.config.server)\(r.path))"
+                if ended == nil && (events > 0 || ContinuousClock.now - started >= .seconds(1)) { sink.reached(kind: r.kind) }
                 if let error = ended {
                     relist = true
                     let status = error.status.map { "\($0)" } ?? "no Status"
@@ -140,6 +151,7 @@ public struct Reflector: Sendable {
                         return (s[r.kind]?.replace(items: [], resourceVersion: "0") ?? [], had)
                     }
                     sink.changed(r.kind, keys: keys, listed: true)
+                    sink.reached(kind: r.kind)
                     let delay = backoff.failure()
                     let level: Logger.Level = backoff.failures == 1 || had > 0 ? (forbidden ? .warning : .info) : .debug
                     let why = forbidden ? "forbidden: grant get, list and watch on \(r.path.split(separator: "/").last ?? "") of \(r.apiVersion) "

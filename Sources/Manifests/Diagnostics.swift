@@ -66,6 +66,10 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible {
 public struct CompileFailure: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
 
+    public init(diagnostics: [Diagnostic]) {
+        self.diagnostics = diagnostics
+    }
+
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
 
     public var description: String {

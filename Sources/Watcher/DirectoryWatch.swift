@@ -50,11 +50,6 @@ public final class DirectoryWatcher {
     let options: Options
     let sink: any ImageSink
     var logger: Logger
-    private var fd: Int32 = -1
-    /// The watch on the root's parent, and the root's name in it.
-    private var parentWatch: Int32 = -1
-    private var rootName = ""
-
 
     let pipeline: ImagePipeline
 
@@ -69,21 +64,14 @@ public final class DirectoryWatcher {
         self.logger = logger
     }
 
-    deinit { if fd >= 0 { close(fd) } }
-
     /// Compiles and delivers now, then on every change until `shouldStop` returns true (checked
     /// at least every 200 ms). `onSync` sees every sync, for status and metrics.
     public func run(shouldStop: () -> Bool, onSync: (Sync) -> Void = { _ in }) throws(WatchError) {
-        let opened = cinotify_open()
-        guard opened >= 0 else { throw WatchError("inotify", root, -opened) }
-        fd = opened
-        addWatches()
+        let tree = try InotifyTree(root: root)
         onSync(sync(changes: 0))
         let clock = ContinuousClock()
         while !shouldStop() {
-            var batch = cinotify_batch()
-            let r = cinotify_wait(fd, 200, parentWatch, rootName, &batch)
-            guard r == 0 else { throw WatchError("read inotify events for", root, -r) }
+            let batch = try tree.wait(timeoutMs: 200)
             guard batch.events > 0 else {
                 // Quiet: a failed delivery is retried when its back-off is over, with no change
                 // needed (the owed image is the compile of the tree as it is: any change since
@@ -104,46 +92,16 @@ public final class DirectoryWatcher {
             while clock.now < quietUntil && clock.now < first + options.maxDelay && !shouldStop() {
                 let left = min(quietUntil, first + options.maxDelay) - clock.now
                 let ms = max(1, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
-                var more = cinotify_batch()
-                let w = cinotify_wait(fd, Int32(ms), parentWatch, rootName, &more)
-                guard w == 0 else { throw WatchError("read inotify events for", root, -w) }
+                let more = try tree.wait(timeoutMs: Int32(ms))
                 if more.events > 0 {
                     changes += Int(more.events)
                     structural = structural || more.new_dirs != 0 || more.removed != 0 || more.overflowed != 0
                     quietUntil = clock.now + options.debounce
                 }
             }
-            // Re-walked every time, not only on structural events: a symlink flipped to another
-            // directory (`..data`, `current -> v2`) is not one. Watching an inode again is a no-op.
             _ = structural
-            addWatches()
+            tree.rewatch()
             onSync(sync(changes: changes))
-        }
-    }
-
-    /// Watches the root's parent (a root swapped by rename shows there) and every directory
-    /// of the tree, following symlinked directories as the compiler's reader does.
-    private func addWatches() {
-        var parent = root
-        if let slash = parent.lastIndex(of: "/") {
-            rootName = String(root[root.index(after: slash)...])
-            parent = slash == parent.startIndex ? "/" : String(parent[..<slash])
-        } else {
-            rootName = root
-            parent = "."
-        }
-        parentWatch = cinotify_watch(fd, parent)
-        var seen = Set<String>()
-        var stack = [root]
-        while let dir = stack.popLast() {
-            let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: dir)).map { $0.hasPrefix("/") ? $0 : dir + "/../" + $0 } ?? dir
-            guard seen.insert(real).inserted, seen.count < 100_000 else { continue }
-            guard cinotify_watch(fd, dir) >= 0 else { continue }
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for n in names {
-                var st = stat()
-                if stat(dir + "/" + n, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { stack.append(dir + "/" + n) }
-            }
         }
     }
 

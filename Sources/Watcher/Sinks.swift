@@ -57,6 +57,9 @@ public struct DatapathSink: IncrementalSink {
     public var pinDir: String
     public var node: String?
     public var hostMode: HostMode
+    /// The host's cluster and the per-cluster host modes, for an image of several clusters.
+    public var cluster: String?
+    public var clusterModes: [String: HostMode] = [:]
     public var netnsScope: String?
     /// Spare capacity of fresh maps, for deltas to insert in place (see GenerationWriter).
     public var headroom: Double = 0.25
@@ -99,7 +102,8 @@ public struct DatapathSink: IncrementalSink {
         }
         return try writerBox.writer.withLock { (w: inout (writer: GenerationWriter, config: UInt32)?) throws -> GenerationWriter in
             if let w, w.config == pinned { return w.writer }
-            let made = GenerationWriter(datapath: try Datapath(pinDir: pinDir), node: node, hostMode: hostMode, headroom: headroom)
+            let host = HostSettings(node: node, cluster: cluster, hostMode: hostMode, clusterModes: clusterModes)
+            let made = GenerationWriter(datapath: try Datapath(pinDir: pinDir), host: host, headroom: headroom)
             w = (made, pinned)
             return made
         }

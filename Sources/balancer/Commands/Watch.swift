@@ -1,5 +1,6 @@
 import ArgumentParser
 import HostSystem
+import KubeAPI
 import Logging
 import MapImage
 import Synchronization
@@ -32,12 +33,29 @@ struct Watch: AsyncParsableCommand {
         tries again. A delivery that fails (the datapath not attached yet, its maps replaced) is \
         retried with back-off, with no change needed, until the datapath holds the image. Runs \
         until SIGINT or SIGTERM. Logs are structured lines on standard error.
+
+        Several clusters (docs/multicluster.md): --cluster NAME=DIR or \
+        NAME=[KUBECONFIG][@CONTEXT] for each, in the order that decides between clusters. Each \
+        is followed on its own; one image of all of them is compiled. A cluster whose API server \
+        fails keeps its last state; with --cluster-ttl its endpoints are dropped once it has \
+        failed that long. --node takes a cluster's node (east/worker-1); --host-cluster names \
+        the cluster of a host that is not a node; --cluster-mode NAME=nodeport reaches a \
+        cluster's backends through its nodes.
         """)
 
     @Option(help: "The directory tree of manifests to watch.")
     var dir: String?
 
     @OptionGroup var kube: KubeSourceOptions
+
+    @OptionGroup var clusterSources: ClusterSourcesOption
+
+    @Option(help: ArgumentHelp("Drop a cluster's endpoints once its API server has failed this long (30s, 5m, 1h); default: keep its last state.",
+                               valueName: "duration"))
+    var clusterTtl: String?
+
+    @Option(help: ArgumentHelp("The cluster of this host when it is not a node of it (with --cluster).", valueName: "name"))
+    var hostCluster: String?
 
     @OptionGroup var nodeOptions: NodeOptions
 
@@ -69,8 +87,10 @@ struct Watch: AsyncParsableCommand {
     @OptionGroup var terminate: TerminateOption
 
     func validate() throws {
-        let sources = [dir != nil, kube.kubeconfig != nil || kube.context != nil, kube.inCluster].filter { $0 }.count
-        guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), or --in-cluster") }
+        let sources = [dir != nil, kube.kubeconfig != nil || kube.context != nil, kube.inCluster, !clusterSources.texts.isEmpty].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), --in-cluster, or --cluster NAME=SOURCE") }
+        if let clusterTtl, parseDuration(clusterTtl) == nil { throw ValidationError("--cluster-ttl \(clusterTtl): expected a duration such as 30s, 5m or 1h") }
+        if clusterTtl != nil && clusterSources.texts.isEmpty { throw ValidationError("--cluster-ttl needs --cluster") }
         guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
     }
 
@@ -88,6 +108,8 @@ struct Watch: AsyncParsableCommand {
             if metricsAddress != nil { metrics = WatchMetrics() }
         } else {
             var d = DatapathSink(pinDir: pinDir.path, node: node, hostMode: mode, netnsScope: netns.netnsScope)
+            d.cluster = hostCluster
+            d.clusterModes = nodeOptions.clusterModes
             d.nameFrontends = metricsAddress != nil
             d.terminate = terminate.terminateSockets
             sink = d
@@ -113,6 +135,36 @@ struct Watch: AsyncParsableCommand {
         let options = DirectoryWatcher.Options(debounce: .milliseconds(debounceMs), maxDelay: .milliseconds(maxDelayMs),
                                                compile: manifests.compileOptions, keepGoing: manifests.keepGoing,
                                                inputLimits: manifests.inputLimits)
+        if !clusterSources.texts.isEmpty {
+            var clusters: [ClusterSetWatcher.Cluster] = []
+            var clients: [KubeClient] = []
+            let counted = metrics
+            for (name, source) in try clusterSources.sources(directories: true) {
+                switch source {
+                case .directory(let path):
+                    clusters.append(.init(name: name, source: .directory(path)))
+                case .api(let config):
+                    let client = try limits.client(config) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
+                    clients.append(client)
+                    clusters.append(.init(name: name, source: .api(client)))
+                    Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))", metadata: ["cluster": "\(name)"])
+                }
+            }
+            let watcher = ClusterSetWatcher(clusters: clusters, options: options, sink: sink, ttl: clusterTtl.flatMap(parseDuration),
+                                            metrics: metrics)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled })
+                }
+                group.addTask {
+                    while !watchStopRequested.load(ordering: .relaxed) && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            for client in clients { await client.shutdown() }
+            return
+        }
         if let dir {
             let watcher = DirectoryWatcher(root: dir, options: options, sink: sink, metrics: metrics)
             try CommandError.wrapping { try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) }) }

@@ -1,5 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import KubeAPI
 import Manifests
 import Watcher
@@ -51,4 +54,67 @@ struct APILimitOptions: ParsableArguments {
         let caps = try limits()
         return try CommandError.wrapping { try KubeClient(config: config, limits: caps, observe: observe) }
     }
+}
+
+/// `--cluster NAME=SOURCE` of `watch` and `snapshot` (docs/multicluster.md): SOURCE is a
+/// directory of manifests (watch only), or a kubeconfig with an optional `@CONTEXT`; an empty
+/// kubeconfig (`NAME=@CONTEXT`) is the default one (KUBECONFIG, else ~/.kube/config).
+struct ClusterSourcesOption: ParsableArguments {
+    @Option(name: .customLong("cluster"), parsing: .singleValue,
+            help: ArgumentHelp("One cluster to follow (repeatable): a directory of manifests, or a kubeconfig and context.",
+                               valueName: "NAME=DIR|NAME=[KUBECONFIG][@CONTEXT]"))
+    var texts: [String] = []
+
+    enum Source {
+        case directory(String)
+        case api(KubeClientConfig)
+    }
+
+    /// Each cluster's source, in order; an error names the argument.
+    func sources(directories: Bool) throws(CommandError) -> [(name: String, source: Source)] {
+        let inputs: [ClusterInput]
+        do { inputs = try ClusterInput.parse(texts) } catch { throw CommandError(description: error.diagnostics.map(\.description).joined(separator: "\n")) }
+        var out: [(name: String, source: Source)] = []
+        let env = ProcessInfo.processInfo.environment
+        for input in inputs {
+            guard input.paths.count == 1, let text = input.paths.first else {
+                throw CommandError(description: "--cluster \(input.name): given \(input.paths.count) times; one source per cluster")
+            }
+            var st = stat()
+            if stat(text, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                guard directories else { throw CommandError(description: "--cluster \(input.name)=\(text): a directory; give a kubeconfig[@context]") }
+                out.append((input.name, .directory(text)))
+                continue
+            }
+            var path = text, context: String?
+            if let at = text.lastIndex(of: "@") {
+                path = String(text[..<at])
+                context = String(text[text.index(after: at)...])
+                if context?.isEmpty == true { context = nil }
+            }
+            let config = try CommandError.wrapping("--cluster \(input.name): ") {
+                try Kubeconfig.load(paths: path.isEmpty ? Kubeconfig.paths(environment: env) : [path], context: context)
+            }
+            out.append((input.name, .api(config)))
+        }
+        return out
+    }
+}
+
+/// A duration as `30s`, `5m`, `1h` or `1h30m` (a plain number is seconds).
+func parseDuration(_ text: String) -> Duration? {
+    if let n = Int(text), n >= 0 { return .seconds(n) }
+    var total = 0, number = ""
+    for c in text {
+        if c.isNumber { number.append(c); continue }
+        guard let n = Int(number) else { return nil }
+        switch c {
+        case "s": total += n
+        case "m": total += n * 60
+        case "h": total += n * 3600
+        default: return nil
+        }
+        number = ""
+    }
+    return number.isEmpty && !text.isEmpty ? .seconds(total) : nil
 }

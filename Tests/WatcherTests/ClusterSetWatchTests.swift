@@ -1,0 +1,141 @@
+import Foundation
+import HostSystem
+@testable import KubeAPI
+import MapImage
+import Synchronization
+import Testing
+@testable import Watcher
+
+/// `watch --cluster`: one image of several clusters, each followed on its own. The API servers
+/// are doubles (APIServerDouble: there is no API server on this machine).
+@Suite(.serialized) struct ClusterSetWatchTests {
+    static let services = "/api/v1/services", slices = "/apis/discovery.k8s.io/v1/endpointslices", nodes = "/api/v1/nodes"
+
+    static func putService(_ api: APIServerDouble, _ name: String, _ ip: String, port: Int) {
+        api.put(services, kind: "Service", apiVersion: "v1",
+                #"{"metadata":{"name":"\#(name)","namespace":"default"},"spec":{"clusterIP":"\#(ip)","clusterIPs":["\#(ip)"],"ports":[{"name":"p","port":\#(port),"protocol":"TCP"}]}}"#)
+    }
+
+    static func putSlice(_ api: APIServerDouble, _ service: String, _ ips: [String]) {
+        let eps = ips.map { #"{"addresses":["\#($0)"]}"# }.joined(separator: ",")
+        api.put(slices, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1",
+                #"{"metadata":{"name":"\#(service)-1","namespace":"default","labels":{"kubernetes.io/service-name":"\#(service)"}},"addressType":"IPv4","endpoints":[\#(eps)],"ports":[{"name":"p","port":8080,"protocol":"TCP"}]}"#)
+    }
+
+    static func fail(_ api: APIServerDouble, _ failing: Bool) {
+        api.state.withLock { s in
+            for path in APIServerDouble.kinds.keys {
+                s.listFaults[path] = failing ? .http(503) : nil
+                s.watchFaults[path] = failing ? .http(503) : nil
+            }
+        }
+        api.dropStreams()
+    }
+
+    /// What the image in `dir` answers for a connect to `dest` from cluster `cluster` (nil:
+    /// outside every cluster).
+    static func answer(_ dir: String, _ dest: String, cluster: String? = nil) -> String? {
+        guard let bytes = try? FileContents.read(dir + "/latest"), let image = try? MapImage(bytes: bytes) else { return nil }
+        let r = Resolver(image.contents)
+        guard let id = cluster.map({ try? r.clusterID(named: $0) }) ?? 0 else { return "no cluster \(cluster ?? "")" }
+        let res = r.resolve(SocketAddress(dest)!, proto: .tcp, cluster: id)
+        return ([res.result.rawValue] + res.backends.map(\.description)).joined(separator: " ")
+    }
+
+    static func waitFor(_ dir: String, _ dest: String, cluster: String? = nil, _ want: String, seconds: Double = 10) async -> String? {
+        var got: String?
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            got = answer(dir, dest, cluster: cluster)
+            if got == want { return got }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return got
+    }
+
+    @Test func twoAPIServersOneFailingAndComingBack() async throws {
+        let a = try APIServerDouble(), b = try APIServerDouble()
+        defer { a.stop(); b.stop() }
+        Self.putService(a, "kubernetes", "10.96.0.1", port: 443)
+        Self.putSlice(a, "kubernetes", ["10.244.1.1"])
+        Self.putService(b, "kubernetes", "10.96.0.1", port: 443)
+        Self.putSlice(b, "kubernetes", ["10.244.2.1"])
+        Self.putService(b, "api", "10.96.0.7", port: 80)
+        Self.putSlice(b, "api", ["10.244.2.7"])
+        let base = NSTemporaryDirectory() + "balancer-clusterset-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        func config(_ port: Int) -> KubeClientConfig {
+            KubeClientConfig(server: "http://127.0.0.1:\(port)", insecureSkipTLSVerify: false, token: "good", origin: "test")
+        }
+        let ca = try KubeClient(config: config(a.port)), cb = try KubeClient(config: config(b.port))
+        let ttl = Duration.seconds(2)
+        let watcher = ClusterSetWatcher(clusters: [.init(name: "a", source: .api(ca)), .init(name: "b", source: .api(cb))],
+                                        options: .init(debounce: .milliseconds(30)), sink: DirectorySink(directory: base), ttl: ttl)
+        let stop = Atomic<Bool>(false)
+        let task = Task { await watcher.run(shouldStop: { stop.load(ordering: .relaxed) }) }
+
+        // Both clusters: each its own ClusterIP, the first for hosts outside.
+        #expect(await Self.waitFor(base, "10.96.0.1:443", cluster: "b", "translate 10.244.2.1:8080") == "translate 10.244.2.1:8080")
+        #expect(Self.answer(base, "10.96.0.1:443", cluster: "a") == "translate 10.244.1.1:8080")
+        #expect(Self.answer(base, "10.96.0.1:443") == "translate 10.244.1.1:8080")
+
+        // b's API server fails: its last state is kept, and a change in a still goes through.
+        Self.fail(b, true)
+        Self.putSlice(a, "kubernetes", ["10.244.1.1", "10.244.1.2"])
+        #expect(await Self.waitFor(base, "10.96.0.1:443", cluster: "a", "translate 10.244.1.1:8080 10.244.1.2:8080")
+                == "translate 10.244.1.1:8080 10.244.1.2:8080")
+        #expect(Self.answer(base, "10.96.0.7:80", cluster: "b") == "translate 10.244.2.7:8080")
+
+        // Past the TTL, b's endpoints are dropped: its services refuse rather than reach stale backends.
+        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "reject", seconds: 15) == "reject")
+        #expect(Self.answer(base, "10.96.0.1:443", cluster: "b") == "reject")
+        #expect(Self.answer(base, "10.96.0.1:443", cluster: "a") == "translate 10.244.1.1:8080 10.244.1.2:8080")
+
+        // b answers again (with a change made meanwhile): its endpoints are back.
+        Self.putSlice(b, "api", ["10.244.2.8"])
+        Self.fail(b, false)
+        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "translate 10.244.2.8:8080", seconds: 20) == "translate 10.244.2.8:8080")
+        #expect(Self.answer(base, "10.96.0.1:443", cluster: "b") == "translate 10.244.2.1:8080")
+
+        stop.store(true, ordering: .relaxed)
+        await task.value
+        await ca.shutdown()
+        await cb.shutdown()
+    }
+
+    @Test func aDirectoryClusterBesideAnAPICluster() async throws {
+        let a = try APIServerDouble()
+        defer { a.stop() }
+        Self.putService(a, "web", "10.96.0.5", port: 80)
+        Self.putSlice(a, "web", ["10.244.1.5"])
+        let base = NSTemporaryDirectory() + "balancer-clusterset-\(UUID().uuidString)"
+        let tree = base + "/edge", out = base + "/out"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        func write(_ ip: String) throws {
+            let yaml = """
+            apiVersion: v1
+            kind: List
+            items:
+            - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: default}, spec: {clusterIP: 10.96.0.5, clusterIPs: [10.96.0.5], ports: [{name: p, port: 80, protocol: TCP}]}}
+            - {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, addressType: IPv4, metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}, endpoints: [{addresses: [\(ip)]}], ports: [{name: p, port: 8080, protocol: TCP}]}
+            """
+            try FileContents.writeAtomically(Array(yaml.utf8), to: tree + "/objects.yaml")
+        }
+        try write("10.244.9.5")
+        let ca = try KubeClient(config: KubeClientConfig(server: "http://127.0.0.1:\(a.port)", insecureSkipTLSVerify: false, token: "good", origin: "test"))
+        let watcher = ClusterSetWatcher(clusters: [.init(name: "a", source: .api(ca)), .init(name: "edge", source: .directory(tree))],
+                                        options: .init(debounce: .milliseconds(30)), sink: DirectorySink(directory: out))
+        let stop = Atomic<Bool>(false)
+        let task = Task { await watcher.run(shouldStop: { stop.load(ordering: .relaxed) }) }
+        #expect(await Self.waitFor(out, "10.96.0.5:80", cluster: "edge", "translate 10.244.9.5:8080") == "translate 10.244.9.5:8080")
+        #expect(Self.answer(out, "10.96.0.5:80", cluster: "a") == "translate 10.244.1.5:8080")
+        try write("10.244.9.6")
+        #expect(await Self.waitFor(out, "10.96.0.5:80", cluster: "edge", "translate 10.244.9.6:8080") == "translate 10.244.9.6:8080")
+        stop.store(true, ordering: .relaxed)
+        await task.value
+        await ca.shutdown()
+    }
+}
