@@ -160,6 +160,10 @@ public final class ClusterSetWatcher: Sendable {
                 }
             }
             let now = clock.now
+            if let metrics {
+                let reachable = state.withLock { s in s.map(\.failing.isEmpty) }
+                for (i, c) in clusters.enumerated() { metrics.cluster(c.name, reachable: reachable[i], expired: wasExpired[i]) }
+            }
             let (ready, changed, expiredNow) = state.withLock { s -> (Bool, Bool, [Bool]) in
                 var ready = true, changed = false
                 var expired: [Bool] = []

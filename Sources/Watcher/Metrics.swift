@@ -140,6 +140,19 @@ public final class WatchMetrics: Sendable {
                    labels: [("kind", kind), ("reason", reason)]).increment()
     }
 
+    /// A cluster of `watch --cluster`: 1 while its API server answers (a directory: always),
+    /// and 1 while its endpoints are dropped for --cluster-ttl (as ClusterMesh's readiness).
+    public func cluster(_ name: String, reachable: Bool, expired: Bool) {
+        let up = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "cluster_reachable", unitName: "",
+                                                      helpText: "1 while the cluster's API server answers every kind (watch --cluster)."),
+                                    labels: [("cluster", name)])
+        up.set(to: reachable ? 1 : 0)
+        let dropped = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "cluster_endpoints_dropped", unitName: "",
+                                                           helpText: "1 while the cluster's endpoints are left out: its EndpointSlices failed for longer than --cluster-ttl."),
+                                         labels: [("cluster", name)])
+        dropped.set(to: expired ? 1 : 0)
+    }
+
     /// A watch event that changed nothing the compiler reads, dropped without a compile.
     public func droppedEvent(kind: String) {
         apiCounter("events_dropped", help: "Watch events that changed nothing the compiler reads (status heartbeats of Nodes and Pods, objects sent again), dropped without a compile.",
