@@ -12,6 +12,11 @@ BALANCER=${BALANCER:-$SB_ROOT/.build/release/balancer}
 sb_init hook
 N=${HOOK_CONNECTS:-20000}
 export N
+# CLUSTERS=2: the same services as two clusters a and b (every ClusterIP offered by both), loaded
+# for a host of cluster a: each connect first misses a's own frontend key, then finds key 0
+# (docs/multicluster.md) — the cost of a client inside a multi-cluster image.
+CLUSTERS=${CLUSTERS:-1}
+export CLUSTERS
 
 # ---- inner half: inside `unshare -m --propagation private` ------------------------------------
 if sb_inner; then
@@ -24,7 +29,9 @@ if sb_inner; then
 	runs() { bpftool -j prog show id "$connect4" | "$SB_PY" -c 'import json,sys; p=json.load(sys.stdin); print(p.get("run_time_ns", 0), p.get("run_cnt", 0))'; }
 	printf "%-9s %14s %14s %14s %14s %8s %16s\n" services "hook p50 us" "direct p50 us" "hook p99 us" "direct p99 us" ratio "connect4 ns/run"
 	for n in 1 10000 100000; do
-		"$BALANCER" load "$SB_WORK/c$n.image" --pin-dir "$SB_B" >/dev/null || sb_die "balancer load c$n.image"
+		host=""
+		[ "$CLUSTERS" = 2 ] && host="--cluster a"
+		"$BALANCER" load "$SB_WORK/c$n.image" --pin-dir "$SB_B" $host >/dev/null || sb_die "balancer load c$n.image"
 		r0=$(runs) && h=$(hooked) && r1=$(runs) && d=$(direct) && h2=$(hooked) && r2=$(runs) && d2=$(direct) || sb_die "hook_client.py failed"
 		"$SB_PY" - "$n" "$h" "$d" "$h2" "$d2" "$r0" "$r1" "$r2" <<'PY'
 import json, sys
@@ -78,8 +85,10 @@ fi
 sb_build_missing release "$BALANCER"
 sb_setup -n
 for n in 1 10000 100000; do
+	inputs="$SB_WORK/c$n.yaml"
+	[ "$CLUSTERS" = 2 ] && inputs="--cluster a=$SB_WORK/c$n.yaml --cluster b=$SB_WORK/c$n.yaml"
 	python3 "$SB_ROOT/bench/hook_cluster.py" "$n" "$SB_WORK/c$n.yaml" &&
-		"$BALANCER" compile "$SB_WORK/c$n.yaml" -o "$SB_WORK/c$n.image" >/dev/null || sb_fail_setup "compile c$n"
+		"$BALANCER" compile $inputs -o "$SB_WORK/c$n.image" --keep-going >/dev/null 2>&1 || sb_fail_setup "compile c$n"
 done
 sb_host_sysctl kernel.bpf_stats_enabled 1 || sb_fail_setup "kernel.bpf_stats_enabled"
 # The peer program, compiled by the clang that compiles the datapath (bpf/programs/build.sh's).

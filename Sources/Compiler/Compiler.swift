@@ -77,6 +77,7 @@ public enum Compiler {
         sc.diagnostics += idConflicts
         sc.compileServices(serviceIDs: serviceIDs)
         sc.compilePolicies(defaultRedirectRateLimit: options.defaultRedirectRateLimit)
+        sc.diagnostics += withoutNodePorts(snapshot, clusters: sc.clusters)
         if snapshot.clusters.isEmpty {
             for i in snapshot.serviceImports {
                 sc.diagnostics.append(Diagnostic(.note, file: i.source.file, line: i.source.line, column: i.source.column,
@@ -215,6 +216,25 @@ public enum Compiler {
             result.exceedsCapacity = true
         }
         return result
+    }
+}
+
+extension Compiler {
+    /// One note per named cluster listing its proxied Services without a NodePort: a host that
+    /// reaches that cluster through NodePorts (`--cluster-mode NAME=nodeport`) cannot reach them.
+    static func withoutNodePorts(_ snapshot: Snapshot, clusters: ClusterIndex) -> [Diagnostic] {
+        guard !clusters.isEmpty else { return [] }
+        var byCluster: [String: [String]] = [:]
+        for svc in snapshot.services where ServiceCompiler.skipReason(svc) == nil && !svc.ports.contains(where: { $0.nodePort != nil }) {
+            guard let c = clusters.cluster(of: svc.meta.namespace) else { continue }
+            byCluster[c, default: []].append("\(Clusters.local(svc.meta.namespace))/\(svc.meta.name)")
+        }
+        return byCluster.keys.sorted().map { c in
+            let names = (byCluster[c] ?? []).sorted()
+            let shown = names.prefix(10).joined(separator: ", ") + (names.count > 10 ? ", …" : "")
+            return Diagnostic(.note, file: nil, object: "cluster \(c)", field: "",
+                              message: "\(names.count) Service\(names.count == 1 ? " has" : "s have") no NodePort, so a host that reaches cluster \(c) through NodePorts (--cluster-mode \(c)=nodeport) cannot reach \(names.count == 1 ? "it" : "them"): \(shown)")
+        }
     }
 }
 

@@ -46,11 +46,6 @@ extension ServiceCompiler {
                           knownNames: knownNames, clusters: clusters)
             }
         }
-        // A named cluster's service without a NodePort: a host reaching that cluster through
-        // NodePorts (--cluster-mode NAME=nodeport) cannot reach it; say so once, here.
-        if let c = clusters.cluster(of: svc.meta.namespace), !svc.ports.contains(where: { $0.nodePort != nil }) {
-            note("spec.ports", "no NodePort: a host that reaches cluster \(c) through NodePorts (--cluster-mode \(c)=nodeport) cannot reach this service")
-        }
         // Addresses of a family the service has no cluster IP of are not served (kube-proxy
         // does no family translation).
         let families = Set(svc.clusterIPs.map(\.family))

@@ -138,4 +138,59 @@ import Testing
         await task.value
         await ca.shutdown()
     }
+
+    /// `balancer snapshot --cluster NAME=KUBECONFIG@CONTEXT ...`: one file per cluster, which the
+    /// printed compile command turns into one image of both (the binary, against two doubles).
+    @Test func snapshotOfTwoClustersCompilesToOneImage() throws {
+        let a = try APIServerDouble(), b = try APIServerDouble()
+        defer { a.stop(); b.stop() }
+        Self.putService(a, "kubernetes", "10.96.0.1", port: 443)
+        Self.putSlice(a, "kubernetes", ["10.244.1.1"])
+        Self.putService(b, "kubernetes", "10.96.0.1", port: 443)
+        Self.putSlice(b, "kubernetes", ["10.244.2.1"])
+        let base = NSTemporaryDirectory() + "balancer-clusterset-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let kubeconfig = """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - {name: a, cluster: {server: "http://127.0.0.1:\(a.port)"}}
+        - {name: b, cluster: {server: "http://127.0.0.1:\(b.port)"}}
+        users:
+        - {name: u, user: {token: good}}
+        contexts:
+        - {name: ctx-a, context: {cluster: a, user: u}}
+        - {name: ctx-b, context: {cluster: b, user: u}}
+        current-context: ctx-a
+        """
+        try FileContents.writeAtomically(Array(kubeconfig.utf8), to: base + "/kubeconfig")
+        func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+            var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+            parts.removeLast(3)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: parts.joined(separator: "/") + "/.build/debug/balancer")
+            p.arguments = args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        let snap = try run(["snapshot", "--cluster", "a=\(base)/kubeconfig@ctx-a", "--cluster", "b=\(base)/kubeconfig@ctx-b", "-o", base + "/fleet"])
+        #expect(snap.status == 0, "\(snap.err)")
+        #expect(snap.out.contains("compile with: balancer compile --cluster a=\(base)/fleet/a.yaml --cluster b=\(base)/fleet/b.yaml -o IMAGE"))
+        let compile = try run(["compile", "--cluster", "a=\(base)/fleet/a.yaml", "--cluster", "b=\(base)/fleet/b.yaml", "-o", base + "/fleet.image"])
+        #expect(compile.status == 0, "\(compile.err)")
+        let image = try MapImage(bytes: try FileContents.read(base + "/fleet.image"))
+        let r = Resolver(image.contents)
+        #expect(r.resolve(SocketAddress("10.96.0.1:443")!, proto: .tcp, cluster: try r.clusterID(named: "b")).backends.map(\.description) == ["10.244.2.1:8080"])
+        // A context the kubeconfig lacks, and a directory given to snapshot, are refused by name.
+        let bad = try run(["snapshot", "--cluster", "a=\(base)/kubeconfig@nowhere", "-o", base + "/x"])
+        #expect(bad.status != 0 && bad.err.contains("--cluster a:"))
+        let dir = try run(["snapshot", "--cluster", "a=\(base)", "-o", base + "/y"])
+        #expect(dir.status != 0 && dir.err.contains("a directory"))
+    }
 }

@@ -23,6 +23,9 @@ struct Status: ParsableCommand {
         }
         let frontendNames = Dictionary((img?.contents.frontends ?? []).map { ($0.id, $0.key.description) }, uniquingKeysWith: { a, _ in a })
         let nodeName = img?.contents.metadata.node(id: st.config.nodeID)?.name
+        // Clusters (an image of several): this host's, and those reached through NodePorts.
+        let clusterName = { (id: UInt8) -> String in img?.contents.metadata.cluster(id: id)?.name ?? "cluster \(id)" }
+        let nodeportClusters = (1...255).filter { k in (st.config.nodeportClusters[k >> 6] >> UInt64(k & 63)) & 1 == 1 }.map { UInt8($0) }
         switch output.format {
         case .json:
             struct CounterView: Encodable {
@@ -40,6 +43,8 @@ struct Status: ParsableCommand {
                 var nodeID: UInt32
                 var node: String?
                 var hostMode: String
+                var cluster: String?
+                var nodeportClusters: [String]
                 var tables: [String: Int]
                 var image: String?
                 var links: [String]
@@ -51,7 +56,9 @@ struct Status: ParsableCommand {
                 var reasons: [String: UInt64]
             }
             let view = View(pinDir: pinDir, generation: st.config.activeGeneration, previousGeneration: st.previousGeneration,
-                            nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue, tables: st.tables,
+                            nodeID: st.config.nodeID, node: nodeName, hostMode: st.config.hostMode.rawValue,
+                            cluster: st.config.clusterID == 0 ? nil : clusterName(st.config.clusterID),
+                            nodeportClusters: nodeportClusters.map(clusterName), tables: st.tables,
                             image: st.liveImage, links: st.links, skipRedirectFromBackendEntries: st.skipEntries,
                             hostNetnsOnly: st.hostNetnsOnly,
                             counters: st.counters.sorted { $0.key < $1.key }.map {
@@ -70,6 +77,11 @@ struct Status: ParsableCommand {
                 nodeLabel = st.config.nodeID == 0 ? " (not a node)" : ""
             }
             printLine("node id \(st.config.nodeID)\(nodeLabel), host mode \(st.config.hostMode.rawValue)")
+            if st.config.clusterID != 0 || !nodeportClusters.isEmpty {
+                let of = st.config.clusterID == 0 ? "outside every cluster" : "of cluster \(clusterName(st.config.clusterID))"
+                let modes = nodeportClusters.isEmpty ? "" : "; through NodePorts: " + nodeportClusters.map(clusterName).joined(separator: " ")
+                printLine("host \(of)\(modes)")
+            }
             printLine("image: \(st.liveImage.map { "sha256 \($0)" } ?? "not recorded (written record by record since the last whole image, or not by balancer; `balancer check-live IMAGE` compares)")")
             printLine("tables: " + keyValues(st.tables))
             printLine("links: \(st.links.isEmpty ? "none" : st.links.joined(separator: " "))")
