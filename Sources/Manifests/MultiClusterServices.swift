@@ -45,12 +45,13 @@ enum MultiClusterServices {
             guard let c = Clusters.cluster(of: qualifiedNamespace) else { return nil }
             return (String(c), Ref(namespace: Clusters.local(qualifiedNamespace), name: name))
         }
-        // Slices an MCS controller wrote: pulled out of their cluster's own slices.
+        // Slices an MCS controller wrote: the import's, and out of their cluster's own slices
+        // unless they also name a Service of it (a derived Service, as GKE's MCS makes).
         var mcsSlices: [Ref: [(holder: String, slice: EndpointSlice)]] = [:]
         snap.endpointSlices.removeAll { s in
             guard let svc = s.meta.labels[serviceNameLabel], let (holder, r) = ref(s.meta.namespace, svc) else { return false }
             mcsSlices[r, default: []].append((holder, s))
-            return true
+            return s.serviceName == nil
         }
         var services: [String: [Ref: Service]] = [:]
         for s in snap.services {
@@ -76,6 +77,13 @@ enum MultiClusterServices {
         for i in snap.serviceImports {
             guard let (c, r) = ref(i.meta.namespace, i.meta.name) else { continue }
             imports[r, default: []].append((c, i))
+        }
+        for r in mcsSlices.keys.sorted() where imports[r] == nil {
+            for (holder, s) in mcsSlices[r] ?? [] {
+                diagnostics.append(Diagnostic(.note, file: s.source.file, line: s.source.line, column: s.source.column,
+                                              object: "EndpointSlice \(holder)/\(r.namespace)/\(s.meta.name)", field: "metadata.labels",
+                                              message: "labelled \(serviceNameLabel)=\(r.name) but no cluster has a ServiceImport \(r.text): ignored"))
+            }
         }
         for r in exports.keys.sorted() where imports[r] == nil {
             let clusters = (exports[r] ?? []).map(\.cluster).joined(separator: ", ")

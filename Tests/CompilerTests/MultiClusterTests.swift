@@ -106,7 +106,8 @@ import Testing
                    Self.serviceImport("default", "dns", ips: [], type: "Headless"), Self.serviceImport("default", "pending", ips: [])]),
             ("b", [Self.slice("default", "inv", "imported", ["10.244.3.3"],
                               labels: "multicluster.kubernetes.io/service-name: inv, multicluster.kubernetes.io/source-cluster: nowhere"),
-                   Self.serviceImport("default", "inv", ips: ["10.97.0.9"])]),
+                   Self.serviceImport("default", "inv", ips: ["10.97.0.9"]),
+                   Self.slice("default", "orphan", "stray", ["10.244.3.4"], labels: "multicluster.kubernetes.io/service-name: orphan")]),
         ])
         let text = r.diagnostics.map(\.description)
         #expect(text.contains { $0.contains("ServiceExport a/default/ghost") && $0.contains("cluster a has no Service default/ghost") })
@@ -114,6 +115,7 @@ import Testing
         #expect(text.contains { $0.contains("ServiceImport default/dns") && $0.contains("type Headless") })
         #expect(text.contains { $0.contains("ServiceImport default/pending") && $0.contains("no clusterset IP") })
         #expect(text.contains { $0.contains("endpoints of cluster \"nowhere\"") && $0.contains("belong to no --cluster") })
+        #expect(text.contains { $0.contains("EndpointSlice b/default/stray") && $0.contains("no cluster has a ServiceImport default/orphan") })
         // The unknown cluster's endpoints still serve, remote to everyone.
         #expect(try Self.resolve(r, "10.97.0.9:80", cluster: "a").backends.map(\.description) == ["10.244.3.3:8080"])
     }
