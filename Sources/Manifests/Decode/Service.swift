@@ -76,23 +76,7 @@ extension ObjectDecoder {
                 ingress.append(LoadBalancerIngress(ip: ip, hostname: string(i, "hostname"), ipMode: mode))
             }
         }
-        var affinity: UInt32?
-        let sessionAffinity = string(spec, "sessionAffinity") ?? "None"
-        switch sessionAffinity {
-        case "ClientIP":
-            var timeout = 10800
-            if let c = mapping(spec, "sessionAffinityConfig"), let ci = mapping(c, "clientIP"), let t = int(ci, "timeoutSeconds") {
-                if (1...86400).contains(t) {
-                    timeout = t
-                } else if let n = field(ci, "timeoutSeconds") {
-                    error(n, "timeoutSeconds \(t) out of range (1–86400)")
-                }
-            }
-            affinity = UInt32(timeout)
-        case "None": break
-        default:
-            if let n = field(spec, "sessionAffinity") { error(n, "unsupported value \(shown(sessionAffinity)) (expected ClientIP or None)") }
-        }
+        let affinity = sessionAffinity(spec)
         let etp = externalPolicy(spec)
         let itp = enumValue(spec, "internalTrafficPolicy", TrafficPolicy.self, default: .cluster)
         let pnr = bool(spec, "publishNotReadyAddresses") ?? false
@@ -121,6 +105,29 @@ extension ObjectDecoder {
                               internalTrafficPolicy: itp, publishNotReadyAddresses: pnr, hasSelector: hasSelector)
         service.sourceRanges = ranges
         return service
+    }
+
+    /// spec.sessionAffinity(Config) of a Service or a ServiceImport: the ClientIP timeout in
+    /// seconds (the API's default 10800), or nil for None.
+    mutating func sessionAffinity(_ spec: NodeID) -> UInt32? {
+        let value = string(spec, "sessionAffinity") ?? "None"
+        switch value {
+        case "ClientIP":
+            var timeout = 10800
+            if let c = mapping(spec, "sessionAffinityConfig"), let ci = mapping(c, "clientIP"), let t = int(ci, "timeoutSeconds") {
+                if (1...86400).contains(t) {
+                    timeout = t
+                } else if let n = field(ci, "timeoutSeconds") {
+                    error(n, "timeoutSeconds \(t) out of range (1–86400)")
+                }
+            }
+            return UInt32(timeout)
+        case "None":
+            return nil
+        default:
+            if let n = field(spec, "sessionAffinity") { error(n, "unsupported value \(shown(value)) (expected ClientIP or None)") }
+            return nil
+        }
     }
 
     /// externalTrafficPolicy accepts the API's legacy spelling "Global" for Cluster.

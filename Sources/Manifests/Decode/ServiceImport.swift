@@ -30,22 +30,7 @@ extension ObjectDecoder {
             if !seen.insert("\(port)/\(proto.rawValue)").inserted { error(p, "duplicate port \(port)/\(proto.rawValue)") }
             ports.append(ServicePort(name: name, proto: proto, port: port, targetPort: nil, nodePort: nil))
         }
-        var affinity: UInt32?
-        switch string(spec, "sessionAffinity") ?? "None" {
-        case "ClientIP":
-            var timeout = 10800
-            if let c = mapping(spec, "sessionAffinityConfig"), let ci = mapping(c, "clientIP"), let t = int(ci, "timeoutSeconds") {
-                if (1...86400).contains(t) {
-                    timeout = t
-                } else if let n = field(ci, "timeoutSeconds") {
-                    error(n, "timeoutSeconds \(t) out of range (1–86400)")
-                }
-            }
-            affinity = UInt32(timeout)
-        case "None": break
-        case let other:
-            if let n = field(spec, "sessionAffinity") { error(n, "unsupported value \(shown(other)) (expected ClientIP or None)") }
-        }
+        let affinity = sessionAffinity(spec)
         return ServiceImport(meta: meta, source: source, type: type, ips: ips, ports: ports, affinityTimeout: affinity)
     }
 }

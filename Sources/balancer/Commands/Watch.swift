@@ -152,16 +152,7 @@ struct Watch: AsyncParsableCommand {
             }
             let watcher = ClusterSetWatcher(clusters: clusters, options: options, sink: sink, ttl: clusterTtl.flatMap(parseDuration),
                                             metrics: metrics)
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled })
-                }
-                group.addTask {
-                    while !watchStopRequested.load(ordering: .relaxed) && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await Self.untilStopped { stop in await watcher.run(shouldStop: stop) }
             for client in clients { await client.shutdown() }
             return
         }
@@ -175,18 +166,21 @@ struct Watch: AsyncParsableCommand {
         let client = try limits.client(config) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
         Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")
         let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics)
-        // A stop request cancels the run, which ends requests in flight (a watch can otherwise
-        // wait minutes for an event); the signal handlers can only set a flag, so it is polled.
+        await Self.untilStopped { stop in await watcher.run(shouldStop: stop) }
+        await client.shutdown()
+    }
+
+    /// Runs a watcher until SIGINT/SIGTERM. A stop request cancels the run, which ends requests
+    /// in flight (a watch can otherwise wait minutes for an event); the signal handlers can only
+    /// set a flag, so it is polled.
+    static func untilStopped(_ run: @escaping @Sendable (@escaping @Sendable () -> Bool) async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled })
-            }
+            group.addTask { await run { watchStopRequested.load(ordering: .relaxed) || Task.isCancelled } }
             group.addTask {
                 while !watchStopRequested.load(ordering: .relaxed) && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
             }
             await group.next()
             group.cancelAll()
         }
-        await client.shutdown()
     }
 }
