@@ -26,7 +26,7 @@ extension ServiceCompiler {
             plan.info?.namespace = String(Clusters.local(svc.meta.namespace))
             if svc.clusterAffinity != .none { plan.info?.clusterAffinity = svc.clusterAffinity.rawValue }
         }
-        plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort) }
+        plan.vips = svc.clusterIPs.map { VIP(address: $0, serviceID: serviceID, flags: .rejectUnknownPort, cluster: clusters.id(of: svc.meta.namespace)) }
         if svc.type == .loadBalancer {
             plan.sourceRanges = svc.sourceRanges.map { SourceRange(ownerID: serviceID, prefix: $0) }
         }

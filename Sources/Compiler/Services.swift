@@ -264,12 +264,13 @@ struct ServiceCompiler {
     }
 
     mutating func claimVIP(_ vip: VIP, _ precedence: ServicePrecedence, _ object: String) {
-        if let (existing, other) = vips[vip.address], !clusters.isEmpty,
-           clusters.id(of: precedence.name) != clusters.id(of: other.name) {
+        if let (existing, other) = vips[vip.address], !clusters.isEmpty, vip.cluster != existing.cluster {
             // Two clusters' ClusterIPs (every cluster has 10.96.0.1): ClusterFrontends reports
-            // the frontends; the address names the first cluster's service, as key 0 does.
-            if clusters.id(of: precedence.name) < clusters.id(of: other.name) { vips[vip.address] = (vip, precedence) }
-            _ = existing
+            // the frontends; the address names the first cluster's service, as key 0 does, and
+            // refuses unknown ports for every client (cluster 0).
+            var shared = vip.cluster < existing.cluster ? (vip, precedence) : (existing, other)
+            shared.0.cluster = 0
+            vips[vip.address] = shared
             return
         }
         if let (existing, other) = vips[vip.address] {

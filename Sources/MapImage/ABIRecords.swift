@@ -176,6 +176,7 @@ enum RecordEncoder {
         var c = bl_vip_value()
         c.service_id = v.serviceID.littleEndian
         c.flags = v.flags.rawValue.littleEndian
+        c.cluster_id = v.cluster
         appendRaw(c, to: &out)
     }
 
@@ -312,9 +313,9 @@ enum RecordDecoder {
         UInt32(littleEndian: loadRaw(bl_range_value.self, bytes, o).flags)
     }
 
-    static func vipValue(_ bytes: [UInt8], _ o: Int) -> (serviceID: UInt32, flags: UInt32) {
+    static func vipValue(_ bytes: [UInt8], _ o: Int) -> (serviceID: UInt32, flags: UInt16, cluster: UInt8, pad: UInt8) {
         let c = loadRaw(bl_vip_value.self, bytes, o)
-        return (UInt32(littleEndian: c.service_id), UInt32(littleEndian: c.flags))
+        return (UInt32(littleEndian: c.service_id), UInt16(littleEndian: c.flags), c.cluster_id, c.pad)
     }
 
     static func nodeAddrValue(_ bytes: [UInt8], _ o: Int) -> (nodeID: UInt32, cluster: UInt8, pad: [UInt8]) {

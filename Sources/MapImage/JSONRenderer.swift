@@ -55,6 +55,8 @@ public enum JSONRenderer {
         var service: UInt32
         var serviceName: String
         var rejectUnknownPort: Bool
+        /// Whose clients its refusal of unknown ports is for (absent: every client).
+        var cluster: String?
     }
 
     struct NodeAddrView: Encodable {
@@ -116,7 +118,8 @@ public enum JSONRenderer {
             },
             vips: c.vips.map { VIPView(address: $0.address.description, service: $0.serviceID,
                                        serviceName: names.services[$0.serviceID]?.qualifiedName ?? "",
-                                       rejectUnknownPort: $0.flags.contains(.rejectUnknownPort)) },
+                                       rejectUnknownPort: $0.flags.contains(.rejectUnknownPort),
+                                       cluster: $0.cluster == 0 ? nil : names.cluster($0.cluster)) },
             nodeAddresses: c.nodeAddresses.map { NodeAddrView(address: $0.address.description, node: $0.nodeID, nodeName: names.node($0.nodeID),
                                                               cluster: $0.cluster == 0 ? nil : names.cluster($0.cluster)) },
             nodes: c.nodes.map { NodeView(id: $0.id, name: names.node($0.id), zone: $0.zoneID, zoneName: names.zones[$0.zoneID],

@@ -152,20 +152,29 @@ public struct Frontend: Hashable, Sendable {
 }
 
 public struct VIPFlags: OptionSet, Hashable, Sendable {
-    public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let rejectUnknownPort = VIPFlags(rawValue: BL_VIP_REJECT_UNKNOWN_PORT.rawValue)
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let rejectUnknownPort = VIPFlags(rawValue: UInt16(BL_VIP_REJECT_UNKNOWN_PORT.rawValue))
 }
 
 public struct VIP: Hashable, Sendable {
     public var address: IPAddress
     public var serviceID: UInt32
     public var flags: VIPFlags
+    /// The ClusterIP's cluster: whose clients (and hosts outside every cluster) its refusal of
+    /// unknown ports is for; 0: every client.
+    public var cluster: UInt8
 
-    public init(address: IPAddress, serviceID: UInt32, flags: VIPFlags) {
+    public init(address: IPAddress, serviceID: UInt32, flags: VIPFlags, cluster: UInt8 = 0) {
         self.address = address
         self.serviceID = serviceID
         self.flags = flags
+        self.cluster = cluster
+    }
+
+    /// Whether it refuses a port it lacks for a client of cluster `client`.
+    public func refuses(forCluster client: UInt8) -> Bool {
+        flags.contains(.rejectUnknownPort) && (cluster == 0 || client == 0 || cluster == client)
     }
 }
 

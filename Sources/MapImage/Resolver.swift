@@ -20,6 +20,9 @@ public struct Resolution: Sendable, Equatable {
     /// The rule that decided, and its index in the frontend's rule list.
     public var rule: Rule?
     public var ruleIndex: Int?
+    /// A passthrough after a rule that applied here handed the connect on (fell through);
+    /// false: no rule was for this client at all.
+    public var handedOver: Bool = false
     /// The backend set chosen.
     public var set: SetKey?
     /// One line a person reads: why this answer.
@@ -95,16 +98,31 @@ public struct Resolver: Sendable {
                         from client: IPAddress? = nil, cluster: UInt8 = 0, clusterModes: [UInt8: HostMode] = [:]) -> Resolution {
         let ctx = Client(nodeID: nodeID, cluster: cluster, hostMode: hostMode, clusterModes: clusterModes, address: client)
         var key = FrontendKey(address: destination.address, port: destination.port, proto: proto, cluster: cluster)
-        if cluster != 0, let f = frontends[key] {
-            return evaluate(f, ctx)
+        var found = cluster != 0 ? frontends[key] : nil
+        if found == nil {
+            key.cluster = 0
+            found = frontends[key]
         }
-        key.cluster = 0
-        if let f = frontends[key] {
-            return evaluate(f, ctx)
+        // A frontend none of whose rules is for this client (another cluster's, a policy of
+        // other nodes), none handing over: as if absent, the address's own refusals apply.
+        var skipped = ""
+        if let f = found {
+            let r = evaluate(f, ctx)
+            guard r.result == .passthrough, r.handedOver == false else { return r }
+            skipped = r.reason.replacingOccurrences(of: "; no rule applies; the connect is left alone", with: "") + "; "
         }
-        if let vip = vips[destination.address], vip.flags.contains(.rejectUnknownPort) {
+        if let vip = vips[destination.address], vip.refuses(forCluster: cluster) {
             let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
-            return Resolution(result: .reject, reason: "\(destination.address) is the ClusterIP of \(owner), which has no port \(destination.port)/\(proto)")
+            return Resolution(result: .reject, frontend: found?.key,
+                              reason: skipped + "\(destination.address) is the ClusterIP of \(owner), which has no port \(destination.port)/\(proto)"
+                                  + (found == nil ? "" : " for this client"))
+        }
+        if found != nil {
+            if let cidr = contents.serviceCIDRs.filter({ $0.contains(destination.address) }).max(by: { $0.prefixLength < $1.prefixLength }) {
+                return Resolution(result: .reject, frontend: found?.key,
+                                  reason: skipped + "\(destination.address) is inside the service CIDR \(cidr) and no rule is for this client: refused, as kube-proxy drops it (ECONNREFUSED)")
+            }
+            return Resolution(result: .passthrough, frontend: found?.key, reason: skipped + "no rule applies; the connect is left alone")
         }
         var notService = "\(destination) is not a service address"
         if let na = nodeAddresses[destination.address] {
@@ -136,6 +154,8 @@ public struct Resolver: Sendable {
     private func evaluate(_ f: Frontend, _ ctx: Client) -> Resolution {
         let nodeID = ctx.nodeID
         var notes: [String] = []
+        // A rule that applied here handed over (the datapath counts it as a fallthrough).
+        var handedOver = false
         for (i, rule) in f.rules.enumerated() {
             let name = ownerName(rule)
             if rule.flags.contains(.clusterScoped) && ctx.cluster != 0 && ctx.cluster != rule.cluster {
@@ -155,6 +175,7 @@ public struct Resolver: Sendable {
             if ctx.mode(rule.cluster) == .nodeport && rule.action == .translate && rule.nodePort == 0 && !rule.flags.contains(.direct)
                 && rule.flags.contains(.fallThrough) {
                 notes.append("\(rule.origin) \(name) reaches pods, which host mode nodeport cannot")
+                handedOver = true
                 continue
             }
             if rule.flags.contains(.sourceRanges) {
@@ -172,7 +193,7 @@ public struct Resolver: Sendable {
                 notes.append("\(client) is inside \(name)'s loadBalancerSourceRanges")
             }
             if rule.action == .reject {
-                if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
+                if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); handedOver = true; continue }
                 return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i,
                                   reason: prefix(notes) + "\(name) has no usable endpoint")
             }
@@ -180,7 +201,11 @@ public struct Resolver: Sendable {
             if rule.flags.contains(.localOnly) {
                 if nodeID != 0 { chosen = sets[SetKey(groupID: rule.groupID, scope: .local, scopeID: nodeID)] }
                 if chosen == nil {
-                    if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint on this host"); continue }
+                    if rule.flags.contains(.fallThrough) {
+                        notes.append("\(rule.origin) \(name) has no endpoint on this host")
+                        handedOver = true
+                        continue
+                    }
                     return Resolution(result: .unreachable, frontend: f.key, rule: rule, ruleIndex: i,
                                       reason: prefix(notes) + "\(name) has no endpoint on this \(nodeID == 0 ? "host (not a node)" : "node") and its traffic policy is Local")
                 }
@@ -201,7 +226,7 @@ public struct Resolver: Sendable {
                 }
                 if chosen == nil { chosen = sets[SetKey(groupID: rule.groupID, scope: .cluster, scopeID: 0)] }
                 guard chosen != nil else {
-                    if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); continue }
+                    if rule.flags.contains(.fallThrough) { notes.append("\(rule.origin) \(name) has no endpoint"); handedOver = true; continue }
                     return Resolution(result: .reject, frontend: f.key, rule: rule, ruleIndex: i, reason: prefix(notes) + "\(name) has no backend set")
                 }
             }
@@ -242,7 +267,9 @@ public struct Resolver: Sendable {
             return Resolution(result: .translate, backends: addresses, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
                               reason: prefix(notes) + "\(rule.origin) \(name) \(rule.kind), \(scope) set\(terminating)")
         }
-        return Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
+        var r = Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
+        r.handedOver = handedOver
+        return r
     }
 
     private func prefix(_ notes: [String]) -> String { notes.isEmpty ? "" : notes.joined(separator: "; ") + "; " }

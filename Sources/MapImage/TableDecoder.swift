@@ -246,7 +246,10 @@ struct TableDecoder {
             let value = RecordDecoder.vipValue(bytes, v)
             guard value.serviceID != 0 else { throw ImageError("vips: service id 0", offset: v) }
             guard value.flags & ~VIPFlags.rejectUnknownPort.rawValue == 0 else { throw ImageError("vips: unknown flags", offset: v) }
-            if materialize { contents.vips.append(VIP(address: addr, serviceID: value.serviceID, flags: VIPFlags(rawValue: value.flags))) }
+            guard value.pad == 0 else { throw ImageError("vips: padding not zero", offset: v) }
+            if materialize {
+                contents.vips.append(VIP(address: addr, serviceID: value.serviceID, flags: VIPFlags(rawValue: value.flags), cluster: value.cluster))
+            }
         }
     }
 

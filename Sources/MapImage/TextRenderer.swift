@@ -25,7 +25,7 @@ public enum TextRenderer {
         }
         for v in c.vips {
             let flags = v.flags.contains(.rejectUnknownPort) ? " reject-unknown-port" : ""
-            out.append("VIP \(v.address) service=\(names.service(v.serviceID))\(flags)")
+            out.append("VIP \(v.address) service=\(names.service(v.serviceID))\(flags)\(names.clusterSuffix(v.cluster))")
         }
         for cidr in c.serviceCIDRs {
             out.append("SERVICE_CIDR \(cidr) reject-unanswered")

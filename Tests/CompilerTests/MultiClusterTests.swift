@@ -85,7 +85,9 @@ import Testing
         #expect(r.diagnostics.contains { $0.severity == .warning && $0.description.contains("hosts outside every cluster reach a's") })
         #expect(try Self.resolve(r, "10.96.0.1:443", cluster: "b").backends.map(\.description) == ["10.244.2.1:8080"])
         #expect(try Self.resolve(r, "10.96.0.1:443").backends.map(\.description) == ["10.244.1.1:8080"])
-        #expect(try Self.resolve(r, "10.96.0.1:443", cluster: "c").result == .passthrough)
+        // A third cluster's client: the address is a ClusterIP of two clusters, none of them its
+        // own; its refusal of what nothing answers is for every client.
+        #expect(try Self.resolve(r, "10.96.0.1:443", cluster: "c").result == .reject)
         #expect(r.contents.metadata.clusters?.map(\.name) == ["a", "b", "c"])
     }
 

@@ -179,7 +179,12 @@ enum bl_vip_flag {
 
 struct bl_vip_value {
 	__u32 service_id;
-	__u32 flags;
+	__u16 flags;
+	/* The ClusterIP's cluster: its refusal of unknown ports is for that cluster's clients and
+	 * hosts outside every cluster; 0: every client (one unnamed cluster, a clusterset IP, or an
+	 * address several clusters have). */
+	__u8 cluster_id;
+	__u8 pad;
 };
 
 struct bl_node_addr_value {

@@ -100,6 +100,20 @@ static __always_inline int bl_decide(struct bpf_sock_addr *ctx, struct bl_req *r
 
 	__builtin_memset(&ch, 0, sizeof(ch));
 	outcome = bl_choose(ctx, &c, fe, &ch, bl_addr_is_v4(&req->dst));
+	/* No rule of the frontend is for this client (another cluster's, a policy of other nodes)
+	 * and none handed over: as if there were no frontend, the address's own refusals apply (a
+	 * ClusterIP's unknown port, a service CIDR). */
+	if (outcome == BL_OUT_PASS && ch.fallthroughs == 0) {
+		if (bl_vip_rejects(c.gen, c.cluster_id, &req->dst))
+			req->reason = BL_REASON_UNKNOWN_PORT;
+		else if (bl_in_service_cidr(c.gen, &req->dst))
+			req->reason = BL_REASON_SERVICE_CIDR;
+		else
+			return BL_OUT_PASS;
+		bl_count(req->frontend_id, BL_OUT_REJECT, 0);
+		bl_count_reason(req->reason);
+		return BL_OUT_REJECT;
+	}
 	req->reason = ch.reason;
 	if (outcome == BL_OUT_TRANSLATE) {
 		outcome = bl_pick(ctx, &c, &ch, req);

@@ -96,6 +96,28 @@ static __always_inline int bl_read_config(struct bl_cfg *c)
 	       bpf_map_lookup_elem(&bl_service_cidrs, &gen) && bpf_map_lookup_elem(&bl_source_ranges, &gen);
 }
 
+/* Whether a VIP refuses a port no frontend of it has, for a client of cluster `cluster_id`. */
+static __always_inline int bl_vip_refuses(const struct bl_vip_value *vip, __u32 cluster_id)
+{
+	return vip && (vip->flags & BL_VIP_REJECT_UNKNOWN_PORT) &&
+	       (vip->cluster_id == 0 || cluster_id == 0 || vip->cluster_id == cluster_id);
+}
+
+/* Whether `a` is a VIP (a ClusterIP) that refuses ports no frontend of it has, for a client of
+ * cluster `cluster_id`. */
+static __always_inline int bl_vip_rejects(__u32 gen, __u32 cluster_id, const struct bl_addr *a)
+{
+	struct bl_vip_value *vip;
+	struct bl_addr_key ak;
+	void *vips = bpf_map_lookup_elem(&bl_vips, &gen);
+
+	if (!vips)
+		return 0;
+	bl_addr_store(ak.addr, a);
+	vip = bpf_map_lookup_elem(vips, &ak);
+	return bl_vip_refuses(vip, cluster_id);
+}
+
 /* Whether `a` lies in one of the live image's service CIDRs that refuses what nothing answers. */
 static __always_inline int bl_in_service_cidr(__u32 gen, const struct bl_addr *a)
 {
@@ -181,7 +203,7 @@ static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, __u
 		if (!vips)
 			return 0;
 		vip = bpf_map_lookup_elem(vips, &ak);
-		if (vip && (vip->flags & BL_VIP_REJECT_UNKNOWN_PORT)) {
+		if (bl_vip_refuses(vip, cluster_id)) {
 			*vip_reject = 1;
 			return 0;
 		}

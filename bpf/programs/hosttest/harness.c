@@ -354,6 +354,7 @@ int main(void)
 		set(1, 16, BL_SCOPE_OUT_OF_CLUSTER, 1, 1, w2);
 		set(1, 16, BL_SCOPE_OUT_OF_CLUSTER, 2, 1, w1);
 		vip(1, "10.96.0.1", BL_VIP_REJECT_UNKNOWN_PORT);
+		vip_cluster(1, "10.200.0.1", 1);   /* east's alone, outside the service CIDR */
 		cidr(1, "10.96.0.0", 12);
 		range(1, 1, "0.0.0.0", 0);
 		f = fe_cluster(1, "10.96.0.1", 443, TCP, 2001, 0); rule(f, 11, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 1);
@@ -364,6 +365,7 @@ int main(void)
 		f = fe_cluster(1, "10.97.0.5", 80, TCP, 2006, 0); rule(f, 15, BL_ACTION_TRANSLATE, BL_RULE_PREFER_LOCAL_CLUSTER, 30080, 0);
 		f = fe_cluster(1, "10.97.0.6", 80, TCP, 2007, 0); rule(f, 16, BL_ACTION_TRANSLATE, BL_RULE_PREFER_REMOTE_CLUSTER, 30080, 0);
 		f = fe_cluster(1, "10.96.200.1", 80, TCP, 2008, 0); rule(f, 14, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 2);
+		f = fe_cluster(1, "10.200.0.1", 80, TCP, 2009, 0); rule(f, 13, BL_ACTION_TRANSLATE, BL_RULE_CLUSTER_SCOPED, 0, 0); rule_cluster(f, 1);
 		rnd = 0;
 		/* Outside every cluster: key 0, east's. */
 		cconfig(1, 0, BL_HOST_MODE_POD, 0, 0);
@@ -373,14 +375,27 @@ int main(void)
 		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
 		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.9.1:6443");
 		EXPECT(call(bl_connect6, 1, "10.96.0.1", 443, TCP), "::ffff:10.244.9.1:6443");
-		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "pass");        /* east's ClusterIP: not west's */
+		/* east's ClusterIP: not west's; inside the service CIDR with no rule for this client,
+		 * refused as an unanswered service address is (no CIDR: left alone, multicluster-two). */
+		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "refused");
 		EXPECT(call(bl_connect4, 0, "10.96.0.1", 80, TCP), "refused");       /* unknown port of the VIP */
 		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
 		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "10.244.1.1:6443");
 		EXPECT(call(bl_connect4, 0, "10.96.100.1", 80, TCP), "10.244.1.5:8080");
-		EXPECT(call(bl_connect4, 0, "10.96.200.1", 80, TCP), "pass");        /* west's ClusterIP: not east's */
+		EXPECT(call(bl_connect4, 0, "10.96.200.1", 80, TCP), "refused");     /* west's ClusterIP: not east's */
+		/* A ClusterIP of east alone: west's clients are left alone on any port of it; east's and
+		 * hosts outside are refused a port it lacks. */
+		cconfig(1, 22, BL_HOST_MODE_POD, 2, 0);
+		EXPECT(call(bl_connect4, 0, "10.200.0.1", 80, TCP), "pass");
+		EXPECT(call(bl_connect4, 0, "10.200.0.1", 81, TCP), "pass");
+		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
+		EXPECT(call(bl_connect4, 0, "10.200.0.1", 81, TCP), "refused");
+		EXPECT(call(bl_connect4, 0, "10.200.0.1", 80, TCP), "10.244.1.5:8080");
+		cconfig(1, 0, BL_HOST_MODE_POD, 0, 0);
+		EXPECT(call(bl_connect4, 0, "10.200.0.1", 81, TCP), "refused");
 		cconfig(1, 0, BL_HOST_MODE_POD, 3, 0);                               /* a cluster offering neither */
-		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "pass");
+		EXPECT(call(bl_connect4, 0, "10.96.0.1", 443, TCP), "refused");      /* its VIP refuses what is not its */
+		EXPECT(call(bl_connect4, 0, "192.0.2.1", 443, TCP), "pass");
 		/* NodePorts: the destination node's cluster, whoever connects. */
 		cconfig(1, 21, BL_HOST_MODE_POD, 1, 0);
 		EXPECT(call(bl_connect4, 0, "172.18.2.2", 30080, TCP), "10.244.3.5:8080");

@@ -185,6 +185,13 @@ static void vip(int gen, const char *a, __u32 flags)
 	struct bl_addr_key k; struct bl_vip_value v = { 9, flags };
 	addr(k.addr, a); put(gen, BL_TABLE_VIPS, &k, &v);
 }
+/* A ClusterIP of cluster `cluster` only. */
+static void vip_cluster(int gen, const char *a, __u8 cluster)
+{
+	struct bl_addr_key k; struct bl_vip_value v;
+	memset(&v, 0, sizeof v); v.service_id = 9; v.flags = BL_VIP_REJECT_UNKNOWN_PORT; v.cluster_id = cluster;
+	addr(k.addr, a); put(gen, BL_TABLE_VIPS, &k, &v);
+}
 /* A service CIDR a.b.c.d/len (IPv4) or v6/len. */
 static void cidr(int gen, const char *a, int len)
 {
