@@ -198,6 +198,10 @@ public final class KubeClient: Sendable {
         // A refused or unreachable server is retried by the reflector's back-off, not by the
         // client; a watch reads without a timeout (it ends when the server's timeoutSeconds does).
         c.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: nil)
+        // Every kind holds a watch open for minutes: over HTTP/1.1 that is a connection each, and
+        // the pool's default of 8 per host would leave a ninth kind's requests queued behind
+        // them (the nine kinds of `watch --cluster`). Room for every kind's watch and a list.
+        c.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }
 

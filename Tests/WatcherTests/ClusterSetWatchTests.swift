@@ -42,7 +42,8 @@ import Testing
         return ([res.result.rawValue] + res.backends.map(\.description)).joined(separator: " ")
     }
 
-    static func waitFor(_ dir: String, _ dest: String, cluster: String? = nil, _ want: String, seconds: Double = 10) async -> String? {
+    /// Waits (long: the whole test suite shares two cores with this) for an answer.
+    static func waitFor(_ dir: String, _ dest: String, cluster: String? = nil, _ want: String, seconds: Double = 60) async -> String? {
         var got: String?
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
@@ -69,7 +70,7 @@ import Testing
             KubeClientConfig(server: "http://127.0.0.1:\(port)", insecureSkipTLSVerify: false, token: "good", origin: "test")
         }
         let ca = try KubeClient(config: config(a.port)), cb = try KubeClient(config: config(b.port))
-        let ttl = Duration.seconds(2)
+        let ttl = Duration.seconds(6)
         let watcher = ClusterSetWatcher(clusters: [.init(name: "a", source: .api(ca)), .init(name: "b", source: .api(cb))],
                                         options: .init(debounce: .milliseconds(30)), sink: DirectorySink(directory: base), ttl: ttl)
         let stop = Atomic<Bool>(false)
@@ -82,20 +83,24 @@ import Testing
 
         // b's API server fails: its last state is kept, and a change in a still goes through.
         Self.fail(b, true)
+        let failed = ContinuousClock.now
         Self.putSlice(a, "kubernetes", ["10.244.1.1", "10.244.1.2"])
         #expect(await Self.waitFor(base, "10.96.0.1:443", cluster: "a", "translate 10.244.1.1:8080 10.244.1.2:8080")
                 == "translate 10.244.1.1:8080 10.244.1.2:8080")
-        #expect(Self.answer(base, "10.96.0.7:80", cluster: "b") == "translate 10.244.2.7:8080")
+        // (Within the TTL: on a machine so loaded that a's change took longer, b may be gone already.)
+        if ContinuousClock.now - failed < ttl - .seconds(1) {
+            #expect(Self.answer(base, "10.96.0.7:80", cluster: "b") == "translate 10.244.2.7:8080")
+        }
 
-        // Past the TTL, b's endpoints are dropped: its services refuse rather than reach stale backends.
-        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "reject", seconds: 15) == "reject")
+        // Past the TTL (6 s), b's endpoints are dropped: its services refuse rather than reach stale backends.
+        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "reject") == "reject")
         #expect(Self.answer(base, "10.96.0.1:443", cluster: "b") == "reject")
         #expect(Self.answer(base, "10.96.0.1:443", cluster: "a") == "translate 10.244.1.1:8080 10.244.1.2:8080")
 
         // b answers again (with a change made meanwhile): its endpoints are back.
         Self.putSlice(b, "api", ["10.244.2.8"])
         Self.fail(b, false)
-        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "translate 10.244.2.8:8080", seconds: 20) == "translate 10.244.2.8:8080")
+        #expect(await Self.waitFor(base, "10.96.0.7:80", cluster: "b", "translate 10.244.2.8:8080") == "translate 10.244.2.8:8080")
         #expect(Self.answer(base, "10.96.0.1:443", cluster: "b") == "translate 10.244.2.1:8080")
 
         stop.store(true, ordering: .relaxed)

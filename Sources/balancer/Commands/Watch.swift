@@ -37,8 +37,8 @@ struct Watch: AsyncParsableCommand {
         Several clusters (docs/multicluster.md): --cluster NAME=DIR or \
         NAME=[KUBECONFIG][@CONTEXT] for each, in the order that decides between clusters. Each \
         is followed on its own; one image of all of them is compiled. A cluster whose API server \
-        fails keeps its last state; with --cluster-ttl its endpoints are dropped once it has \
-        failed that long. --node takes a cluster's node (east/worker-1); --host-cluster names \
+        fails keeps its last state; with --cluster-ttl its endpoints are dropped once its \
+        EndpointSlices could not be read that long. --node takes a cluster's node (east/worker-1); --host-cluster names \
         the cluster of a host that is not a node; --cluster-mode NAME=nodeport reaches a \
         cluster's backends through its nodes.
         """)
@@ -50,7 +50,7 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var clusterSources: ClusterSourcesOption
 
-    @Option(help: ArgumentHelp("Drop a cluster's endpoints once its API server has failed this long (30s, 5m, 1h); default: keep its last state.",
+    @Option(help: ArgumentHelp("Drop a cluster's endpoints once its EndpointSlices could not be read this long (30s, 5m, 1h); default: keep its last state.",
                                valueName: "duration"))
     var clusterTtl: String?
 
