@@ -22,6 +22,10 @@ public struct InputLoader {
         return listing.files
     }
 
+    /// The operand that means standard input, and its name in messages.
+    public static let standardInput = "-"
+    public static let standardInputName = "<stdin>"
+
     public static func readFile(_ path: String, limits: InputLimits = InputLimits()) throws(Diagnostic) -> [UInt8] {
         try ManifestFiles.read(path, limit: limits.maxFileBytes)
     }
@@ -29,7 +33,7 @@ public struct InputLoader {
     /// Loads every file into one snapshot. Throws with all errors found (of listing, reading
     /// and decoding alike); warnings and notes are returned with the snapshot.
     public static func load(paths: [String], limits: InputLimits = InputLimits()) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        let listing = ManifestFiles.expand(paths)
+        let listing = ManifestFiles.expand(paths.filter { $0 != standardInput })
         var inputs: [(String, [UInt8])] = []
         var problems = listing.diagnostics
         for f in listing.files {
@@ -37,6 +41,17 @@ public struct InputLoader {
                 inputs.append((f, try readFile(f, limits: limits)))
             } catch {
                 problems.append(error)
+            }
+        }
+        // `-`: standard input (`kubectl get … -o yaml | balancer compile - -o …`), named so in
+        // messages; given twice it would be read once.
+        if paths.contains(standardInput) {
+            do {
+                inputs.append((standardInputName, try readFile("/dev/stdin", limits: limits)))
+            } catch {
+                var e = error
+                e.file = standardInputName
+                problems.append(e)
             }
         }
         if problems.contains(where: { $0.severity == .error }) {

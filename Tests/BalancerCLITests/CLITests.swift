@@ -47,6 +47,39 @@ import Testing
         return dir
     }
 
+    /// Runs a shell pipeline in the repository root, with `$B` the binary.
+    func shell(_ script: String) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        p.environment = ["B": Self.binary, "PATH": "/usr/bin:/bin"]
+        p.currentDirectoryURL = URL(fileURLWithPath: Self.root)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// `-` reads standard input and `-o -` writes the image to standard output, so that
+    /// `kubectl get … | balancer compile - -o - | balancer inspect -` works; the bytes are those of
+    /// a compile of the same files, and errors name `<stdin>`.
+    @Test func standardInputAndOutput() throws {
+        let piped = try shell("for f in fixtures/example/*.yaml; do echo ---; cat $f; done | \"$B\" compile - -o - | \"$B\" inspect -")
+        #expect(piped.status == 0, "\(piped.stderr)")
+        let golden = try String(contentsOfFile: Self.root + "/golden/example.txt", encoding: .utf8)
+        #expect(piped.stdout.split(separator: "\n").dropFirst(3) == golden.split(separator: "\n").dropFirst(3))
+        #expect(piped.stderr.contains("wrote the image to standard output: 13 frontends"))
+        let bad = try shell("printf 'apiVersion: v1\\nkind: Service\\nmetadata: {name: x}\\nspec: {clusterIP: nope}\\n' | \"$B\" compile - -o /dev/null")
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("<stdin>:4:"), "\(bad.stderr)")
+        let image = try shell("echo junk | \"$B\" inspect -")
+        #expect(image.status != 0 && image.stderr.contains("<stdin>: invalid image"), "\(image.stderr)")
+    }
+
     @Test func compileWritesAVerifiedImage() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

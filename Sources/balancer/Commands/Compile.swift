@@ -27,14 +27,14 @@ struct Compile: ParsableCommand {
         cannot be mixed with --cluster.
         """)
 
-    @Argument(help: "Manifest files or directories (one unnamed cluster).")
+    @Argument(help: "Manifest files or directories (one unnamed cluster); - reads standard input.")
     var inputs: [String] = []
 
     @Option(name: .customLong("cluster"), parsing: .singleValue,
             help: ArgumentHelp("One cluster's manifest file or directory (repeatable).", valueName: "NAME=PATH"))
     var clusterTexts: [String] = []
 
-    @Option(name: .shortAndLong, help: "Where to write the image.")
+    @Option(name: .shortAndLong, help: "Where to write the image; - writes it to standard output (the summary goes to standard error).")
     var output: String
 
     @Flag(help: "Print notes (things skipped on purpose) as well as warnings.")
@@ -92,18 +92,38 @@ struct Compile: ParsableCommand {
             throw ExitCode(1)
         }
         let tVerified = clock.now
-        do {
-            try FileContents.writeAtomically(bytes, to: output)
-        } catch {
-            printError("error: cannot write image: \(error)")
-            throw ExitCode(1)
+        if output == "-" {
+            // A binary image on a terminal is only noise (as gzip and oras refuse it).
+            guard isatty(1) == 0 else {
+                printDiagnostics(result)
+                printError("error: refusing to write a binary image to a terminal: redirect standard output, or give -o FILE")
+                throw ExitCode(1)
+            }
+            var written = 0
+            while written < bytes.count {
+                let n = bytes[written...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    printError("error: cannot write the image to standard output: \(String(cString: strerror(errno)))")
+                    throw ExitCode(1)
+                }
+                written += n
+            }
+        } else {
+            do {
+                try FileContents.writeAtomically(bytes, to: output)
+            } catch {
+                printError("error: cannot write image: \(error)")
+                throw ExitCode(1)
+            }
         }
         let t3 = clock.now
         printDiagnostics(result)
         let c = result.contents
         let digest = (try? ImageDecoder.decodeHeader(bytes).digestHex) ?? "?"
         if !timings {
-            print("wrote \(output): \(c.frontends.count) frontends, \(c.sets.count) backend sets, \(c.backends.count) backends, \(c.nodes.count) nodes; \(bytes.count) bytes, sha256 \(digest)")
+            let summary = "wrote \(output == "-" ? "the image to standard output" : output): \(c.frontends.count) frontends, \(c.sets.count) backend sets, \(c.backends.count) backends, \(c.nodes.count) nodes; \(bytes.count) bytes, sha256 \(digest)"
+            if output == "-" { printError(summary) } else { print(summary) }
         }
         if timings {
             var usage = rusage()

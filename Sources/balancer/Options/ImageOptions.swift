@@ -4,7 +4,7 @@ import MapImage
 
 /// The image a command reads (`inspect`, `resolve`, `load`, `check-live`).
 struct ImageArgument: ParsableArguments {
-    @Argument(help: ArgumentHelp("The image file.", valueName: "image"))
+    @Argument(help: ArgumentHelp("The image file; - reads it from standard input.", valueName: "image"))
     var path: String
 
     func bytes() throws(CommandError) -> [UInt8] { try readImageBytes(path) }
@@ -18,9 +18,10 @@ struct OutputOption: ParsableArguments {
     var format: OutputFormat = .text
 }
 
+/// An image's bytes; `-` is standard input (`balancer compile … -o - | balancer load -`).
 func readImageBytes(_ path: String) throws(CommandError) -> [UInt8] {
     do {
-        return try FileContents.read(path)
+        return try FileContents.read(path == "-" ? "/dev/stdin" : path)
     } catch {
         throw CommandError(description: "cannot read image \(PrintableText.escape(error.description))")
     }
@@ -32,6 +33,6 @@ func loadImage(_ path: String) throws(CommandError) -> MapImage {
     do {
         return try MapImage(bytes: bytes)
     } catch {
-        throw CommandError(description: "\(PrintableText.escape(path)): \(error)")
+        throw CommandError(description: "\(path == "-" ? "<stdin>" : PrintableText.escape(path)): \(error)")
     }
 }
