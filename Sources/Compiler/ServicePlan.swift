@@ -13,6 +13,12 @@ extension ServiceCompiler {
             plan.diagnostics.append(Diagnostic(.note, file: svc.source.file, line: svc.source.line, column: svc.source.column,
                                                object: object, field: field, message: message))
         }
+        if svc.clusterIPUnset && svc.type != .externalName {
+            plan.diagnostics.append(Diagnostic(.warning, file: svc.source.file, line: svc.source.line, column: svc.source.column,
+                                               object: object, field: "spec.clusterIP",
+                                               message: "no spec.clusterIP: a manifest the API server has not allocated one for yet (it is not headless: that is clusterIP None); not proxied until it has one"))
+            return plan
+        }
         if let reason = skipReason(svc) {
             note("", "not proxied: \(reason)")
             return plan

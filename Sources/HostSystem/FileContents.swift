@@ -43,7 +43,22 @@ public enum FileContents {
         return out
     }
 
+    /// Writes a whole file by rename, so no reader sees half of it. A target that exists and is
+    /// not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is written in place instead:
+    /// renaming over it would replace the device with a file.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileSystemError) {
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            guard (st.st_mode & S_IFMT) != S_IFDIR else { throw FileSystemError(path: path, message: "is a directory") }
+            let fd = try FileSystem.open(path, .writeOnly)
+            defer { try? fd.close() }
+            do {
+                _ = try bytes.withUnsafeBytes { try fd.writeAll($0) }
+            } catch {
+                throw FileSystemError(path: path, error as? Errno ?? .ioError)
+            }
+            return
+        }
         let tmp = "\(path).tmp-\(getpid())"
         let fd = try FileSystem.open(tmp, .writeOnly, options: [.create, .truncate], permissions: FilePermissions(rawValue: 0o644))
         func abandon(_ error: FileSystemError) -> FileSystemError {

@@ -94,6 +94,9 @@ public struct Service: Sendable {
     public var type: ServiceType
     /// "None" or "" (or absent): headless.
     public var headless: Bool
+    /// No spec.clusterIP(s) at all: a manifest the API server has not seen (it allocates one),
+    /// not a headless Service.
+    public var clusterIPUnset = false
     public var clusterIPs: [IPAddress]
     public var ports: [ServicePort]
     public var externalIPs: [IPAddress]

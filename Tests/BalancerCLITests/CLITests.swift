@@ -80,6 +80,17 @@ import Testing
         #expect(image.status != 0 && image.stderr.contains("<stdin>: invalid image"), "\(image.stderr)")
     }
 
+    /// `-o` naming something that is not a regular file (a FIFO here; `/dev/null` alike) is written
+    /// into, not replaced by a file (the atomic rename would turn /dev/null into a file).
+    @Test func anOutputThatIsNotAFileIsWrittenInto() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try shell("mkfifo \(dir)/fifo && { timeout 10 cat \(dir)/fifo > \(dir)/read & } && \"$B\" compile fixtures/example -o \(dir)/fifo && wait && test -p \(dir)/fifo")
+        #expect(r.status == 0, "\(r.stderr)")
+        let golden = try FileContents.read(Self.root + "/golden/example.image")
+        #expect(try FileContents.read(dir + "/read") == golden)
+    }
+
     @Test func compileWritesAVerifiedImage() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -104,6 +104,7 @@ extension ObjectDecoder {
                               externalIPs: externalIPs, ingress: ingress, affinityTimeout: affinity, externalTrafficPolicy: etp,
                               internalTrafficPolicy: itp, publishNotReadyAddresses: pnr, hasSelector: hasSelector)
         service.sourceRanges = ranges
+        service.clusterIPUnset = single == nil && field(spec, "clusterIPs") == nil
         return service
     }
 
