@@ -91,6 +91,16 @@ import Testing
         #expect(try FileContents.read(dir + "/read") == golden)
     }
 
+    /// `watch --dir` on a tree that is not there fails at once (exit 1), naming it, instead of
+    /// retrying a compile for ever.
+    @Test func watchOfAMissingDirectoryFailsAtOnce() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try shell("timeout 20 \"$B\" watch --dir \(dir)/missing --output-dir \(dir)")
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("--dir \(dir)/missing: No such file or directory"))
+    }
+
     @Test func compileWritesAVerifiedImage() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

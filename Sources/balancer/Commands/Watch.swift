@@ -95,6 +95,12 @@ struct Watch: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A tree that is not there is a mistake to report now, not a compile error to retry for ever.
+        if let dir {
+            var st = stat()
+            guard stat(dir, &st) == 0 else { throw CommandError(description: "--dir \(dir): \(String(cString: strerror(errno)))") }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw CommandError(description: "--dir \(dir): not a directory") }
+        }
         let node = nodeOptions.name, mode = nodeOptions.hostMode
         // A watcher holds a whole cluster for as long as it runs: two arenas for its decoding
         // threads instead of glibc's eight per core (measured on the bench cluster with 150,000
