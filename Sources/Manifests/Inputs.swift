@@ -33,7 +33,7 @@ public struct InputLoader {
     /// Loads every file into one snapshot. Throws with all errors found (of listing, reading
     /// and decoding alike); warnings and notes are returned with the snapshot.
     public static func load(paths: [String], limits: InputLimits = InputLimits()) throws(CompileFailure) -> (Snapshot, [Diagnostic]) {
-        let listing = ManifestFiles.expand(paths.filter { $0 != standardInput })
+        let listing = ManifestFiles.expand(paths.filter { $0 != standardInput }, exclude: limits.exclude)
         var inputs: [(String, [UInt8])] = []
         var problems = listing.diagnostics
         for f in listing.files {
@@ -181,6 +181,14 @@ struct ChunkDecoder: Sendable {
             if let a = ownAPIVersion, let expected = list.apiVersion, a != expected, let n = d.field(root, "apiVersion") {
                 d.error(n, "an item of apiVersion \(shown(a)) in a \(list.kind) of apiVersion \(shown(expected))")
             }
+        }
+        // A document that is no object at all (a Helm values file, a README in YAML): a note, so
+        // one stray file in a GitOps tree stops nothing. One with half an identity is an error.
+        if d.diagnostics.isEmpty, list == nil, ownKind == nil, ownAPIVersion == nil {
+            d.report(.note, root, "not a Kubernetes object (no apiVersion or kind): skipped")
+            diagnostics += d.diagnostics
+            skipped["(no kind)", default: 0] += 1
+            return
         }
         if d.diagnostics.isEmpty, ownKind == nil, list?.itemKind == nil { d.missing(root, "kind") }
         if d.diagnostics.isEmpty, ownKind == "", let n = d.field(root, "kind") { d.error(n, "must not be empty") }

@@ -11,8 +11,13 @@ public struct InputLimits: Sendable {
 
     public static let defaultMaxFileBytes = 1 << 30
 
-    public init(maxFileBytes: Int = InputLimits.defaultMaxFileBytes) {
+    /// `--exclude GLOB`: paths left out of a directory walk (fnmatch): a pattern without "/"
+    /// matches an entry's name at any depth, one with "/" the path below the walked directory.
+    public var exclude: [String] = []
+
+    public init(maxFileBytes: Int = InputLimits.defaultMaxFileBytes, exclude: [String] = []) {
         self.maxFileBytes = maxFileBytes
+        self.exclude = exclude
     }
 }
 
@@ -30,7 +35,7 @@ enum ManifestFiles {
     /// Operands are read as given when they are regular files or pipes (`/dev/stdin`, a shell's
     /// `<(kubectl get …)`); directories are walked for `*.yaml`, `*.yml` and `*.json`, hidden
     /// entries (".git", a ConfigMap volume's "..data") skipped, symbolic links followed.
-    static func expand(_ paths: [String]) -> Listing {
+    static func expand(_ paths: [String], exclude: [String] = []) -> Listing {
         var listing = Listing()
         var seen = Set<DirID>()
         for p in paths {
@@ -40,7 +45,7 @@ enum ManifestFiles {
                 continue
             }
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: walk(p, into: &listing, seen: &seen)
+            case S_IFDIR: walk(p, root: p, exclude: exclude, into: &listing, seen: &seen)
             case S_IFREG, S_IFIFO: listing.files.append(p)
             default: listing.diagnostics.append(Diagnostic(.error, file: p, message: "cannot read: \(typeName(st.st_mode)), not a file"))
             }
@@ -55,7 +60,25 @@ enum ManifestFiles {
         var inode: UInt64
     }
 
-    private static func walk(_ dir: String, into listing: inout Listing, seen: inout Set<DirID>) {
+    /// Files of a GitOps tree that are YAML but not Kubernetes objects, skipped with a note.
+    static let notObjects: Set<String> = ["kustomization.yaml", "kustomization.yml", "values.yaml", "values.yml", "values.schema.json", "mkdocs.yml"]
+
+    /// Whether `--exclude` leaves `path` (below the walked `root`) out.
+    static func excluded(_ path: String, name: String, root: String, patterns: [String]) -> Bool {
+        guard !patterns.isEmpty else { return false }
+        var relative = Substring(path)
+        if path.hasPrefix(root) { relative = path.dropFirst(root.count).drop { $0 == "/" } }
+        for p in patterns {
+            if p.contains("/") {
+                if fnmatch(p, String(relative), 0) == 0 { return true }
+            } else if fnmatch(p, name, 0) == 0 {
+                return true
+            }
+        }
+        return false
+    }
+
+    private static func walk(_ dir: String, root: String, exclude: [String], into listing: inout Listing, seen: inout Set<DirID>) {
         var dst = stat()
         guard stat(dir, &dst) == 0 else {
             listing.diagnostics.append(unreachable(dir, errno))
@@ -69,8 +92,21 @@ enum ManifestFiles {
             listing.diagnostics.append(Diagnostic(.error, file: dir, message: "cannot list the directory: \(error.text)"))
             return
         }
+        // A Helm chart's directory holds templates, not objects.
+        if entries.contains("Chart.yaml") && dir != root {
+            listing.diagnostics.append(Diagnostic(.note, file: dir, message: "skipped: a Helm chart (Chart.yaml), not Kubernetes objects"))
+            return
+        }
         for name in entries.sorted() where !name.hasPrefix(".") {
             let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
+            if excluded(path, name: name, root: root, patterns: exclude) {
+                listing.diagnostics.append(Diagnostic(.note, file: path, message: "skipped: --exclude"))
+                continue
+            }
+            if notObjects.contains(name) || name == "Chart.yaml" {
+                listing.diagnostics.append(Diagnostic(.note, file: path, message: "skipped: \(name == "Chart.yaml" ? "a Helm chart's" : "a") \(name), not Kubernetes objects"))
+                continue
+            }
             var st = stat()
             guard stat(path, &st) == 0 else {
                 listing.diagnostics.append(unreachable(path, errno))
@@ -78,7 +114,7 @@ enum ManifestFiles {
             }
             let manifest = name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".json")
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: walk(path, into: &listing, seen: &seen)
+            case S_IFDIR: walk(path, root: root, exclude: exclude, into: &listing, seen: &seen)
             case S_IFREG: if manifest { listing.files.append(path) }
             default:
                 if manifest {

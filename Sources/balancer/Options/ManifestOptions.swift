@@ -14,6 +14,11 @@ struct ManifestOptions: ParsableArguments {
     @Option(help: "Refuse a manifest file larger than this (bytes, or with Ki/Mi/Gi).")
     var maxFileBytes = ByteSize(bytes: InputLimits.defaultMaxFileBytes)
 
+    @Option(name: .customLong("exclude"), parsing: .singleValue,
+            help: ArgumentHelp("Leave paths out of a directory's walk (repeatable; a glob: without / it matches a name at any depth, with / a path below the directory).",
+                               valueName: "GLOB"))
+    var exclude: [String] = []
+
     @Option(name: .customLong("service-cidr"), parsing: .singleValue,
             help: ArgumentHelp("A service CIDR (repeatable), besides ServiceCIDR objects: connects to its addresses that no service answers are refused, as kube-proxy does.",
                                valueName: "CIDR"))
@@ -35,5 +40,5 @@ struct ManifestOptions: ParsableArguments {
 
     var compileOptions: CompileOptions { CompileOptions(defaultRedirectRateLimit: redirectRateLimit, serviceCIDRs: serviceCIDRs) }
 
-    var inputLimits: InputLimits { InputLimits(maxFileBytes: maxFileBytes.bytes) }
+    var inputLimits: InputLimits { InputLimits(maxFileBytes: maxFileBytes.bytes, exclude: exclude) }
 }
