@@ -11,6 +11,10 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let img = try image.load()
-        print(output.format == .text ? TextRenderer.render(img) : JSONRenderer.render(img), terminator: "")
+        switch output.format {
+        case .text: print(TextRenderer.render(img), terminator: "")
+        case .json: print(JSONRenderer.render(img), terminator: "")
+        case .yaml: print(yamlText(JSONRenderer.render(img)), terminator: "")
+        }
     }
 }

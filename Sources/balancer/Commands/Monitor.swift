@@ -82,7 +82,7 @@ struct Monitor: ParsableCommand {
                 let line = EventLine(e, names: names, time: clock.iso8601(monotonicNs: e.timeNs), cgroup: cgroup,
                                      pod: podUID.map { podNames[$0] ?? "pod uid \($0)" })
                 switch output.format {
-                case .json: try printJSON(line)
+                case .json, .yaml: try printStructured(line, format: output.format)
                 case .text: printLine(line.text)
                 }
                 seen += 1

@@ -52,7 +52,7 @@ struct Resolve: ParsableCommand {
         let names = ImageNames(img.contents)
         let clusterName = placement.clusterID == 0 ? nil : names.cluster(placement.clusterID)
         switch output.format {
-        case .json:
+        case .json, .yaml:
             struct RuleView: Encodable {
                 var index: Int
                 var origin: String
@@ -78,7 +78,7 @@ struct Resolve: ParsableCommand {
                             rule: r.rule.map { RuleView(index: r.ruleIndex ?? 0, origin: $0.origin.description, kind: $0.kind.description,
                                                          group: names.group($0.groupID), flags: $0.flags.names) },
                             reason: r.reason)
-            try printJSON(view)
+            try printStructured(view, format: output.format)
         case .text:
             var from = node.map { "node \($0)" } ?? "a host that is not a node (host mode \(mode.rawValue))"
             if let clusterName {

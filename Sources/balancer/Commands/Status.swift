@@ -27,7 +27,7 @@ struct Status: ParsableCommand {
         let clusterName = { (id: UInt8) -> String in img?.contents.metadata.cluster(id: id)?.name ?? "cluster \(id)" }
         let nodeportClusters = (1...255).filter { k in (st.config.nodeportClusters[k >> 6] >> UInt64(k & 63)) & 1 == 1 }.map { UInt8($0) }
         switch output.format {
-        case .json:
+        case .json, .yaml:
             struct CounterView: Encodable {
                 var frontend: UInt32
                 var name: String?
@@ -66,7 +66,7 @@ struct Status: ParsableCommand {
                                             unreachable: $0.value.unreachable, fallThrough: $0.value.fallthrough)
                             },
                             reasons: Dictionary(uniqueKeysWithValues: st.reasons.map { ($0.key.description, $0.value) }))
-            try printJSON(view, pretty: true)
+            try printStructured(view, format: output.format, pretty: true)
         case .text:
             // The node's name is the image's; link names are the bpffs directory's entries.
             printLine("pin dir \(pinDir): generation \(st.config.activeGeneration) live\(st.previousGeneration ? ", previous kept for rollback" : "")")

@@ -13,5 +13,5 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// `-o text|json` (OutputOption).
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json
+    case text, json, yaml
 }

@@ -14,7 +14,7 @@ struct ImageArgument: ParsableArguments {
 
 /// `-o text|json`: how a command prints what it read (`inspect`, `resolve`, `status`).
 struct OutputOption: ParsableArguments {
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("text (for reading and diffing) or json.", valueName: "output"))
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("text (for reading and diffing), json or yaml.", valueName: "output"))
     var format: OutputFormat = .text
 }
 

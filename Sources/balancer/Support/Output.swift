@@ -1,3 +1,4 @@
+import Manifests
 import FoundationEssentials
 import HostSystem
 import MapImage
@@ -18,6 +19,20 @@ func printJSON(_ value: some Encodable, pretty: Bool = false) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
     print(PrintableText.escapeJSON(String(decoding: try encoder.encode(value), as: UTF8.self)))
+}
+
+/// `-o json` or `-o yaml` of the same value (YAML: a document per value, `---` first, so a
+/// stream of them, as `monitor` prints, reads as one YAML stream).
+func printStructured(_ value: some Encodable, format: OutputFormat, pretty: Bool = false) throws {
+    guard format == .yaml else { return try printJSON(value, pretty: pretty) }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(yamlText(String(decoding: try encoder.encode(value), as: UTF8.self)), terminator: "")
+}
+
+/// YAML of a JSON text; the JSON itself if it cannot be read (it always can: our encoder's).
+func yamlText(_ json: String) -> String {
+    "---\n" + (YAMLOutput.fromJSON(json) ?? json + "\n")
 }
 
 /// A runtime failure (not a usage mistake): printed as `Error: …`, exit status 1.
