@@ -118,6 +118,17 @@ import Testing
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
 
+    /// A usage mistake prints the subcommand's usage, not the top level's.
+    @Test func usageMistakesShowTheSubcommandsUsage() throws {
+        for (args, usage) in [(["resolve", "golden/example.image", "notanaddress"], "Usage: balancer resolve"),
+                              (["resolve", "golden/example.image", "10.96.0.10:53", "--from", "x"], "Usage: balancer resolve"),
+                              (["watch", "--dir", "/tmp", "--metrics-address", "nope"], "Usage: balancer watch")] {
+            let r = try run(args)
+            #expect(r.status == 64, "\(args): exit \(r.status)")
+            #expect(r.stderr.contains(usage) && !r.stderr.contains("Usage: balancer <subcommand>"), "\(args): \(r.stderr)")
+        }
+    }
+
     @Test func compileWritesAVerifiedImage() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -31,14 +31,16 @@ struct Resolve: ParsableCommand {
 
     @OptionGroup var output: OutputOption
 
+    /// Usage mistakes, found while parsing: reported with this command's usage.
+    func validate() throws {
+        if let from, IPAddress(from) == nil { throw ValidationError("--from \"\(from)\" is not an IP address") }
+        if SocketAddress(destination) == nil { throw ValidationError("\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)") }
+    }
+
     func run() throws {
-        var client: IPAddress?
-        if let from {
-            guard let a = IPAddress(from) else { throw ValidationError("--from \"\(from)\" is not an IP address") }
-            client = a
-        }
+        let client = from.flatMap { IPAddress($0) }
         guard let dest = SocketAddress(destination) else {
-            throw ValidationError("\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)")
+            throw CommandError(description: "\"\(destination)\" is not ADDRESS:PORT (IPv6 as [addr]:port)")
         }
         let node = nodeOptions.name, mode = nodeOptions.hostMode
         let img = try image.load()

@@ -92,6 +92,9 @@ struct Watch: AsyncParsableCommand {
         if let clusterTtl, parseDuration(clusterTtl) == nil { throw ValidationError("--cluster-ttl \(clusterTtl): expected a duration such as 30s, 5m or 1h") }
         if clusterTtl != nil && clusterSources.texts.isEmpty { throw ValidationError("--cluster-ttl needs --cluster") }
         guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
+        if let metricsAddress, metricsAddress.lastIndex(of: ":").flatMap({ Int(metricsAddress[metricsAddress.index(after: $0)...]) }) == nil {
+            throw ValidationError("--metrics-address must be HOST:PORT")
+        }
     }
 
     func run() async throws {
@@ -125,7 +128,7 @@ struct Watch: AsyncParsableCommand {
         var endpoint: MetricsEndpoint?
         if let metricsAddress, let metrics {
             guard let colon = metricsAddress.lastIndex(of: ":"), let port = Int(metricsAddress[metricsAddress.index(after: colon)...]) else {
-                throw ValidationError("--metrics-address must be HOST:PORT")
+                throw CommandError(description: "--metrics-address must be HOST:PORT")
             }
             var host = String(metricsAddress[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
