@@ -291,7 +291,7 @@ public final class KubeClient: Sendable {
                 }
                 throw e
             } catch {
-                throw KubeError("\(what): \(error)")
+                throw KubeError("\(what): \(TransportErrors.text(error))")
             }
             do {
                 page = try RawListPage.parse(body, expecting: resource.wire, maxObjectBytes: limits.maxObjectBytes)
@@ -318,7 +318,7 @@ public final class KubeClient: Sendable {
         do {
             response = try await http.execute(request(resource.path + query), timeout: .seconds(Int64(timeoutSeconds + 30)))
         } catch {
-            throw KubeError("\(what): \(error)")
+            throw KubeError("\(what): \(TransportErrors.text(error))")
         }
         guard response.status == .ok else { throw await Self.failure(what, response) }
         var stream = WatchStream(maxLineBytes: limits.maxEventBytes, expecting: resource.wire, maxObjectBytes: limits.maxObjectBytes)
