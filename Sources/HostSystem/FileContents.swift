@@ -81,6 +81,17 @@ public enum FileContents {
     }
 }
 
+/// Standard output for bytes (`compile -o -`): written whole, EINTR and short writes retried.
+public enum StandardOutput {
+    public static func write(_ bytes: [UInt8]) throws(FileSystemError) {
+        do {
+            _ = try bytes.withUnsafeBytes { try FileDescriptor.standardOutput.writeAll($0) }
+        } catch {
+            throw FileSystemError(path: "standard output", error as? Errno ?? .ioError)
+        }
+    }
+}
+
 /// Standard error as a plain file descriptor: Swift 6 forbids the C `stderr` global, and the
 /// command line needs unbuffered diagnostics that never interleave with standard output.
 public enum StandardError {

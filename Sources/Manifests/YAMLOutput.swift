@@ -1,4 +1,5 @@
 import CJansson
+import MapImage
 
 /// `-o yaml`: the JSON a command prints, as block-style YAML (keys sorted, as the JSON's).
 /// Strings are plain only where no YAML reader can take them for anything else (a letter or "/"
@@ -97,7 +98,7 @@ public enum YAMLOutput {
             case "\r": q += "\\r"
             default:
                 if c.value < 0x20 || c.value == 0x7F {
-                    q += "\\u" + String(c.value, radix: 16).leftPadded(to: 4)
+                    q += "\\u" + Hex.padded(c.value, width: 4)
                 } else {
                     q.unicodeScalars.append(c)
                 }
@@ -105,8 +106,4 @@ public enum YAMLOutput {
         }
         return q + "\""
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }

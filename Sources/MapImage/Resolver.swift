@@ -20,9 +20,6 @@ public struct Resolution: Sendable, Equatable {
     /// The rule that decided, and its index in the frontend's rule list.
     public var rule: Rule?
     public var ruleIndex: Int?
-    /// A passthrough after a rule that applied here handed the connect on (fell through);
-    /// false: no rule was for this client at all.
-    public var handedOver: Bool = false
     /// The backend set chosen.
     public var set: SetKey?
     /// One line a person reads: why this answer.
@@ -105,12 +102,9 @@ public struct Resolver: Sendable {
         }
         // A frontend none of whose rules is for this client (another cluster's, a policy of
         // other nodes), none handing over: as if absent, the address's own refusals apply.
-        var skipped = ""
-        if let f = found {
-            let r = evaluate(f, ctx)
-            guard r.result == .passthrough, r.handedOver == false else { return r }
-            skipped = r.reason.replacingOccurrences(of: "; no rule applies; the connect is left alone", with: "") + "; "
-        }
+        var notes: [String] = []
+        if let f = found, let r = evaluate(f, ctx, notes: &notes) { return r }
+        let skipped = prefix(notes)
         if let vip = vips[destination.address], vip.refuses(forCluster: cluster) {
             let owner = contents.metadata.services.first { $0.id == vip.serviceID }?.qualifiedName ?? "service \(vip.serviceID)"
             return Resolution(result: .reject, frontend: found?.key,
@@ -128,7 +122,9 @@ public struct Resolver: Sendable {
         if let na = nodeAddresses[destination.address] {
             let wildcard = FrontendKey(address: .wildcard(destination.address.family), port: destination.port, proto: proto, cluster: na.cluster)
             if let f = frontends[wildcard] {
-                return evaluate(f, ctx)
+                var notes: [String] = []
+                return evaluate(f, ctx, notes: &notes)
+                    ?? Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
             }
             let of = na.cluster == 0 ? "" : " of cluster \(contents.metadata.clusterName(na.cluster))"
             notService = "\(destination.address) is a node address\(of) but no service\(of) has NodePort \(destination.port)/\(proto)"
@@ -151,9 +147,10 @@ public struct Resolver: Sendable {
         func mode(_ c: UInt8) -> HostMode { c == 0 ? hostMode : clusterModes[c] ?? hostMode }
     }
 
-    private func evaluate(_ f: Frontend, _ ctx: Client) -> Resolution {
+    /// The frontend's rules in order; nil when none of them is for this client and none handed
+    /// over (the datapath then treats the frontend as absent), with why in `notes`.
+    private func evaluate(_ f: Frontend, _ ctx: Client, notes: inout [String]) -> Resolution? {
         let nodeID = ctx.nodeID
-        var notes: [String] = []
         // A rule that applied here handed over (the datapath counts it as a fallthrough).
         var handedOver = false
         for (i, rule) in f.rules.enumerated() {
@@ -267,9 +264,8 @@ public struct Resolver: Sendable {
             return Resolution(result: .translate, backends: addresses, frontend: f.key, rule: rule, ruleIndex: i, set: set.key,
                               reason: prefix(notes) + "\(rule.origin) \(name) \(rule.kind), \(scope) set\(terminating)")
         }
-        var r = Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
-        r.handedOver = handedOver
-        return r
+        guard handedOver else { return nil }
+        return Resolution(result: .passthrough, frontend: f.key, reason: prefix(notes) + "no rule applies; the connect is left alone")
     }
 
     private func prefix(_ notes: [String]) -> String { notes.isEmpty ? "" : notes.joined(separator: "; ") + "; " }

@@ -138,6 +138,7 @@ public final class ClusterSetWatcher: Sendable {
         var trees: [Int: InotifyTree] = [:]
         var decoded = [DecodedObjects](repeating: DecodedObjects(), count: clusters.count)
         var wasExpired = [Bool](repeating: false, count: clusters.count)
+        var published: [Bool]?
         var synced = false
         while !shouldStop() {
             // Directories: what inotify saw since the last wake (a tree that cannot be watched
@@ -161,8 +162,12 @@ public final class ClusterSetWatcher: Sendable {
             }
             let now = clock.now
             if let metrics {
+                // Each cluster's gauges, when what they show changed.
                 let reachable = state.withLock { s in s.map(\.failing.isEmpty) }
-                for (i, c) in clusters.enumerated() { metrics.cluster(c.name, reachable: reachable[i], expired: wasExpired[i]) }
+                if published != reachable + wasExpired {
+                    published = reachable + wasExpired
+                    for (i, c) in clusters.enumerated() { metrics.cluster(c.name, reachable: reachable[i], expired: wasExpired[i]) }
+                }
             }
             let (ready, changed, expiredNow) = state.withLock { s -> (Bool, Bool, [Bool]) in
                 var ready = true, changed = false

@@ -22,14 +22,23 @@ import Testing
     /// Runs the binary; with `uid`, as that user (through setpriv; needs root).
     func run(_ args: [String], as uid: Int? = nil, binary: String = CLITests.binary) throws -> Run {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the balancer binary first (swift build)")
-        let p = Process()
         if let uid {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            p.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", binary] + args
-        } else {
-            p.executableURL = URL(fileURLWithPath: Self.binary)
-            p.arguments = args
+            return try execute("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", binary] + args)
         }
+        return try execute(Self.binary, args)
+    }
+
+    /// Runs a shell pipeline in the repository root, with `$B` the binary.
+    func shell(_ script: String) throws -> Run {
+        try execute("/bin/sh", ["-c", script], environment: ["B": Self.binary, "PATH": "/usr/bin:/bin"])
+    }
+
+    /// Runs a program in the repository root and collects its exit status and output.
+    func execute(_ program: String, _ args: [String], environment: [String: String]? = nil) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = args
+        if let environment { p.environment = environment }
         p.currentDirectoryURL = URL(fileURLWithPath: Self.root)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -45,23 +54,6 @@ import Testing
         let dir = NSTemporaryDirectory() + "balancer-cli-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
-    }
-
-    /// Runs a shell pipeline in the repository root, with `$B` the binary.
-    func shell(_ script: String) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        p.environment = ["B": Self.binary, "PATH": "/usr/bin:/bin"]
-        p.currentDirectoryURL = URL(fileURLWithPath: Self.root)
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// `-` reads standard input and `-o -` writes the image to standard output, so that

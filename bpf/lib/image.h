@@ -225,19 +225,23 @@ static __always_inline struct bl_frontend_value *bl_find_frontend(__u32 gen, __u
 	return bpf_map_lookup_elem(frontends, key);
 }
 
+/* Cluster `cluster_id`'s bit of bl_config.nodeport_clusters (--cluster-mode, else --host-mode's). */
+static __always_inline int bl_config_nodeport(const struct bl_config *cfg, __u32 cluster_id)
+{
+	__u64 word = *(volatile __u64 *)&cfg->nodeport_clusters[(cluster_id >> 6) & 3];
+
+	return (word >> (cluster_id & 63)) & 1;
+}
+
 /* Whether backends of cluster `cluster_id` (1..255) are reached through their node's NodePort
- * here: the per-cluster bit of bl_config (--cluster-mode, else --host-mode's). */
+ * here. */
 static __always_inline int bl_cluster_nodeport_id(__u32 cluster_id)
 {
 	struct bl_config *cfg;
 	__u32 zero = 0;
-	__u64 word;
 
 	cfg = bpf_map_lookup_elem(&bl_config, &zero);
-	if (!cfg)
-		return 0;
-	word = *(volatile __u64 *)&cfg->nodeport_clusters[(cluster_id >> 6) & 3];
-	return (word >> (cluster_id & 63)) & 1;
+	return cfg && bl_config_nodeport(cfg, cluster_id);
 }
 
 /* The same for any cluster id: --host-mode for cluster 0 (and hosts of unnamed clusters). */

@@ -55,7 +55,7 @@ static __always_inline int bl_backend_target(__u32 gen, __u32 backend_id, const 
 
 		k.id = 0;
 		cfg = bpf_map_lookup_elem(&bl_config, &k);
-		nodeport = cfg && ((*(volatile __u64 *)&cfg->nodeport_clusters[(cluster >> 6) & 3] >> (cluster & 63)) & 1);
+		nodeport = cfg && bl_config_nodeport(cfg, cluster);
 	}
 	bl_addr_load(&a, b->addr);
 	if (nodeport) {

@@ -99,15 +99,11 @@ struct Compile: ParsableCommand {
                 printError("error: refusing to write a binary image to a terminal: redirect standard output, or give -o FILE")
                 throw ExitCode(1)
             }
-            var written = 0
-            while written < bytes.count {
-                let n = bytes[written...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    printError("error: cannot write the image to standard output: \(String(cString: strerror(errno)))")
-                    throw ExitCode(1)
-                }
-                written += n
+            do {
+                try StandardOutput.write(bytes)
+            } catch {
+                printError("error: cannot write the image: \(error)")
+                throw ExitCode(1)
             }
         } else {
             do {
