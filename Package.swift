@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "MapImage",
             dependencies: [
-                "CBalancerABI", "HostSystem",
+                "CBalancerABI", "HostSystem", "CBuildInfo",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -82,6 +82,9 @@ let package = Package(
         // The datapath object, embedded: compiled from bpf/ at build time by the plugin below.
         .target(name: "CBalancerBPF", plugins: ["BPFObject"]),
         .plugin(name: "BPFObject", capability: .buildTool()),
+        // The git commit built, for `balancer version` and balancer_build_info.
+        .target(name: "CBuildInfo", plugins: ["BuildInfo"]),
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .target(
             name: "Loader",
             dependencies: ["MapImage", "HostSystem", "CLibbpf", "CBalancerABI", "CBalancerBPF", .product(name: "SystemPackage", package: "swift-system")]

@@ -377,3 +377,19 @@ public final class GracePeriod: GracePeriodWaiting {
 
 /// Opens a pinned BPF object (a link): its file descriptor, or a negative errno.
 func openPinnedObject(_ path: String) -> Int32 { bpf_obj_get(path) }
+
+/// What the kernel and libbpf offer, asked through libbpf's own probes (`balancer version
+/// --check`): each answer is true, false, or nil when the kernel would not say (no privilege).
+public enum BPFFeatures {
+    /// The version of the libbpf linked, `major.minor` (libbpf reports no patch level).
+    public static var libbpfVersion: String { "\(libbpf_major_version()).\(libbpf_minor_version())" }
+
+    public static func hasProgramType(_ type: bpf_prog_type) -> Bool? { answer(libbpf_probe_bpf_prog_type(type, nil)) }
+
+    public static func hasMapType(_ type: bpf_map_type) -> Bool? { answer(libbpf_probe_bpf_map_type(type, nil)) }
+
+    /// Whether the kernel's BTF has the function `name` (a kfunc); false without kernel BTF.
+    public static func kernelHas(function name: String) -> Bool { clibbpf_kernel_has_func(name) != 0 }
+
+    private static func answer(_ r: Int32) -> Bool? { r == 1 ? true : r == 0 ? false : nil }
+}

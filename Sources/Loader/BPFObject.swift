@@ -46,7 +46,7 @@ final class BPFObject {
         // The socket iterators need the bpf_sock_destroy kfunc (Linux 6.5): without it they are
         // not loaded, and the rest of the datapath works as before (socket termination off).
         var unavailable: String?
-        if !Self.kernelHas(function: "bpf_sock_destroy") {
+        if !BPFFeatures.kernelHas(function: "bpf_sock_destroy") {
             unavailable = "this kernel lacks bpf_sock_destroy (Linux 6.5 or later): sockets to removed backends are not terminated"
             var prog = bpf_object__next_program(obj, nil)
             while let p = prog {
@@ -64,6 +64,27 @@ final class BPFObject {
     }
 
     deinit { bpf_object__close(object) }
+
+    /// Loads the embedded datapath into the kernel with nothing pinned and nothing attached, then
+    /// unloads it: the verifier's verdict on this kernel (`balancer version --check`). Returns the
+    /// programs loaded; the iterators are left out, as an attach leaves them out, when the kernel
+    /// lacks bpf_sock_destroy.
+    static func loadOnce() throws(BPFError) -> [String] {
+        guard let obj = clibbpf_open_mem(bl_bpf_object_bytes(), bl_bpf_object_length()) else {
+            throw BPFError("open embedded object", "balancer.bpf.o", -errno)
+        }
+        defer { bpf_object__close(obj) }
+        let iterators = BPFFeatures.kernelHas(function: "bpf_sock_destroy")
+        var names: [String] = []
+        var prog = bpf_object__next_program(obj, nil)
+        while let p = prog {
+            if isIterator(p) && !iterators { bpf_program__set_autoload(p, false) } else { names.append(String(cString: bpf_program__name(p))) }
+            prog = bpf_object__next_program(obj, p)
+        }
+        let loaded = bpf_object__load(obj)
+        guard loaded == 0 else { throw BPFError("load datapath programs", "(verifier log above)", loaded) }
+        return names
+    }
 
     /// A map pinned by an earlier attach (another version of balancer) is reused as it is: when
     /// only its capacity differs from this object's (runtime state sized differently, as
@@ -102,9 +123,6 @@ final class BPFObject {
     private static func isIterator(_ p: OpaquePointer) -> Bool {
         bpf_program__type(p) == BPF_PROG_TYPE_TRACING && bpf_program__expected_attach_type(p) == BPF_TRACE_ITER
     }
-
-    /// Whether the running kernel's BTF has the function `name` (a kfunc).
-    private static func kernelHas(function name: String) -> Bool { clibbpf_kernel_has_func(name) != 0 }
 
     /// Creates a link for the iterator program `name` and pins it at `pin`: an iterator runs only
     /// when a reader creates one from the link (Datapath.terminateStaleSockets).

@@ -1,8 +1,13 @@
+import CBuildInfo
 import FoundationEssentials
 
 /// The version the compiler writes into every image's metadata.
 public enum BalancerVersion {
     public static let string = "0.1.0"
+    /// The git commit built (`-dirty` when the checkout differed from it; `unknown` outside a
+    /// checkout). Not written into images: equal inputs give equal bytes whichever build compiled
+    /// them.
+    public static let commit = String(cString: bl_build_commit())
 }
 
 /// The image's metadata section: what reviewers and tools need to read the tables (names for ids)

@@ -9,7 +9,7 @@ struct Balancer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
-        version: BalancerVersion.string,
-        subcommands: [Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, CheckLive.self, Attach.self, Detach.self, Status.self, Monitor.self, Watch.self, SnapshotCommand.self]
+        version: "\(BalancerVersion.string) (\(BalancerVersion.commit))",
+        subcommands: [Version.self, Compile.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, CheckLive.self, Attach.self, Detach.self, Status.self, Monitor.self, Watch.self, SnapshotCommand.self]
     )
 }
