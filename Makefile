@@ -5,15 +5,17 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 endif
 
 # No clang or llvm here: the datapath is compiled by the Swift toolchain's clang (bpf/programs/build.sh).
+# umoci, skopeo and docker-registry build, read and push the container image (`make image`,
+# e2e/image.sh); python3-prometheus-client and prometheus (promtool) check the metrics.
 APT_PACKAGES := libbpf-dev linux-libc-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config bpftool iproute2 \
-	time curl python3-yaml python3-jsonschema
+	time curl python3-yaml python3-jsonschema umoci skopeo docker-registry python3-prometheus-client prometheus
 SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build release bpf test fuzz golden demo bench fault clean
+.PHONY: all deps build release bpf test fuzz golden demo bench fault image clean
 
 # `deps` checks the packages once per package list: the stamp's name is a checksum of the list, so
 # editing APT_PACKAGES (or `make clean`) checks again.
@@ -55,6 +57,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The agent's container image, without a container engine (deploy/image/build.sh,
+# docs/deployment.md): the release binary and exactly the shared libraries it loads, from Debian's
+# packages and the Swift runtime, as an OCI image layout at .build/image/oci tagged with the
+# version, an OCI archive and a docker archive (.build/image/balancer-VERSION.{oci,docker}.tar)
+# for air-gapped nodes, and .build/image/contents.txt (every file and its package).
+image: deps
+	$(SWIFT) build -c release
+	bash deploy/image/build.sh $(RELEASE_BALANCER) .build/image
+
 # The datapath object alone (clang -target bpf, with BTF), for verify.sh: the same script, compiler
 # and flags as the object `swift build` embeds, so the same bytes before DWARF is stripped.
 bpf: deps
@@ -81,6 +92,11 @@ test: deps bpf
 	# deploy/agent against the code: RBAC covers exactly what the watcher reads; every flag the
 	# DaemonSet passes exists.
 	python3 deploy/check.py $(BALANCER)
+	# The container image (deploy/image/build.sh) from the debug binary: unpacked, it runs `balancer
+	# version` and compiles a fixture under chroot; skopeo reads it; it is pushed to a registry on
+	# 127.0.0.1 and read back; built twice, one digest (e2e/image.sh, about 30 s). Needs root.
+	@if [ "$$(id -u)" = 0 ]; then bash e2e/image.sh $(BALANCER); \
+	else $(call skip_kernel,e2e/image.sh,umoci unpack and chroot need root); fi
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
 	# private bpffs (the sandbox rules of e2e/README.md, e2e/sandbox.sh); programs attached by bpftool,
 	# then by `balancer attach`; compiled images loaded with `balancer load` and rolled back. Needs root.
