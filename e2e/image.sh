@@ -84,6 +84,7 @@ rootfs=$bundle/rootfs
 # Exactly the files the contents list names (regular files and links), nothing else.
 listed=$(grep -v '^#' "$rootfs/usr/share/balancer/image-contents.txt" | awk '{print $1}' | sort)
 present=$(cd "$rootfs" && find . -type f | sed 's|^\.||' | sort)
+[ -L "$rootfs/usr/bin/balancer" ] && [ "$(readlink "$rootfs/usr/bin/balancer")" = ../lib/balancer/balancer ] || present="$present (no /usr/bin/balancer link)"
 diff <(echo "$listed") <(echo "$present") >"$T/files.diff" && [ "$(wc -l <<<"$listed")" -gt 20 ]
 check files-as-listed $? "$(head -20 "$T/files.diff")"
 [ ! -e "$rootfs/bin/sh" ] && [ ! -e "$rootfs/usr/bin/env" ]
@@ -93,9 +94,10 @@ grep -q "^/usr/lib/x86_64-linux-gnu/libbpf.so.*libbpf1 " "$rootfs/usr/share/bala
 check packages-recorded $? "no libbpf1 line in image-contents.txt"
 
 # The image's own loader lists the closure from inside the root filesystem.
-interp=$(readelf -l "$rootfs/usr/bin/balancer" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-r=$(in_image "$interp" --list /usr/bin/balancer 2>&1)
-! grep -q "not found" <<<"$r" && grep -q libbpf <<<"$r" && grep -q libswiftCore <<<"$r"
+# (The file, not the /usr/bin link: the loader run by hand takes $ORIGIN from the path given.)
+interp=$(readelf -l "$rootfs/usr/lib/balancer/balancer" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+r=$(in_image "$interp" --list /usr/lib/balancer/balancer 2>&1)
+! grep -q "not found" <<<"$r" && grep -q "libbpf.so.1 => /lib/" <<<"$r" && grep -q "libswiftCore.so => /usr/lib/balancer/" <<<"$r"
 check loader-resolves-all $? "$r"
 
 r=$(in_image /usr/bin/balancer version 2>&1)

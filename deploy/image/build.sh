@@ -2,11 +2,12 @@
 # deploy/image/build.sh BINARY OUTDIR — the agent's container image, built without a container
 # engine (`make image` runs it on the release binary; e2e/image.sh on the debug one).
 #
-# The root filesystem holds /usr/bin/balancer (BINARY without its DWARF sections, symbols kept
-# for backtraces) and exactly the shared libraries it loads: the closure `ldd` reports (Debian's
-# libbpf, libelf, libyaml, jansson, zlib, libstdc++, libgcc, glibc and the dynamic loader; the
-# Swift runtime of /opt/swift, at the path of the binary's RUNPATH), each with its Debian
-# package recorded, plus a minimal /etc (root and nobody, nsswitch, the CA bundle for API servers
+# The root filesystem holds /usr/lib/balancer/balancer (BINARY without its DWARF sections, symbols
+# kept for backtraces; /usr/bin/balancer links to it) and exactly the shared libraries it loads:
+# the closure `ldd` reports — Debian's libbpf, libelf, libyaml, jansson, zlib, libstdc++, libgcc,
+# glibc and the dynamic loader at their Debian paths, each with its package recorded, and the Swift
+# runtime (no Debian package) next to the binary in /usr/lib/balancer, which the binary's RUNPATH
+# names as $ORIGIN (the same layout installs on a host: docs/deployment.md) — plus a minimal /etc (root and nobody, nsswitch, the CA bundle for API servers
 # with public certificates) and the copyright files of what it ships. One layer, written by GNU
 # tar with sorted names, numeric owners and every time set to SOURCE_DATE_EPOCH (default: the
 # commit's time), so the same binary gives the same image digest.
@@ -63,8 +64,9 @@ swift_version=$( (/opt/swift/usr/bin/swift --version 2>/dev/null || swift --vers
 mkdir -p "$out"
 stage=$out/rootfs
 rm -rf "$stage" "$out/oci" "$out/layer.tar" "$out"/balancer-*.tar
-# /proc, /sys and /dev: mount points (a runtime mounts them; balancer reads /proc).
-mkdir -p "$stage"/usr/{bin,lib,lib64,sbin} "$stage"/{etc,tmp,root,proc,sys,dev} "$stage/usr/share/balancer"
+# /proc, /sys and /dev: mount points (a runtime mounts them; balancer reads /proc); /run: where
+# the DaemonSet mounts the pin directory.
+mkdir -p "$stage"/usr/{bin,lib,lib64,sbin} "$stage"/{etc,tmp,root,run,proc,sys,dev} "$stage/usr/share/balancer"
 chmod 1777 "$stage/tmp"
 chmod 0700 "$stage/root"
 # Debian's merged /usr.
@@ -75,13 +77,18 @@ packages=()
 record() { printf '%-64s %s\n' "$1" "$2" >>"$contents.tmp"; }
 : >"$contents.tmp"
 
+# The binary in /usr/lib/balancer with the Swift runtime: its RUNPATH must say $ORIGIN.
+readelf -d "$binary" | grep -E 'R(UN)?PATH' | grep -q '\$ORIGIN' || die "$binary: its RUNPATH lacks \$ORIGIN"
+libdir=/usr/lib/balancer
+mkdir -p "$stage$libdir"
 if [ "${STRIP:-1}" = 0 ]; then
-	install -m 0755 "$binary" "$stage/usr/bin/balancer"
+	install -m 0755 "$binary" "$stage$libdir/balancer"
 else
-	strip --strip-debug -o "$stage/usr/bin/balancer" "$binary"
-	chmod 0755 "$stage/usr/bin/balancer"
+	strip --strip-debug -o "$stage$libdir/balancer" "$binary"
+	chmod 0755 "$stage$libdir/balancer"
 fi
-record /usr/bin/balancer "balancer $version (commit $revision; sha256 $(sha256sum "$stage/usr/bin/balancer" | cut -c1-16)…)"
+ln -s ../lib/balancer/balancer "$stage/usr/bin/balancer"
+record $libdir/balancer "balancer $version (commit $revision; sha256 $(sha256sum "$stage$libdir/balancer" | cut -c1-16)…)"
 
 # The Debian package that ships PATH (as dpkg knows it: Debian 12 still lists most libraries
 # under /lib), or nothing.
@@ -101,6 +108,14 @@ if grep -q "not found" <<<"$closure"; then die "libraries not found: $(grep "not
 paths=$(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$closure" | sort -u)
 for p in $paths; do
 	real=$(realpath "$p")
+	pkg=$(package_of "$p" "$real")
+	if [ -z "$pkg" ]; then
+		# Not Debian's: the Swift runtime, next to the binary.
+		case "$real" in /opt/swift/*) ;; *) die "$real: no Debian package ships it, and it is not the Swift runtime" ;; esac
+		cp --preserve=mode "$real" "$stage$libdir/$(basename "$p")"
+		record "$libdir/$(basename "$p")" "Swift runtime, ${swift_version:-swift toolchain} ($real; Apache-2.0 with Runtime Library Exception)"
+		continue
+	fi
 	dir=$(realpath "$(dirname "$p")")
 	mkdir -p "$stage$(dirname "$real")" "$stage$dir"
 	[ -e "$stage$real" ] || cp --preserve=mode "$real" "$stage$real"
@@ -108,15 +123,8 @@ for p in $paths; do
 	if [ "$dir/$(basename "$p")" != "$real" ] && [ ! -e "$stage$dir/$(basename "$p")" ]; then
 		ln -s "$(realpath -m --relative-to="$dir" "$real")" "$stage$dir/$(basename "$p")"
 	fi
-	pkg=$(package_of "$p" "$real")
-	case "$real" in
-	/opt/swift/*) record "$real" "Swift runtime, ${swift_version:-swift toolchain} (/opt/swift; Apache-2.0 with Runtime Library Exception)" ;;
-	*)
-		[ -n "$pkg" ] || die "$real: no Debian package ships it"
-		record "$real" "$pkg $(dpkg-query -W -f='${Version}' "$pkg")"
-		packages+=("$pkg")
-		;;
-	esac
+	record "$real" "$pkg $(dpkg-query -W -f='${Version}' "$pkg")"
+	packages+=("$pkg")
 done
 
 # /etc: users for whatever looks one up (HOME), hosts from /etc/hosts first (the kubelet writes
