@@ -89,8 +89,11 @@ test: deps bpf
 	# build of MapImage and Compiler adds about 2 min of CPU, later builds only relink).
 	bash fuzz/build.sh
 	FUZZ_SMOKE=1 bash fuzz/run.sh
-	# deploy/agent against the code: RBAC covers exactly what the watcher reads; every flag the
-	# DaemonSet passes exists.
+	# deploy/ against the code: `kubectl kustomize deploy/agent` renders the CRDs, RBAC (exactly
+	# what the watcher reads) and the DaemonSet (a version tag pulled IfNotPresent, requests,
+	# startup probe, capabilities as docs/deployment.md's table, metrics on the node's address);
+	# the systemd units of deploy/host pass `systemd-analyze verify`; every flag either passes
+	# exists (`balancer <command> --help`).
 	python3 deploy/check.py $(BALANCER)
 	# The container image (deploy/image/build.sh) from the debug binary: unpacked, it runs `balancer
 	# version` and compiles a fixture under chroot; skopeo reads it; it is pushed to a registry on
