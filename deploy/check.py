@@ -26,6 +26,8 @@ deploy/host, the systemd units:
   there and every one defined is used;
 - CapabilityBoundingSet holds what the unit's subcommands need (PRIVILEGES).
 
+docs/deployment.md: every `balancer COMMAND --flag` of its code blocks exists.
+
 Usage: deploy/check.py BALANCER_BINARY
 """
 import os, re, shlex, shutil, subprocess, sys, tempfile
@@ -327,11 +329,26 @@ if analyze and units:
 elif units:
     notes.append("systemd-analyze not found: the units' syntax was not verified (their flags were)")
 
+# --- docs/deployment.md: every balancer command line it shows -------------------------------------
+doc_flags = 0
+doc = open(os.path.join(root, "docs/deployment.md")).read()
+top_help = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+commands = set(re.findall(r"^  ([a-z-]+) ", top_help, re.M))
+for block in re.findall(r"^```[a-z]*\n(.*?)^```", doc, re.S | re.M):
+    for line in block.splitlines():
+        line = re.sub(r"\s#.*$", "", line.removeprefix("$ "))
+        for m in re.finditer(r"(?:^|[|;&]\s*|\s--\s|\bexec\s)balancer\s+([a-z-]+)([^|;&]*)", line):
+            sub, rest = m.group(1), m.group(2)
+            if sub not in commands:
+                failures.append(f"docs/deployment.md: `balancer {sub}` is not a command: {line.strip()}")
+                continue
+            doc_flags += check_flags("docs/deployment.md", [sub] + [w for w in rest.split() if w.startswith("--")])
+
 for f in failures:
     print("FAIL", f)
 for n in notes:
     print("note:", n)
 print(f"deploy/agent: {len(crds)} CRDs, {len(used)} resources granted as used, {checked} balancer flags checked, "
       f"image tag {release}, capabilities as PRIVILEGES; deploy/host: {len(units)} units verified, {unit_flags} flags checked; "
-      f"{len(failures)} problems")
+      f"docs/deployment.md: {doc_flags} flags checked; {len(failures)} problems")
 sys.exit(1 if failures else 0)
