@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import FoundationEssentials
+import MapImage
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -168,6 +169,11 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
 public final class KubeClient: Sendable {
     let http: HTTPClient
     let config: KubeClientConfig
+    /// The server URL requests start with (its host replaced by tls-server-name when set).
+    let base: String
+    let baseTLS: TLSConfiguration
+    /// The exec credential plugin's answers, when the kubeconfig user has one.
+    public let exec: ExecCredentialSource?
     /// A tokenFile is read again after this long (projected service-account tokens rotate).
     static let tokenTTL: Duration = .seconds(60)
     let token = Mutex<(value: String?, read: ContinuousClock.Instant?)>((nil, nil))
@@ -193,6 +199,7 @@ public final class KubeClient: Sendable {
         } catch {
             throw KubeError("\(config.origin): unusable certificate or key: \(error)")
         }
+        baseTLS = tls
         var c = HTTPClient.Configuration(tlsConfiguration: tls)
         c.decompression = .disabled
         // A refused or unreachable server is retried by the reflector's back-off, not by the
@@ -202,6 +209,21 @@ public final class KubeClient: Sendable {
         // the pool's default of 8 per host would leave a ninth kind's requests queued behind
         // them (the nine kinds of `watch --cluster`). Room for every kind's watch and a list.
         c.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
+        if let proxy = config.proxyURL {
+            do { c.proxy = try ProxySetting.parse(proxy, origin: config.origin) } catch { throw KubeError(error.description) }
+        }
+        var server = config.server
+        while server.hasSuffix("/") { server.removeLast() }
+        // tls-server-name: requests go to that name, which the client resolves to the server's
+        // own host (async-http-client's dnsOverride), so SNI and the certificate check use the
+        // name while the connection goes where the kubeconfig says.
+        if let name = config.tlsServerName, var url = URLComponents(string: server), let host = url.host, host != name {
+            c.dnsOverride = [name: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host]
+            url.host = name
+            server = url.string ?? server
+        }
+        base = server
+        exec = config.exec.map { ExecCredentialSource(config: $0, cluster: config) }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }
 
@@ -223,14 +245,64 @@ public final class KubeClient: Sendable {
         }
     }
 
-    func request(_ pathAndQuery: String) -> HTTPClientRequest {
-        var server = config.server
-        while server.hasSuffix("/") { server.removeLast() }
-        var r = HTTPClientRequest(url: server + pathAndQuery)
+    /// A request with this client's credentials: the token (or the exec plugin's), basic
+    /// authentication, impersonation, and the exec plugin's client certificate as the request's
+    /// TLS configuration. Returns the exec credential used, to drop it if the server refuses it.
+    func request(_ pathAndQuery: String) async throws(KubeError) -> (HTTPClientRequest, ExecCredential?) {
+        var r = HTTPClientRequest(url: base + pathAndQuery)
         r.headers.add(name: "Accept", value: "application/json")
-        r.headers.add(name: "User-Agent", value: "balancer")
-        if let t = bearer() { r.headers.add(name: "Authorization", value: "Bearer \(t)") }
-        return r
+        r.headers.add(name: "User-Agent", value: "balancer/\(BalancerVersion.string)")
+        var credential: ExecCredential?
+        if let exec {
+            let c = try await exec.credential()
+            credential = c
+            if let cert = c.certificate, let key = c.key {
+                var tls = baseTLS
+                do {
+                    tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+                } catch {
+                    throw KubeError("exec plugin \(config.exec?.command ?? ""): unusable client certificate or key: \(error)")
+                }
+                r.tlsConfiguration = tls
+            }
+        }
+        if let t = credential?.token ?? bearer() {
+            r.headers.add(name: "Authorization", value: "Bearer \(t)")
+        } else if let basic = config.basicAuth {
+            r.headers.add(name: "Authorization", value: "Basic " + Data("\(basic.username):\(basic.password)".utf8).base64EncodedString())
+        }
+        if let who = config.impersonation {
+            if let user = who.user { r.headers.add(name: "Impersonate-User", value: user) }
+            if let uid = who.uid { r.headers.add(name: "Impersonate-Uid", value: uid) }
+            for g in who.groups { r.headers.add(name: "Impersonate-Group", value: g) }
+            for (key, values) in who.extra.sorted(by: { $0.key < $1.key }) {
+                let name = "Impersonate-Extra-" + (key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? key)
+                for v in values { r.headers.add(name: name, value: v) }
+            }
+        }
+        return (r, credential)
+    }
+
+    /// Sends the request for `pathAndQuery`; when the server refuses an exec plugin's
+    /// credential (401), the plugin runs again and the request is sent once more, as kubectl does.
+    func send(_ pathAndQuery: String, timeout: TimeAmount, what: String) async throws(KubeError) -> HTTPClientResponse {
+        var retried = false
+        while true {
+            let (req, credential) = try await request(pathAndQuery)
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(req, timeout: timeout)
+            } catch {
+                throw KubeError("\(what): \(TransportErrors.text(error))")
+            }
+            if response.status == .unauthorized, let credential, let exec, !retried {
+                await exec.refused(credential)
+                retried = true
+                continue
+            }
+            return response
+        }
     }
 
     static func failure(_ what: String, _ response: HTTPClientResponse) async -> KubeError {
@@ -280,7 +352,7 @@ public final class KubeClient: Sendable {
             let body: [UInt8]
             observe(resource.kind, "list")
             do {
-                let response = try await http.execute(request(resource.path + query), timeout: .seconds(60))
+                let response = try await send(resource.path + query, timeout: .seconds(60), what: what)
                 guard response.status == .ok else { throw await Self.failure(what, response) }
                 body = try await Self.collect(response, cap: limits.maxResponseBytes, what: what, limits: limits)
             } catch let e as KubeError {
@@ -314,12 +386,7 @@ public final class KubeClient: Sendable {
         let query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)"
         let what = "watch \(resource.kind) (\(config.server)\(resource.path))"
         observe(resource.kind, "watch")
-        let response: HTTPClientResponse
-        do {
-            response = try await http.execute(request(resource.path + query), timeout: .seconds(Int64(timeoutSeconds + 30)))
-        } catch {
-            throw KubeError("\(what): \(TransportErrors.text(error))")
-        }
+        let response = try await send(resource.path + query, timeout: .seconds(Int64(timeoutSeconds + 30)), what: what)
         guard response.status == .ok else { throw await Self.failure(what, response) }
         var stream = WatchStream(maxLineBytes: limits.maxEventBytes, expecting: resource.wire, maxObjectBytes: limits.maxObjectBytes)
         do {

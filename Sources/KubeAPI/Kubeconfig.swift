@@ -20,6 +20,16 @@ public struct KubeClientConfig: Sendable, Equatable {
     public var tokenFile: String?
     /// Where this came from, for messages: "kubeconfig /root/.kube/config, context kind-kind".
     public var origin: String
+    /// The name the server's certificate is checked against (and sent as SNI) instead of the
+    /// server URL's host.
+    public var tlsServerName: String? = nil
+    /// An HTTP (CONNECT) or SOCKS5 proxy, `http://[user:password@]host:port` or `socks5://host:port`.
+    public var proxyURL: String? = nil
+    public var exec: ExecConfig? = nil
+    public var basicAuth: BasicAuth? = nil
+    public var impersonation: Impersonation? = nil
+    /// Fields of the kubeconfig read and not used (unknown keys), said by the caller at start.
+    public var notes: [String] = []
 }
 
 public struct KubeconfigError: Error, Sendable, CustomStringConvertible {
@@ -41,11 +51,7 @@ public enum Kubeconfig {
     /// follows kubectl: the first file that names a cluster, user or context (or sets
     /// current-context) wins; missing files in a list are skipped, but at least one must exist.
     public static func load(paths: [String], context wanted: String? = nil) throws(KubeconfigError) -> KubeClientConfig {
-        struct Entry {
-            var tree: ManifestTree
-            var node: NodeID
-            var dir: String
-        }
+        typealias Entry = KubeconfigEntry
         var clusters: [String: Entry] = [:]
         var users: [String: Entry] = [:]
         var contexts: [String: Entry] = [:]
@@ -86,11 +92,7 @@ public enum Kubeconfig {
             throw KubeconfigError("context \"\(name)\" names cluster \"\(clusterName)\", which is not in the kubeconfig")
         }
         let origin = "kubeconfig \(cluster.tree.file), context \(name)"
-        func string(_ e: Entry, _ key: String) -> String? {
-            guard let n = e.tree.value(e.node, key), !e.tree.isNull(n) else { return nil }
-            let s = e.tree.text(n)
-            return s.isEmpty ? nil : s
-        }
+        func string(_ e: Entry, _ key: String) -> String? { e.string(key) }
         /// `key-data` (base64) or `key` (a file, relative to the kubeconfig's directory).
         func material(_ e: Entry, _ key: String) throws(KubeconfigError) -> [UInt8]? {
             if let b64 = string(e, key + "-data") {
@@ -100,7 +102,7 @@ public enum Kubeconfig {
                 return Array(d)
             }
             guard let file = string(e, key) else { return nil }
-            let path = file.hasPrefix("/") ? file : e.dir + "/" + file
+            let path = e.path(file)
             guard let d = FileManager.default.contents(atPath: path) else { throw KubeconfigError("\(origin): cannot read \(key) \(path)") }
             return Array(d)
         }
@@ -108,20 +110,20 @@ public enum Kubeconfig {
         var config = KubeClientConfig(server: server, certificateAuthority: try material(cluster, "certificate-authority"),
                                       insecureSkipTLSVerify: false, origin: origin)
         // Only an explicit boolean true turns verification off (not "yes", not a string).
-        if let n = cluster.tree.value(cluster.node, "insecure-skip-tls-verify"), cluster.tree.style(n) == .plain,
-           cluster.tree.text(n) == "true" {
-            config.insecureSkipTLSVerify = true
+        config.insecureSkipTLSVerify = cluster.isTrue("insecure-skip-tls-verify")
+        config.tlsServerName = string(cluster, "tls-server-name")
+        if let proxy = string(cluster, "proxy-url") {
+            _ = try ProxySetting.parse(proxy, origin: "\(origin): cluster \"\(clusterName)\"")
+            config.proxyURL = proxy
+        }
+        for key in cluster.unknownKeys(KubeconfigEntry.clusterKeys) {
+            config.notes.append("\(origin): cluster \"\(clusterName)\" has the field \"\(key)\", which balancer does not know; it is ignored")
+        }
+        for key in ctx.unknownKeys(KubeconfigEntry.contextKeys) {
+            config.notes.append("\(origin): context \"\(name)\" has the field \"\(key)\", which balancer does not know; it is ignored")
         }
         if let user = users[userName] {
-            config.clientCertificate = try material(user, "client-certificate")
-            config.clientKey = try material(user, "client-key")
-            if (config.clientCertificate == nil) != (config.clientKey == nil) {
-                throw KubeconfigError("\(origin): user \"\(userName)\" has a client certificate without a key, or a key without a certificate")
-            }
-            config.token = string(user, "token")
-            if let f = string(user, "tokenFile") {
-                config.tokenFile = f.hasPrefix("/") ? f : user.dir + "/" + f
-            }
+            try applyUser(user, name: userName, origin: origin, to: &config, material: material)
         } else if !userName.isEmpty {
             throw KubeconfigError("context \"\(name)\" names user \"\(userName)\", which is not in the kubeconfig")
         }

@@ -49,8 +49,9 @@ public struct KernelCheck: Sendable, Encodable {
     }
 
     /// The oldest kernel with every hook the datapath attaches: cgroup sock_addr links (5.7),
-    /// getpeername/recvmsg hooks and the ring buffer (5.8), sock_release (5.9).
-    public static let minimumKernel = (5, 9)
+    /// getpeername/recvmsg hooks and the ring buffer (5.8), sock_release (5.9), bpf_loop (5.17)
+    /// and bpf_set_retval (5.18).
+    public static let minimumKernel = (5, 18)
     /// Socket termination's kfunc, bpf_sock_destroy.
     public static let terminationKernel = (6, 5)
 

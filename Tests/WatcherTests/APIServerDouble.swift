@@ -71,6 +71,8 @@ final class APIServerDouble: Sendable {
         var watchFaults: [String: WatchFault] = [:]
         /// CRD paths served (their CustomResourceDefinitions installed).
         var crds: Set<String> = []
+        /// The headers of the last request (names lowercased), whatever the answer.
+        var lastHeaders: [String: [String]] = [:]
     }
 
     let state = Mutex(State())
@@ -191,6 +193,10 @@ final class APIServerDouble: Sendable {
             case .end:
                 guard let head, let server = box.server.withLock({ $0 }) else { return }
                 let auth = head.headers["Authorization"].first ?? ""
+                server.state.withLock { s in
+                    s.lastHeaders = [:]
+                    for (name, value) in head.headers { s.lastHeaders[name.lowercased(), default: []].append(value) }
+                }
                 if auth == "Bearer limited" {
                     respond(context, .forbidden, #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"services is forbidden: User \"limited\" cannot list resource","reason":"Forbidden","code":403}"#)
                     return

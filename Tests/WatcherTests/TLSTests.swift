@@ -18,7 +18,8 @@ import X509
         var otherCAPEM: String
     }
 
-    static func makePKI() throws -> PKI {
+    /// `serverName`: the server certificate names only this DNS name (not 127.0.0.1).
+    static func makePKI(serverName: String? = nil) throws -> PKI {
         let now = Date()
         func ca(_ name: String) throws -> (Certificate, P256.Signing.PrivateKey) {
             let key = P256.Signing.PrivateKey()
@@ -44,7 +45,11 @@ import X509
                                        extensions: try Certificate.Extensions {
                                            Critical(BasicConstraints.notCertificateAuthority)
                                            if server {
-                                               SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+                                               if let serverName {
+                                                   SubjectAlternativeNames([.dnsName(serverName)])
+                                               } else {
+                                                   SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+                                               }
                                                try ExtendedKeyUsage([.serverAuth])
                                            } else {
                                                try ExtendedKeyUsage([.clientAuth])
@@ -123,5 +128,78 @@ import X509
         var fromFile = base
         fromFile.tokenFile = file
         #expect(await list(fromFile) == "ok 1")
+    }
+
+    /// tls-server-name: the server's certificate names api.internal, not the address connected
+    /// to; without the setting the client refuses it, with it the name is checked (and sent as
+    /// SNI) while the connection goes to 127.0.0.1, as kubectl does.
+    @Test func tlsServerNameChecksTheCertificateAgainstThatName() async throws {
+        let pki = try Self.makePKI(serverName: "api.internal")
+        let api = try server(pki, requireClientCertificate: false)
+        defer { api.stop() }
+        var config = KubeClientConfig(server: "https://127.0.0.1:\(api.port)", certificateAuthority: Array(pki.caPEM.utf8),
+                                      insecureSkipTLSVerify: false, token: "good", origin: "test")
+        let refused = await list(config)
+        #expect(refused.contains("failedToValidateHostname"), "\(refused)")
+        config.tlsServerName = "api.internal"
+        #expect(await list(config) == "ok 1")
+    }
+
+    /// An exec plugin may answer with a client certificate instead of a token (as some
+    /// enterprise plugins do): the client presents it, and the server requiring one accepts.
+    @Test func anExecPluginsClientCertificateIsPresented() async throws {
+        let pki = try Self.makePKI()
+        let api = try server(pki, requireClientCertificate: true)
+        defer { api.stop() }
+        let dir = NSTemporaryDirectory() + "balancer-exec-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let answer = try JSONSerialization.data(withJSONObject: [
+            "apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+            "status": ["clientCertificateData": pki.clientPEM, "clientKeyData": pki.clientKeyPEM],
+        ])
+        try answer.write(to: URL(fileURLWithPath: dir + "/answer.json"))
+        try "#!/bin/sh\ncat \"$(dirname \"$0\")/answer.json\"\n".write(toFile: dir + "/plugin.sh", atomically: true, encoding: .utf8)
+        chmod(dir + "/plugin.sh", 0o755)
+        var config = KubeClientConfig(server: "https://127.0.0.1:\(api.port)", certificateAuthority: Array(pki.caPEM.utf8),
+                                      insecureSkipTLSVerify: false, origin: "test")
+        #expect(await list(config).hasPrefix("error"), "no certificate: the handshake is refused")
+        config.exec = ExecConfig(apiVersion: "client.authentication.k8s.io/v1", command: dir + "/plugin.sh", args: [], env: [],
+                                 installHint: nil, provideClusterInfo: false, interactiveMode: .never, directory: dir)
+        #expect(await list(config) == "ok 1")
+    }
+
+    /// proxy-url: requests go through an HTTP CONNECT proxy (a small Python one here, which
+    /// records each tunnel it opens); TLS to the API server runs inside the tunnel.
+    @Test func proxyURLTunnelsThroughTheProxy() async throws {
+        let pki = try Self.makePKI()
+        let api = try server(pki, requireClientCertificate: false)
+        defer { api.stop() }
+        let log = NSTemporaryDirectory() + "balancer-proxy-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = #filePath.replacingOccurrences(of: "TLSTests.swift", with: "connect_proxy.py")
+        let portFile = log + ".port"
+        defer { try? FileManager.default.removeItem(atPath: portFile) }
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        proxy.arguments = [script, log, portFile]
+        try proxy.run()
+        // SIGKILL, by its id: a child of this process may start with SIGTERM blocked.
+        defer { kill(proxy.processIdentifier, SIGKILL) }
+        var port: Int?
+        for _ in 0..<100 where port == nil {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if port == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let proxyPort = try #require(port, "the proxy did not start")
+        var config = KubeClientConfig(server: "https://127.0.0.1:\(api.port)", certificateAuthority: Array(pki.caPEM.utf8),
+                                      insecureSkipTLSVerify: false, token: "good", origin: "test")
+        config.proxyURL = "http://127.0.0.1:\(proxyPort)"
+        #expect(await list(config) == "ok 1")
+        let tunnels = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(tunnels.contains("CONNECT 127.0.0.1:\(api.port)"), "\(tunnels)")
+        // An https:// proxy is refused in words rather than bypassed.
+        config.proxyURL = "https://127.0.0.1:\(proxyPort)"
+        #expect(await list(config).contains("cannot speak TLS to the proxy itself"))
     }
 }

@@ -20,10 +20,12 @@ struct KubeSourceOptions: ParsableArguments {
 
     func clientConfig() throws(CommandError) -> KubeClientConfig {
         let env = ProcessInfo.processInfo.environment
-        return try CommandError.wrapping {
+        let config = try CommandError.wrapping {
             inCluster ? try Kubeconfig.inCluster(environment: env)
                 : try Kubeconfig.load(paths: kubeconfig.map { [$0] } ?? Kubeconfig.paths(environment: env), context: context)
         }
+        sayNotes(of: config)
+        return config
     }
 }
 
@@ -95,10 +97,17 @@ struct ClusterSourcesOption: ParsableArguments {
             let config = try CommandError.wrapping("--cluster \(input.name): ") {
                 try Kubeconfig.load(paths: path.isEmpty ? Kubeconfig.paths(environment: env) : [path], context: context)
             }
+            sayNotes(of: config, prefix: "--cluster \(input.name): ")
             out.append((input.name, .api(config)))
         }
         return out
     }
+}
+
+/// What a kubeconfig holds that balancer does not use, said once at start (before the log
+/// begins): a field ignored in silence could be one the cluster's access depends on.
+func sayNotes(of config: KubeClientConfig, prefix: String = "") {
+    for note in config.notes { printError("warning: \(prefix)\(note)") }
 }
 
 /// A duration as `30s`, `5m`, `1h` or `1h30m` (a plain number is seconds).
