@@ -2,7 +2,7 @@
 /// whitespace, integers in decimal, strings escaped as RFC 8259 requires and nothing more. It is a
 /// byte-for-byte definition (images are compared by bytes), and it is much faster than a generic
 /// encoder on a large cluster's ten thousand services.
-struct CanonicalJSONWriter {
+public struct CanonicalJSONWriter {
     var out: [UInt8] = []
 
     mutating func raw(_ s: StaticString) {
@@ -27,6 +27,13 @@ struct CanonicalJSONWriter {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// `s` as a JSON string literal, escaped as `string` escapes it (JSON log lines).
+    public static func quoted(_ s: String) -> String {
+        var w = CanonicalJSONWriter()
+        w.string(s)
+        return String(decoding: w.out, as: UTF8.self)
     }
 
     mutating func int<T: BinaryInteger>(_ v: T) {

@@ -65,6 +65,7 @@ public final class ApiWatcher: Sendable {
     }
 
     func changed(_ kind: String, keys: Set<KindStore.Key>, listed: Bool = false) {
+        metrics?.changes(kind: kind, count: keys.count)
         wake.withLock {
             $0.generation += 1
             // The first list of a kind always makes a sync due, even when it is empty.
@@ -190,6 +191,7 @@ public final class ApiWatcher: Sendable {
             let (dirty, firstChange) = wake.withLock { w -> ([String: Set<KindStore.Key>], ContinuousClock.Instant) in
                 let d = (w.dirty, w.since ?? clock.now)
                 w.dirty = [:]
+                metrics?.changesTaken()
                 w.since = nil
                 return d
             }

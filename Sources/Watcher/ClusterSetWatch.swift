@@ -92,6 +92,7 @@ public final class ClusterSetWatcher: Sendable {
     }
 
     func changed(_ index: Int, kind: String, keys: Set<KindStore.Key>, listed: Bool) {
+        metrics?.changes(kind: kind, count: keys.count)
         state.withLock {
             if listed { $0[index].listed.insert(kind) }
             $0[index].dirty[kind, default: []].formUnion(keys)
@@ -208,6 +209,7 @@ public final class ClusterSetWatcher: Sendable {
                     s[i].treeChanged = false
                 }
             }
+            metrics?.changesTaken()
             for i in clusters.indices { changes += decoded[i].update(pending[i]).count }
             let notReached = state.withLock { s in clusters.indices.filter { i in
                 if case .api = clusters[i].source { return s[i].listed != everything }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Loader
 import Manifests
 import MapImage
 import Prometheus
@@ -6,15 +7,27 @@ import Synchronization
 
 /// What `/metrics` and `/healthz` report for a watcher (swift-prometheus for the text format).
 ///
+/// kube-proxy's metrics are here under `balancer_` with kube-proxy's meaning (docs/metrics.md maps
+/// each), so its dashboards and alerts carry over:
 /// `network_programming_duration_seconds` is computed as kube-proxy computes it: for every
 /// EndpointSlice whose `endpoints.kubernetes.io/last-change-trigger-time` changed since the last
-/// image, the time from that trigger to the moment the image carrying it was delivered.
+/// image, the time from that trigger to the moment the image carrying it was delivered. A trigger
+/// from before this process started is not observed: it measures the downtime of the agent, not
+/// programming (kube-proxy itself records it at a restart).
 public final class WatchMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     let syncs: Counter
     let syncErrors: Counter
     let syncDuration: DurationHistogram
+    let lastSync: Gauge
+    let lastQueued: Gauge
+    let endpointChanges: Counter
+    let endpointChangesPending: Gauge
+    let serviceChanges: Counter
+    let serviceChangesPending: Gauge
     let programming: DurationHistogram
+    /// When this process started (wall clock): older change triggers are not observed.
+    let processStart: Date
     let incrementalSyncs: Counter
     let verifications: Counter
     let verificationFailures: Counter
@@ -34,16 +47,39 @@ public final class WatchMetrics: Sendable {
     /// Extra exposition text appended at scrape time (the datapath's counters).
     let extra: @Sendable () -> String
 
-    public init(extra: @escaping @Sendable () -> String = { "" }) {
+    /// `build`: the labels of balancer_build_info (version, commit, image format, ABI, libbpf).
+    /// `processStart`: when this process started (tests state one).
+    public init(build: [(String, String)] = WatchMetrics.buildLabels, processStart: Date? = nil, extra: @escaping @Sendable () -> String = { "" }) {
         self.extra = extra
+        self.processStart = processStart ?? ProcessMetrics.startTime() ?? Date()
         syncs = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "syncs", unitName: "total",
                                                        helpText: "Compiles of the watched source (each followed by a load when the image changed)."))
         syncErrors = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "sync_errors", unitName: "total",
                                                             helpText: "Syncs that failed (compile or load); the live image stayed."))
+        // kube-proxy's sync_proxy_rules_duration_seconds: one sync (here compile, encode and load,
+        // or an incremental delta), with finer buckets at the low end where deltas land.
         syncDuration = registry.makeDurationHistogram(
-            descriptor: .init(namespace: "balancer", metricName: "sync_duration", unitName: "seconds", helpText: "Time of one sync: compile, encode and load."),
+            descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_duration", unitName: "seconds",
+                              helpText: "Time of one sync: compile, encode and load (kube-proxy's sync_proxy_rules_duration_seconds)."),
             buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                       .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10)])
+        lastSync = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_last_timestamp", unitName: "seconds",
+                                                        helpText: "When the last sync succeeded (Unix time; kube-proxy's sync_proxy_rules_last_timestamp_seconds)."))
+        lastQueued = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_last_queued_timestamp", unitName: "seconds",
+                                                          helpText: "When a change last made a sync due (Unix time; kube-proxy's sync_proxy_rules_last_queued_timestamp_seconds)."))
+        endpointChanges = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_endpoint_changes", unitName: "total",
+                                                                 helpText: "EndpointSlice changes received from the API server (added, updated, deleted, listed)."))
+        endpointChangesPending = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_endpoint_changes_pending", unitName: "",
+                                                                      helpText: "EndpointSlice changes received and not yet taken by a sync."))
+        serviceChanges = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_service_changes", unitName: "total",
+                                                                helpText: "Service changes received from the API server (added, updated, deleted, listed)."))
+        serviceChangesPending = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "sync_proxy_rules_service_changes_pending", unitName: "",
+                                                                     helpText: "Service changes received and not yet taken by a sync."))
+        for g in [lastSync, lastQueued, endpointChangesPending, serviceChangesPending] { g.set(to: 0) }
+        let info = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "build_info", unitName: "",
+                                                        helpText: "1, labelled with what this balancer is (balancer version)."),
+                                      labels: build)
+        info.set(to: 1)
         incrementalSyncs = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "incremental_syncs", unitName: "total",
                                                                   helpText: "Syncs written as the records an incremental compile changed."))
         verifications = registry.makeCounter(descriptor: .init(namespace: "balancer", metricName: "incremental_verifications", unitName: "total",
@@ -58,14 +94,16 @@ public final class WatchMetrics: Sendable {
             descriptor: .init(namespace: "balancer", metricName: "delivery_pending", unitName: "",
                               helpText: "1 while the image of the current objects has not been delivered (a failed delivery is being retried)."))
         deliveryPending.set(to: 0)
-        // kube-proxy's buckets for the same metric.
-        var buckets: [Duration] = [.milliseconds(250), .milliseconds(500)]
+        // kube-proxy's buckets for the same metric, below them milliseconds: an incremental
+        // delta is live within a few of them, which kube-proxy's first bucket (250 ms) would hide.
+        var buckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                   .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500)]
         buckets += (1...59).map { Duration.seconds($0) }
         buckets += (0..<12).map { Duration.seconds(60 + 5 * $0) }
         buckets += (0..<7).map { Duration.seconds(120 + 30 * $0) }
         programming = registry.makeDurationHistogram(
-            descriptor: .init(metricName: "network_programming_duration", unitName: "seconds",
-                              helpText: "From an EndpointSlice's last-change-trigger-time to the image carrying it being live."),
+            descriptor: .init(namespace: "balancer", metricName: "network_programming_duration", unitName: "seconds",
+                              helpText: "From an EndpointSlice's last-change-trigger-time to the image carrying it being live (kube-proxy's network_programming_duration_seconds)."),
             buckets: buckets)
     }
 
@@ -108,11 +146,40 @@ public final class WatchMetrics: Sendable {
             if s.failingSince == nil { s.failingSince = now }
         case .unchanged:
             s.failingSince = nil
+            lastSync.set(to: Date().timeIntervalSince1970)
         case .delivered:
             s.failingSince = nil
             if s.firstDeliveredAt == nil { s.firstDeliveredAt = now }
+            lastSync.set(to: Date().timeIntervalSince1970)
         }
         return sync.outcome
+    }
+
+    /// The labels of balancer_build_info, as `balancer version` prints them.
+    public static var buildLabels: [(String, String)] {
+        [("version", BalancerVersion.string), ("commit", BalancerVersion.commit), ("image_format", "\(ImageLayout.formatVersion)"),
+         ("datapath_abi", "\(ABI.version)"), ("libbpf", BPFFeatures.libbpfVersion)]
+    }
+
+    /// Objects of `kind` changed in a watch event or a list (`count` of them): a sync is due.
+    public func changes(kind: String, count: Int) {
+        guard count > 0 else { return }
+        lastQueued.set(to: Date().timeIntervalSince1970)
+        switch kind {
+        case "EndpointSlice":
+            endpointChanges.increment(by: Int64(count))
+            endpointChangesPending.increment(by: Double(count))
+        case "Service":
+            serviceChanges.increment(by: Int64(count))
+            serviceChangesPending.increment(by: Double(count))
+        default: break
+        }
+    }
+
+    /// A sync took every change received so far.
+    public func changesTaken() {
+        endpointChangesPending.set(to: 0)
+        serviceChangesPending.set(to: 0)
     }
 
     /// A full compile confirmed the live records (after incremental syncs): name the image.
@@ -198,7 +265,7 @@ public final class WatchMetrics: Sendable {
             guard let t = slice.meta.annotations["endpoints.kubernetes.io/last-change-trigger-time"] else { continue }
             let key = "\(slice.meta.namespace)/\(slice.meta.name)"
             seen[key] = t
-            guard s.triggers[key] != t, let when = try? Date(t, strategy: .iso8601) else { continue }
+            guard s.triggers[key] != t, let when = try? Date(t, strategy: .iso8601), when >= processStart else { continue }
             let age = wallNow.timeIntervalSince(when)
             if age >= 0 { programming.record(.nanoseconds(Int64(age * 1e9))) }
         }
@@ -207,7 +274,7 @@ public final class WatchMetrics: Sendable {
 
     /// The Prometheus text exposition.
     public func exposition() -> String {
-        registry.emitToString() + extra()
+        registry.emitToString() + ProcessMetrics.exposition() + extra()
     }
 
     /// 200 once the first image is live, unless syncs have been failing for longer than

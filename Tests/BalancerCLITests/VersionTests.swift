@@ -49,3 +49,42 @@ extension CLITests {
         #expect(nobody.stdout.contains("verdict: unknown:"))
     }
 }
+
+/// `watch --log-format`: JSON lines a pipeline parses, text lines that split back into fields.
+extension CLITests {
+    @Test func logLinesInBothFormats() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+        // A broken Service: the error field holds spaces, quotes and a colon.
+        try "apiVersion: v1\nkind: Service\nmetadata: {name: \"x\"}\nspec: {clusterIP: \"not an IP\", ports: [{port: 1}]}\n"
+            .write(toFile: dir + "/tree/broken.yaml", atomically: true, encoding: .utf8)
+        let json = try shell("timeout 2 \"$B\" watch --dir \(dir)/tree --output-dir \(dir)/out --log-format json; true")
+        let lines = json.stderr.split(separator: "\n")
+        #expect(!lines.isEmpty, "\(json.stderr)")
+        let timestamp = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$"#)
+        var sawError = false
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not a JSON object: \(line)")
+            let ts = try #require(object["ts"] as? String)
+            #expect(ts.wholeMatch(of: timestamp) != nil, "\(ts)")
+            #expect(line.hasPrefix("{\"ts\":"), "ts first, as Kubernetes' JSON lines")
+            #expect(object["logger"] as? String == "balancer.watch")
+            #expect(object["msg"] is String)
+            if object["level"] as? String == "error" {
+                sawError = true
+                #expect((object["first"] as? String)?.contains("spec.clusterIP: invalid IP address \"not an IP\"") == true, "\(line)")
+            }
+        }
+        #expect(sawError, "\(json.stderr)")
+
+        let text = try shell("timeout 2 \"$B\" watch --dir \(dir)/tree --output-dir \(dir)/out; true")
+        let error = try #require(text.stderr.split(separator: "\n").first { $0.contains(" error balancer.watch: ") }, "\(text.stderr)")
+        // The value with spaces is one JSON string: quotes inside escaped, nothing else split.
+        #expect(error.contains(#"invalid IP address \"not an IP\""#), "\(error)")
+        #expect(error.contains(" errors=1 "), "\(error)")
+        let bad = try run(["watch", "--dir", dir + "/tree", "--log-format", "xml"])
+        #expect(bad.status == 64 && bad.stderr.contains("--log-format"), "\(bad.stderr)")
+    }
+}

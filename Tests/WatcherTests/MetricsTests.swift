@@ -36,14 +36,18 @@ import Testing
         try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        // An EndpointSlice whose last change was triggered 3 s ago.
-        let trigger = Date().addingTimeInterval(-3).ISO8601Format()
-        try DirectoryWatchTests.service(backend: "10.244.9.1").replacingOccurrences(
-            of: "labels: {kubernetes.io/service-name: web}",
-            with: "labels: {kubernetes.io/service-name: web}, annotations: {endpoints.kubernetes.io/last-change-trigger-time: \"\(trigger)\"}")
-            .write(toFile: tree + "/web.yaml", atomically: true, encoding: .utf8)
+        // An EndpointSlice whose last change was triggered 3 s ago, and one whose change was
+        // triggered before the watcher started (stated: 10 s ago), which is not a programming
+        // latency: a restart would otherwise record the agent's downtime.
+        func slice(_ name: String, ip: String, triggered: Date) -> String {
+            DirectoryWatchTests.service(backend: "10.244.9.1", name: name, ip: ip).replacingOccurrences(
+                of: "labels: {kubernetes.io/service-name: \(name)}",
+                with: "labels: {kubernetes.io/service-name: \(name)}, annotations: {endpoints.kubernetes.io/last-change-trigger-time: \"\(triggered.ISO8601Format())\"}")
+        }
+        try slice("web", ip: "10.96.0.50", triggered: Date().addingTimeInterval(-3)).write(toFile: tree + "/web.yaml", atomically: true, encoding: .utf8)
+        try slice("old", ip: "10.96.0.51", triggered: Date().addingTimeInterval(-60)).write(toFile: tree + "/old.yaml", atomically: true, encoding: .utf8)
 
-        let metrics = WatchMetrics()
+        let metrics = WatchMetrics(processStart: Date().addingTimeInterval(-10))
         let endpoint = try MetricsEndpoint.start(host: "127.0.0.1", port: 0, metrics: metrics, unhealthyAfter: .milliseconds(300))
         defer { endpoint.stop() }
         #expect(get(endpoint.port, "/healthz").status == 503, "no image delivered yet")
@@ -72,11 +76,21 @@ import Testing
         #expect(m.status == 200)
         #expect(metric(m.body, "balancer_syncs_total") == 1)
         #expect(metric(m.body, "balancer_sync_errors_total") == 0)
-        #expect(m.body.contains("balancer_objects{kind=\"EndpointSlice\"} 1"))
+        #expect(m.body.contains("balancer_objects{kind=\"EndpointSlice\"} 2"))
         #expect(m.body.contains("balancer_live_image_info{sha256=\""))
-        #expect(metric(m.body, "network_programming_duration_seconds_count") == 1)
-        let sum = metric(m.body, "network_programming_duration_seconds_sum") ?? 0
+        #expect(metric(m.body, "balancer_network_programming_duration_seconds_count") == 1)
+        let sum = metric(m.body, "balancer_network_programming_duration_seconds_sum") ?? 0
         #expect(sum >= 3 && sum < 30, "\(sum)")
+        // Milliseconds resolve: kube-proxy's buckets start at 250 ms, these at 1 ms.
+        #expect(m.body.contains("balancer_network_programming_duration_seconds_bucket{le=\"0.001\"} 0"))
+        let last = metric(m.body, "balancer_sync_proxy_rules_last_timestamp_seconds") ?? 0
+        #expect(abs(last - Date().timeIntervalSince1970) < 60, "\(last)")
+        #expect(metric(m.body, "balancer_sync_proxy_rules_duration_seconds_count") == 1)
+        #expect(m.body.contains("balancer_build_info{version=\"\(BalancerVersion.string)\",commit=\"\(BalancerVersion.commit)\""))
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+            #expect(metric(m.body, name) != nil, "\(name)")
+        }
+        try Self.checkExposition(m.body)
 
         // A broken file: syncs fail; after the grace time /healthz says 503; the fix brings 200 back.
         try "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIP: nope, ports: [{port: 1}]}\n"
@@ -86,5 +100,48 @@ import Testing
         try FileManager.default.removeItem(atPath: tree + "/broken.yaml")
         #expect(waitHealth(200) == 200)
         #expect(get(endpoint.port, "/nope").status == 404)
+    }
+
+    /// The exposition as Prometheus reads it: `promtool check metrics` (its parser and its lint:
+    /// names, units, counter suffixes), when installed (`make deps` installs it), and Python's
+    /// prometheus_client parser, which must find every family.
+    static func checkExposition(_ body: String) throws {
+        let file = NSTemporaryDirectory() + "balancer-metrics-\(UUID().uuidString).txt"
+        try body.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        func run(_ program: String, _ args: [String]) -> (status: Int32, output: String)? {
+            guard FileManager.default.isExecutableFile(atPath: program) else { return nil }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: program)
+            p.arguments = args
+            p.standardInput = FileHandle(forReadingAtPath: file)
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            guard (try? p.run()) != nil else { return nil }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        if let promtool = run("/usr/bin/promtool", ["check", "metrics"]) {
+            #expect(promtool.status == 0 && promtool.output.isEmpty, "promtool check metrics: \(promtool.output)")
+        }
+        let script = """
+        import sys
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            print("skipped"); sys.exit(0)
+        names = sorted(f.name for f in text_string_to_metric_families(sys.stdin.read()))
+        print(" ".join(names))
+        """
+        if let parsed = run("/usr/bin/python3", ["-c", script]), parsed.output != "skipped\n" {
+            #expect(parsed.status == 0, "\(parsed.output)")
+            for family in ["balancer_network_programming_duration_seconds", "balancer_sync_proxy_rules_duration_seconds",
+                           "balancer_sync_proxy_rules_last_timestamp_seconds", "balancer_sync_proxy_rules_endpoint_changes",
+                           "balancer_build_info", "process_cpu_seconds"] {
+                #expect(parsed.output.contains(family), "\(family) not in \(parsed.output)")
+            }
+        }
     }
 }
