@@ -23,6 +23,22 @@ public struct KubeResource: Sendable, Hashable {
     /// "none" too (said at warning level, naming the rule to add), so an upgraded agent under its
     /// old RBAC still compiles.
     public var forbiddenMeansAbsent = false
+    /// A field selector for every list and watch (`spec.nodeName=worker-1`): the server sends only
+    /// the objects it selects, and events for objects leaving it as deletions.
+    public var fieldSelector: String?
+
+    /// This resource with `selector` as its field selector.
+    public func selecting(fields selector: String?) -> KubeResource {
+        var r = self
+        r.fieldSelector = selector
+        return r
+    }
+
+    /// The selector as a query parameter (`&fieldSelector=…`), or nothing.
+    var selectorQuery: String {
+        guard let s = fieldSelector else { return "" }
+        return "&fieldSelector=" + (s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s)
+    }
 
     public init(kind: String, apiVersion: String, path: String, namespaced: Bool, custom: Bool = false,
                 whyAbsent: String = "its CustomResourceDefinition is not installed") {
@@ -346,7 +362,7 @@ public final class KubeClient: Sendable {
         let what = "list \(resource.kind) (\(config.server)\(resource.path))"
         var limit = pageSize ?? limits.pageSize
         repeat {
-            var query = "?limit=\(limit)"
+            var query = "?limit=\(limit)" + resource.selectorQuery
             if let next { query += "&continue=\(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? next)" }
             let page: RawListPage
             let body: [UInt8]
@@ -383,7 +399,7 @@ public final class KubeClient: Sendable {
     /// identity, or larger than the object cap ends the watch with an error).
     public func watch(_ resource: KubeResource, from resourceVersion: String, timeoutSeconds: Int = 300,
                       _ body: (WatchStream.Event) throws -> Bool) async throws {
-        let query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)"
+        let query = "?watch=1&allowWatchBookmarks=true&resourceVersion=\(resourceVersion)&timeoutSeconds=\(timeoutSeconds)" + resource.selectorQuery
         let what = "watch \(resource.kind) (\(config.server)\(resource.path))"
         observe(resource.kind, "watch")
         let response = try await send(resource.path + query, timeout: .seconds(Int64(timeoutSeconds + 30)), what: what)

@@ -37,11 +37,14 @@ public final class ApiWatcher: Sendable {
     let watchTimeout: Int
     /// The back-off after an error of the API server.
     let apiBackoff: BackoffSchedule
+    /// Which Pods to ask for (PodScope.swift).
+    let pods: PodWatching
 
     public init(client: KubeClient, resources: [KubeResource] = KubeResource.all, options: DirectoryWatcher.Options,
-                sink: any ImageSink, metrics: WatchMetrics? = nil, watchTimeoutSeconds: Int = 300,
+                sink: any ImageSink, metrics: WatchMetrics? = nil, watchTimeoutSeconds: Int = 300, pods: PodWatching = .all,
                 apiBackoff: BackoffSchedule = .apiServer, logger: Logger = Logger(label: "balancer.watch")) {
         self.client = client
+        self.pods = pods
         self.apiBackoff = apiBackoff
         self.resources = resources
         self.options = options
@@ -57,6 +60,10 @@ public final class ApiWatcher: Sendable {
         let shouldStop: @Sendable () -> Bool = { shouldStop() || Task.isCancelled }
         await withTaskGroup(of: Void.self) { group in
             for r in resources {
+                if r.kind == KubeResource.pods.kind, case .asNeeded(let node) = pods {
+                    group.addTask { await self.supervisePods(node: node, shouldStop: shouldStop) }
+                    continue
+                }
                 let reflector = Reflector(client: client, resource: r, backoff: apiBackoff, watchTimeout: watchTimeout, logger: logger)
                 group.addTask { await reflector.run(into: ReflectorFeed(watcher: self), shouldStop: shouldStop) }
             }

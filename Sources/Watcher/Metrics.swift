@@ -42,6 +42,7 @@ public final class WatchMetrics: Sendable {
         var failingSince: ContinuousClock.Instant?
         var triggers: [String: String] = [:]
         var objectGauges: [String: Gauge] = [:]
+        var podScope: Gauge?
     }
     let state = Mutex(State())
     /// Extra exposition text appended at scrape time (the datapath's counters).
@@ -173,6 +174,18 @@ public final class WatchMetrics: Sendable {
             serviceChanges.increment(by: Int64(count))
             serviceChangesPending.increment(by: Double(count))
         default: break
+        }
+    }
+
+    /// Which Pods the watcher asks the API server for (PodScope): none, this node's, all.
+    func podScope(_ scope: String) {
+        state.withLock { s in
+            if let g = s.podScope { registry.unregisterGauge(g) }
+            let g = registry.makeGauge(descriptor: .init(namespace: "balancer", metricName: "pods_watched", unitName: "info",
+                                                         helpText: "The Pods this watcher asks the API server for, by scope (what the policies need)."),
+                                       labels: [("scope", scope)])
+            g.set(to: 1)
+            s.podScope = g
         }
     }
 

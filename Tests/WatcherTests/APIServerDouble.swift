@@ -73,6 +73,8 @@ final class APIServerDouble: Sendable {
         var crds: Set<String> = []
         /// The headers of the last request (names lowercased), whatever the answer.
         var lastHeaders: [String: [String]] = [:]
+        /// The field selector of every request, by path ("" for none), in order.
+        var fieldSelectors: [String: [String]] = [:]
     }
 
     let state = Mutex(State())
@@ -220,7 +222,14 @@ final class APIServerDouble: Sendable {
                     return
                 }
                 let watch = query["watch"] == "1"
+                // spec.nodeName=X, as the kubelet asks for Pods: objects that name another node
+                // are not served (matched on their JSON text; the double's objects are compact).
+                let selector = query["fieldSelector"] ?? ""
+                let needle: String? = selector.hasPrefix("spec.nodeName=")
+                    ? "\"nodeName\":\"" + String(selector.dropFirst("spec.nodeName=".count)) + "\"" : nil
+                let only: @Sendable (String) -> Bool = { line in needle.map { line.contains($0) } ?? true }
                 let (listFault, watchFault) = server.state.withLock { s in
+                    s.fieldSelectors[path, default: []].append(selector)
                     if watch { s.watches[path, default: 0] += 1 } else { s.lists[path, default: 0] += 1 }
                     return (s.listFaults[path], s.watchFaults[path])
                 }
@@ -238,9 +247,9 @@ final class APIServerDouble: Sendable {
                     return
                 }
                 if watch {
-                    startWatch(context, server: server, path: path, from: Int(query["resourceVersion"] ?? "0") ?? 0)
+                    startWatch(context, server: server, path: path, from: Int(query["resourceVersion"] ?? "0") ?? 0, only: only)
                 } else {
-                    list(context, server: server, path: path, limit: Int(query["limit"] ?? "") ?? 500, start: Int(query["continue"] ?? "") ?? 0)
+                    list(context, server: server, path: path, limit: Int(query["limit"] ?? "") ?? 500, start: Int(query["continue"] ?? "") ?? 0, only: only)
                 }
             }
         }
@@ -266,10 +275,10 @@ final class APIServerDouble: Sendable {
             return "{\"kind\":\"\(kind)List\",\"apiVersion\":\"\(version)\",\"metadata\":{\"resourceVersion\":\"\(rv)\",\"continue\":\"\(next)\"},\"items\":[\(items.joined(separator: ","))]}"
         }
 
-        func list(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, limit: Int, start: Int) {
+        func list(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, limit: Int, start: Int, only: (String) -> Bool = { _ in true }) {
             let (items, rv) = server.state.withLock { s -> ([String], Int) in
                 s.listRequests += 1
-                return (Self.items(s, path), s.rv)
+                return (Self.items(s, path).filter(only), s.rv)
             }
             let page = items.dropFirst(start).prefix(limit)
             let next = start + page.count < items.count ? "\(start + page.count)" : ""
@@ -303,7 +312,8 @@ final class APIServerDouble: Sendable {
             }
         }
 
-        func startWatch(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, from: Int) {
+        func startWatch(_ context: ChannelHandlerContext, server: APIServerDouble, path: String, from: Int,
+                        only: @escaping @Sendable (String) -> Bool = { _ in true }) {
             var h = HTTPHeaders()
             h.add(name: "Content-Type", value: "application/json")
             h.add(name: "Transfer-Encoding", value: "chunked")
@@ -345,7 +355,7 @@ final class APIServerDouble: Sendable {
                 let (lines, rv) = server.state.withLock { s in ((s.log[path] ?? []).filter { $0.0 > p.sent }, s.rv) }
                 var text = ""
                 for (rv, line) in lines where !line.isEmpty {
-                    text += line + "\n"
+                    if only(line) { text += line + "\n" }
                     p.sent = rv
                 }
                 if p.ticks % 20 == 0 {  // a bookmark every 200 ms

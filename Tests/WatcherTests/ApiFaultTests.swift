@@ -40,7 +40,8 @@ import Testing
         let task = Mutex<Task<Void, Never>?>(nil)
 
         init(backoff: BackoffSchedule = ApiFaultTests.fast, resources: [KubeResource] = [.services, .endpointSlices, .nodes, .pods],
-             sink: (any ImageSink)? = nil, options: DirectoryWatcher.Options = .init(debounce: .milliseconds(20)), echo: Logger.Level = .critical) throws {
+             sink: (any ImageSink)? = nil, options: DirectoryWatcher.Options = .init(debounce: .milliseconds(20)), echo: Logger.Level = .critical,
+             pods: PodWatching = .all) throws {
             log = LogCapture(echo: echo)
             api = try APIServerDouble()
             for (path, kind, version, json) in try ApiWatchTests.recorded() { api.put(path, kind: kind, apiVersion: version, json) }
@@ -55,7 +56,7 @@ import Testing
             client = try KubeClient(config: KubeClientConfig(server: "http://127.0.0.1:\(api.port)", insecureSkipTLSVerify: false, token: "good", origin: "test"),
                                     limits: ApiFaultTests.limits) { kind, verb in metrics.apiRequest(kind: kind, verb: verb) }
             watcher = ApiWatcher(client: client, resources: resources, options: options, sink: sink ?? DirectorySink(directory: base),
-                                 metrics: metrics, apiBackoff: backoff, logger: log.logger)
+                                 metrics: metrics, pods: pods, apiBackoff: backoff, logger: log.logger)
         }
 
         func start() {

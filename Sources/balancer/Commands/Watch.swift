@@ -61,6 +61,15 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var pinDir: PinDirOption
 
+    @Option(help: ArgumentHelp("Pods to ask the API server for: as-needed (none without policies, this node's for LocalRedirectPolicies, "
+                               + "all for BalancingPolicies that select Pods) or all.", valueName: "as-needed|all"))
+    var pods: PodsOption = .asNeeded
+
+    enum PodsOption: String, ExpressibleByArgument, CaseIterable {
+        case asNeeded = "as-needed"
+        case all
+    }
+
     @Option(help: "Write images to this directory instead of loading them.")
     var outputDir: String?
 
@@ -174,7 +183,8 @@ struct Watch: AsyncParsableCommand {
         let counted = metrics
         let client = try limits.client(config) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
         Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")
-        let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics)
+        let watcher = ApiWatcher(client: client, options: options, sink: sink, metrics: metrics,
+                                 pods: pods == .all ? .all : .asNeeded(node: node))
         await Self.untilStopped { stop in await watcher.run(shouldStop: stop) }
         await client.shutdown()
     }

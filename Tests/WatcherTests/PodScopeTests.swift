@@ -1,0 +1,69 @@
+import Foundation
+@testable import KubeAPI
+import Testing
+@testable import Watcher
+
+/// Which Pods a node asks the API server for (the API server double honours spec.nodeName field
+/// selectors as the real one does): none without policies, its own with a LocalRedirectPolicy,
+/// all with a BalancingPolicy that selects Pods, none again when they go; the store follows, so
+/// the image holds only the Pods the policies need.
+@Suite(.serialized) struct PodScopeTests {
+    static let podsPath = "/api/v1/pods"
+    static let lrpPath = "/apis/balancing.elf.io/v1beta1/localredirectpolicies"
+    static let bpPath = "/apis/balancing.elf.io/v1beta1/balancingpolicies"
+
+    static func pod(_ name: String, node: String, ip: String) -> String {
+        #"{"metadata":{"name":"\#(name)","namespace":"kube-system","labels":{"app":"dns"}},"spec":{"nodeName":"\#(node)"},"status":{"phase":"Running","podIP":"\#(ip)","podIPs":[{"ip":"\#(ip)"}]}}"#
+    }
+
+    static let lrp = #"{"metadata":{"name":"node-local-dns"},"spec":{"frontend":{"addressMatcher":{"ip":"169.254.20.10","toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}},"backend":{"endpointSelector":{"matchLabels":{"app":"dns"}},"toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}}}"#
+    static let bp = #"{"metadata":{"name":"to-dns"},"spec":{"frontend":{"addressMatcher":{"ip":"169.254.20.11","toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}},"backend":{"serviceEndpoint":{"endpointSelector":{"matchLabels":{"app":"dns"}},"toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}}}}"#
+
+    func until(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    @Test func podsAreAskedForOnlyAsThePoliciesNeedThem() async throws {
+        let h = try ApiFaultTests.Harness(resources: KubeResource.all, pods: .asNeeded(node: "node-a"))
+        h.api.state.withLock { $0.crds.formUnion([Self.lrpPath, Self.bpPath]) }
+        h.api.put(Self.podsPath, kind: "Pod", apiVersion: "v1", Self.pod("dns-a", node: "node-a", ip: "10.244.1.5"))
+        h.api.put(Self.podsPath, kind: "Pod", apiVersion: "v1", Self.pod("dns-b", node: "node-b", ip: "10.244.2.5"))
+        h.start()
+        func selectors() -> [String] { h.api.state.withLock { $0.fieldSelectors[Self.podsPath] ?? [] } }
+        func stored() -> Set<String> { h.watcher.stores.withLock { Set(($0["Pod"]?.objects.keys ?? [:].keys).map(\.name)) } }
+        func scope() -> String? {
+            h.metrics.exposition().split(separator: "\n").first { $0.hasPrefix("balancer_pods_watched_info{") }.map(String.init)
+        }
+
+        // No policy: an image is delivered, and Pods were never asked for.
+        #expect(await until { h.latest() != nil })
+        #expect(selectors().isEmpty, "\(selectors())")
+        #expect(scope() == #"balancer_pods_watched_info{scope="none"} 1.0"#)
+
+        // A LocalRedirectPolicy: this node's Pods, by field selector; the other node's are not held.
+        h.api.put(Self.lrpPath, kind: "LocalRedirectPolicy", apiVersion: "balancing.elf.io/v1beta1", Self.lrp)
+        #expect(await until { stored() == ["dns-a"] }, "\(stored())")
+        #expect(selectors().allSatisfy { $0 == "spec.nodeName=node-a" } && !selectors().isEmpty, "\(selectors())")
+
+        // A BalancingPolicy selecting Pods on any node: every Pod.
+        h.api.put(Self.bpPath, kind: "BalancingPolicy", apiVersion: "balancing.elf.io/v1beta1", Self.bp)
+        #expect(await until { stored() == ["dns-a", "dns-b"] }, "\(stored())")
+        #expect(selectors().contains(""), "\(selectors())")
+        #expect(scope() == #"balancer_pods_watched_info{scope="all"} 1.0"#)
+
+        // Both gone: no Pods held, none asked for from then on.
+        h.api.delete(Self.bpPath, kind: "BalancingPolicy", apiVersion: "balancing.elf.io/v1beta1", name: "to-dns")
+        h.api.delete(Self.lrpPath, kind: "LocalRedirectPolicy", apiVersion: "balancing.elf.io/v1beta1", name: "node-local-dns")
+        #expect(await until { stored().isEmpty }, "\(stored())")
+        let asked = selectors().count
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(selectors().count == asked, "no Pod request once no policy needs them")
+        #expect(h.log.contains("watching Pods: none"))
+        await h.finish()
+    }
+}
