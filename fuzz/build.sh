@@ -15,7 +15,7 @@ SWIFTC=${SWIFTC:-swiftc}
 CLANG=${CLANG:-$(dirname "$(command -v "$SWIFTC")")/clang}
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(scan wire splitter loader image watch)
-mkdir -p "$OUT"/{obj,modules,include/CBalancerABI,include/CManifestScan,bin}
+mkdir -p "$OUT"/{obj,modules,include/CBalancerABI,include/CManifestScan,include/CBuildInfo,bin}
 
 # Rebuilds an output only when one of its inputs is newer than it.
 stale() { local out=$1; shift; [ ! -e "$out" ] || [ -n "$(find "$@" -newer "$out" -print -quit)" ]; }
@@ -49,12 +49,14 @@ if [ $needs_swift = 1 ]; then
 	printf 'module CBalancerABI {\n    umbrella "%s/bpf/include"\n    export *\n}\n' "$ROOT" >"$OUT/include/CBalancerABI/module.modulemap"
 	printf 'module CManifestScan {\n    umbrella "%s/Sources/CManifestScan/include"\n    export *\n}\n' "$ROOT" >"$OUT/include/CManifestScan/module.modulemap"
 	printf 'module CWireSelect {\n    umbrella "%s/Sources/CWireSelect/include"\n    export *\n}\n' "$ROOT" >"$OUT/include/CWireSelect/module.modulemap"
+	printf 'module CBuildInfo {\n    umbrella "%s/Sources/CBuildInfo/include"\n    export *\n}\n' "$ROOT" >"$OUT/include/CBuildInfo/module.modulemap"
 
 	SWIFT_FLAGS=(-O -g -sanitize=fuzzer,address -parse-as-library -swift-version 6 -enable-testing
 		-I "$OUT/modules" -I "$OUT/deps" -module-cache-path "$OUT/module-cache"
 		-Xcc "-fmodule-map-file=$OUT/include/CBalancerABI/module.modulemap" -Xcc -I -Xcc "$ROOT/bpf/include"
 		-Xcc "-fmodule-map-file=$OUT/include/CManifestScan/module.modulemap" -Xcc -I -Xcc "$ROOT/Sources/CManifestScan/include"
 		-Xcc "-fmodule-map-file=$OUT/include/CWireSelect/module.modulemap" -Xcc -I -Xcc "$ROOT/Sources/CWireSelect/include"
+		-Xcc "-fmodule-map-file=$OUT/include/CBuildInfo/module.modulemap" -Xcc -I -Xcc "$ROOT/Sources/CBuildInfo/include"
 		-Xcc "-fmodule-map-file=$ROOT/Sources/CYAML/module.modulemap"
 		-Xcc "-fmodule-map-file=$ROOT/Sources/CJansson/module.modulemap"
 		-Xcc "-fmodule-map-file=$CRYPTO_SRC/CCryptoBoringSSLShims/include/module.modulemap"
@@ -66,6 +68,12 @@ if [ $needs_swift = 1 ]; then
 		"$CLANG" -c -g -O1 -fPIC -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 			-I Sources/CManifestScan/include Sources/CManifestScan/manifest_scan.c -o "$OUT/obj/cscan.o"
 		"$CLANG" -c -g -O1 -fPIC -I bpf/include bpf/abi_check.c -o "$OUT/obj/abi_check.o"
+	fi
+	# MapImage's BalancerVersion.commit: the plugin's generated C is SwiftPM's; the fuzzers say "fuzz".
+	if stale "$OUT/obj/buildinfo.o" Sources/CBuildInfo; then
+		printf 'const char bl_build_commit_text[] = "fuzz";\n' >"$OUT/obj/build_commit.c"
+		"$CLANG" -c -g -O1 -fPIC -I Sources/CBuildInfo/include Sources/CBuildInfo/accessors.c -o "$OUT/obj/buildinfo.o"
+		"$CLANG" -c -g -O1 -fPIC "$OUT/obj/build_commit.c" -o "$OUT/obj/build_commit.o"
 	fi
 	if stale "$OUT/obj/cwire.o" Sources/CWireSelect; then
 		"$CLANG" -c -g -O1 -fPIC -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
@@ -97,7 +105,7 @@ WIRE_SOURCES=(Sources/KubeAPI/WatchStream.swift Sources/KubeAPI/WireJSON.swift S
 build_swift() {
 	local name=$1; shift
 	"$SWIFTC" "${SWIFT_FLAGS[@]}" -use-ld=lld -module-name "fuzz_$name" fuzz/Sources/common/*.swift "$@" \
-		"$OUT/obj/MapImage.o" "$OUT/obj/Manifests.o" "$OUT/obj/Compiler.o" "$OUT/obj/cscan.o" "$OUT/obj/cwire.o" "$OUT/obj/abi_check.o" $CRYPTO_OBJS \
+		"$OUT/obj/MapImage.o" "$OUT/obj/Manifests.o" "$OUT/obj/Compiler.o" "$OUT/obj/cscan.o" "$OUT/obj/cwire.o" "$OUT/obj/abi_check.o" "$OUT/obj/buildinfo.o" "$OUT/obj/build_commit.o" $CRYPTO_OBJS \
 		-lyaml -ljansson -o "$OUT/bin/fuzz-$name"
 }
 
