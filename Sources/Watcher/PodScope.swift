@@ -79,8 +79,12 @@ extension ApiWatcher {
         }
         // The policy kinds this watcher follows must have been listed before the scope is known.
         let policyKinds = Set(["LocalRedirectPolicy", "BalancingPolicy"]).intersection(resources.map(\.kind))
+        // The policies are decoded again only when one of their stores changed.
+        var seen: [Int]?
         while !shouldStop() {
-            if policyKinds.isSubset(of: wake.withLock({ $0.listed })) {
+            let generations = stores.withLock { s in policyKinds.sorted().map { s[$0]?.generation ?? 0 } }
+            if generations != seen, policyKinds.isSubset(of: wake.withLock({ $0.listed })) {
+                seen = generations
                 let (scope, why) = stores.withLock { PodScope.needed(stores: $0, node: node) }
                 if scope != current?.scope {
                     if let old = current {

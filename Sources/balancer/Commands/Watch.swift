@@ -157,7 +157,7 @@ struct Watch: AsyncParsableCommand {
             var clusters: [ClusterSetWatcher.Cluster] = []
             var clients: [KubeClient] = []
             let counted = metrics
-            for (name, source) in try clusterSources.sources(directories: true) {
+            for (name, source) in try clusterSources.sources(directories: true, say: { Logger(label: "balancer.watch").warning("\($0)") }) {
                 switch source {
                 case .directory(let path):
                     clusters.append(.init(name: name, source: .directory(path)))
@@ -179,7 +179,7 @@ struct Watch: AsyncParsableCommand {
             try CommandError.wrapping { try watcher.run(shouldStop: { watchStopRequested.load(ordering: .relaxed) }) }
             return
         }
-        let config = try kube.clientConfig()
+        let config = try kube.clientConfig(say: { Logger(label: "balancer.watch").warning("\($0)") })
         let counted = metrics
         let client = try limits.client(config) { kind, verb in counted?.apiRequest(kind: kind, verb: verb) }
         Logger(label: "balancer.watch").info("watching \(config.server) (\(config.origin))")

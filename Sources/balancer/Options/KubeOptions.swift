@@ -18,13 +18,14 @@ struct KubeSourceOptions: ParsableArguments {
     @Flag(help: "Use the API server of the cluster this pod runs in, with the pod's service account.")
     var inCluster = false
 
-    func clientConfig() throws(CommandError) -> KubeClientConfig {
+    /// `say` hears the kubeconfig's notes (fields balancer does not use): `watch` logs them.
+    func clientConfig(say: (String) -> Void = sayWarning) throws(CommandError) -> KubeClientConfig {
         let env = ProcessInfo.processInfo.environment
         let config = try CommandError.wrapping {
             inCluster ? try Kubeconfig.inCluster(environment: env)
                 : try Kubeconfig.load(paths: kubeconfig.map { [$0] } ?? Kubeconfig.paths(environment: env), context: context)
         }
-        sayNotes(of: config)
+        config.notes.forEach(say)
         return config
     }
 }
@@ -73,7 +74,7 @@ struct ClusterSourcesOption: ParsableArguments {
     }
 
     /// Each cluster's source, in order; an error names the argument.
-    func sources(directories: Bool) throws(CommandError) -> [(name: String, source: Source)] {
+    func sources(directories: Bool, say: (String) -> Void = sayWarning) throws(CommandError) -> [(name: String, source: Source)] {
         let inputs: [ClusterInput]
         do { inputs = try ClusterInput.parse(texts) } catch { throw CommandError(description: error.diagnostics.map(\.description).joined(separator: "\n")) }
         var out: [(name: String, source: Source)] = []
@@ -97,17 +98,17 @@ struct ClusterSourcesOption: ParsableArguments {
             let config = try CommandError.wrapping("--cluster \(input.name): ") {
                 try Kubeconfig.load(paths: path.isEmpty ? Kubeconfig.paths(environment: env) : [path], context: context)
             }
-            sayNotes(of: config, prefix: "--cluster \(input.name): ")
+            for note in config.notes { say("--cluster \(input.name): \(note)") }
             out.append((input.name, .api(config)))
         }
         return out
     }
 }
 
-/// What a kubeconfig holds that balancer does not use, said once at start (before the log
-/// begins): a field ignored in silence could be one the cluster's access depends on.
-func sayNotes(of config: KubeClientConfig, prefix: String = "") {
-    for note in config.notes { printError("warning: \(prefix)\(note)") }
+/// What a kubeconfig holds that balancer does not use, said once at start: a field ignored in
+/// silence could be one the cluster's access depends on.
+func sayWarning(_ note: String) {
+    printError("warning: \(note)")
 }
 
 /// A duration as `30s`, `5m`, `1h` or `1h30m` (a plain number is seconds).
