@@ -34,7 +34,7 @@ public struct BPFError: Error, Sendable, CustomStringConvertible {
     }
 
     /// What EPERM and EACCES mean for the loader's calls (libbpf's and mount's).
-    static let privilegeHint = "needs root, or CAP_BPF with CAP_SYS_ADMIN for mounting and attaching"
+    static let privilegeHint = "needs root, or CAP_SYS_ADMIN (with it CAP_SYS_PTRACE to reach other processes' network namespaces): docs/deployment.md says what needs what"
 
     public var description: String {
         var hint = ""
