@@ -55,6 +55,16 @@ public struct KindStore: Sendable {
         return changed
     }
 
+    /// Sets or removes one object, for a store that is the union of others (the Pods of several
+    /// selectors); true when it changed.
+    @discardableResult
+    public mutating func set(_ key: Key, _ object: [UInt8]?) -> Bool {
+        guard objects[key] != object else { return false }
+        objects[key] = object
+        generation += 1
+        return true
+    }
+
     /// One watch event.
     public mutating func apply(_ event: WatchStream.Event) -> Next {
         let key = event.name.map { Key(namespace: event.namespace, name: $0) }

@@ -27,17 +27,21 @@ public struct KubeResource: Sendable, Hashable {
     /// the objects it selects, and events for objects leaving it as deletions.
     public var fieldSelector: String?
 
-    /// This resource with `selector` as its field selector.
-    public func selecting(fields selector: String?) -> KubeResource {
+    /// A label selector for every list and watch (`app=dns,tier in (a,b)`), in the API's syntax.
+    public var labelSelector: String?
+
+    /// This resource with these selectors.
+    public func selecting(fields: String? = nil, labels: String? = nil) -> KubeResource {
         var r = self
-        r.fieldSelector = selector
+        r.fieldSelector = fields
+        r.labelSelector = labels
         return r
     }
 
-    /// The selector as a query parameter (`&fieldSelector=…`), or nothing.
+    /// The selectors as query parameters (`&fieldSelector=…&labelSelector=…`), or nothing.
     var selectorQuery: String {
-        guard let s = fieldSelector else { return "" }
-        return "&fieldSelector=" + (s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s)
+        func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s }
+        return (fieldSelector.map { "&fieldSelector=" + encoded($0) } ?? "") + (labelSelector.map { "&labelSelector=" + encoded($0) } ?? "")
     }
 
     public init(kind: String, apiVersion: String, path: String, namespaced: Bool, custom: Bool = false,

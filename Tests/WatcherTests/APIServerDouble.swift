@@ -75,6 +75,8 @@ final class APIServerDouble: Sendable {
         var lastHeaders: [String: [String]] = [:]
         /// The field selector of every request, by path ("" for none), in order.
         var fieldSelectors: [String: [String]] = [:]
+        /// The label selector of every request, by path ("" for none), in order.
+        var labelSelectors: [String: [String]] = [:]
     }
 
     let state = Mutex(State())
@@ -227,9 +229,18 @@ final class APIServerDouble: Sendable {
                 let selector = query["fieldSelector"] ?? ""
                 let needle: String? = selector.hasPrefix("spec.nodeName=")
                     ? "\"nodeName\":\"" + String(selector.dropFirst("spec.nodeName=".count)) + "\"" : nil
-                let only: @Sendable (String) -> Bool = { line in needle.map { line.contains($0) } ?? true }
+                // Label selectors of `key=value` terms only: each must be in the object's text.
+                let labels = query["labelSelector"] ?? ""
+                let labelNeedles = labels.split(separator: ",").map { term -> String in
+                    let kv = term.split(separator: "=", maxSplits: 1)
+                    return "\"\(kv[0])\":\"\(kv.count > 1 ? kv[1] : "")\""
+                }
+                let only: @Sendable (String) -> Bool = { line in
+                    (needle.map { line.contains($0) } ?? true) && labelNeedles.allSatisfy { line.contains($0) }
+                }
                 let (listFault, watchFault) = server.state.withLock { s in
                     s.fieldSelectors[path, default: []].append(selector)
+                    s.labelSelectors[path, default: []].append(labels)
                     if watch { s.watches[path, default: 0] += 1 } else { s.lists[path, default: 0] += 1 }
                     return (s.listFaults[path], s.watchFaults[path])
                 }

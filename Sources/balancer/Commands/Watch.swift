@@ -62,7 +62,7 @@ struct Watch: AsyncParsableCommand {
     @OptionGroup var pinDir: PinDirOption
 
     @Option(help: ArgumentHelp("Pods to ask the API server for: as-needed (none without policies, this node's for LocalRedirectPolicies, "
-                               + "all for BalancingPolicies that select Pods) or all.", valueName: "as-needed|all"))
+                               + "a BalancingPolicy's selected Pods on any node) or all.", valueName: "as-needed|all"))
     var pods: PodsOption = .asNeeded
 
     enum PodsOption: String, ExpressibleByArgument, CaseIterable {
