@@ -6,7 +6,9 @@ endif
 
 # No clang or llvm here: the datapath is compiled by the Swift toolchain's clang (bpf/programs/build.sh).
 # umoci, skopeo and docker-registry build, read and push the container image (`make image`,
-# e2e/image.sh); python3-prometheus-client and prometheus (promtool) check the metrics.
+# e2e/image.sh); python3-prometheus-client and prometheus (promtool) check the metrics. Without
+# recommended packages (prometheus would bring node-exporter); the services docker-registry and
+# prometheus start on a host with systemd are stopped and disabled again when `deps` installed them.
 APT_PACKAGES := libbpf-dev linux-libc-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config bpftool iproute2 \
 	time curl python3-yaml python3-jsonschema umoci skopeo docker-registry python3-prometheus-client prometheus
 SWIFT ?= swift
@@ -46,7 +48,15 @@ $(DEPS_STAMP):
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		for svc in docker-registry prometheus; do \
+			case " $$missing " in *" $$svc "*) \
+				if [ -d /run/systemd/system ] && systemctl is-active -q $$svc 2>/dev/null; then \
+					echo "stopping and disabling the $$svc service its package started (the tests run their own on 127.0.0.1)"; \
+					$(SUDO) systemctl disable --now -q $$svc; \
+				fi;; \
+			esac; \
+		done; \
 	fi
 	@mkdir -p .build && rm -f .build/deps-*.stamp && touch $@
 
