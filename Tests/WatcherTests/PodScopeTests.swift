@@ -20,7 +20,8 @@ import Testing
     static let lrp = #"{"metadata":{"name":"node-local-dns"},"spec":{"frontend":{"addressMatcher":{"ip":"169.254.20.10","toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}},"backend":{"endpointSelector":{"matchLabels":{"app":"dns"}},"toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}}}"#
     static let bp = #"{"metadata":{"name":"to-dns"},"spec":{"frontend":{"addressMatcher":{"ip":"169.254.20.11","toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}},"backend":{"serviceEndpoint":{"endpointSelector":{"matchLabels":{"app":"dns"}},"toPorts":[{"port":"53","protocol":"UDP","name":"dns"}]}}}}"#
 
-    func until(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+    /// (Generous: on a loaded 2-core machine, tests that block threads can starve the pool for 20 s.)
+    func until(_ seconds: Double = 60, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
