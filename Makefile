@@ -10,7 +10,7 @@ endif
 # recommended packages (prometheus would bring node-exporter); the services docker-registry and
 # prometheus start on a host with systemd are stopped and disabled again when `deps` installed them.
 APT_PACKAGES := libbpf-dev linux-libc-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config bpftool iproute2 \
-	time curl python3-yaml python3-jsonschema umoci skopeo docker-registry python3-prometheus-client prometheus
+	time curl openssl python3-yaml python3-jsonschema umoci skopeo docker-registry python3-prometheus-client prometheus
 SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer

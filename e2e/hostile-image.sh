@@ -3,8 +3,10 @@
 # newlines, terminal escapes, C1 controls and bidirectional overrides; its digest re-sealed) is
 # loaded with `--node` set to a forged name; `status --image`, `status -o json` and `check-live`
 # must print one record per line, nothing a terminal would act on, valid JSON; a corrupt image
-# is refused by `load`, `check-live` and `status --image` with its file named. Needs root and the
-# balancer binary (BALANCER, default .build/debug/balancer). About 5 s.
+# is refused by `load`, `check-live` and `status --image` with its file named; under --trust-key an
+# unsigned, another key's and a changed image are refused with the live generation untouched, and
+# a signed one loads. Needs root, openssl and the balancer binary (BALANCER, default
+# .build/debug/balancer). About 5 s.
 #
 # Both images are byte edits of `balancer compile fixtures/example`: the compiler refuses such
 # names (and the encoder writes only what it compiled), while a forged image is exactly what an
@@ -101,6 +103,19 @@ sys.exit(0 if v["node"] == "demo-worker\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b
 	out=$("$BALANCER" status --pin-dir "$SB_B" --image "$bad" 2>&1)
 	case "$?/$out" in 1/*"$bad: invalid image: digest mismatch"*) sb_report "ok status-names-the-file" ;; *) sb_report "FAIL status-names-the-file: $out" ;; esac
 
+	# --trust-key: an unsigned, another key's and a changed image are refused before any map is
+	# touched (the live generation stays); a signed one loads and says who signed it.
+	gen() { "$BALANCER" status --pin-dir "$SB_B" -o json | "$SB_PY" -c 'import json, sys; print(json.load(sys.stdin)["generation"])'; }
+	before=$(gen)
+	out=$("$BALANCER" load "$img" --pin-dir "$SB_B" --trust-key "$SB_WORK/trusted.pub" 2>&1)
+	case "$?/$(gen)/$out" in "1/$before/"*"refused: "*"has no signature"*) sb_report "ok trust-unsigned-refused" ;; *) sb_report "FAIL trust-unsigned-refused: $out" ;; esac
+	out=$("$BALANCER" load "$SB_WORK/other.image" --pin-dir "$SB_B" --trust-key "$SB_WORK/trusted.pub" 2>&1)
+	case "$?/$(gen)/$out" in "1/$before/"*"refused: "*"not valid for the trusted key"*) sb_report "ok trust-other-key-refused" ;; *) sb_report "FAIL trust-other-key-refused: $out" ;; esac
+	out=$("$BALANCER" load "$img" --pin-dir "$SB_B" --trust-key "$SB_WORK/trusted.pub" --signature "$SB_WORK/example.image.sig" 2>&1)
+	case "$?/$(gen)/$out" in "1/$before/"*"refused: "*"changed after signing"*) sb_report "ok trust-changed-image-refused" ;; *) sb_report "FAIL trust-changed-image-refused: $out" ;; esac
+	out=$("$BALANCER" load "$SB_WORK/example.image" --pin-dir "$SB_B" --trust-key "$SB_WORK/keys" 2>&1)
+	case "$?/$out" in "0/generation "*"live: "*"signature valid ($SB_WORK/keys/trusted.pub)"*) sb_report "ok trust-signed-loads" ;; *) sb_report "FAIL trust-signed-loads: $out" ;; esac
+
 	out=$(sb_detach 2>&1) || sb_report "FAIL detach: $out"
 	exit 0
 fi
@@ -110,4 +125,11 @@ sb_setup
 forge "$SB_WORK/example.image" "$SB_WORK/forged.image" || sb_fail_setup "forge"
 "$SB_PY" -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-9] ^= 1; open(sys.argv[2], "wb").write(b)' \
 	"$SB_WORK/example.image" "$SB_WORK/corrupt.image" || sb_fail_setup "corrupt"
+# Keys for --trust-key: the trusted one (also alone in a directory), and another that signs a copy.
+mkdir -p "$SB_WORK/keys"
+openssl ecparam -name prime256v1 -genkey -noout -out "$SB_WORK/trusted.pem" 2>/dev/null &&
+	openssl pkey -in "$SB_WORK/trusted.pem" -pubout -out "$SB_WORK/trusted.pub" && cp "$SB_WORK/trusted.pub" "$SB_WORK/keys/" &&
+	openssl genpkey -algorithm ed25519 -out "$SB_WORK/other.pem" 2>/dev/null || sb_fail_setup "keys"
+"$BALANCER" sign "$SB_WORK/example.image" --key "$SB_WORK/trusted.pem" 2>/dev/null || sb_fail_setup "sign"
+cp "$SB_WORK/example.image" "$SB_WORK/other.image" && "$BALANCER" sign "$SB_WORK/other.image" --key "$SB_WORK/other.pem" 2>/dev/null || sb_fail_setup "sign other"
 sb_run_self

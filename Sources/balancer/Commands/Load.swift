@@ -14,6 +14,8 @@ struct Load: ParsableCommand {
 
     @OptionGroup var image: ImageArgument
 
+    @OptionGroup var trust: TrustOptions
+
     @OptionGroup var pinDir: PinDirOption
 
     @OptionGroup var nodeOptions: NodeOptions
@@ -32,6 +34,8 @@ struct Load: ParsableCommand {
         let clock = ContinuousClock()
         let t0 = clock.now
         let bytes = try image.bytes()
+        // Before the datapath is opened: a refused image touches nothing.
+        let signer = try trust.check(bytes, imagePath: image.path)
         let t1 = clock.now
         do {
             let datapath = try Datapath(pinDir: pinDir.path)
@@ -74,6 +78,7 @@ struct Load: ParsableCommand {
                 }
             }
             skipNote += rangesNote
+            if let signer { skipNote += "; signature valid (\(PrintableText.escape(signer)))" }
             if let t = termination {
                 skipNote += "; terminated \(t.counts) sockets on removed backends "
                     + "(\(counted(t.namespaces, "network namespace")) searched)"
