@@ -308,15 +308,25 @@ final class WriterBox: Sendable {
 /// atomically) and a `latest` symlink swapped atomically onto it.
 public struct DirectorySink: ImageSink {
     public var directory: String
+    /// `--sign-key`: each image gets `<sha256>.image.sig` (ImageSignature), written before
+    /// `latest` moves, so whoever follows `latest` finds the signature with the image.
+    public var signer: SigningKey?
 
-    public init(directory: String) {
+    public init(directory: String, signer: SigningKey? = nil) {
         self.directory = directory
+        self.signer = signer
     }
 
     public func deliver(_ bytes: [UInt8], digest: String) throws -> String {
         let name = "\(digest).image"
         // Verified before it is written: no file here that `inspect` or `load` would refuse.
         try ImageFile.writeImage(bytes, to: "\(directory)/\(name)")
+        if let signer {
+            let signature = try signer.sign(bytes)
+            do { try FileContents.writeAtomically(Array(ImageSignature.text(signature).utf8), to: "\(directory)/\(name).sig") } catch {
+                throw SinkError(error.description)
+            }
+        }
         do { try FileSystem.replaceLink("\(directory)/latest", to: name) } catch { throw SinkError(error.description) }
         return "\(directory)/\(name)"
     }

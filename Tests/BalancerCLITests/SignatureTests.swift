@@ -69,4 +69,19 @@ extension CLITests {
         let usage = try sh(#""$B" load x.image --signature x.image.sig"#)
         #expect(usage.status == 64 && usage.stderr.contains("--trust-key, which is missing"), "\(usage.stderr)")
     }
+
+    /// `watch --output-dir --sign-key` signs each image it writes; `verify` and `load
+    /// --trust-key` of the `latest` link find the signature of the file it points to.
+    @Test func watchSignsWhatItWrites() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try shell("""
+            cd \(dir) && mkdir out && openssl genpkey -algorithm ed25519 -out k.pem && openssl pkey -in k.pem -pubout -out k.pub &&
+            { timeout 2 "$B" watch --dir \(CLITests.root)/fixtures/example --output-dir out --sign-key k.pem 2>/dev/null; true; } &&
+            ls out/*.image.sig >/dev/null && "$B" verify out/latest --key k.pub
+            """)
+        #expect(r.status == 0 && r.stdout.contains("valid: out/latest was signed by k.pub"), "\(r.stdout)\(r.stderr)")
+        let usage = try run(["watch", "--dir", dir, "--sign-key", dir + "/k.pem"])
+        #expect(usage.status == 64 && usage.stderr.contains("--sign-key signs the images --output-dir writes"), "\(usage.stderr)")
+    }
 }

@@ -31,7 +31,7 @@ struct Verify: ParsableCommand {
         do {
             bytes = try image.bytes()
             keys = try CommandError.wrapping { try TrustedKeys.read(key) }
-            let sigPath = signature ?? image.path + ".sig"
+            let sigPath = signature ?? defaultSignaturePath(image.path)
             let text = try CommandError.wrapping("cannot read the signature ") { try FileContents.read(sigPath) }
             sig = try CommandError.wrapping { try ImageSignature.raw(text, file: sigPath) }
         } catch {

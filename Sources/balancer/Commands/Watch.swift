@@ -73,6 +73,9 @@ struct Watch: AsyncParsableCommand {
     @Option(help: "Write images to this directory instead of loading them.")
     var outputDir: String?
 
+    @Option(help: ArgumentHelp("With --output-dir: sign each image written (<sha256>.image.sig; balancer sign's format).", valueName: "key.pem"))
+    var signKey: String?
+
     @Option(help: "Quiet time, in milliseconds, that ends a burst of changes.")
     var debounceMs: Int = 50
 
@@ -100,6 +103,7 @@ struct Watch: AsyncParsableCommand {
         guard sources == 1 else { throw ValidationError("give exactly one source: --dir, --kubeconfig (or --context), --in-cluster, or --cluster NAME=SOURCE") }
         if let clusterTtl, parseDuration(clusterTtl) == nil { throw ValidationError("--cluster-ttl \(clusterTtl): expected a duration such as 30s, 5m or 1h") }
         if clusterTtl != nil && clusterSources.texts.isEmpty { throw ValidationError("--cluster-ttl needs --cluster") }
+        if signKey != nil && outputDir == nil { throw ValidationError("--sign-key signs the images --output-dir writes; a watcher that loads signs nothing") }
         guard debounceMs >= 0, maxDelayMs >= debounceMs else { throw ValidationError("--max-delay-ms must be at least --debounce-ms") }
         if let metricsAddress, metricsAddress.lastIndex(of: ":").flatMap({ Int(metricsAddress[metricsAddress.index(after: $0)...]) }) == nil {
             throw ValidationError("--metrics-address must be HOST:PORT")
@@ -122,7 +126,9 @@ struct Watch: AsyncParsableCommand {
         let sink: any ImageSink
         var metrics: WatchMetrics?
         if let outputDir {
-            sink = DirectorySink(directory: outputDir)
+            sink = DirectorySink(directory: outputDir, signer: try signKey.map { (path: String) throws(CommandError) -> SigningKey in
+                try CommandError.wrapping("--sign-key: ") { try SigningKey.read(path) }
+            })
             if metricsAddress != nil { metrics = WatchMetrics() }
         } else {
             var d = DatapathSink(pinDir: pinDir.path, node: node, hostMode: mode, netnsScope: netns.netnsScope)

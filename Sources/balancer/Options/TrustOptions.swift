@@ -24,7 +24,7 @@ struct TrustOptions: ParsableArguments {
     func check(_ bytes: [UInt8], imagePath: String) throws(CommandError) -> String? {
         guard !keys.isEmpty else { return nil }
         let trusted = try CommandError.wrapping("--trust-key: ") { try TrustedKeys.read(keys) }
-        guard let sigPath = signature ?? (imagePath == "-" ? nil : imagePath + ".sig") else {
+        guard let sigPath = signature ?? (imagePath == "-" ? nil : defaultSignaturePath(imagePath)) else {
             throw CommandError(description: "refused: an image from standard input needs --signature under --trust-key")
         }
         guard FileSystem.exists(sigPath) else {
@@ -34,4 +34,13 @@ struct TrustOptions: ParsableArguments {
         let raw = try CommandError.wrapping("refused: ") { try ImageSignature.raw(text, file: sigPath) }
         return try CommandError.wrapping("refused: ") { try trusted.signer(of: bytes, signature: raw, imageName: imagePath) }
     }
+}
+
+/// IMAGE.sig; for a symbolic link without one (`watch --output-dir`'s `latest`), the signature
+/// of the file it points to, which the watcher wrote before moving the link.
+func defaultSignaturePath(_ imagePath: String) -> String {
+    let direct = imagePath + ".sig"
+    guard !FileSystem.exists(direct), let target = FileSystem.linkTarget(imagePath) else { return direct }
+    let resolved = target.hasPrefix("/") ? target : (imagePath.contains("/") ? String(imagePath[..<(imagePath.lastIndex(of: "/") ?? imagePath.endIndex)]) + "/" : "") + target
+    return resolved + ".sig"
 }
