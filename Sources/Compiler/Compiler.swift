@@ -21,10 +21,22 @@ public struct CompileOptions: Sendable {
     public var defaultRedirectRateLimit: UInt32
     /// Service CIDRs given on the command line (`--service-cidr`), besides ServiceCIDR objects.
     public var serviceCIDRs: [IPPrefix]
+    /// `--allowed-external-cidrs`: the only addresses externalIPs, LoadBalancer ingress IPs and
+    /// policy addresses may take (nil: any). At the socket a frontend captures every connect of
+    /// every process and pod to it, so whoever may create a Service could otherwise take any
+    /// address's traffic (CVE-2020-8554); one outside is an error, left out under --keep-going.
+    public var allowedExternalCIDRs: [IPPrefix]?
 
-    public init(defaultRedirectRateLimit: UInt32 = 0, serviceCIDRs: [IPPrefix] = []) {
+    public init(defaultRedirectRateLimit: UInt32 = 0, serviceCIDRs: [IPPrefix] = [], allowedExternalCIDRs: [IPPrefix]? = nil) {
         self.defaultRedirectRateLimit = defaultRedirectRateLimit
         self.serviceCIDRs = serviceCIDRs
+        self.allowedExternalCIDRs = allowedExternalCIDRs
+    }
+
+    /// The reason `address` may not be a frontend, or nil when it may.
+    func refusal(of address: IPAddress) -> String? {
+        guard let allowed = allowedExternalCIDRs, !allowed.contains(where: { $0.contains(address) }) else { return nil }
+        return "\(address) is outside --allowed-external-cidrs (\(allowed.map(\.description).joined(separator: ", "))): refused, as it would capture every connect to it on this host (CVE-2020-8554)"
     }
 }
 
@@ -47,6 +59,7 @@ public enum Compiler {
     static func compile(_ snapshot: Snapshot, inputDiagnostics: [Diagnostic], options: CompileOptions,
                         retainPlans: Bool) -> (CompileResult, ServiceCompiler) {
         var sc = ServiceCompiler(snapshot: snapshot)
+        sc.options = options
         sc.retainPlans = retainPlans
 
         // Service ids: the seed system's annotation is honoured; otherwise derived from the name.

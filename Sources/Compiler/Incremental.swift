@@ -211,6 +211,9 @@ public struct IncrementalCompiler: Sendable {
 
     /// Why a re-planned service cannot be followed incrementally, if it cannot.
     func obstacle(_ old: ServicePlan, _ new: ServicePlan) -> String? {
+        // An error (an address --allowed-external-cidrs refuses) fails the sync, or is left out
+        // under --keep-going: the full compile decides, as for every error.
+        if let e = new.diagnostics.first(where: { $0.severity == .error }) { return "\(new.name): \(e.field): an error takes a full compile" }
         if !old.otherNodes.isEmpty || !new.otherNodes.isEmpty { return "\(new.name): an endpoint names a node with no Node object" }
         for s in old.sets + new.sets {
             switch s.scope {
@@ -327,7 +330,8 @@ public struct IncrementalCompiler: Sendable {
             }
             guard let svc = services[ref], let (old, groupIDs) = plans[ref], old.info != nil else { continue }
             let new = ServiceCompiler.plan(svc, serviceIDs: serviceIDs, groupIDs: groupIDs[...], slices: [ref: slicesOf(ref)],
-                                           ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames)
+                                           ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames,
+                                           options: options)
             if let reason = obstacle(old, new) { return .needsFullCompile(reason) }
             records(old, into: &before)
             replanned.append((ref, old, new))

@@ -56,7 +56,8 @@ extension IncrementalCompiler {
         var new = ServicePlan(name: name, precedence: old.precedence)
         if let svc = current {
             new = ServiceCompiler.plan(svc, serviceIDs: serviceIDs, groupIDs: groupIDs[...], slices: [ref: slicesOf(ref)],
-                                       ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames)
+                                       ownerOfAddress: ownerOfAddress, knownNodes: knownNodes, knownNames: knownNames,
+                                           options: options)
         }
         if let reason = obstacle(old, new) { return .failure(Obstacle(reason: reason)) }
 

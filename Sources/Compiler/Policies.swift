@@ -146,6 +146,10 @@ extension ServiceCompiler {
         var failed = false
         switch e.frontend {
         case .address(let ip, let toPorts):
+            if let reason = options.refusal(of: ip) {
+                report(.error, e, "spec.frontend.addressMatcher.ip", reason)
+                return nil
+            }
             addresses = [ip]
             fronts = toPorts.map { Front(port: $0.port, proto: $0.proto, name: $0.name) }
         case .service(let namespace, let name, let toPorts):

@@ -3,15 +3,33 @@ import MapImage
 
 // One service planned on its own (pure: runs on any core); ServiceCompiler merges the plans.
 extension ServiceCompiler {
-    static func plan(_ svc: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
+    static func plan(_ original: Service, serviceIDs: [String: UInt32], groupIDs: ArraySlice<UInt32>, slices: [ServiceRef: [EndpointSlice]],
                      ownerOfAddress: [IPAddress: String], knownNodes: [String: Int32], knownNames: [String],
-                     clusters: ClusterIndex = ClusterIndex([])) -> ServicePlan {
+                     clusters: ClusterIndex = ClusterIndex([]), options: CompileOptions = CompileOptions()) -> ServicePlan {
+        var svc = original
         let name = "\(svc.meta.namespace)/\(svc.meta.name)"
         let object = "Service \(name)"
         var plan = ServicePlan(name: name, precedence: ServicePrecedence(timestamp: svc.meta.creationTimestamp, name: name))
         func note(_ field: String, _ message: String) {
             plan.diagnostics.append(Diagnostic(.note, file: svc.source.file, line: svc.source.line, column: svc.source.column,
                                                object: object, field: field, message: message))
+        }
+        // --allowed-external-cidrs: an address outside is an error, and left out of the plan.
+        if options.allowedExternalCIDRs != nil {
+            func refuse(_ field: String, _ reason: String) {
+                plan.diagnostics.append(Diagnostic(.error, file: svc.source.file, line: svc.source.line, column: svc.source.column,
+                                                   object: object, field: field, message: reason))
+            }
+            svc.externalIPs = svc.externalIPs.enumerated().filter { i, ip in
+                guard let reason = options.refusal(of: ip) else { return true }
+                refuse("spec.externalIPs[\(i)]", reason)
+                return false
+            }.map(\.element)
+            svc.ingress = svc.ingress.enumerated().filter { i, ing in
+                guard let ip = ing.ip, let reason = options.refusal(of: ip) else { return true }
+                refuse("status.loadBalancer.ingress[\(i)].ip", reason)
+                return false
+            }.map(\.element)
         }
         if svc.clusterIPUnset && svc.type != .externalName {
             plan.diagnostics.append(Diagnostic(.warning, file: svc.source.file, line: svc.source.line, column: svc.source.column,

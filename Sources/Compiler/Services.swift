@@ -37,6 +37,8 @@ struct ServiceCompiler {
     /// Each service's plan and group ids, kept when an incremental compiler will start from this
     /// compile (IncrementalCompiler): it recompiles one service by planning it again.
     var retainPlans = false
+    /// What the compile was asked (the address guardrail, --allowed-external-cidrs).
+    var options = CompileOptions()
     var retained: [(service: Service, plan: ServicePlan, groupIDs: [UInt32])] = []
     /// Every service's id (skipped ones too), kept with the plans.
     var retainedServiceIDs: [String: UInt32] = [:]
@@ -172,10 +174,11 @@ struct ServiceCompiler {
         let known = nodeIndexByName
         let knownNames = nodeNames
         let clusters = self.clusters
+        let options = self.options
         let plans = parallelMap(ordered.count) { i in
             ServiceCompiler.plan(ordered[i], serviceIDs: serviceIDs, groupIDs: groupIDs[offsets[i]..<offsets[i + 1]],
                                  slices: slices, ownerOfAddress: owners, knownNodes: known, knownNames: knownNames,
-                                 clusters: clusters)
+                                 clusters: clusters, options: options)
         }
         let endpointCount = plans.reduce(0) { $0 + $1.endpoints.count }
         endpoints.reserveCapacity(endpointCount)

@@ -74,7 +74,7 @@ struct Compile: ParsableCommand {
         if errors > 0 && (!manifests.keepGoing || result.exceedsCapacity) {
             printDiagnostics(result)
             printError("\(counted(errors, "error")); no image written"
-                       + (result.exceedsCapacity ? " (the image would not fit the datapath)" : " (--keep-going writes it without the failing policies)"))
+                       + (result.exceedsCapacity ? " (the image would not fit the datapath)" : " (--keep-going writes it without what failed)"))
             throw ExitCode(1)
         }
         // Checked against every capacity and verified as `inspect` and `load` verify it, before

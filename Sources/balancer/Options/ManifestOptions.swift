@@ -27,18 +27,28 @@ struct ManifestOptions: ParsableArguments {
     /// The --service-cidr values; `validate` has refused any that is not a canonical CIDR.
     var serviceCIDRs: [IPPrefix] { serviceCIDRTexts.compactMap { IPPrefix($0) } }
 
+    @Option(name: .customLong("allowed-external-cidrs"), parsing: .singleValue,
+            help: ArgumentHelp("The only addresses externalIPs, LoadBalancer ingress IPs and policy addresses may take (repeatable; "
+                               + "others are errors, left out with --keep-going). docs/security.md says why.", valueName: "CIDR"))
+    var allowedExternalTexts: [String] = []
+
     func validate() throws {
-        for text in serviceCIDRTexts where IPPrefix(text) == nil {
-            var hint = "expected a network address and a prefix length, such as 10.96.0.0/12 or fd00:10:96::/108"
-            if let slash = text.firstIndex(of: "/"), let a = IPAddress(text[..<slash]), let n = Int(text[text.index(after: slash)...]),
-               let masked = IPPrefix.masking(a, prefixLength: n) {
-                hint = "host bits are set; did you mean \(masked)?"
+        for (flag, texts) in [("--service-cidr", serviceCIDRTexts), ("--allowed-external-cidrs", allowedExternalTexts)] {
+            for text in texts where IPPrefix(text) == nil {
+                var hint = "expected a network address and a prefix length, such as 10.96.0.0/12 or fd00:10:96::/108"
+                if let slash = text.firstIndex(of: "/"), let a = IPAddress(text[..<slash]), let n = Int(text[text.index(after: slash)...]),
+                   let masked = IPPrefix.masking(a, prefixLength: n) {
+                    hint = "host bits are set; did you mean \(masked)?"
+                }
+                throw ValidationError("\(flag) \(text): \(hint)")
             }
-            throw ValidationError("--service-cidr \(text): \(hint)")
         }
     }
 
-    var compileOptions: CompileOptions { CompileOptions(defaultRedirectRateLimit: redirectRateLimit, serviceCIDRs: serviceCIDRs) }
+    var compileOptions: CompileOptions {
+        CompileOptions(defaultRedirectRateLimit: redirectRateLimit, serviceCIDRs: serviceCIDRs,
+                       allowedExternalCIDRs: allowedExternalTexts.isEmpty ? nil : allowedExternalTexts.compactMap { IPPrefix($0) })
+    }
 
     var inputLimits: InputLimits { InputLimits(maxFileBytes: maxFileBytes.bytes, exclude: exclude) }
 }
