@@ -116,6 +116,17 @@ sys.exit(0 if v["node"] == "demo-worker\nNODE 0xdeadbeef forged\x1b[2J\x07\u009b
 	out=$("$BALANCER" load "$SB_WORK/example.image" --pin-dir "$SB_B" --trust-key "$SB_WORK/keys" 2>&1)
 	case "$?/$out" in "0/generation "*"live: "*"signature valid ($SB_WORK/keys/trusted.pub)"*) sb_report "ok trust-signed-loads" ;; *) sb_report "FAIL trust-signed-loads: $out" ;; esac
 
+	# A pin directory others can write is refused by load and attach (they could swap the maps).
+	mode=$(stat -c %a "$SB_B")
+	before=$(gen)
+	chmod 0777 "$SB_B"
+	out=$("$BALANCER" load "$SB_WORK/other.image" --pin-dir "$SB_B" 2>&1)
+	case "$?/$out" in 1/*"is writable by its group and others (mode 777)"*"chmod 0700"*) sb_report "ok pin-dir-writable-refused" ;; *) sb_report "FAIL pin-dir-writable-refused: $out" ;; esac
+	out=$("$BALANCER" attach --cgroup "$SB_CG" --pin-dir "$SB_B" 2>&1)
+	case "$?/$out" in 1/*"is writable by its group and others"*) sb_report "ok attach-writable-refused" ;; *) sb_report "FAIL attach-writable-refused: $out" ;; esac
+	chmod "$mode" "$SB_B"
+	[ "$(gen)" = "$before" ] && sb_report "ok pin-dir-refusal-touched-nothing" || sb_report "FAIL pin-dir-refusal-touched-nothing: generation $(gen), was $before"
+
 	out=$(sb_detach 2>&1) || sb_report "FAIL detach: $out"
 	exit 0
 fi

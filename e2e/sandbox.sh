@@ -484,7 +484,9 @@ sb_finish() {
 # for sb_cleanup: whatever is left in it when the inner half is killed is stopped).
 sb_mount_bpffs() {
 	readlink /proc/$$/ns/mnt >"$SB_WORK/mntns" || return 1
-	mount -t bpf bpf "$SB_B"
+	# mode 0700, as systemd mounts /sys/fs/bpf (a bpffs root is 1777 by default, and balancer
+	# refuses a pin directory others can write).
+	mount -t bpf -o mode=0700 bpf "$SB_B"
 }
 
 # sb_inner_start [attach | bpftool OBJECT | none]: the inner half's start: its EXIT trap

@@ -10,7 +10,10 @@ public enum Attachment {
     /// one on the parent first only when the parent is an empty directory (as /sys/fs/bpf is
     /// before anything mounts it) — never over a directory with contents, which it would hide.
     public static func preparePinDir(_ pinDir: String) throws(FileSystemError) {
-        if FileSystem.isOn(.bpf, pinDir) == true { return }
+        if FileSystem.isOn(.bpf, pinDir) == true {
+            if let refusal = PinDirectory.unsafeReason(pinDir) { throw FileSystemError("use", path: pinDir, message: refusal) }
+            return
+        }
         var parent = pinDir
         while parent.hasSuffix("/") && parent.count > 1 { parent.removeLast() }
         if let slash = parent.lastIndex(of: "/") { parent = slash == parent.startIndex ? "/" : String(parent[..<slash]) }
@@ -29,6 +32,7 @@ public enum Attachment {
             }
         }
         try FileSystem.makeDirectory(pinDir)
+        if let refusal = PinDirectory.unsafeReason(pinDir) { throw FileSystemError("use", path: pinDir, message: refusal) }
     }
 
     public struct Result: Sendable {

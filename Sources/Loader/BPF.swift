@@ -328,6 +328,7 @@ public struct KernelMaps: MapBackend {
     public init() {}
 
     public func isPinDirectory(_ path: String) -> Bool? { FileSystem.isOn(.bpf, path) }
+    public func pinDirectoryRefusal(_ path: String) -> String? { PinDirectory.unsafeReason(path) }
     public func pinned(_ path: String) throws(BPFError) -> any MapHandle { try BPFMap.pinned(path) }
 
     public func createHash(name: String, keySize: Int, valueSize: Int, maxEntries: Int) throws(BPFError) -> any MapHandle {

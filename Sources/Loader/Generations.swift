@@ -44,6 +44,7 @@ public struct Datapath: Sendable {
         guard backend.isPinDirectory(pinDir) == true else {
             throw BPFError("open", pinDir, message: "not a directory on a bpffs (mount one with `mount -t bpf bpf DIR`)")
         }
+        if let refusal = backend.pinDirectoryRefusal(pinDir) { throw BPFError("refuse", pinDir, message: refusal) }
         var outer: [ImageTable: any MapHandle] = [:]
         for (table, name) in Datapath.outerNames {
             let path = "\(pinDir)/maps/\(name)"

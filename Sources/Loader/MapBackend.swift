@@ -58,6 +58,8 @@ public protocol GracePeriodWaiting: Sendable {
 public protocol MapBackend: Sendable {
     /// Whether `path` is a directory maps can be pinned under (a bpffs); nil when it does not exist.
     func isPinDirectory(_ path: String) -> Bool?
+    /// Why the pin directory may not be trusted (PinDirectory), or nil.
+    func pinDirectoryRefusal(_ path: String) -> String?
     /// Opens a pinned map.
     func pinned(_ path: String) throws(BPFError) -> any MapHandle
     /// Creates an unpinned, preallocated hash map (an inner map of a generation).

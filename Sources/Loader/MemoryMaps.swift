@@ -89,6 +89,8 @@ public final class MemoryMaps: MapBackend {
     // MARK: MapBackend
 
     public func isPinDirectory(_ path: String) -> Bool? { state.withLock { $0.directories.contains(path) } ? true : nil }
+    /// In-memory maps have no owner or mode: nothing to refuse.
+    public func pinDirectoryRefusal(_ path: String) -> String? { nil }
 
     public func pinned(_ path: String) throws(BPFError) -> any MapHandle {
         guard let map = state.withLock({ $0.pins[path] }) else { throw BPFError("open pinned map", path, -ENOENT) }
