@@ -10,6 +10,8 @@
 #  - an OCI layout directory (oci:DIR:TAG): push, pull, `skopeo inspect --raw` of the manifest;
 #  - a registry with htpasswd (basic) authentication, credentials from a config.json given with
 #    --registry-config; refused without them;
+#  - the bearer-token flow, through e2e/tokenproxy.py in front of the registry (a token per scope,
+#    basic credentials for the token from a config.json);
 #  - pull refuses a wrong artifactType, a container-like manifest and a corrupted blob.
 # Needs python3 with `oras` (installed with pip when missing), htpasswd (apache2-utils) and
 # docker-registry. Outside CI a missing tool that cannot be installed skips the script with a
@@ -49,7 +51,11 @@ trap 'exit 130' INT TERM
 passed=0 failed=0
 ok() { echo "ok $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-check() { if [ "$2" = 0 ]; then ok "$1"; else fail "$1" "$3"; fi; }
+# VERBOSE=1 also prints the detail (the command's output) of checks that pass.
+check() {
+	if [ "$2" = 0 ]; then ok "$1"; if [ -n "${VERBOSE:-}" ] && [ -n "${3:-}" ]; then sed 's/^/    /' <<<"$3"; fi
+	else fail "$1" "$3"; fi
+}
 B() { "$binary" "$@"; }
 
 # start_registry NAME [AUTH-YAML]: a docker-registry on 127.0.0.1; sets $port.
@@ -193,6 +199,25 @@ check oras-reads-layout $? "$(tail -5 "$T/oras-layout.log")"
 out=$(B pull "$R/maps/via-layout:v1" -o "$T/pulled/via-layout.image" --plain-http 2>&1)
 [ $? = 0 ] && cmp -s "$T/x.image" "$T/pulled/via-layout.image"
 check balancer-pulls-oras-copy-of-layout $? "$out"
+
+# --- bearer tokens: e2e/tokenproxy.py in front of the plain registry -------------------------
+tport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$PY" "$here/tokenproxy.py" "$tport" "${R#*:}" tokenuser 'tok:pw' 2>"$T/tokenproxy.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$tport/token" && break; sleep 0.1; done
+P=127.0.0.1:$tport
+printf '{"auths":{"http://%s/v1/":{"auth":"%s"}}}' "$P" "$(printf 'tokenuser:tok:pw' | base64 -w0)" >"$T/token.json"
+out=$(B push "$T/x.image" "$P/maps/tok:v1" --plain-http --registry-config "$T/token.json" 2>&1)
+[ $? = 0 ] && grep -q "token issued for repository:maps/tok:pull,push" "$T/tokenproxy.log"
+check bearer-push $? "$out $(cat "$T/tokenproxy.log")"
+out=$(B pull "$P/maps/tok:v1" -o "$T/pulled/tok.image" --plain-http --registry-config "$T/token.json" 2>&1)
+[ $? = 0 ] && cmp -s "$T/x.image" "$T/pulled/tok.image" && cmp -s "$T/x.image.sig" "$T/pulled/tok.image.sig" \
+	&& grep -q "token issued for repository:maps/tok:pull$" "$T/tokenproxy.log"
+check bearer-pull $? "$out $(cat "$T/tokenproxy.log")"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$P" "$(printf 'tokenuser:wrong' | base64 -w0)" >"$T/tokwrong.json"
+out=$(B pull "$P/maps/tok:v1" -o "$T/pulled/tok2.image" --plain-http --registry-config "$T/tokwrong.json" 2>&1)
+[ $? != 0 ] && grep -q "token from http://127.0.0.1:$tport/token" <<<"$out" && grep -q "credentials were refused" <<<"$out"
+check bearer-wrong-credentials-named $? "$out"
 
 # --- refusals -------------------------------------------------------------------------------
 # A wrong artifactType: ORAS pushes the image bytes under another type.

@@ -42,7 +42,8 @@ struct Pull: AsyncParsableCommand {
             try CommandError.wrapping("cannot write \(sigPath): ") { try FileContents.writeAtomically(signature, to: sigPath) }
         }
         try CommandError.wrapping("cannot write \(output): ") { try FileContents.writeAtomically(pulled.image, to: output) }
-        print("pulled \(store.name):\(reference)@\(pulled.manifestDigest) to \(output) (\(counted(pulled.image.count, "byte")))")
+        let named = reference == pulled.manifestDigest ? "\(store.name)@\(reference)" : "\(store.name):\(reference)@\(pulled.manifestDigest)"
+        print("pulled \(named) to \(output) (\(counted(pulled.image.count, "byte")))")
         if pulled.signature != nil {
             print("signature found: wrote \(sigPath) (not verified: run balancer verify \(output) --key PUB.pem)")
         } else {
