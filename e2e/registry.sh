@@ -11,7 +11,8 @@
 #  - a registry with htpasswd (basic) authentication, credentials from a config.json given with
 #    --registry-config; refused without them;
 #  - the bearer-token flow, through e2e/tokenproxy.py in front of the registry (a token per scope,
-#    basic credentials for the token from a config.json);
+#    basic credentials for the token from a config.json); the same stand-in with the referrers
+#    API and no cosign tag: pull finds the signature by its subject;
 #  - pull refuses a wrong artifactType, a container-like manifest and a corrupted blob.
 # Needs python3 with `oras` (installed with pip when missing), htpasswd (apache2-utils) and
 # docker-registry. Outside CI a missing tool that cannot be installed skips the script with a
@@ -218,6 +219,16 @@ printf '{"auths":{"%s":{"auth":"%s"}}}' "$P" "$(printf 'tokenuser:wrong' | base6
 out=$(B pull "$P/maps/tok:v1" -o "$T/pulled/tok2.image" --plain-http --registry-config "$T/tokwrong.json" 2>&1)
 [ $? != 0 ] && grep -q "token from http://127.0.0.1:$tport/token" <<<"$out" && grep -q "credentials were refused" <<<"$out"
 check bearer-wrong-credentials-named $? "$out"
+# A registry with the referrers API, where the signature has no cosign tag: found by its subject.
+rport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$PY" "$here/tokenproxy.py" "$rport" "${R#*:}" tokenuser 'tok:pw' referrers 2>"$T/referrers.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$rport/token" && break; sleep 0.1; done
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}' "$rport" "$(printf 'tokenuser:tok:pw' | base64 -w0)" >"$T/referrers.json"
+B push "$T/x.image" "127.0.0.1:$rport/maps/ref:v1" --plain-http --registry-config "$T/referrers.json" >/dev/null 2>&1
+out=$(B pull "127.0.0.1:$rport/maps/ref:v1" -o "$T/pulled/ref.image" --plain-http --registry-config "$T/referrers.json" 2>&1)
+[ $? = 0 ] && grep -q "referrers API" <<<"$out" && cmp -s "$T/x.image.sig" "$T/pulled/ref.image.sig"
+check pull-signature-by-referrers $? "$out"
 
 # --- refusals -------------------------------------------------------------------------------
 # A wrong artifactType: ORAS pushes the image bytes under another type.

@@ -99,5 +99,8 @@ public struct LayoutStore: ArtifactStore {
         do { return try FileContents.read(blobPath(descriptor.digest)) } catch { throw fail("read blob \(descriptor.digest)", "\(error)") }
     }
 
+    /// A layout has no referrers index: its signatures are found by their `sha256-<hex>.sig` tag.
+    public func referrers(of digest: String, artifactType: String) async throws(RegistryError) -> [Descriptor] { [] }
+
     public func close() async {}
 }

@@ -189,6 +189,18 @@ public final class RegistryStore: ArtifactStore, Sendable {
         }
     }
 
+    /// `GET /v2/<repo>/referrers/<digest>?artifactType=…`. A registry without the API answers
+    /// 404 (docker-registry 2.8) or something else that is not an index: that is "none", not a
+    /// failure, since the cosign-scheme tag was looked up first.
+    public func referrers(of digest: String, artifactType: String) async throws(RegistryError) -> [Descriptor] {
+        let type = artifactType.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? artifactType
+        let a = try await send(.GET, "\(repositoryPath)/referrers/\(digest)?artifactType=\(type)", headers: [("Accept", MediaType.index)],
+                               cap: manifestCap, step: "get referrers of \(digest)")
+        guard a.status == 200, let index = JSONValue.parse(a.body), index["mediaType"]?.string == MediaType.index || index["manifests"] != nil else { return [] }
+        // The filter is optional for the registry: applied again here.
+        return (index["manifests"]?.array ?? []).compactMap { Descriptor(json: $0) }.filter { $0.artifactType == artifactType && Digest.isValid($0.digest) }
+    }
+
     public func blob(_ descriptor: Descriptor) async throws(RegistryError) -> [UInt8] {
         let step = "get blob \(descriptor.digest)"
         let a = try await send(.GET, "\(repositoryPath)/blobs/\(descriptor.digest)", cap: Int(clamping: descriptor.size), step: step)

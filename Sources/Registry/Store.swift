@@ -11,6 +11,9 @@ public protocol ArtifactStore: Sendable {
     func manifest(_ reference: String, cap: Int) async throws(RegistryError) -> [UInt8]?
     /// A blob's bytes, read up to `descriptor.size` and refused past it (the caller checks the digest).
     func blob(_ descriptor: Descriptor) async throws(RegistryError) -> [UInt8]
+    /// Descriptors of manifests whose `subject` is `digest`, of `artifactType` (the OCI 1.1
+    /// referrers API); empty where the store has no such index.
+    func referrers(of digest: String, artifactType: String) async throws(RegistryError) -> [Descriptor]
     func close() async
 }
 

@@ -16,6 +16,8 @@ public struct PullResult: Sendable {
     public var image: [UInt8]
     public var title: String?
     public var signature: [UInt8]?
+    /// How the signature was found: its tag, or the referrers API and the manifest's digest.
+    public var signatureSource: String?
 }
 
 public enum Transfer {
@@ -64,15 +66,27 @@ public enum Transfer {
         let manifest = try ArtifactManifest.parse(manifestBytes, expecting: MediaType.image, where: "\(store.name) manifest \(reference)")
         let image = try await verifiedBlob(manifest.layer, from: store, cap: imageCap, what: "image layer")
         var signature: [UInt8]?
+        var source: String?
         let sigTag = Digest.signatureTag(of: digest)
-        if let sigBytes = try await store.manifest(sigTag, cap: manifestCap) {
-            let s = try ArtifactManifest.parse(sigBytes, expecting: MediaType.signature, where: "\(store.name) manifest \(sigTag)")
+        var found: (bytes: [UInt8], name: String)?
+        if let bytes = try await store.manifest(sigTag, cap: manifestCap) {
+            found = (bytes, sigTag)
+        } else if let referrer = try await store.referrers(of: digest, artifactType: MediaType.signature).first,
+                  let bytes = try await store.manifest(referrer.digest, cap: manifestCap) {
+            guard sha256Digest(bytes) == referrer.digest else {
+                throw RegistryError(store.name, step: "get signature \(referrer.digest)", "the bytes received hash to \(sha256Digest(bytes))")
+            }
+            found = (bytes, "referrers API: \(referrer.digest)")
+        }
+        if let found {
+            let s = try ArtifactManifest.parse(found.bytes, expecting: MediaType.signature, where: "\(store.name) manifest \(found.name)")
             if let subject = s.subject, subject.digest != digest {
-                throw RegistryError(store.name, step: "get signature \(sigTag)", "its subject is \(subject.digest), not the image manifest \(digest)")
+                throw RegistryError(store.name, step: "get signature \(found.name)", "its subject is \(subject.digest), not the image manifest \(digest)")
             }
             signature = try await verifiedBlob(s.layer, from: store, cap: signatureCap, what: "signature layer")
+            source = found.name
         }
-        return PullResult(manifestDigest: digest, image: image, title: manifest.layer.annotations["org.opencontainers.image.title"], signature: signature)
+        return PullResult(manifestDigest: digest, image: image, title: manifest.layer.annotations["org.opencontainers.image.title"], signature: signature, signatureSource: source)
     }
 
     static func verifiedBlob(_ d: Descriptor, from store: some ArtifactStore, cap: Int64, what: String) async throws(RegistryError) -> [UInt8] {

@@ -45,9 +45,9 @@ struct Pull: AsyncParsableCommand {
         let named = reference == pulled.manifestDigest ? "\(store.name)@\(reference)" : "\(store.name):\(reference)@\(pulled.manifestDigest)"
         print("pulled \(named) to \(output) (\(counted(pulled.image.count, "byte")))")
         if pulled.signature != nil {
-            print("signature found: wrote \(sigPath) (not verified: run balancer verify \(output) --key PUB.pem)")
+            print("signature found (\(pulled.signatureSource ?? "")): wrote \(sigPath) (not verified: run balancer verify \(output) --key PUB.pem)")
         } else {
-            print("no signature found (no \(Digest.signatureTag(of: pulled.manifestDigest)) in \(store.name))"
+            print("no signature found (no tag \(Digest.signatureTag(of: pulled.manifestDigest)) and no referrer in \(store.name))"
                   + (FileManager.default.fileExists(atPath: sigPath) ? "; \(sigPath) is from before and was left as it was" : ""))
         }
     }
