@@ -101,3 +101,67 @@ import Testing
         #expect(Challenge.parse(#"Basic realm="Registry Realm""#)?.parameters["realm"] == "Registry Realm")
     }
 }
+
+/// Push and pull through an OCI layout directory: no registry needed.
+@Suite struct LayoutTransferTests {
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("balancer-layout-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func roundTripWithSignatureAndForeignEntries() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = LayoutStore(directory: dir + "/layout")
+        let image: [UInt8] = Array(repeating: 7, count: 1000)
+        let signature = Array("c2lnbmF0dXJl\n".utf8)
+        let pushed = try await Transfer.push(image: image, title: "x.image", signature: signature, signatureTitle: "x.image.sig", to: store, tag: "v1")
+        #expect(pushed.manifestDigest == ArtifactManifest.image(image, title: "x.image").descriptor.digest)
+        #expect(pushed.signatureTag == Digest.signatureTag(of: pushed.manifestDigest))
+        // Another tool's entry in index.json survives a second push.
+        let indexPath = dir + "/layout/index.json"
+        var index = try #require(JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: indexPath)))))
+        if case .object(var o) = index, case .array(var m) = o["manifests"] {
+            m.append(.object(["mediaType": .string(MediaType.manifest), "digest": .string("sha256:" + String(repeating: "0", count: 64)),
+                              "size": .integer(1), "platform": .object(["os": .string("linux")])]))
+            o["manifests"] = .array(m)
+            index = .object(o)
+        }
+        try Data(index.canonicalBytes).write(to: URL(fileURLWithPath: indexPath))
+        let again = try await Transfer.push(image: image, title: "x.image", signature: nil, signatureTitle: "", to: store, tag: "v1")
+        #expect(again.manifestDigest == pushed.manifestDigest)
+        #expect(again.blobsUploaded == 0)
+        let after = try #require(JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: indexPath)))))
+        let entries = after["manifests"]?.array ?? []
+        #expect(entries.count == 3)  // v1 (replaced, not doubled), the .sig tag, the foreign entry
+        #expect(entries.contains { $0["platform"]?["os"]?.string == "linux" })
+
+        let pulled = try await Transfer.pull(from: store, reference: "v1")
+        #expect(pulled.image == image)
+        #expect(pulled.signature == signature)
+        #expect(pulled.title == "x.image")
+        let byDigest = try await Transfer.pull(from: store, reference: pushed.manifestDigest)
+        #expect(byDigest.image == image)
+    }
+
+    @Test func corruptedBlobAndMissingTagRefused() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = LayoutStore(directory: dir)
+        let image: [UInt8] = Array(0..<200)
+        _ = try await Transfer.push(image: image, title: "x.image", signature: nil, signatureTitle: "", to: store, tag: "v1")
+        await #expect(throws: RegistryError.self) { _ = try await Transfer.pull(from: store, reference: "v2") }
+        let layer = ArtifactManifest.image(image, title: "x.image").layer.digest.dropFirst(7)
+        var bytes = image
+        bytes[10] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/blobs/sha256/\(layer)"))
+        do {
+            _ = try await Transfer.pull(from: store, reference: "v1")
+            Issue.record("a corrupted layer was pulled")
+        } catch {
+            #expect(error.step.hasPrefix("get image layer"))
+            #expect(error.description.contains("hash to"))
+        }
+    }
+}
