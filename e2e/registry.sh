@@ -104,6 +104,10 @@ out2=$(B push "$T/x.image" "$R/maps/example:v2" --plain-http 2>&1)
 grep -q "@$digest " <<<"$out2"
 check push-same-digest $? "first $digest; then: $out2"
 
+# HTTPS is the default: against this plain-HTTP registry it fails, and says what to add.
+out=$(B pull "$R/maps/example:v1" -o "$T/https.image" 2>&1)
+[ $? != 0 ] && grep -q "TLS" <<<"$out" && grep -q -- "needs --plain-http" <<<"$out" && [ ! -e "$T/https.image" ]
+check https-default-hint $? "$out"
 mkdir -p "$T/pulled"
 out=$(B pull "$R/maps/example:v1" -o "$T/pulled/x.image" --plain-http 2>&1)
 check pull $? "$out"

@@ -2,7 +2,12 @@ import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A repository in a registry, over the OCI distribution API: HEAD and GET of blobs and
 /// manifests, monolithic blob upload (POST, then PUT with `?digest=`), manifest PUT by tag.
@@ -78,7 +83,7 @@ public final class RegistryStore: ArtifactStore, Sendable {
             } catch let e as RegistryError {
                 throw e
             } catch {
-                throw fail(step, "\(method) \(r.url): \(error)")
+                throw fail(step, "\(method) \(r.url): \(Self.transportText(error, plainHTTP: base.hasPrefix("http:")))")
             }
             if answer.status == 401, !challenged {
                 challenged = true
@@ -119,7 +124,7 @@ public final class RegistryStore: ArtifactStore, Sendable {
                 status = Int(response.status.code)
                 body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
             } catch {
-                throw fail("token from \(realm)", "\(error)")
+                throw fail("token from \(realm)", Self.transportText(error, plainHTTP: realm.hasPrefix("http:")))
             }
             guard status == 200 else {
                 throw fail("token from \(realm)", "\(status)\(status == 401 ? " (the credentials were refused)" : ""): \(String(decoding: body.prefix(300), as: UTF8.self))", status: status)
@@ -131,6 +136,28 @@ public final class RegistryStore: ArtifactStore, Sendable {
         default:
             throw fail(step, "401 Unauthorized with an unsupported challenge: \(challenge)", status: 401)
         }
+    }
+
+    /// A transport failure in words, with the hint a local registry usually needs.
+    static func transportText(_ error: any Error, plainHTTP: Bool) -> String {
+        if let e = error as? IOError {
+            return e.errnoCode == ECONNREFUSED ? "connection refused" : String(cString: strerror(e.errnoCode))
+        }
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .connectTimeout: return "timed out connecting"
+            case .deadlineExceeded, .readTimeout: return "timed out waiting for the answer"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return "\(e)"
+            }
+        }
+        if let e = error as? NIOSSLError {
+            return "TLS: \(e)" + (plainHTTP ? "" : " (a registry that speaks plain HTTP needs --plain-http)")
+        }
+        if let e = error as? BoringSSLError {
+            return "TLS: \(e)" + (plainHTTP ? "" : " (a registry that speaks plain HTTP needs --plain-http)")
+        }
+        return "\(error)"
     }
 
     func unexpected(_ step: String, _ a: Answer) -> RegistryError {
