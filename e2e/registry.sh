@@ -7,7 +7,8 @@
 #  - ORAS (the Python `oras` package) pulls what balancer pushed (the layer is the image) and
 #    pushes an artifact that balancer pulls; it reads the OCI layout balancer writes and copies
 #    it into the registry, where balancer pulls it again;
-#  - an OCI layout directory (oci:DIR:TAG): push, pull, `skopeo inspect --raw` of the manifest;
+#  - an OCI layout directory (oci:DIR:TAG): push, pull, `skopeo inspect --raw` of the manifest,
+#    `skopeo copy` of the image and its .sig tag into the registry and balancer's pull of that;
 #  - a registry with htpasswd (basic) authentication, credentials from a config.json given with
 #    --registry-config; refused without them;
 #  - the bearer-token flow, through e2e/tokenproxy.py in front of the registry (a token per scope,
@@ -191,6 +192,15 @@ echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
 raw=$(skopeo --policy "$T/policy.json" inspect --raw "oci:$L:v1" 2>&1)
 [ "$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)" = "${digest#sha256:}" ]
 check skopeo-inspect-layout $? "$raw"
+# skopeo mirrors the layout into a registry (the image and its .sig tag, digests preserved):
+# balancer pulls the image and its signature from the copy. A full `skopeo inspect` (without
+# --raw) refuses artifacts ("unsupported image-specific operation on artifact"): not used.
+sigtag=sha256-${digest#sha256:}.sig
+out=$(skopeo --policy "$T/policy.json" copy --dest-tls-verify=false "oci:$L:v1" "docker://$R/maps/via-skopeo:v1" 2>&1 \
+	&& skopeo --policy "$T/policy.json" copy --dest-tls-verify=false "oci:$L:$sigtag" "docker://$R/maps/via-skopeo:$sigtag" 2>&1 \
+	&& B pull "$R/maps/via-skopeo:v1" -o "$T/pulled/via-skopeo.image" --plain-http 2>&1)
+[ $? = 0 ] && cmp -s "$T/x.image" "$T/pulled/via-skopeo.image" && cmp -s "$T/x.image.sig" "$T/pulled/via-skopeo.image.sig"
+check skopeo-copy-layout-to-registry $? "$out"
 # ORAS reads the layout and copies it into the registry; balancer pulls that copy.
 "$PY" - "$L" "$R" <<'EOF' >"$T/oras-layout.log" 2>&1
 import sys, oras.provider
