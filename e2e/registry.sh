@@ -105,6 +105,11 @@ out2=$(B push "$T/x.image" "$R/maps/example:v2" --plain-http 2>&1)
 grep -q "@$digest " <<<"$out2"
 check push-same-digest $? "first $digest; then: $out2"
 
+# Push verifies the image as load would: another file never reaches the registry.
+echo "not an image" >"$T/not.image"
+out=$(B push "$T/not.image" "$R/maps/not:v1" --plain-http 2>&1)
+[ $? != 0 ] && grep -q "not.image" <<<"$out" && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/maps/not/manifests/v1")" = 404 ]
+check push-refuses-non-image $? "$out"
 # HTTPS is the default: against this plain-HTTP registry it fails, and says what to add.
 out=$(B pull "$R/maps/example:v1" -o "$T/https.image" 2>&1)
 [ $? != 0 ] && grep -q "TLS" <<<"$out" && grep -q -- "needs --plain-http" <<<"$out" && [ ! -e "$T/https.image" ]

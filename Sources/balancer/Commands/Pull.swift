@@ -3,6 +3,8 @@ import FoundationEssentials
 import HostSystem
 import Registry
 
+/// `balancer pull`: an image (and its signature, unverified) from a registry or an OCI layout
+/// directory, written only after every digest and type check passed.
 struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pull a map image (and its signature) from an OCI registry or an OCI layout directory.",

@@ -1,17 +1,11 @@
 import ArgumentParser
 import FoundationEssentials
 import HostSystem
+import MapImage
 import Registry
 
-/// Options both transfer commands take.
-struct RegistryOptions: ParsableArguments {
-    @Flag(help: "Talk HTTP, not HTTPS, to the registry (a local registry on 127.0.0.1).")
-    var plainHTTP = false
-
-    @Option(help: "The docker config.json with the registry credentials (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json).")
-    var registryConfig: String?
-}
-
+/// `balancer push`: the image, and its signature, into a registry or an OCI layout directory, as
+/// OCI artifacts the ecosystem's tools handle without knowing what a map image is.
 struct Push: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Push a map image (and its signature) to an OCI registry or an OCI layout directory.",
@@ -39,7 +33,8 @@ struct Push: AsyncParsableCommand {
 
     func run() async throws {
         let parsed = try CommandError.wrapping { try ArtifactReference.parse(ref) }
-        let bytes = try CommandError.wrapping("cannot read \(image): ") { try FileContents.read(image) }
+        // Verified as `load` would: a typo'd path or a half-written file never reaches a registry.
+        let bytes = try loadImage(image).bytes
         let sigPath = signature ?? (FileManager.default.fileExists(atPath: image + ".sig") ? image + ".sig" : nil)
         let sigBytes = try sigPath.map { p in try CommandError.wrapping("cannot read signature \(p): ") { try FileContents.read(p) } }
         let (store, tag) = try CommandError.wrapping {
