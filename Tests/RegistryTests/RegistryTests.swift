@@ -94,6 +94,19 @@ import Testing
         #expect(DockerConfig.defaultPath(explicit: nil, environment: ["HOME": "/h"]) == "/h/.docker/config.json")
     }
 
+    @Test func missingFiles() throws {
+        // No default file: anonymous. A --registry-config that is missing: an error naming it.
+        let none = try DockerConfig.load(explicit: nil, environment: ["DOCKER_CONFIG": "/nonexistent-balancer-test"])
+        #expect(none.path == nil)
+        #expect(try none.credentials(for: "x.example") == nil)
+        do {
+            _ = try DockerConfig.load(explicit: "/nonexistent-balancer-test/config.json", environment: [:])
+            Issue.record("a missing --registry-config was accepted")
+        } catch {
+            #expect(error.source == "/nonexistent-balancer-test/config.json")
+        }
+    }
+
     @Test func challenges() {
         let c = Challenge.parse(#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#)
         #expect(c?.scheme == "Bearer")
