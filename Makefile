@@ -6,11 +6,12 @@ endif
 
 # No clang or llvm here: the datapath is compiled by the Swift toolchain's clang (bpf/programs/build.sh).
 # umoci, skopeo and docker-registry build, read and push the container image (`make image`,
-# e2e/image.sh); python3-prometheus-client and prometheus (promtool) check the metrics. Without
+# e2e/image.sh, e2e/registry.sh; apache2-utils' htpasswd for its authenticated registry);
+# python3-prometheus-client and prometheus (promtool) check the metrics. Without
 # recommended packages (prometheus would bring node-exporter); the services docker-registry and
 # prometheus start on a host with systemd are stopped and disabled again when `deps` installed them.
 APT_PACKAGES := libbpf-dev linux-libc-dev libelf-dev zlib1g-dev libyaml-dev libjansson-dev pkg-config bpftool iproute2 \
-	time curl openssl python3-yaml python3-jsonschema umoci skopeo docker-registry python3-prometheus-client prometheus
+	time curl openssl python3-yaml python3-jsonschema umoci skopeo docker-registry apache2-utils python3-prometheus-client prometheus
 SWIFT ?= swift
 BALANCER := .build/debug/balancer
 RELEASE_BALANCER := .build/release/balancer
@@ -110,6 +111,12 @@ test: deps bpf
 	# 127.0.0.1 and read back; built twice, one digest (e2e/image.sh, about 30 s). Needs root.
 	@if [ "$$(id -u)" = 0 ]; then bash e2e/image.sh $(BALANCER); \
 	else $(call skip_kernel,e2e/image.sh,umoci unpack and chroot need root); fi
+	# `balancer push`/`pull` against real peers (e2e/registry.sh, about 20 s): Debian's docker-registry
+	# on 127.0.0.1 (plain and with htpasswd basic auth from a config.json) and ORAS (the Python
+	# `oras` package, pip-installed when missing) both ways; an OCI layout read by skopeo and oras;
+	# wrong artifact types and corrupted blobs refused. Root only (it may apt/pip install).
+	@if [ "$$(id -u)" = 0 ]; then bash e2e/registry.sh $(BALANCER); \
+	else $(call skip_kernel,e2e/registry.sh,it installs its peers as root); fi
 	# Real sockets through the programs: a test cgroup, two private network namespaces and a
 	# private bpffs (the sandbox rules of e2e/README.md, e2e/sandbox.sh); programs attached by bpftool,
 	# then by `balancer attach`; compiled images loaded with `balancer load` and rolled back. Needs root.

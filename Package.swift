@@ -78,6 +78,20 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // OCI registries and OCI image layout directories: map images and their signatures as
+        // OCI 1.1 artifacts (`balancer push`/`pull`, docs/registry.md).
+        .target(
+            name: "Registry",
+            dependencies: [
+                "HostSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // libbpf behind one wrapper layer; knows nothing of Kubernetes.
         // The datapath object, embedded: compiled from bpf/ at build time by the plugin below.
         .target(name: "CBalancerBPF", plugins: ["BPFObject"]),
@@ -105,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "balancer",
             dependencies: [
-                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "Watcher", "HostSystem",
+                "Compiler", "Manifests", "KubeAPI", "MapImage", "Loader", "Watcher", "HostSystem", "Registry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -123,6 +137,7 @@ let package = Package(
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Manifests", "TestSupport"]),
         // GenerationWriter and Datapath on in-memory maps (MemoryMaps): no root, no kernel.
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "MapImage", "HostSystem"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
         .testTarget(name: "BalancerCLITests", dependencies: ["Compiler", "MapImage", "HostSystem"]),
         .testTarget(
             name: "WatcherTests",

@@ -10,6 +10,6 @@ struct Balancer: AsyncParsableCommand {
         commandName: "balancer",
         abstract: "Kubernetes service resolution at the socket: compile objects into a map image, inspect and query it.",
         version: "\(BalancerVersion.string) (\(BalancerVersion.commit))",
-        subcommands: [Version.self, Compile.self, Sign.self, Verify.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, CheckLive.self, Attach.self, Detach.self, Status.self, Monitor.self, Watch.self, SnapshotCommand.self]
+        subcommands: [Version.self, Compile.self, Sign.self, Verify.self, Inspect.self, Diff.self, Resolve.self, Load.self, Rollback.self, CheckLive.self, Attach.self, Detach.self, Status.self, Monitor.self, Watch.self, SnapshotCommand.self, Push.self, Pull.self]
     )
 }
