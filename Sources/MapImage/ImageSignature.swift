@@ -1,3 +1,6 @@
+// Signatures read keys and files through HostSystem; the fuzzers build MapImage without it
+// (fuzz/build.sh), and sign nothing.
+#if canImport(HostSystem)
 import Crypto
 import FoundationEssentials
 import HostSystem
@@ -194,3 +197,4 @@ private func readText(_ path: String, what: String) throws(SignatureError) -> St
         throw SignatureError("cannot read \(what) \(error)")
     }
 }
+#endif
