@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
-                "Manifests", "HostSystem", "CJansson", "CWireSelect",
+                "Manifests", "HostSystem", "CJansson", "CWireSelect", "TransportText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -80,10 +80,19 @@ let package = Package(
         ),
         // OCI registries and OCI image layout directories: map images and their signatures as
         // OCI 1.1 artifacts (`balancer push`/`pull`, docs/registry.md).
+        // A server that could not be reached, in words (KubeAPI and Registry say it alike).
+        .target(
+            name: "TransportText",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "Registry",
             dependencies: [
-                "HostSystem",
+                "HostSystem", "TransportText",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import TransportText
 import AsyncHTTPClient
 import FoundationEssentials
 import MapImage

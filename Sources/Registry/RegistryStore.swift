@@ -1,3 +1,4 @@
+import TransportText
 import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
@@ -140,24 +141,7 @@ public final class RegistryStore: ArtifactStore, Sendable {
 
     /// A transport failure in words, with the hint a local registry usually needs.
     static func transportText(_ error: any Error, plainHTTP: Bool) -> String {
-        if let e = error as? IOError {
-            return e.errnoCode == ECONNREFUSED ? "connection refused" : String(cString: strerror(e.errnoCode))
-        }
-        if let e = error as? HTTPClientError {
-            switch e {
-            case .connectTimeout: return "timed out connecting"
-            case .deadlineExceeded, .readTimeout: return "timed out waiting for the answer"
-            case .remoteConnectionClosed: return "the server closed the connection"
-            default: return "\(e)"
-            }
-        }
-        if let e = error as? NIOSSLError {
-            return "TLS: \(e)" + (plainHTTP ? "" : " (a registry that speaks plain HTTP needs --plain-http)")
-        }
-        if let e = error as? BoringSSLError {
-            return "TLS: \(e)" + (plainHTTP ? "" : " (a registry that speaks plain HTTP needs --plain-http)")
-        }
-        return "\(error)"
+        TransportErrors.text(error, tlsHint: plainHTTP ? "" : " (a registry that speaks plain HTTP needs --plain-http)")
     }
 
     func unexpected(_ step: String, _ a: Answer) -> RegistryError {

@@ -6,11 +6,12 @@ import NIOSSL
 import Glibc
 #endif
 
-/// A failure to reach the API server in words an operator reads ("connection refused", "no such
-/// host"), not the networking library's type dump ("connection reset (error set): Connection
-/// refused) (errno: 111)").
-enum TransportErrors {
-    static func text(_ error: any Error) -> String {
+/// A failure to reach a server (the API server, a registry) in words an operator reads
+/// ("connection refused", "no such host"), not the networking library's type dump ("connection
+/// reset (error set): Connection refused) (errno: 111)").
+public enum TransportErrors {
+    /// `tlsHint`: said after a TLS failure (a registry: "needs --plain-http").
+    public static func text(_ error: any Error, tlsHint: String = "") -> String {
         if let e = error as? IOError {
             return e.errnoCode == ECONNREFUSED ? "connection refused" : String(cString: strerror(e.errnoCode))
         }
@@ -25,7 +26,8 @@ enum TransportErrors {
             default: return "\(e)"
             }
         }
-        if let e = error as? NIOSSLError { return "TLS: \(e)" }
+        if let e = error as? NIOSSLError { return "TLS: \(e)" + tlsHint }
+        if let e = error as? BoringSSLError { return "TLS: \(e)" + tlsHint }
         return "\(error)"
     }
 }
