@@ -92,6 +92,7 @@ EOF
 B compile "$root/fixtures/example" -o "$T/x.image" >/dev/null || { echo "FAIL: balancer compile fixtures/example" >&2; exit 1; }
 # The signature is opaque to push and pull: any bytes (balancer sign writes base64 DER).
 printf 'MEUCIQDfakefakefakefakefakefakefakefakefakefakefakeAiBfakefakefakefakefakefake=\n' >"$T/x.image.sig"
+openssl genpkey -algorithm ed25519 -out "$T/trust.pem" 2>/dev/null && openssl pkey -in "$T/trust.pem" -pubout -out "$T/trust.pub"
 
 start_registry plain
 R=127.0.0.1:$port
@@ -121,6 +122,16 @@ cmp -s "$T/x.image" "$T/pulled/x.image" && cmp -s "$T/x.image.sig" "$T/pulled/x.
 check pull-identical-with-signature $? "$out"
 grep -q "signature found" <<<"$out"
 check pull-says-signature $? "$out"
+# pull --trust-key: the fake signature is refused and nothing is written; a real one (balancer
+# sign, pushed as v3) is checked and the image written.
+out=$(B pull "$R/maps/example:v1" -o "$T/pulled/trusted.image" --plain-http --trust-key "$T/trust.pub" 2>&1)
+[ $? = 1 ] && grep -q "refused (nothing written): " <<<"$out" && [ ! -e "$T/pulled/trusted.image" ] && [ ! -e "$T/pulled/trusted.image.sig" ]
+check pull-trust-key-refuses-forged $? "$out"
+mkdir -p "$T/signed" && cp "$T/x.image" "$T/signed/s.image" && B sign "$T/signed/s.image" --key "$T/trust.pem" 2>/dev/null &&
+	B push "$T/signed/s.image" "$R/maps/example:v3" --plain-http >/dev/null 2>&1
+out=$(B pull "$R/maps/example:v3" -o "$T/pulled/trusted.image" --plain-http --trust-key "$T/trust.pub" 2>&1)
+[ $? = 0 ] && grep -q "signature valid ($T/trust.pub" <<<"$out" && cmp -s "$T/x.image" "$T/pulled/trusted.image"
+check pull-trust-key-accepts-signed $? "$out"
 out=$(B pull "$R/maps/example@$digest" -o "$T/pulled/bydigest.image" --plain-http 2>&1)
 cmp -s "$T/x.image" "$T/pulled/bydigest.image"
 check pull-by-digest $? "$out"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HostSystem
+import MapImage
 import Registry
 
 /// `balancer pull`: an image (and its signature, unverified) from a registry or an OCI layout
@@ -13,7 +14,9 @@ struct Pull: AsyncParsableCommand {
         application/vnd.balancer.image.v1 with one layer of that type is accepted; the layer's \
         size and digest are checked before anything is written. The image is written atomically \
         to -o; a signature stored under cosign's tag (sha256-<hex>.sig) is written to IMAGE.sig. \
-        The signature is not checked here: run `balancer verify` with a key you trust.
+        The signature is not checked unless --trust-key names the keys to trust: then an image \
+        without a valid signature by one of them is refused and nothing is written; otherwise run \
+        `balancer verify` with a key you trust.
         """)
 
     @Argument(help: "Where from: host[:port]/repository[:tag|@sha256:…] or oci:DIR:TAG.")
@@ -23,6 +26,10 @@ struct Pull: AsyncParsableCommand {
     var output: String
 
     @OptionGroup var registry: RegistryOptions
+
+    @Option(name: .customLong("trust-key"), help: ArgumentHelp("Write the image only when its signature is valid for this public key (PEM), or one in this directory; repeatable.",
+                                                             valueName: "pub.pem|dir"))
+    var trustKeys: [String] = []
 
     func run() async throws {
         let parsed = try CommandError.wrapping { try ArtifactReference.parse(ref) }
@@ -38,6 +45,16 @@ struct Pull: AsyncParsableCommand {
         }
         await store.close()
         let pulled = try CommandError.wrapping("pull failed: ") { try result.get() }
+        // --trust-key: checked before anything is written, as `load --trust-key` checks.
+        var signer: String?
+        if !trustKeys.isEmpty {
+            let trusted = try CommandError.wrapping("--trust-key: ") { try TrustedKeys.read(trustKeys) }
+            guard let signature = pulled.signature else {
+                throw CommandError(description: "refused (nothing written): \(store.name) holds no signature of \(pulled.manifestDigest), and --trust-key requires one")
+            }
+            let raw = try CommandError.wrapping("refused (nothing written): ") { try ImageSignature.raw(signature, file: "the signature pulled") }
+            signer = try CommandError.wrapping("refused (nothing written): ") { try trusted.signer(of: pulled.image, signature: raw, imageName: ref) }
+        }
         // The signature first: an image never appears beside a signature of an earlier pull.
         let sigPath = output + ".sig"
         if let signature = pulled.signature {
@@ -46,7 +63,9 @@ struct Pull: AsyncParsableCommand {
         try CommandError.wrapping("cannot write \(output): ") { try FileContents.writeAtomically(pulled.image, to: output) }
         let named = reference == pulled.manifestDigest ? "\(store.name)@\(reference)" : "\(store.name):\(reference)@\(pulled.manifestDigest)"
         print("pulled \(named) to \(output) (\(counted(pulled.image.count, "byte")))")
-        if pulled.signature != nil {
+        if let signer {
+            print("signature valid (\(signer); found by \(pulled.signatureSource ?? "")): wrote \(sigPath)")
+        } else if pulled.signature != nil {
             print("signature found (\(pulled.signatureSource ?? "")): wrote \(sigPath) (not verified: run balancer verify \(output) --key PUB.pem)")
         } else {
             print("no signature found (no tag \(Digest.signatureTag(of: pulled.manifestDigest)) and no referrer in \(store.name))"
