@@ -201,19 +201,10 @@ struct WallClock {
     let offsetNs: Int64
 
     init() {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let real = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-        offsetNs = real - Int64(EventMonitor.monotonicNow())
+        offsetNs = WallTime.nowNanoseconds() - Int64(EventMonitor.monotonicNow())
     }
 
     func iso8601(monotonicNs: UInt64) -> String {
-        let ns = Int64(monotonicNs) + offsetNs
-        var seconds = time_t(ns / 1_000_000_000)
-        var tm = tm()
-        gmtime_r(&seconds, &tm)
-        func pad(_ v: Int32, _ w: Int) -> String { String(repeating: "0", count: max(0, w - String(v).count)) + String(v) }
-        let micros = Int32((ns % 1_000_000_000) / 1000)
-        return "\(tm.tm_year + 1900)-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(micros, 6))Z"
+        WallTime.rfc3339(nanoseconds: Int64(monotonicNs) + offsetNs, digits: 6)
     }
 }

@@ -76,22 +76,5 @@ struct LineLogHandler: LogHandler {
     }
 
     /// RFC 3339 in UTC with nanoseconds: `2026-12-05T06:05:00.123456789Z`.
-    static func now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return rfc3339(seconds: Int(ts.tv_sec), nanoseconds: Int(ts.tv_nsec))
-    }
-
-    static func rfc3339(seconds: Int, nanoseconds: Int) -> String {
-        var t = time_t(seconds)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        let nanos = String(nanoseconds)
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
-            + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
-    }
+    static func now() -> String { WallTime.rfc3339(nanoseconds: WallTime.nowNanoseconds(), digits: 9) }
 }
